@@ -1,0 +1,280 @@
+//! Assistants: create, list, retrieve, modify, delete.
+
+use super::pagination::{list_objects, ListQuery, Query};
+use super::types::{
+    now, validate_response_format, validate_tools, Tool, ToolResources, ToolResourcesRequest,
+};
+use super::validate::{self, max_chars, metadata, nullable, parse_body, range, Metadata};
+use super::Ctx;
+use crate::error::ApiError;
+use crate::ids::{new_id, Kind};
+use crate::store::{self, keys, PutMode, Update};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The stored and answered assistant object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assistant {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub model: String,
+    pub instructions: Option<String>,
+    pub tools: Vec<Tool>,
+    pub tool_resources: ToolResources,
+    pub metadata: Metadata,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub response_format: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAssistant {
+    model: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    instructions: Option<String>,
+    #[serde(default)]
+    reasoning_effort: Option<String>,
+    #[serde(default)]
+    tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    tool_resources: Option<ToolResourcesRequest>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    response_format: Option<Value>,
+}
+
+/// Modify: every field optional; an explicit `null` clears a nullable field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyAssistant {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    instructions: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    reasoning_effort: Option<Option<String>>,
+    #[serde(default)]
+    tools: Option<Vec<Tool>>,
+    #[serde(default)]
+    tool_resources: Option<ToolResourcesRequest>,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<Metadata>>,
+    #[serde(default, deserialize_with = "nullable")]
+    temperature: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    top_p: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    response_format: Option<Option<Value>>,
+}
+
+pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+
+pub fn validate_model(model: &str) -> Result<(), ApiError> {
+    validate::non_empty("model", model)?;
+    max_chars("model", model, 256)
+}
+
+/// Checks the fields create and modify share.
+#[allow(clippy::too_many_arguments)]
+fn validate_fields(
+    name: Option<&str>,
+    description: Option<&str>,
+    instructions: Option<&str>,
+    reasoning_effort: Option<&str>,
+    tools: Option<&[Tool]>,
+    meta: Option<&Metadata>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    response_format: Option<&Value>,
+) -> Result<(), ApiError> {
+    if let Some(v) = name {
+        max_chars("name", v, 256)?;
+    }
+    if let Some(v) = description {
+        max_chars("description", v, 512)?;
+    }
+    if let Some(v) = instructions {
+        max_chars("instructions", v, 256_000)?;
+    }
+    if let Some(v) = reasoning_effort {
+        super::types::one_of("reasoning_effort", v, REASONING_EFFORTS)?;
+    }
+    if let Some(t) = tools {
+        validate_tools("tools", t, 128)?;
+    }
+    if let Some(m) = meta {
+        metadata("metadata", m)?;
+    }
+    if let Some(t) = temperature {
+        range("temperature", t, 0.0, 2.0)?;
+    }
+    if let Some(p) = top_p {
+        range("top_p", p, 0.0, 1.0)?;
+    }
+    if let Some(f) = response_format {
+        validate_response_format("response_format", f)?;
+    }
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let req: CreateAssistant = parse_body(body)?;
+    validate_model(&req.model)?;
+    validate_fields(
+        req.name.as_deref(),
+        req.description.as_deref(),
+        req.instructions.as_deref(),
+        req.reasoning_effort.as_deref(),
+        req.tools.as_deref(),
+        req.metadata.as_ref(),
+        req.temperature,
+        req.top_p,
+        req.response_format.as_ref(),
+    )?;
+    let tool_resources = req
+        .tool_resources
+        .unwrap_or_default()
+        .resolve("tool_resources")?;
+    let assistant = Assistant {
+        id: new_id(Kind::Assistant),
+        object: "assistant".into(),
+        created_at: now(),
+        name: req.name,
+        description: req.description,
+        model: req.model,
+        instructions: req.instructions,
+        tools: req.tools.unwrap_or_default(),
+        tool_resources,
+        metadata: req.metadata.unwrap_or_default(),
+        temperature: Some(req.temperature.unwrap_or(1.0)),
+        top_p: Some(req.top_p.unwrap_or(1.0)),
+        response_format: req.response_format.unwrap_or_else(|| json!("auto")),
+        reasoning_effort: req.reasoning_effort,
+    };
+    let key = keys::assistant(&ctx.tenant, &assistant.id);
+    store::put_json(ctx.store.as_ref(), &key, &assistant, PutMode::Create).await?;
+    to_value(&assistant)
+}
+
+pub fn to_value<T: Serialize>(object: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(object).map_err(ApiError::internal)
+}
+
+/// Reads an assistant of this tenant, or the 404.
+pub async fn load(ctx: &Ctx, assistant_id: &str) -> Result<Assistant, ApiError> {
+    super::path_id(Kind::Assistant, assistant_id)?;
+    let key = keys::assistant(&ctx.tenant, assistant_id);
+    match store::get_json::<Assistant>(ctx.store.as_ref(), &key).await? {
+        Some((a, _)) => Ok(a),
+        None => Err(ApiError::not_found(Kind::Assistant, assistant_id)),
+    }
+}
+
+pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
+    to_value(&load(ctx, assistant_id).await?)
+}
+
+pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    super::path_id(Kind::Assistant, assistant_id)?;
+    let req: ModifyAssistant = parse_body(body)?;
+    if let Some(model) = &req.model {
+        validate_model(model)?;
+    }
+    validate_fields(
+        req.name.as_ref().and_then(Option::as_deref),
+        req.description.as_ref().and_then(Option::as_deref),
+        req.instructions.as_ref().and_then(Option::as_deref),
+        req.reasoning_effort.as_ref().and_then(Option::as_deref),
+        req.tools.as_deref(),
+        req.metadata.as_ref().and_then(Option::as_ref),
+        req.temperature.flatten(),
+        req.top_p.flatten(),
+        req.response_format.as_ref().and_then(Option::as_ref),
+    )?;
+    let tool_resources = match req.tool_resources.clone() {
+        Some(tr) => Some(tr.resolve("tool_resources")?),
+        None => None,
+    };
+    let key = keys::assistant(&ctx.tenant, assistant_id);
+    let updated = store::update_json(ctx.store.as_ref(), &key, |mut a: Assistant| {
+        if let Some(v) = &req.model {
+            a.model = v.clone();
+        }
+        if let Some(v) = &req.name {
+            a.name = v.clone();
+        }
+        if let Some(v) = &req.description {
+            a.description = v.clone();
+        }
+        if let Some(v) = &req.instructions {
+            a.instructions = v.clone();
+        }
+        if let Some(v) = &req.reasoning_effort {
+            a.reasoning_effort = v.clone();
+        }
+        if let Some(v) = &req.tools {
+            a.tools = v.clone();
+        }
+        if let Some(v) = &tool_resources {
+            a.tool_resources = v.clone();
+        }
+        if let Some(v) = &req.metadata {
+            a.metadata = v.clone().unwrap_or_default();
+        }
+        if let Some(v) = req.temperature {
+            a.temperature = Some(v.unwrap_or(1.0));
+        }
+        if let Some(v) = req.top_p {
+            a.top_p = Some(v.unwrap_or(1.0));
+        }
+        if let Some(v) = &req.response_format {
+            a.response_format = v.clone().unwrap_or_else(|| json!("auto"));
+        }
+        Ok::<_, ApiError>(Update::Write(a.clone(), a))
+    })
+    .await?;
+    match updated {
+        Some(a) => to_value(&a),
+        None => Err(ApiError::not_found(Kind::Assistant, assistant_id)),
+    }
+}
+
+pub async fn delete(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
+    super::path_id(Kind::Assistant, assistant_id)?;
+    let key = keys::assistant(&ctx.tenant, assistant_id);
+    if !ctx.store.delete(&key).await? {
+        return Err(ApiError::not_found(Kind::Assistant, assistant_id));
+    }
+    Ok(json!({"id": assistant_id, "object": "assistant.deleted", "deleted": true}))
+}
+
+pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
+    let q = ListQuery::parse(query, 100, 20)?;
+    list_objects(
+        &ctx.store,
+        &keys::assistants(&ctx.tenant),
+        &q,
+        |a: &Assistant| &a.id,
+        None::<fn(&Assistant) -> bool>,
+    )
+    .await
+}

@@ -1,0 +1,222 @@
+//! Messages of a thread: create, list (with the `run_id` filter), retrieve, modify, delete.
+
+use super::assistants::to_value;
+use super::pagination::{list_objects, query_value, ListQuery, Query};
+use super::threads;
+use super::types::{now, parse_content, validate_attachments, Attachment, ContentPart};
+use super::validate::{metadata, nullable, parse_body, Metadata};
+use super::Ctx;
+use crate::error::ApiError;
+use crate::ids::{new_id, Kind};
+use crate::store::{self, keys, PutMode, Update};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub thread_id: String,
+    pub status: String,
+    pub incomplete_details: Option<Value>,
+    pub completed_at: Option<i64>,
+    pub incomplete_at: Option<i64>,
+    pub role: String,
+    pub content: Vec<ContentPart>,
+    pub assistant_id: Option<String>,
+    pub run_id: Option<String>,
+    pub attachments: Vec<Attachment>,
+    pub metadata: Metadata,
+}
+
+/// A message as create-message (and thread creation, and `additional_messages`) send it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMessage {
+    pub role: String,
+    pub content: Value,
+    #[serde(default)]
+    pub attachments: Option<Vec<Attachment>>,
+    #[serde(default)]
+    pub metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyMessage {
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<Metadata>>,
+}
+
+/// A validated message ready to be stored on a thread.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: String,
+    pub content: Vec<ContentPart>,
+    pub attachments: Vec<Attachment>,
+    pub metadata: Metadata,
+}
+
+impl CreateMessage {
+    /// Validates the request; `param` prefixes field names (e.g. `messages[2]`).
+    pub fn validate(self, param: &str) -> Result<NewMessage, ApiError> {
+        let field = |name: &str| {
+            if param.is_empty() {
+                name.to_string()
+            } else {
+                format!("{param}.{name}")
+            }
+        };
+        super::types::one_of(&field("role"), &self.role, &["user", "assistant"])?;
+        let content = parse_content(&field("content"), &self.content)?;
+        let attachments = self.attachments.unwrap_or_default();
+        validate_attachments(&field("attachments"), &attachments)?;
+        let meta = self.metadata.unwrap_or_default();
+        metadata(&field("metadata"), &meta)?;
+        Ok(NewMessage {
+            role: self.role,
+            content,
+            attachments,
+            metadata: meta,
+        })
+    }
+}
+
+impl NewMessage {
+    /// The stored message, completed at creation (messages from the API are never partial).
+    pub fn into_message(self, thread_id: &str, id: String) -> Message {
+        let created_at = now();
+        Message {
+            id,
+            object: "thread.message".into(),
+            created_at,
+            thread_id: thread_id.to_string(),
+            status: "completed".into(),
+            incomplete_details: None,
+            completed_at: Some(created_at),
+            incomplete_at: None,
+            role: self.role,
+            content: self.content,
+            assistant_id: None,
+            run_id: None,
+            attachments: self.attachments,
+            metadata: self.metadata,
+        }
+    }
+}
+
+/// Stores a new message (create-only: one write).
+pub async fn insert(ctx: &Ctx, message: &Message) -> Result<(), ApiError> {
+    let key = keys::message(&ctx.tenant, &message.thread_id, &message.id);
+    store::put_json(ctx.store.as_ref(), &key, message, PutMode::Create).await?;
+    Ok(())
+}
+
+pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    super::path_id(Kind::Thread, thread_id)?;
+    let req: CreateMessage = parse_body(body)?;
+    let new = req.validate("")?;
+    let thread = threads::load_record(ctx, thread_id).await?;
+    if let Some(run_id) = &thread.active_run_id {
+        return Err(ApiError::invalid(
+            format!("Can't add messages to {thread_id} while a run {run_id} is active."),
+            None,
+        ));
+    }
+    let message = new.into_message(thread_id, new_id(Kind::Message));
+    insert(ctx, &message).await?;
+    to_value(&message)
+}
+
+pub async fn load(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Message, ApiError> {
+    super::path_id(Kind::Thread, thread_id)?;
+    super::path_id(Kind::Message, message_id)?;
+    let key = keys::message(&ctx.tenant, thread_id, message_id);
+    match store::get_json::<Message>(ctx.store.as_ref(), &key).await? {
+        Some((m, _)) => Ok(m),
+        None => {
+            // Say which of the two is missing, as the API does.
+            threads::load_record(ctx, thread_id).await?;
+            Err(ApiError::not_found(Kind::Message, message_id))
+        }
+    }
+}
+
+pub async fn get(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Value, ApiError> {
+    to_value(&load(ctx, thread_id, message_id).await?)
+}
+
+pub async fn modify(
+    ctx: &Ctx,
+    thread_id: &str,
+    message_id: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    super::path_id(Kind::Thread, thread_id)?;
+    super::path_id(Kind::Message, message_id)?;
+    let req: ModifyMessage = parse_body(body)?;
+    if let Some(Some(m)) = &req.metadata {
+        metadata("metadata", m)?;
+    }
+    let key = keys::message(&ctx.tenant, thread_id, message_id);
+    let updated = store::update_json(ctx.store.as_ref(), &key, |mut m: Message| {
+        match &req.metadata {
+            Some(meta) => {
+                m.metadata = meta.clone().unwrap_or_default();
+                Ok::<_, ApiError>(Update::Write(m.clone(), m))
+            }
+            None => Ok(Update::Keep(m)),
+        }
+    })
+    .await?;
+    match updated {
+        Some(m) => to_value(&m),
+        None => {
+            threads::load_record(ctx, thread_id).await?;
+            Err(ApiError::not_found(Kind::Message, message_id))
+        }
+    }
+}
+
+pub async fn delete(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Value, ApiError> {
+    super::path_id(Kind::Thread, thread_id)?;
+    super::path_id(Kind::Message, message_id)?;
+    let key = keys::message(&ctx.tenant, thread_id, message_id);
+    if !ctx.store.delete(&key).await? {
+        threads::load_record(ctx, thread_id).await?;
+        return Err(ApiError::not_found(Kind::Message, message_id));
+    }
+    Ok(json!({"id": message_id, "object": "thread.message.deleted", "deleted": true}))
+}
+
+pub async fn list(ctx: &Ctx, thread_id: &str, query: &Query) -> Result<Value, ApiError> {
+    super::path_id(Kind::Thread, thread_id)?;
+    let q = ListQuery::parse(query, 100, 20)?;
+    // One read to tell an empty thread from a missing one.
+    threads::load_record(ctx, thread_id).await?;
+    let run_filter = query_value(query, "run_id").map(str::to_string);
+    let prefix = keys::messages(&ctx.tenant, thread_id);
+    match run_filter {
+        None => {
+            list_objects(
+                &ctx.store,
+                &prefix,
+                &q,
+                |m: &Message| &m.id,
+                None::<fn(&Message) -> bool>,
+            )
+            .await
+        }
+        Some(run_id) => {
+            list_objects(
+                &ctx.store,
+                &prefix,
+                &q,
+                |m: &Message| &m.id,
+                Some(|m: &Message| m.run_id.as_deref() == Some(run_id.as_str())),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The operations of the Assistants API, independent of HTTP.
+//!
+//! `Backend` is the one seam between the HTTP layer and what serves the API: the stored
+//! implementation (`stateful`) keeps everything in a `Store`; a proxy can forward instead.
+//! - `operation`: the enum of every API operation with its path ids;
+//! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
+//! - `assistants`, `threads`, `messages`: one module per resource;
+//! - `stateful`: the stored backend's dispatch.
+
+pub mod assistants;
+pub mod messages;
+pub mod operation;
+pub mod pagination;
+pub mod stateful;
+pub mod threads;
+pub mod types;
+pub mod validate;
+
+use crate::error::ApiError;
+use crate::ids::Kind;
+use crate::store::DynStore;
+use async_trait::async_trait;
+use bytes::Bytes;
+pub use operation::Operation;
+
+/// What one API call needs: who is asking, and the store their objects live in.
+#[derive(Clone)]
+pub struct Ctx {
+    pub store: DynStore,
+    /// Validated tenant name: the first segment of every key this call touches.
+    pub tenant: String,
+}
+
+/// One API call, as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct ApiRequest {
+    pub operation: Operation,
+    pub query: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// What an operation answers.
+#[derive(Debug)]
+pub enum Reply {
+    /// A JSON object, status 200.
+    Json(serde_json::Value),
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn handle(&self, tenant: &str, request: ApiRequest) -> Result<Reply, ApiError>;
+}
+
+/// Checks an id taken from the path: one of another kind is a 400 (as OpenAI answered
+/// `Expected an ID that begins with 'thread'`); a malformed one of the right kind can name
+/// nothing, so it is a 404. Only ids that pass reach a storage key.
+pub fn path_id(kind: Kind, id: &str) -> Result<(), ApiError> {
+    if crate::ids::is_valid(kind, id) {
+        return Ok(());
+    }
+    let stem = kind.prefix().trim_end_matches(['_', '-']);
+    if !id.starts_with(stem) {
+        let shown: String = id.chars().take(64).collect();
+        return Err(ApiError::invalid_param(
+            kind.param(),
+            format!(
+                "Invalid '{}': '{shown}'. Expected an ID that begins with '{stem}'.",
+                kind.param()
+            ),
+        ));
+    }
+    let shown: String = id.chars().take(64).collect();
+    Err(ApiError::not_found(kind, shown))
+}

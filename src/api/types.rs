@@ -1,0 +1,448 @@
+//! Value types several resources share: tools, tool resources, content parts, attachments,
+//! response formats. Each parses the request form and serialises the response form.
+
+use super::validate::{self, max_chars, max_items, range};
+use crate::error::ApiError;
+use crate::ids::Kind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Tool {
+    /// A struct variant (not a unit one) so that unknown fields are refused here too.
+    CodeInterpreter {},
+    FileSearch {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        file_search: Option<FileSearchOptions>,
+    },
+    Function {
+        function: FunctionDef,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSearchOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_num_results: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking_options: Option<RankingOptions>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RankingOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranker: Option<String>,
+    pub score_threshold: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+fn valid_function_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Checks a tools array (`param` is its field name, `max` its length limit).
+pub fn validate_tools(param: &str, tools: &[Tool], max: usize) -> Result<(), ApiError> {
+    max_items(param, tools, max)?;
+    let mut names = std::collections::HashSet::new();
+    for (i, tool) in tools.iter().enumerate() {
+        match tool {
+            Tool::CodeInterpreter {} => {}
+            Tool::FileSearch { file_search } => {
+                if let Some(options) = file_search {
+                    if let Some(n) = options.max_num_results {
+                        if !(1..=50).contains(&n) {
+                            return Err(ApiError::invalid_param(
+                                &format!("{param}[{i}].file_search.max_num_results"),
+                                format!(
+                                    "Invalid '{param}[{i}].file_search.max_num_results': {n} \
+                                     is out of range. Expected a value between 1 and 50."
+                                ),
+                            ));
+                        }
+                    }
+                    if let Some(ranking) = &options.ranking_options {
+                        let p = format!("{param}[{i}].file_search.ranking_options");
+                        range(
+                            &format!("{p}.score_threshold"),
+                            ranking.score_threshold,
+                            0.0,
+                            1.0,
+                        )?;
+                        if let Some(ranker) = &ranking.ranker {
+                            one_of(&format!("{p}.ranker"), ranker, &["auto", "default_2024_08_21"])?;
+                        }
+                    }
+                }
+            }
+            Tool::Function { function } => {
+                let p = format!("{param}[{i}].function.name");
+                if !valid_function_name(&function.name) {
+                    return Err(ApiError::invalid_param(
+                        &p,
+                        format!(
+                            "Invalid '{p}': string does not match pattern. Expected a string \
+                             that matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$'."
+                        ),
+                    ));
+                }
+                if !names.insert(function.name.clone()) {
+                    return Err(ApiError::invalid_param(
+                        &p,
+                        format!("Duplicate function name '{}' in '{param}'.", function.name),
+                    ));
+                }
+                if let Some(params) = &function.parameters {
+                    if !params.is_object() {
+                        let p = format!("{param}[{i}].function.parameters");
+                        return Err(ApiError::invalid_param(
+                            &p,
+                            format!("Invalid '{p}': expected an object (a JSON Schema)."),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    let list = allowed
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ApiError::invalid_param(
+        param,
+        format!("Invalid value: '{value}'. Supported values are: {list}."),
+    ))
+}
+
+/// `tool_resources` as requests send them (the `vector_stores` helper included).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResourcesRequest {
+    #[serde(default)]
+    pub code_interpreter: Option<CodeInterpreterResources>,
+    #[serde(default)]
+    pub file_search: Option<FileSearchResourcesRequest>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CodeInterpreterResources {
+    #[serde(default)]
+    pub file_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSearchResourcesRequest {
+    #[serde(default)]
+    pub vector_store_ids: Option<Vec<String>>,
+    #[serde(default)]
+    pub vector_stores: Option<Vec<Value>>,
+}
+
+/// `tool_resources` as stored and answered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ToolResources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_interpreter: Option<CodeInterpreterResources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_search: Option<FileSearchResources>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FileSearchResources {
+    #[serde(default)]
+    pub vector_store_ids: Vec<String>,
+}
+
+impl ToolResourcesRequest {
+    /// Validates and converts to the stored form.
+    pub fn resolve(self, param: &str) -> Result<ToolResources, ApiError> {
+        let code_interpreter = match self.code_interpreter {
+            Some(ci) => {
+                let p = format!("{param}.code_interpreter.file_ids");
+                max_items(&p, &ci.file_ids, 20)?;
+                for (i, id) in ci.file_ids.iter().enumerate() {
+                    validate::id(&format!("{p}[{i}]"), Kind::File, id)?;
+                }
+                Some(ci)
+            }
+            None => None,
+        };
+        let file_search = match self.file_search {
+            Some(fs) => {
+                if fs.vector_stores.as_ref().is_some_and(|v| !v.is_empty()) {
+                    return Err(ApiError::invalid_param(
+                        &format!("{param}.file_search.vector_stores"),
+                        "Creating vector stores through 'tool_resources.file_search.vector_stores' \
+                         is not supported by this server yet; create the vector store first and \
+                         pass its id in 'vector_store_ids'.",
+                    ));
+                }
+                let ids = fs.vector_store_ids.unwrap_or_default();
+                let p = format!("{param}.file_search.vector_store_ids");
+                max_items(&p, &ids, 1)?;
+                for (i, id) in ids.iter().enumerate() {
+                    validate::id(&format!("{p}[{i}]"), Kind::VectorStore, id)?;
+                }
+                Some(FileSearchResources {
+                    vector_store_ids: ids,
+                })
+            }
+            None => None,
+        };
+        Ok(ToolResources {
+            code_interpreter,
+            file_search,
+        })
+    }
+}
+
+/// `response_format`: "auto", or `{type: text|json_object|json_schema, ...}`.
+pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiError> {
+    match value {
+        Value::String(s) => one_of(param, s, &["auto"]),
+        Value::Object(map) => {
+            let kind = map.get("type").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.type"),
+                    format!("Missing required parameter: '{param}.type'."),
+                )
+            })?;
+            one_of(
+                &format!("{param}.type"),
+                kind,
+                &["text", "json_object", "json_schema"],
+            )?;
+            let allowed: &[&str] = if kind == "json_schema" {
+                &["type", "json_schema"]
+            } else {
+                &["type"]
+            };
+            if let Some(extra) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(ApiError::invalid(
+                    format!("Unrecognized request argument supplied: {param}.{extra}"),
+                    None,
+                ));
+            }
+            if kind == "json_schema" {
+                let p = format!("{param}.json_schema");
+                let schema = map.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                    ApiError::invalid_param(&p, format!("Missing required parameter: '{p}'."))
+                })?;
+                let name = schema.get("name").and_then(Value::as_str).unwrap_or("");
+                if !valid_function_name(name) {
+                    return Err(ApiError::invalid_param(
+                        &format!("{p}.name"),
+                        format!(
+                            "Invalid '{p}.name': expected a string matching \
+                             '^[a-zA-Z0-9_-]{{1,64}}$'."
+                        ),
+                    ));
+                }
+                if schema.get("schema").is_some_and(|s| !s.is_object()) {
+                    return Err(ApiError::invalid_param(
+                        &format!("{p}.schema"),
+                        format!("Invalid '{p}.schema': expected an object."),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(ApiError::invalid_param(
+            param,
+            format!("Invalid '{param}': expected \"auto\" or an object."),
+        )),
+    }
+}
+
+/// A message content part, as stored and answered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text { text: TextContent },
+    ImageFile { image_file: ImageFile },
+    ImageUrl { image_url: ImageUrl },
+    Refusal { refusal: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TextContent {
+    pub value: String,
+    #[serde(default)]
+    pub annotations: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFile {
+    pub file_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageUrl {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A content part as requests send it: text is a plain string there.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum InputPart {
+    Text { text: String },
+    ImageFile { image_file: ImageFile },
+    ImageUrl { image_url: ImageUrl },
+}
+
+fn part_error(param: &str, e: serde_json::Error) -> ApiError {
+    let message = e.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return ApiError::invalid(
+            format!("Unrecognized request argument supplied: {param}.{field}"),
+            None,
+        );
+    }
+    ApiError::invalid_param(param, format!("Invalid '{param}': {message}."))
+}
+
+/// Message `content` of a request: a string or a non-empty array of parts.
+pub fn parse_content(param: &str, content: &Value) -> Result<Vec<ContentPart>, ApiError> {
+    match content {
+        Value::String(s) => {
+            max_chars(param, s, 256_000)?;
+            Ok(vec![text_part(s.clone())])
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(ApiError::invalid_param(
+                    param,
+                    format!(
+                        "Invalid '{param}': empty array. Expected an array with minimum length \
+                         1, but got an empty array instead."
+                    ),
+                ));
+            }
+            let mut parts = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let p = format!("{param}[{i}]");
+                let part: InputPart =
+                    serde_json::from_value(item.clone()).map_err(|e| part_error(&p, e))?;
+                parts.push(match part {
+                    InputPart::Text { text } => {
+                        max_chars(&format!("{p}.text"), &text, 256_000)?;
+                        text_part(text)
+                    }
+                    InputPart::ImageFile { image_file } => {
+                        validate::id(&format!("{p}.image_file.file_id"), Kind::File, &image_file.file_id)?;
+                        detail(&format!("{p}.image_file.detail"), image_file.detail.as_deref())?;
+                        ContentPart::ImageFile { image_file }
+                    }
+                    InputPart::ImageUrl { image_url } => {
+                        let u = &image_url.url;
+                        if !(u.starts_with("http://")
+                            || u.starts_with("https://")
+                            || u.starts_with("data:"))
+                        {
+                            return Err(ApiError::invalid_param(
+                                &format!("{p}.image_url.url"),
+                                format!("Invalid '{p}.image_url.url': expected a URL."),
+                            ));
+                        }
+                        detail(&format!("{p}.image_url.detail"), image_url.detail.as_deref())?;
+                        ContentPart::ImageUrl { image_url }
+                    }
+                });
+            }
+            Ok(parts)
+        }
+        Value::Null => Err(ApiError::invalid_param(
+            param,
+            format!("Missing required parameter: '{param}'."),
+        )),
+        _ => Err(ApiError::invalid_param(
+            param,
+            format!("Invalid '{param}': expected a string or an array of content parts."),
+        )),
+    }
+}
+
+fn detail(param: &str, value: Option<&str>) -> Result<(), ApiError> {
+    match value {
+        Some(d) => one_of(param, d, &["auto", "low", "high"]),
+        None => Ok(()),
+    }
+}
+
+pub fn text_part(value: String) -> ContentPart {
+    ContentPart::Text {
+        text: TextContent {
+            value,
+            annotations: Vec::new(),
+        },
+    }
+}
+
+/// A message attachment: a file and the tools it is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Attachment {
+    pub file_id: String,
+    #[serde(default)]
+    pub tools: Vec<AttachmentTool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttachmentTool {
+    CodeInterpreter,
+    FileSearch,
+}
+
+pub fn validate_attachments(param: &str, attachments: &[Attachment]) -> Result<(), ApiError> {
+    for (i, a) in attachments.iter().enumerate() {
+        validate::id(&format!("{param}[{i}].file_id"), Kind::File, &a.file_id)?;
+    }
+    Ok(())
+}
+
+/// Current time in Unix seconds, as every `*_at` field has it.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,264 @@
+//! Request parsing and the value rules shared by every resource, each failure a 400 naming
+//! the field (`param`) in OpenAI's words.
+
+use crate::error::ApiError;
+use crate::ids::{self, Kind};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+
+/// Parses a JSON body into `T`. Unknown fields (which `T` denies) become "Unrecognized request
+/// argument supplied", type errors name the field's path.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid(
+                "We could not parse the JSON body of your request. (HINT: This likely means \
+                 you aren't using your HTTP library correctly. The OpenAI API expects a JSON \
+                 payload, but what was sent was not valid JSON.)",
+                None,
+            );
+        }
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            let shown = match path.rsplit_once('.') {
+                Some((parent, _)) if parent != "?" && !parent.is_empty() => {
+                    format!("{parent}.{field}")
+                }
+                _ => field.to_string(),
+            };
+            return ApiError::invalid(
+                format!("Unrecognized request argument supplied: {shown}"),
+                None,
+            );
+        }
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            let full = if path == "." || path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ApiError::invalid(
+                format!("Missing required parameter: '{full}'."),
+                Some(full),
+            );
+        }
+        let param = if path == "." || path.is_empty() {
+            None
+        } else {
+            Some(path.clone())
+        };
+        let message = plain_types(strip_position(&message));
+        match &param {
+            Some(p) => ApiError::invalid(format!("Invalid value for '{p}': {message}."), param),
+            None => ApiError::invalid(format!("Invalid request body: {message}."), None),
+        }
+    })
+}
+
+/// serde's messages name Rust types; clients know JSON ones.
+fn plain_types(message: &str) -> String {
+    message
+        .replace("expected f64", "expected a number")
+        .replace("expected i64", "expected an integer")
+        .replace("expected u32", "expected an integer")
+        .replace("expected a sequence", "expected an array")
+        .replace("expected a map", "expected an object")
+}
+
+/// serde_json appends " at line 1 column 17": useless to an API client.
+fn strip_position(message: &str) -> &str {
+    match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    }
+}
+
+/// A field that distinguishes absent (`None`) from an explicit `null` (`Some(None)`), for
+/// modify requests where `null` clears a value.
+pub fn nullable<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+pub type Metadata = BTreeMap<String, String>;
+
+/// Metadata: at most 16 pairs, keys up to 64 characters, values up to 512.
+pub fn metadata(param: &str, value: &Metadata) -> Result<(), ApiError> {
+    if value.len() > 16 {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': too many properties. Expected an object with at most 16 \
+                 properties, but got an object with {} properties instead.",
+                value.len()
+            ),
+        ));
+    }
+    for (k, v) in value {
+        if k.chars().count() > 64 {
+            return Err(ApiError::invalid_param(
+                param,
+                format!(
+                    "Invalid '{param}': metadata keys can be at most 64 characters long, but \
+                     got a key of {} characters.",
+                    k.chars().count()
+                ),
+            ));
+        }
+        if v.chars().count() > 512 {
+            return Err(ApiError::invalid_param(
+                &format!("{param}.{k}"),
+                format!(
+                    "Invalid '{param}.{k}': string too long. Expected a string with maximum \
+                     length 512, but got a string with length {} instead.",
+                    v.chars().count()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn max_chars(param: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let len = value.chars().count();
+    if len > max {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': string too long. Expected a string with maximum length \
+                 {max}, but got a string with length {len} instead."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn non_empty(param: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': empty string. Expected a string with minimum length 1, \
+                 but got an empty string instead."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn range(param: &str, value: f64, min: f64, max: f64) -> Result<(), ApiError> {
+    if !(min..=max).contains(&value) || value.is_nan() {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': {value} is out of range. Expected a value between {min} \
+                 and {max}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub fn max_items<T>(param: &str, items: &[T], max: usize) -> Result<(), ApiError> {
+    if items.len() > max {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': array too long. Expected an array with maximum length \
+                 {max}, but got an array with length {} instead.",
+                items.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// An id in a request body or query: it must have the kind's prefix (as OpenAI answered).
+pub fn id(param: &str, kind: Kind, value: &str) -> Result<(), ApiError> {
+    if !value.starts_with(kind.prefix().trim_end_matches(['_', '-'])) {
+        return Err(ApiError::invalid_param(
+            param,
+            format!(
+                "Invalid '{param}': '{value}'. Expected an ID that begins with '{}'.",
+                kind.prefix().trim_end_matches(['_', '-'])
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `value` can name a stored object of `kind` (well-formed ids only).
+pub fn is_storable(kind: Kind, value: &str) -> bool {
+    ids::is_valid(kind, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        model: String,
+        temperature: Option<f64>,
+    }
+
+    fn error_of(body: &str) -> (String, Option<String>) {
+        match parse_body::<Probe>(body.as_bytes()).unwrap_err() {
+            ApiError::InvalidRequest { message, param, .. } => (message, param),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_unrecognized_arguments() {
+        let (message, _) = error_of(r#"{"model":"m","bogus":1}"#);
+        assert_eq!(message, "Unrecognized request argument supplied: bogus");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let (message, param) = error_of(r#"{"model":"m","temperature":"hot"}"#);
+        assert_eq!(param.as_deref(), Some("temperature"));
+        assert!(message.contains("temperature"), "{message}");
+    }
+
+    #[test]
+    fn missing_fields_and_bad_json_are_400s() {
+        let (message, param) = error_of(r#"{}"#);
+        assert_eq!(param.as_deref(), Some("model"));
+        assert!(message.contains("Missing required parameter"));
+        let (message, _) = error_of(r#"{"model":"#);
+        assert!(message.contains("could not parse the JSON body"));
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let mut m = Metadata::new();
+        for i in 0..16 {
+            m.insert(format!("k{i}"), "v".into());
+        }
+        assert!(metadata("metadata", &m).is_ok());
+        m.insert("k16".into(), "v".into());
+        assert!(metadata("metadata", &m).is_err());
+        let long_value: Metadata = [("k".to_string(), "x".repeat(513))].into();
+        assert!(metadata("metadata", &long_value).is_err());
+        let long_key: Metadata = [("k".repeat(65), "x".to_string())].into();
+        assert!(metadata("metadata", &long_key).is_err());
+    }
+}

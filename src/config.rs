@@ -1,0 +1,278 @@
+//! Settings, read once at start-up from the environment (names as in the README and in
+//! `local.settings.json.example`). A bad value stops start-up with a message naming the setting.
+
+use crate::store::connection_string::StorageAccount;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub enum StorageSetting {
+    Local { data_dir: PathBuf },
+    Azure { account: StorageAccount },
+}
+
+/// One configured API key: the key itself stays here; only its digest is compared.
+#[derive(Clone)]
+pub struct ApiKey {
+    pub key: String,
+    pub tenant: String,
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKey {{ tenant: {:?}, key: <hidden> }}", self.tenant)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub bind: IpAddr,
+    pub storage: StorageSetting,
+    /// Blob container that holds the state (Azure storage only).
+    pub container: String,
+    /// Name of the work queue.
+    pub queue_name: String,
+    pub openai_base_url: String,
+    pub openai_api_key: Option<String>,
+    pub api_keys: Vec<ApiKey>,
+    /// Largest JSON request body accepted (413 beyond).
+    pub max_body_bytes: usize,
+    /// Set by the Functions host: then the binary serves as a custom handler on this port.
+    pub custom_handler_port: Option<u16>,
+}
+
+/// The tenant of requests made with a key that names none (and of open mode).
+pub const DEFAULT_TENANT: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name}: {message}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+fn err(name: &'static str, message: impl Into<String>) -> SettingError {
+    SettingError {
+        name,
+        message: message.into(),
+    }
+}
+
+pub fn valid_tenant(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn parse_api_keys(raw: &str) -> Result<Vec<ApiKey>, SettingError> {
+    let mut keys = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (key, tenant) = match entry.split_once('=') {
+            Some((k, t)) => (k.trim(), t.trim()),
+            None => (entry, DEFAULT_TENANT),
+        };
+        if key.is_empty() {
+            return Err(err("ASSISTANTS_API_KEYS", "an entry has an empty key"));
+        }
+        if !valid_tenant(tenant) {
+            return Err(err(
+                "ASSISTANTS_API_KEYS",
+                format!("tenant {tenant:?} must be 1-64 letters, digits, '-' or '_'"),
+            ));
+        }
+        keys.push(ApiKey {
+            key: key.to_string(),
+            tenant: tenant.to_string(),
+        });
+    }
+    Ok(keys)
+}
+
+/// Azure container names: 3-63 lowercase letters, digits and single hyphens.
+fn valid_container(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+impl Settings {
+    /// Reads the settings through `get` (the process environment in `from_env`).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let custom_handler_port = match get("FUNCTIONS_CUSTOMHANDLER_PORT") {
+            Some(v) => Some(
+                v.parse::<u16>()
+                    .map_err(|_| err("FUNCTIONS_CUSTOMHANDLER_PORT", "must be a port number"))?,
+            ),
+            None => None,
+        };
+        let port = match get("PORT") {
+            Some(v) => v
+                .parse::<u16>()
+                .map_err(|_| err("PORT", format!("{v:?} is not a port number")))?,
+            None => 8080,
+        };
+        let bind: IpAddr = match get("BIND") {
+            Some(v) => v
+                .parse()
+                .map_err(|_| err("BIND", format!("{v:?} is not an IP address")))?,
+            None => IpAddr::from([127, 0, 0, 1]),
+        };
+        let connection_string =
+            get("STORAGE_CONNECTION_STRING").or_else(|| get("AzureWebJobsStorage"));
+        let storage_kind = match get("STORAGE") {
+            Some(v) => v.to_ascii_lowercase(),
+            None if connection_string.is_some() => "azure".into(),
+            None => "local".into(),
+        };
+        let storage = match storage_kind.as_str() {
+            "local" => StorageSetting::Local {
+                data_dir: PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into())),
+            },
+            "azure" => {
+                let cs = connection_string.ok_or_else(|| {
+                    err(
+                        "STORAGE_CONNECTION_STRING",
+                        "STORAGE=azure needs STORAGE_CONNECTION_STRING or AzureWebJobsStorage",
+                    )
+                })?;
+                let account = StorageAccount::parse(&cs).map_err(|m| {
+                    err("STORAGE_CONNECTION_STRING", format!("cannot be used: {m}"))
+                })?;
+                StorageSetting::Azure { account }
+            }
+            other => {
+                return Err(err(
+                    "STORAGE",
+                    format!("{other:?} is neither \"local\" nor \"azure\""),
+                ))
+            }
+        };
+        let container = get("STORAGE_CONTAINER").unwrap_or_else(|| "assistants".into());
+        if !valid_container(&container) {
+            return Err(err(
+                "STORAGE_CONTAINER",
+                "must be 3-63 lowercase letters, digits or single hyphens",
+            ));
+        }
+        let queue_name = get("QUEUE_NAME").unwrap_or_else(|| "work".into());
+        if !valid_container(&queue_name) {
+            return Err(err(
+                "QUEUE_NAME",
+                "must be 3-63 lowercase letters, digits or single hyphens",
+            ));
+        }
+        let openai_base_url = get("OPENAI_BASE_URL")
+            .unwrap_or_else(|| "https://api.openai.com/v1".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(openai_base_url.starts_with("http://") || openai_base_url.starts_with("https://")) {
+            return Err(err("OPENAI_BASE_URL", "must be an http(s) URL"));
+        }
+        let api_keys = parse_api_keys(&get("ASSISTANTS_API_KEYS").unwrap_or_default())?;
+        let max_body_bytes = match get("MAX_REQUEST_BYTES") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| err("MAX_REQUEST_BYTES", "must be a number of bytes >= 1024"))?,
+            None => 8 * 1024 * 1024,
+        };
+        let settings = Settings {
+            port,
+            bind,
+            storage,
+            container,
+            queue_name,
+            openai_base_url,
+            openai_api_key: get("OPENAI_API_KEY"),
+            api_keys,
+            max_body_bytes,
+            custom_handler_port,
+        };
+        if settings.api_keys.is_empty() && !settings.bind.is_loopback() {
+            return Err(err(
+                "ASSISTANTS_API_KEYS",
+                format!(
+                    "no API keys are configured, so the service is open to anyone; it will only \
+                     bind a loopback address, not BIND={}",
+                    settings.bind
+                ),
+            ));
+        }
+        Ok(settings)
+    }
+
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_on_loopback_8080() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 8080);
+        assert!(s.bind.is_loopback());
+        assert!(matches!(s.storage, StorageSetting::Local { .. }));
+        assert_eq!(s.openai_base_url, "https://api.openai.com/v1");
+    }
+
+    #[test]
+    fn a_connection_string_selects_azure() {
+        let s = settings(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).unwrap();
+        assert!(matches!(s.storage, StorageSetting::Azure { .. }));
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        assert_eq!(settings(&[("PORT", "x")]).unwrap_err().name, "PORT");
+        assert_eq!(settings(&[("STORAGE", "s3")]).unwrap_err().name, "STORAGE");
+        assert_eq!(
+            settings(&[("STORAGE", "azure")]).unwrap_err().name,
+            "STORAGE_CONNECTION_STRING"
+        );
+        assert_eq!(
+            settings(&[("ASSISTANTS_API_KEYS", "k=bad tenant")])
+                .unwrap_err()
+                .name,
+            "ASSISTANTS_API_KEYS"
+        );
+    }
+
+    #[test]
+    fn open_mode_refuses_a_public_bind() {
+        assert_eq!(
+            settings(&[("BIND", "0.0.0.0")]).unwrap_err().name,
+            "ASSISTANTS_API_KEYS"
+        );
+        assert!(settings(&[("BIND", "0.0.0.0"), ("ASSISTANTS_API_KEYS", "k")]).is_ok());
+    }
+
+    #[test]
+    fn keys_may_name_tenants() {
+        let s = settings(&[("ASSISTANTS_API_KEYS", "a, b=team-b")]).unwrap();
+        assert_eq!(s.api_keys[0].tenant, DEFAULT_TENANT);
+        assert_eq!(s.api_keys[1].tenant, "team-b");
+        assert!(!format!("{:?}", s.api_keys).contains("team-b\", key: \"b"));
+    }
+}

@@ -1,0 +1,157 @@
+//! The one error type every client-visible failure becomes, and its OpenAI wire shape
+//! `{"error":{"message","type","param","code"}}`.
+
+use crate::ids::Kind;
+use crate::store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a value the API does not accept; `param` names the field.
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+        code: Option<String>,
+    },
+    /// 401: missing or wrong API key.
+    #[error("{message}")]
+    Unauthorized { message: String, code: Option<String> },
+    /// 404: an object that does not exist (or belongs to another tenant).
+    #[error("No {} found with id '{id}'.", kind.noun())]
+    NotFound { kind: Kind, id: String },
+    /// 404: no such route.
+    #[error("Invalid URL ({method} {path})")]
+    UnknownRoute { method: String, path: String },
+    /// 405: the route exists, the method does not.
+    #[error("Invalid method for URL ({method} {path})")]
+    MethodNotAllowed { method: String, path: String },
+    /// 409: a conflicting concurrent change that retrying cannot resolve right now.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the request body is larger than the configured limit.
+    #[error("Request body too large: the limit is {limit} bytes.")]
+    PayloadTooLarge { limit: usize },
+    /// 501: an operation of the API that this server does not implement yet.
+    #[error("{0} is not supported by this server yet.")]
+    NotImplemented(&'static str),
+    /// 503: storage (or another dependency) is unreachable; the client should retry.
+    #[error("The service is temporarily unavailable. Please retry your request.")]
+    Unavailable,
+    /// 500: a bug or an unexpected failure. The cause is logged, never sent.
+    #[error("The server had an error while processing your request. Sorry about that!")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>, param: impl Into<Option<String>>) -> Self {
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: param.into(),
+            code: None,
+        }
+    }
+
+    /// A 400 naming `param`.
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self::invalid(message, Some(param.to_string()))
+    }
+
+    pub fn not_found(kind: Kind, id: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidRequest { .. } => 400,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::NotFound { .. } | ApiError::UnknownRoute { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Conflict(_) => 409,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::Internal(_) => 500,
+            ApiError::NotImplemented(_) => 501,
+            ApiError::Unavailable => 503,
+        }
+    }
+
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ApiError::Internal(_) | ApiError::Unavailable => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidRequest { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidRequest { code, .. } | ApiError::Unauthorized { code, .. } => {
+                code.as_deref()
+            }
+            ApiError::Unavailable => Some("service_unavailable"),
+            _ => None,
+        }
+    }
+
+    /// The error object (the value under `"error"`).
+    pub fn to_error_object(&self) -> serde_json::Value {
+        json!({
+            "message": self.to_string(),
+            "type": self.error_type(),
+            "param": self.param(),
+            "code": self.code(),
+        })
+    }
+
+    pub fn to_body(&self) -> serde_json::Value {
+        json!({ "error": self.to_error_object() })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => {
+                log::warn!("storage unavailable: {cause}");
+                ApiError::Unavailable
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_reads_like_openai() {
+        let e = ApiError::not_found(Kind::Assistant, "asst_x");
+        assert_eq!(e.status(), 404);
+        assert_eq!(
+            e.to_body(),
+            json!({"error": {"message": "No assistant found with id 'asst_x'.",
+                   "type": "invalid_request_error", "param": null, "code": null}})
+        );
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let e = ApiError::internal("blob https://secret.blob.core.windows.net failed");
+        assert!(!e.to_body().to_string().contains("secret"));
+        assert_eq!(e.status(), 500);
+    }
+}

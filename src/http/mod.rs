@@ -1,0 +1,279 @@
+//! The HTTP layer: one warp filter that takes every request, authenticates it, routes it to
+//! an `Operation`, reads the body within the limit, calls the `Backend`, and writes the
+//! answer or the OpenAI-shaped error with the headers SDKs read.
+//! - `router`: method + path to operation;
+//! - `auth`: bearer keys and tenants.
+
+pub mod auth;
+pub mod router;
+
+use crate::api::{ApiRequest, Backend, Operation, Reply};
+use crate::error::ApiError;
+use auth::Auth;
+use bytes::{Buf, Bytes, BytesMut};
+use futures::{FutureExt, Stream, StreamExt};
+use router::RouteError;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply as _};
+
+/// What every request handler shares.
+pub struct HttpState {
+    pub backend: Arc<dyn Backend>,
+    pub auth: Auth,
+    pub max_body_bytes: usize,
+}
+
+/// The filter that serves the whole API. It answers every request itself (errors included);
+/// none of its parts rejects.
+pub fn routes(
+    state: Arc<HttpState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: HeaderMap,
+                  body| {
+                let state = state.clone();
+                async move {
+                    let started = Instant::now();
+                    let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
+                    let path = path.as_str().to_string();
+                    // A panic is a bug; it must still answer (500), never drop the connection.
+                    let outcome = AssertUnwindSafe(handle(
+                        &state, &method, &path, &query, &headers, body,
+                    ))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Err(ApiError::internal("handler panicked")));
+                    finish(outcome, &method, &path, &request_id, started)
+                }
+            },
+        )
+}
+
+/// The path after `/v1` as segments; the Functions host's default `/api` prefix is allowed.
+fn api_segments(path: &str) -> Option<Vec<&str>> {
+    let path = path.strip_prefix("/api").filter(|p| p.starts_with("/v1")).unwrap_or(path);
+    let rest = path.strip_prefix("/v1")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(rest.split('/').filter(|s| !s.is_empty()).collect())
+}
+
+async fn handle(
+    state: &HttpState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+) -> Result<Reply, ApiError> {
+    if path == "/" && method == Method::GET {
+        // The Functions host polls `/` for readiness; people land here too.
+        return Ok(Reply::Json(serde_json::json!({
+            "object": "service",
+            "name": "assistants-service",
+            "api": "/v1",
+        })));
+    }
+    let unknown = || ApiError::UnknownRoute {
+        method: method.to_string(),
+        path: path.to_string(),
+    };
+    let segments = api_segments(path).ok_or_else(unknown)?;
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let tenant = state.auth.authenticate(authorization)?;
+    check_beta_header(headers)?;
+    let operation = match router::route(method.as_str(), &segments) {
+        Ok(op) => op,
+        Err(RouteError::NotFound) => return Err(unknown()),
+        Err(RouteError::MethodNotAllowed(_)) => {
+            return Err(ApiError::MethodNotAllowed {
+                method: method.to_string(),
+                path: path.to_string(),
+            })
+        }
+    };
+    let body = read_body(body, headers, state.max_body_bytes).await?;
+    check_content_type(&operation, headers, &body)?;
+    let query: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| ApiError::invalid("The query string could not be parsed.", None))?;
+    state
+        .backend
+        .handle(
+            &tenant,
+            ApiRequest {
+                operation,
+                query,
+                body,
+            },
+        )
+        .await
+}
+
+/// `OpenAI-Beta: assistants=v1` asks for an API this server does not speak.
+fn check_beta_header(headers: &HeaderMap) -> Result<(), ApiError> {
+    let beta = headers
+        .get_all("openai-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|v| v.starts_with("assistants="));
+    match beta {
+        Some(v) if v != "assistants=v2" => Err(ApiError::InvalidRequest {
+            message: format!(
+                "Invalid 'OpenAI-Beta' header '{v}': this server implements the Assistants API \
+                 v2 only. Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+            ),
+            param: None,
+            code: Some("invalid_beta".into()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A JSON operation's non-empty body must be declared JSON (or left undeclared).
+fn check_content_type(
+    operation: &Operation,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    if body.is_empty() || matches!(operation, Operation::CreateFile) {
+        return Ok(());
+    }
+    let Some(content_type) = headers.get("content-type") else {
+        return Ok(());
+    };
+    let content_type = content_type.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence == "application/json" || essence.ends_with("+json") {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            format!(
+                "Invalid Content-Type header ({essence}), expected application/json for this \
+                 request."
+            ),
+            None,
+        ))
+    }
+}
+
+async fn read_body(
+    mut body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk =
+            chunk.map_err(|_| ApiError::invalid("The request body could not be read.", None))?;
+        if buf.len() + chunk.remaining() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            buf.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+fn finish(
+    outcome: Result<Reply, ApiError>,
+    method: &Method,
+    path: &str,
+    request_id: &str,
+    started: Instant,
+) -> Response {
+    let (status, body) = match outcome {
+        Ok(Reply::Json(value)) => (StatusCode::OK, value),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            match &e {
+                ApiError::Internal(cause) => {
+                    log::warn!("{request_id} {method} {path}: 500: {cause}")
+                }
+                _ if status.is_server_error() => {
+                    log::warn!("{request_id} {method} {path}: {}: {e}", status.as_u16())
+                }
+                _ => log::info!("{request_id} {method} {path}: {}: {e}", status.as_u16()),
+            }
+            (status, e.to_body())
+        }
+    };
+    let mut response = json_response(status, &body);
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(
+        "openai-processing-ms",
+        HeaderValue::from(started.elapsed().as_millis() as u64),
+    );
+    headers.insert("openai-version", HeaderValue::from_static("2020-10-01"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert("retry-after", HeaderValue::from_static("1"));
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::BAD_REQUEST {
+        // Deterministic: a retry cannot succeed.
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    }
+    log::debug!(
+        "{request_id} {method} {path} {} {}ms",
+        status.as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
+}
+
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = warp::http::Response::new(Bytes::from(bytes)).into_response();
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_prefixes() {
+        assert_eq!(api_segments("/v1/assistants"), Some(vec!["assistants"]));
+        assert_eq!(api_segments("/api/v1/assistants/"), Some(vec!["assistants"]));
+        assert_eq!(api_segments("/v1"), Some(vec![]));
+        assert_eq!(api_segments("/v10/assistants"), None);
+        assert_eq!(api_segments("/assistants"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Object ids: `<prefix>` + 24 base62 characters, as OpenAI's look.
+//!
+//! The first 10 characters encode the creation time in microseconds (fixed width, base62 in
+//! ASCII order), the last 14 are random. So ids of one kind sort by creation time as plain
+//! strings: a prefix listing of the store comes out in creation order, and the `after` /
+//! `before` cursors of list endpoints are string comparisons. Within one process the time part
+//! is strictly increasing, so two ids made in the same microsecond still sort in order.
+
+use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const TIME_CHARS: usize = 10;
+const RANDOM_CHARS: usize = 14;
+/// Length of the part after the prefix.
+pub const BODY_LEN: usize = TIME_CHARS + RANDOM_CHARS;
+
+/// The kinds of object that have ids, with their prefixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Assistant,
+    Thread,
+    Message,
+    Run,
+    Step,
+    ToolCall,
+    File,
+    VectorStore,
+    FileBatch,
+}
+
+impl Kind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Kind::Assistant => "asst_",
+            Kind::Thread => "thread_",
+            Kind::Message => "msg_",
+            Kind::Run => "run_",
+            Kind::Step => "step_",
+            Kind::ToolCall => "call_",
+            Kind::File => "file-",
+            Kind::VectorStore => "vs_",
+            Kind::FileBatch => "vsfb_",
+        }
+    }
+
+    /// The noun used in "No <noun> found with id '...'." messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Assistant => "assistant",
+            Kind::Thread => "thread",
+            Kind::Message => "message",
+            Kind::Run => "run",
+            Kind::Step => "run step",
+            Kind::ToolCall => "tool call",
+            Kind::File => "file",
+            Kind::VectorStore => "vector store",
+            Kind::FileBatch => "file batch",
+        }
+    }
+
+    /// The path parameter that carries this kind of id (for error `param`s).
+    pub fn param(self) -> &'static str {
+        match self {
+            Kind::Assistant => "assistant_id",
+            Kind::Thread => "thread_id",
+            Kind::Message => "message_id",
+            Kind::Run => "run_id",
+            Kind::Step => "step_id",
+            Kind::ToolCall => "tool_call_id",
+            Kind::File => "file_id",
+            Kind::VectorStore => "vector_store_id",
+            Kind::FileBatch => "batch_id",
+        }
+    }
+}
+
+static LAST_MICROS: AtomicU64 = AtomicU64::new(0);
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// A time in microseconds that is strictly greater than any earlier one in this process.
+fn monotonic_micros() -> u64 {
+    let now = now_micros();
+    let mut last = LAST_MICROS.load(Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST_MICROS.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+fn encode_fixed(mut value: u64, out: &mut [u8]) {
+    for slot in out.iter_mut().rev() {
+        *slot = ALPHABET[(value % 62) as usize];
+        value /= 62;
+    }
+}
+
+/// A new id of the given kind.
+pub fn new_id(kind: Kind) -> String {
+    let mut body = [0u8; BODY_LEN];
+    encode_fixed(monotonic_micros(), &mut body[..TIME_CHARS]);
+    let mut rng = rand::thread_rng();
+    for slot in body[TIME_CHARS..].iter_mut() {
+        *slot = ALPHABET[rng.gen_range(0..62)];
+    }
+    let mut id = String::with_capacity(kind.prefix().len() + BODY_LEN);
+    id.push_str(kind.prefix());
+    // The body is ASCII from ALPHABET.
+    id.extend(body.iter().map(|&b| b as char));
+    id
+}
+
+/// An id derived from a parent id and a sequence number, used for objects that a repeated
+/// (at-least-once) step must write under the same name. It keeps the parent's time part plus
+/// `seq` microseconds, so it sorts after objects created before the parent, and its random
+/// part is a hash of the parent id and `seq`.
+pub fn derived_id(kind: Kind, parent: &str, seq: u32) -> String {
+    let parent_body = parent.rsplit(['_', '-']).next().unwrap_or(parent);
+    let time = decode_time(parent_body).unwrap_or_else(now_micros) + u64::from(seq);
+    let mut body = [0u8; BODY_LEN];
+    encode_fixed(time, &mut body[..TIME_CHARS]);
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in parent.bytes().chain(seq.to_le_bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let mut second = hash.rotate_left(29) ^ 0x9e3779b97f4a7c15;
+    for (i, slot) in body[TIME_CHARS..].iter_mut().enumerate() {
+        let source = if i < 7 { &mut hash } else { &mut second };
+        *slot = ALPHABET[(*source % 62) as usize];
+        *source /= 62;
+    }
+    let mut id = String::from(kind.prefix());
+    id.extend(body.iter().map(|&b| b as char));
+    id
+}
+
+fn decode_time(body: &str) -> Option<u64> {
+    let time = body.get(..TIME_CHARS)?;
+    let mut value: u64 = 0;
+    for c in time.bytes() {
+        let digit = ALPHABET.iter().position(|&a| a == c)? as u64;
+        value = value.checked_mul(62)?.checked_add(digit)?;
+    }
+    Some(value)
+}
+
+/// Whether `id` has the form of an id of `kind` that this service makes. Anything else can
+/// never name a stored object, and never reaches a storage key.
+pub fn is_valid(kind: Kind, id: &str) -> bool {
+    match id.strip_prefix(kind.prefix()) {
+        Some(body) => body.len() == BODY_LEN && body.bytes().all(|b| b.is_ascii_alphanumeric()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_prefix_and_24_base62_chars() {
+        let id = new_id(Kind::Assistant);
+        assert!(id.starts_with("asst_"));
+        assert!(is_valid(Kind::Assistant, &id));
+        assert!(!is_valid(Kind::Thread, &id));
+        assert_eq!(id.len(), 5 + 24);
+    }
+
+    #[test]
+    fn ids_sort_by_creation_order() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id(Kind::Message)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_distinct_and_sort_after_parent() {
+        let run = new_id(Kind::Run);
+        let a = derived_id(Kind::Message, &run, 1);
+        assert_eq!(a, derived_id(Kind::Message, &run, 1));
+        assert_ne!(a, derived_id(Kind::Message, &run, 2));
+        assert!(is_valid(Kind::Message, &a));
+        assert!(a["msg_".len()..] > run["run_".len()..]);
+        assert!(derived_id(Kind::Message, &run, 2) > a);
+    }
+
+    #[test]
+    fn malformed_ids_are_rejected() {
+        assert!(!is_valid(Kind::Thread, "thread_../../etc"));
+        assert!(!is_valid(Kind::Thread, "thread_"));
+        assert!(!is_valid(Kind::Thread, "thread_abcdefghijklmnopqrstuvwx%2F"));
+        assert!(is_valid(Kind::Thread, "thread_abcdefghijklmnopqrstuvwx"));
+    }
+}

@@ -1,0 +1,18 @@
+//! A self-hostable OpenAI Assistants API (v2): one binary that serves the REST API from its
+//! own store, standalone or as an Azure Functions custom handler.
+//!
+//! # Layout
+//! - `http`: warp routes, auth, request parsing, errors on the wire;
+//! - `api`: the operations (one module per resource) behind the `Backend` trait;
+//! - `store`: objects with ETags, on a local directory or Azure Blob Storage;
+//! - `config`: settings from the environment;
+//! - `app`: wiring of the above, shared by `main` and the tests;
+//! - `ids`, `error`: time-sortable ids; the one error type.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod store;

@@ -1,0 +1,63 @@
+//! Start-up: settings, logging, the store, the HTTP server; stops on Ctrl-C / SIGTERM.
+
+use assistants::app::{listen_addr, App};
+use assistants::config::Settings;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("assistants-service: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let app = match App::new(&settings) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("assistants-service: cannot start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = listen_addr(&settings);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("assistants-service: cannot listen on {addr}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(addr);
+    log::info!(
+        "serving the Assistants API at http://{local}/v1 (store: {})",
+        app.store.name()
+    );
+    app.serve(listener, shutdown_signal()).await;
+    log::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

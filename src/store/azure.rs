@@ -1,0 +1,209 @@
+//! The Azure Blob Storage backend (also Azurite): one block blob per object in one container.
+//!
+//! ETags are the blob ETags; `PutMode::IfMatch` sends `If-Match`, `PutMode::Create` sends
+//! `If-None-Match: *`, so concurrent writers from any number of instances stay consistent.
+//! The container is created on first use.
+
+use super::connection_string::StorageAccount;
+use super::{ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
+use async_trait::async_trait;
+use azure_core::request_options::{IfMatchCondition, NextMarker};
+use azure_core::{ExponentialRetryOptions, RetryOptions};
+use azure_storage_blobs::prelude::{ClientBuilder, ContainerClient};
+use bytes::Bytes;
+use futures::StreamExt;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// One read fetches the whole object (our objects are small JSON documents).
+const READ_CHUNK: u64 = 256 * 1024 * 1024;
+
+pub struct AzureBlobStore {
+    container: ContainerClient,
+    container_ready: AtomicBool,
+    counters: OpCounters,
+}
+
+/// Retries for calls on a request path: a few quick ones, so a storage outage becomes a 503
+/// in seconds instead of hanging the client for the SDK's default minute.
+pub fn request_retry() -> RetryOptions {
+    RetryOptions::exponential(
+        ExponentialRetryOptions::default()
+            .initial_delay(Duration::from_millis(100))
+            .max_retries(3u32)
+            .max_total_elapsed(Duration::from_secs(8))
+            .max_delay(Duration::from_secs(2)),
+    )
+}
+
+fn status_of(e: &azure_core::Error) -> Option<(u16, Option<String>)> {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse { status, error_code } => {
+            Some((*status as u16, error_code.clone()))
+        }
+        _ => None,
+    }
+}
+
+/// Maps an SDK error to ours without letting account names or URLs reach a client.
+fn map_error(op: &str, e: azure_core::Error) -> StoreError {
+    match status_of(&e) {
+        Some((409 | 412, _)) => StoreError::Conflict,
+        Some((404, _)) => StoreError::NotFound,
+        Some((408 | 429 | 500..=599, code)) => {
+            StoreError::Unavailable(format!("{op}: HTTP status with code {code:?}"))
+        }
+        Some((status, code)) => StoreError::Other(format!("{op}: HTTP {status} {code:?}")),
+        None => match e.kind() {
+            azure_core::error::ErrorKind::Io => StoreError::Unavailable(format!("{op}: {e}")),
+            _ => StoreError::Other(format!("{op}: {e}")),
+        },
+    }
+}
+
+fn is_container_missing(e: &azure_core::Error) -> bool {
+    matches!(status_of(e), Some((404, Some(code))) if code == "ContainerNotFound")
+}
+
+impl AzureBlobStore {
+    pub fn new(
+        account: &StorageAccount,
+        container: &str,
+        retry: RetryOptions,
+    ) -> Result<Self, String> {
+        let credentials = account.credentials()?;
+        let container = ClientBuilder::with_location(account.blob_location(), credentials)
+            .retry(retry)
+            .container_client(container);
+        Ok(AzureBlobStore {
+            container,
+            container_ready: AtomicBool::new(false),
+            counters: OpCounters::default(),
+        })
+    }
+
+    async fn ensure_container(&self) -> Result<(), StoreError> {
+        if self.container_ready.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match self.container.create().await {
+            Ok(_) => {}
+            Err(e) if matches!(status_of(&e), Some((409, _))) => {}
+            Err(e) => return Err(map_error("create container", e)),
+        }
+        self.container_ready.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn put_once(&self, key: &str, data: Bytes, mode: &PutMode) -> azure_core::Result<ETag> {
+        let blob = self.container.blob_client(key);
+        let mut put = blob.put_block_blob(data).content_type("application/json");
+        match mode {
+            PutMode::Create => put = put.if_match(IfMatchCondition::NotMatch("*".into())),
+            PutMode::IfMatch(etag) => put = put.if_match(IfMatchCondition::Match(etag.0.clone())),
+            PutMode::Overwrite => {}
+        }
+        Ok(ETag(put.await?.etag))
+    }
+}
+
+#[async_trait]
+impl Store for AzureBlobStore {
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ETag)>, StoreError> {
+        self.counters.read();
+        let mut stream = self
+            .container
+            .blob_client(key)
+            .get()
+            .chunk_size(READ_CHUNK)
+            .into_stream();
+        let mut data = Vec::new();
+        let mut etag: Option<String> = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) if matches!(status_of(&e), Some((404, _))) => return Ok(None),
+                Err(e) => return Err(map_error("get", e)),
+            };
+            let chunk_etag = chunk.blob.properties.etag.to_string();
+            if etag.as_ref().is_some_and(|first| *first != chunk_etag) {
+                return Err(StoreError::Unavailable(format!("{key} changed while read")));
+            }
+            etag = Some(chunk_etag);
+            let bytes = chunk
+                .data
+                .collect()
+                .await
+                .map_err(|e| map_error("get body", e))?;
+            data.extend_from_slice(&bytes);
+        }
+        Ok(etag.map(|etag| (Bytes::from(data), ETag(etag))))
+    }
+
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag, StoreError> {
+        self.counters.write();
+        self.ensure_container().await?;
+        match self.put_once(key, data.clone(), &mode).await {
+            Ok(etag) => Ok(etag),
+            Err(e) if is_container_missing(&e) => {
+                // Deleted behind our back: create it again and retry once.
+                self.container_ready.store(false, Ordering::Relaxed);
+                self.ensure_container().await?;
+                self.put_once(key, data, &mode)
+                    .await
+                    .map_err(|e| map_error("put", e))
+            }
+            Err(e) => match (map_error("put", e), &mode) {
+                // If-Match on a missing blob answers 404 (Azure) or 412 (Azurite): not found.
+                (StoreError::NotFound, PutMode::IfMatch(_)) => Err(StoreError::NotFound),
+                (other, _) => Err(other),
+            },
+        }
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<String>,
+        max: usize,
+    ) -> Result<ListPage, StoreError> {
+        self.counters.list();
+        let max = NonZeroU32::new(max.clamp(1, 5000) as u32).unwrap_or(NonZeroU32::MIN);
+        let mut request = self
+            .container
+            .list_blobs()
+            .prefix(prefix.to_string())
+            .max_results(max);
+        if let Some(marker) = marker {
+            request = request.marker(NextMarker::new(marker));
+        }
+        let mut stream = request.into_stream();
+        match stream.next().await {
+            None => Ok(ListPage::default()),
+            Some(Ok(page)) => Ok(ListPage {
+                keys: page.blobs.blobs().map(|b| b.name.clone()).collect(),
+                next: page.next_marker.map(|m| m.as_str().to_string()),
+            }),
+            Some(Err(e)) if is_container_missing(&e) => Ok(ListPage::default()),
+            Some(Err(e)) => Err(map_error("list", e)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.counters.delete();
+        match self.container.blob_client(key).delete().await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status_of(&e), Some((404, _))) => Ok(false),
+            Err(e) => Err(map_error("delete", e)),
+        }
+    }
+
+    fn counts(&self) -> OpCounts {
+        self.counters.snapshot()
+    }
+
+    fn name(&self) -> &'static str {
+        "azure"
+    }
+}

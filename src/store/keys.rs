@@ -1,0 +1,57 @@
+//! The storage layout: every key the service uses is built here.
+//!
+//! ```text
+//! t/<tenant>/assistants/<asst_id>
+//! t/<tenant>/threads/<thread_id>/thread
+//! t/<tenant>/threads/<thread_id>/messages/<msg_id>
+//! t/<tenant>/threads/<thread_id>/runs/<run_id>
+//! t/<tenant>/threads/<thread_id>/steps/<run_id>/<step_id>
+//! ```
+//! Ids sort by creation time, so a prefix listing is already in creation order. Everything of
+//! a thread lives under its prefix, so deleting a thread is one prefix deletion, and the
+//! tenant prefix keeps tenants apart. Callers pass only validated ids and tenant names.
+
+pub fn assistants(tenant: &str) -> String {
+    format!("t/{tenant}/assistants/")
+}
+
+pub fn assistant(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/assistants/{id}")
+}
+
+pub fn thread_prefix(tenant: &str, thread_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/")
+}
+
+pub fn thread(tenant: &str, thread_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/thread")
+}
+
+pub fn messages(tenant: &str, thread_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/messages/")
+}
+
+pub fn message(tenant: &str, thread_id: &str, id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/messages/{id}")
+}
+
+pub fn runs(tenant: &str, thread_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/runs/")
+}
+
+pub fn run(tenant: &str, thread_id: &str, id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/runs/{id}")
+}
+
+pub fn steps(tenant: &str, thread_id: &str, run_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/steps/{run_id}/")
+}
+
+pub fn step(tenant: &str, thread_id: &str, run_id: &str, id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/steps/{run_id}/{id}")
+}
+
+/// The last path segment of a key (an object id for the listings above).
+pub fn last_segment(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}

@@ -1,0 +1,232 @@
+//! The object store: named byte blobs with ETags, conditional writes and prefix listing.
+//!
+//! Everything the service keeps lives in one of these. Keys are `/`-separated paths built
+//! only from validated ids and fixed words (see `keys`), so no client string ever becomes a
+//! path by itself. Two backends:
+//! - `local`: a directory on disk (the embedded default), atomic writes by rename;
+//! - `azure`: Azure Blob Storage (or Azurite) through `azure_storage_blobs`.
+//!
+//! Every update is conditional (`PutMode::IfMatch`) or create-only (`PutMode::Create`); the
+//! `update_json` helper re-reads and retries on a lost race, so no change is ever lost.
+
+pub mod azure;
+pub mod connection_string;
+pub mod keys;
+pub mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// An opaque version tag of a stored object, returned by reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ETag(pub String);
+
+/// How a write treats an existing object.
+#[derive(Debug, Clone)]
+pub enum PutMode {
+    /// Only if no object has the key (If-None-Match: *); otherwise `StoreError::Conflict`.
+    Create,
+    /// Only if the object still has this ETag (If-Match); otherwise `StoreError::Conflict`.
+    IfMatch(ETag),
+    /// Unconditionally. Only for objects a single writer owns (derived ids, idempotent steps).
+    Overwrite,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the object exists (Create) or changed (IfMatch).
+    #[error("precondition failed")]
+    Conflict,
+    /// The object to update is gone.
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot be reached or is overloaded; retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, a corrupt object, a misconfiguration).
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+/// One page of a prefix listing: keys in ascending byte order, and where to continue.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub keys: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// Counts of backend operations, for the benchmarks' cost figures.
+#[derive(Debug, Default)]
+pub struct OpCounters {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub lists: AtomicU64,
+    pub deletes: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct OpCounts {
+    pub reads: u64,
+    pub writes: u64,
+    pub lists: u64,
+    pub deletes: u64,
+}
+
+impl OpCounters {
+    pub fn snapshot(&self) -> OpCounts {
+        OpCounts {
+            reads: self.reads.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            lists: self.lists.load(Ordering::Relaxed),
+            deletes: self.deletes.load(Ordering::Relaxed),
+        }
+    }
+    pub(crate) fn read(&self) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn write(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn list(&self) {
+        self.lists.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn delete(&self) {
+        self.deletes.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The object and its ETag, or `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ETag)>, StoreError>;
+    /// Writes the object under `mode`; returns the new ETag.
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag, StoreError>;
+    /// Keys under `prefix` in ascending order, at most `max` of them, from `marker` on.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        marker: Option<String>,
+        max: usize,
+    ) -> Result<ListPage, StoreError>;
+    /// Deletes the object; `Ok(false)` when there was none.
+    async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Operation counts since start.
+    fn counts(&self) -> OpCounts;
+    /// A short name for logs ("local", "azure").
+    fn name(&self) -> &'static str;
+}
+
+/// The shared handle every layer holds.
+pub type DynStore = Arc<dyn Store>;
+
+/// How many keys to ask for per listing call (Azure's maximum page size).
+const LIST_PAGE: usize = 5000;
+
+/// All keys under `prefix`, ascending.
+pub async fn list_all(store: &dyn Store, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = store.list_page(prefix, marker, LIST_PAGE).await?;
+        keys.extend(page.keys);
+        match page.next {
+            Some(next) => marker = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// Deletes every object under `prefix`; returns how many were deleted.
+pub async fn delete_prefix(store: &DynStore, prefix: &str) -> Result<usize, StoreError> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let keys = list_all(store.as_ref(), prefix).await?;
+    let deletes: Vec<_> = keys
+        .into_iter()
+        .map(|key| {
+            let store = store.clone();
+            async move { store.delete(&key).await }
+        })
+        .collect();
+    let deleted: Vec<bool> = stream::iter(deletes)
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    Ok(deleted.into_iter().filter(|d| *d).count())
+}
+
+/// Reads and parses a JSON object.
+pub async fn get_json<T: DeserializeOwned>(
+    store: &dyn Store,
+    key: &str,
+) -> Result<Option<(T, ETag)>, StoreError> {
+    match store.get(key).await? {
+        None => Ok(None),
+        Some((bytes, etag)) => {
+            let value = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Other(format!("corrupt object {key}: {e}")))?;
+            Ok(Some((value, etag)))
+        }
+    }
+}
+
+/// Serialises and writes a JSON object.
+pub async fn put_json<T: Serialize>(
+    store: &dyn Store,
+    key: &str,
+    value: &T,
+    mode: PutMode,
+) -> Result<ETag, StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Other(e.to_string()))?;
+    store.put(key, Bytes::from(bytes), mode).await
+}
+
+/// What an update closure decides.
+pub enum Update<T, R> {
+    /// Write this new value, then return `R`.
+    Write(T, R),
+    /// Leave the object as it is and return `R`.
+    Keep(R),
+}
+
+/// How often a conditional update re-reads after losing a race before it gives up.
+const UPDATE_ATTEMPTS: usize = 64;
+
+/// Read-modify-write under the object's ETag, retried on a lost race. `change` sees the
+/// current value each time (so it must be a pure function of it) and may return an error to
+/// abort. `Ok(None)` when the object does not exist.
+pub async fn update_json<T, R, E, F>(
+    store: &dyn Store,
+    key: &str,
+    mut change: F,
+) -> Result<Option<R>, E>
+where
+    T: Serialize + DeserializeOwned,
+    E: From<StoreError>,
+    F: FnMut(T) -> Result<Update<T, R>, E>,
+{
+    for attempt in 0..UPDATE_ATTEMPTS {
+        let Some((current, etag)) = get_json::<T>(store, key).await? else {
+            return Ok(None);
+        };
+        match change(current)? {
+            Update::Keep(result) => return Ok(Some(result)),
+            Update::Write(next, result) => {
+                match put_json(store, key, &next, PutMode::IfMatch(etag)).await {
+                    Ok(_) => return Ok(Some(result)),
+                    Err(StoreError::Conflict) => {
+                        // Someone else wrote in between: back off a little and re-read.
+                        let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);
+                        tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                    }
+                    Err(StoreError::NotFound) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Err(StoreError::Other(format!("update of {key} kept conflicting")).into())
+}
