@@ -58,7 +58,11 @@ impl App {
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
         let filter = http::routes(self.state.clone());
         warp::serve(filter)
             .incoming(listener)

@@ -16,7 +16,10 @@ pub enum ApiError {
     },
     /// 401: missing or wrong API key.
     #[error("{message}")]
-    Unauthorized { message: String, code: Option<String> },
+    Unauthorized {
+        message: String,
+        code: Option<String>,
+    },
     /// 404: an object that does not exist (or belongs to another tenant).
     #[error("No {} found with id '{id}'.", kind.noun())]
     NotFound { kind: Kind, id: String },

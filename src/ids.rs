@@ -200,7 +200,10 @@ mod tests {
     fn malformed_ids_are_rejected() {
         assert!(!is_valid(Kind::Thread, "thread_../../etc"));
         assert!(!is_valid(Kind::Thread, "thread_"));
-        assert!(!is_valid(Kind::Thread, "thread_abcdefghijklmnopqrstuvwx%2F"));
+        assert!(!is_valid(
+            Kind::Thread,
+            "thread_abcdefghijklmnopqrstuvwx%2F"
+        ));
         assert!(is_valid(Kind::Thread, "thread_abcdefghijklmnopqrstuvwx"));
     }
 }

@@ -86,7 +86,8 @@ struct ModifyAssistant {
     response_format: Option<Option<Value>>,
 }
 
-pub const REASONING_EFFORTS: &[&str] = &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+pub const REASONING_EFFORTS: &[&str] =
+    &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
 
 pub fn validate_model(model: &str) -> Result<(), ApiError> {
     validate::non_empty("model", model)?;

@@ -5,53 +5,142 @@
 pub enum Operation {
     ListAssistants,
     CreateAssistant,
-    GetAssistant { assistant_id: String },
-    ModifyAssistant { assistant_id: String },
-    DeleteAssistant { assistant_id: String },
+    GetAssistant {
+        assistant_id: String,
+    },
+    ModifyAssistant {
+        assistant_id: String,
+    },
+    DeleteAssistant {
+        assistant_id: String,
+    },
 
     CreateThread,
-    GetThread { thread_id: String },
-    ModifyThread { thread_id: String },
-    DeleteThread { thread_id: String },
+    GetThread {
+        thread_id: String,
+    },
+    ModifyThread {
+        thread_id: String,
+    },
+    DeleteThread {
+        thread_id: String,
+    },
     CreateThreadAndRun,
 
-    ListMessages { thread_id: String },
-    CreateMessage { thread_id: String },
-    GetMessage { thread_id: String, message_id: String },
-    ModifyMessage { thread_id: String, message_id: String },
-    DeleteMessage { thread_id: String, message_id: String },
+    ListMessages {
+        thread_id: String,
+    },
+    CreateMessage {
+        thread_id: String,
+    },
+    GetMessage {
+        thread_id: String,
+        message_id: String,
+    },
+    ModifyMessage {
+        thread_id: String,
+        message_id: String,
+    },
+    DeleteMessage {
+        thread_id: String,
+        message_id: String,
+    },
 
-    ListRuns { thread_id: String },
-    CreateRun { thread_id: String },
-    GetRun { thread_id: String, run_id: String },
-    ModifyRun { thread_id: String, run_id: String },
-    CancelRun { thread_id: String, run_id: String },
-    SubmitToolOutputs { thread_id: String, run_id: String },
-    ListRunSteps { thread_id: String, run_id: String },
-    GetRunStep { thread_id: String, run_id: String, step_id: String },
+    ListRuns {
+        thread_id: String,
+    },
+    CreateRun {
+        thread_id: String,
+    },
+    GetRun {
+        thread_id: String,
+        run_id: String,
+    },
+    ModifyRun {
+        thread_id: String,
+        run_id: String,
+    },
+    CancelRun {
+        thread_id: String,
+        run_id: String,
+    },
+    SubmitToolOutputs {
+        thread_id: String,
+        run_id: String,
+    },
+    ListRunSteps {
+        thread_id: String,
+        run_id: String,
+    },
+    GetRunStep {
+        thread_id: String,
+        run_id: String,
+        step_id: String,
+    },
 
     ListFiles,
     CreateFile,
-    GetFile { file_id: String },
-    DeleteFile { file_id: String },
-    DownloadFile { file_id: String },
+    GetFile {
+        file_id: String,
+    },
+    DeleteFile {
+        file_id: String,
+    },
+    DownloadFile {
+        file_id: String,
+    },
 
     ListVectorStores,
     CreateVectorStore,
-    GetVectorStore { vector_store_id: String },
-    ModifyVectorStore { vector_store_id: String },
-    DeleteVectorStore { vector_store_id: String },
-    SearchVectorStore { vector_store_id: String },
-    ListVectorStoreFiles { vector_store_id: String },
-    CreateVectorStoreFile { vector_store_id: String },
-    GetVectorStoreFile { vector_store_id: String, file_id: String },
-    UpdateVectorStoreFile { vector_store_id: String, file_id: String },
-    DeleteVectorStoreFile { vector_store_id: String, file_id: String },
-    GetVectorStoreFileContent { vector_store_id: String, file_id: String },
-    CreateVectorStoreFileBatch { vector_store_id: String },
-    GetVectorStoreFileBatch { vector_store_id: String, batch_id: String },
-    CancelVectorStoreFileBatch { vector_store_id: String, batch_id: String },
-    ListVectorStoreFileBatchFiles { vector_store_id: String, batch_id: String },
+    GetVectorStore {
+        vector_store_id: String,
+    },
+    ModifyVectorStore {
+        vector_store_id: String,
+    },
+    DeleteVectorStore {
+        vector_store_id: String,
+    },
+    SearchVectorStore {
+        vector_store_id: String,
+    },
+    ListVectorStoreFiles {
+        vector_store_id: String,
+    },
+    CreateVectorStoreFile {
+        vector_store_id: String,
+    },
+    GetVectorStoreFile {
+        vector_store_id: String,
+        file_id: String,
+    },
+    UpdateVectorStoreFile {
+        vector_store_id: String,
+        file_id: String,
+    },
+    DeleteVectorStoreFile {
+        vector_store_id: String,
+        file_id: String,
+    },
+    GetVectorStoreFileContent {
+        vector_store_id: String,
+        file_id: String,
+    },
+    CreateVectorStoreFileBatch {
+        vector_store_id: String,
+    },
+    GetVectorStoreFileBatch {
+        vector_store_id: String,
+        batch_id: String,
+    },
+    CancelVectorStoreFileBatch {
+        vector_store_id: String,
+        batch_id: String,
+    },
+    ListVectorStoreFileBatchFiles {
+        vector_store_id: String,
+        batch_id: String,
+    },
 }
 
 impl Operation {

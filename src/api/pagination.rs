@@ -72,9 +72,7 @@ impl ListQuery {
             Some(other) => {
                 return Err(ApiError::invalid_param(
                     "order",
-                    format!(
-                        "Invalid value: '{other}'. Supported values are: 'asc' and 'desc'."
-                    ),
+                    format!("Invalid value: '{other}'. Supported values are: 'asc' and 'desc'."),
                 ))
             }
         };

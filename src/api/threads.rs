@@ -151,11 +151,7 @@ pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
     if !ctx.store.delete(&key).await? {
         return Err(ApiError::not_found(Kind::Thread, thread_id));
     }
-    store::delete_prefix(
-        &ctx.store,
-        &keys::thread_prefix(&ctx.tenant, thread_id),
-    )
-    .await?;
+    store::delete_prefix(&ctx.store, &keys::thread_prefix(&ctx.tenant, thread_id)).await?;
     Ok(json!({"id": thread_id, "object": "thread.deleted", "deleted": true}))
 }
 
@@ -180,11 +176,7 @@ pub async fn claim_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Resul
 }
 
 /// Clears the thread's active run if it is still `run_id`.
-pub async fn release_active_run(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-) -> Result<(), ApiError> {
+pub async fn release_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
     let key = keys::thread(&ctx.tenant, thread_id);
     store::update_json(ctx.store.as_ref(), &key, |mut t: ThreadRecord| {
         if t.active_run_id.as_deref() == Some(run_id) {

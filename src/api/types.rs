@@ -86,7 +86,11 @@ pub fn validate_tools(param: &str, tools: &[Tool], max: usize) -> Result<(), Api
                             1.0,
                         )?;
                         if let Some(ranker) = &ranking.ranker {
-                            one_of(&format!("{p}.ranker"), ranker, &["auto", "default_2024_08_21"])?;
+                            one_of(
+                                &format!("{p}.ranker"),
+                                ranker,
+                                &["auto", "default_2024_08_21"],
+                            )?;
                         }
                     }
                 }
@@ -251,9 +255,12 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
             }
             if kind == "json_schema" {
                 let p = format!("{param}.json_schema");
-                let schema = map.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
-                    ApiError::invalid_param(&p, format!("Missing required parameter: '{p}'."))
-                })?;
+                let schema = map
+                    .get("json_schema")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        ApiError::invalid_param(&p, format!("Missing required parameter: '{p}'."))
+                    })?;
                 let name = schema.get("name").and_then(Value::as_str).unwrap_or("");
                 if !valid_function_name(name) {
                     return Err(ApiError::invalid_param(
@@ -367,8 +374,15 @@ pub fn parse_content(param: &str, content: &Value) -> Result<Vec<ContentPart>, A
                         text_part(text)
                     }
                     InputPart::ImageFile { image_file } => {
-                        validate::id(&format!("{p}.image_file.file_id"), Kind::File, &image_file.file_id)?;
-                        detail(&format!("{p}.image_file.detail"), image_file.detail.as_deref())?;
+                        validate::id(
+                            &format!("{p}.image_file.file_id"),
+                            Kind::File,
+                            &image_file.file_id,
+                        )?;
+                        detail(
+                            &format!("{p}.image_file.detail"),
+                            image_file.detail.as_deref(),
+                        )?;
                         ContentPart::ImageFile { image_file }
                     }
                     InputPart::ImageUrl { image_url } => {
@@ -382,7 +396,10 @@ pub fn parse_content(param: &str, content: &Value) -> Result<Vec<ContentPart>, A
                                 format!("Invalid '{p}.image_url.url': expected a URL."),
                             ));
                         }
-                        detail(&format!("{p}.image_url.detail"), image_url.detail.as_deref())?;
+                        detail(
+                            &format!("{p}.image_url.detail"),
+                            image_url.detail.as_deref(),
+                        )?;
                         ContentPart::ImageUrl { image_url }
                     }
                 });

@@ -48,10 +48,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             } else {
                 format!("{path}.{field}")
             };
-            return ApiError::invalid(
-                format!("Missing required parameter: '{full}'."),
-                Some(full),
-            );
+            return ApiError::invalid(format!("Missing required parameter: '{full}'."), Some(full));
         }
         let param = if path == "." || path.is_empty() {
             None

@@ -89,22 +89,33 @@ mod tests {
 
     fn auth() -> Auth {
         Auth::new(&[
-            ApiKey { key: "sk-a".into(), tenant: "default".into() },
-            ApiKey { key: "sk-bbbbbbbb".into(), tenant: "b".into() },
+            ApiKey {
+                key: "sk-a".into(),
+                tenant: "default".into(),
+            },
+            ApiKey {
+                key: "sk-bbbbbbbb".into(),
+                tenant: "b".into(),
+            },
         ])
     }
 
     #[test]
     fn keys_map_to_tenants() {
         assert_eq!(auth().authenticate(Some("Bearer sk-a")).unwrap(), "default");
-        assert_eq!(auth().authenticate(Some("bearer  sk-bbbbbbbb ")).unwrap(), "b");
+        assert_eq!(
+            auth().authenticate(Some("bearer  sk-bbbbbbbb ")).unwrap(),
+            "b"
+        );
     }
 
     #[test]
     fn missing_and_wrong_keys_are_401_without_the_key() {
         let e = auth().authenticate(None).unwrap_err();
         assert_eq!(e.status(), 401);
-        let e = auth().authenticate(Some("Bearer sk-secret-value-1234")).unwrap_err();
+        let e = auth()
+            .authenticate(Some("Bearer sk-secret-value-1234"))
+            .unwrap_err();
         assert_eq!(e.status(), 401);
         assert_eq!(e.code(), Some("invalid_api_key"));
         assert!(!e.to_string().contains("secret"));

@@ -32,9 +32,7 @@ pub struct HttpState {
 pub fn routes(
     state: Arc<HttpState>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let raw_query = warp::query::raw()
-        .or(warp::any().map(String::new))
-        .unify();
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
         .and(warp::path::full())
         .and(raw_query)
@@ -52,12 +50,11 @@ pub fn routes(
                     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
                     let path = path.as_str().to_string();
                     // A panic is a bug; it must still answer (500), never drop the connection.
-                    let outcome = AssertUnwindSafe(handle(
-                        &state, &method, &path, &query, &headers, body,
-                    ))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Err(ApiError::internal("handler panicked")));
+                    let outcome =
+                        AssertUnwindSafe(handle(&state, &method, &path, &query, &headers, body))
+                            .catch_unwind()
+                            .await
+                            .unwrap_or_else(|_| Err(ApiError::internal("handler panicked")));
                     finish(outcome, &method, &path, &request_id, started)
                 }
             },
@@ -66,7 +63,10 @@ pub fn routes(
 
 /// The path after `/v1` as segments; the Functions host's default `/api` prefix is allowed.
 fn api_segments(path: &str) -> Option<Vec<&str>> {
-    let path = path.strip_prefix("/api").filter(|p| p.starts_with("/v1")).unwrap_or(path);
+    let path = path
+        .strip_prefix("/api")
+        .filter(|p| p.starts_with("/v1"))
+        .unwrap_or(path);
     let rest = path.strip_prefix("/v1")?;
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
@@ -95,9 +95,7 @@ async fn handle(
         path: path.to_string(),
     };
     let segments = api_segments(path).ok_or_else(unknown)?;
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     let tenant = state.auth.authenticate(authorization)?;
     check_beta_header(headers)?;
     let operation = match router::route(method.as_str(), &segments) {
@@ -215,7 +213,8 @@ fn finish(
     let (status, body) = match outcome {
         Ok(Reply::Json(value)) => (StatusCode::OK, value),
         Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             match &e {
                 ApiError::Internal(cause) => {
                     log::warn!("{request_id} {method} {path}: 500: {cause}")
@@ -257,10 +256,9 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = warp::http::Response::new(Bytes::from(bytes)).into_response();
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json"),
-    );
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     response
 }
 
@@ -271,7 +269,10 @@ mod tests {
     #[test]
     fn api_prefixes() {
         assert_eq!(api_segments("/v1/assistants"), Some(vec!["assistants"]));
-        assert_eq!(api_segments("/api/v1/assistants/"), Some(vec!["assistants"]));
+        assert_eq!(
+            api_segments("/api/v1/assistants/"),
+            Some(vec!["assistants"])
+        );
         assert_eq!(api_segments("/v1"), Some(vec![]));
         assert_eq!(api_segments("/v10/assistants"), None);
         assert_eq!(api_segments("/assistants"), None);

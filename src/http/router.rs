@@ -24,96 +24,265 @@ fn pick(method: &str, options: Vec<(&'static str, Operation)>) -> Result<Operati
 pub fn route(method: &str, segments: &[&str]) -> Result<Operation, RouteError> {
     let s = |i: usize| segments[i].to_string();
     match segments {
-        ["assistants"] => pick(method, vec![("GET", ListAssistants), ("POST", CreateAssistant)]),
-        ["assistants", _] => pick(method, vec![
-            ("GET", GetAssistant { assistant_id: s(1) }),
-            ("POST", ModifyAssistant { assistant_id: s(1) }),
-            ("DELETE", DeleteAssistant { assistant_id: s(1) }),
-        ]),
+        ["assistants"] => pick(
+            method,
+            vec![("GET", ListAssistants), ("POST", CreateAssistant)],
+        ),
+        ["assistants", _] => pick(
+            method,
+            vec![
+                ("GET", GetAssistant { assistant_id: s(1) }),
+                ("POST", ModifyAssistant { assistant_id: s(1) }),
+                ("DELETE", DeleteAssistant { assistant_id: s(1) }),
+            ],
+        ),
         ["threads"] => pick(method, vec![("POST", CreateThread)]),
         ["threads", "runs"] => pick(method, vec![("POST", CreateThreadAndRun)]),
-        ["threads", _] => pick(method, vec![
-            ("GET", GetThread { thread_id: s(1) }),
-            ("POST", ModifyThread { thread_id: s(1) }),
-            ("DELETE", DeleteThread { thread_id: s(1) }),
-        ]),
-        ["threads", _, "messages"] => pick(method, vec![
-            ("GET", ListMessages { thread_id: s(1) }),
-            ("POST", CreateMessage { thread_id: s(1) }),
-        ]),
-        ["threads", _, "messages", _] => pick(method, vec![
-            ("GET", GetMessage { thread_id: s(1), message_id: s(3) }),
-            ("POST", ModifyMessage { thread_id: s(1), message_id: s(3) }),
-            ("DELETE", DeleteMessage { thread_id: s(1), message_id: s(3) }),
-        ]),
-        ["threads", _, "runs"] => pick(method, vec![
-            ("GET", ListRuns { thread_id: s(1) }),
-            ("POST", CreateRun { thread_id: s(1) }),
-        ]),
-        ["threads", _, "runs", _] => pick(method, vec![
-            ("GET", GetRun { thread_id: s(1), run_id: s(3) }),
-            ("POST", ModifyRun { thread_id: s(1), run_id: s(3) }),
-        ]),
-        ["threads", _, "runs", _, "cancel"] => {
-            pick(method, vec![("POST", CancelRun { thread_id: s(1), run_id: s(3) })])
-        }
-        ["threads", _, "runs", _, "submit_tool_outputs"] => pick(method, vec![(
-            "POST",
-            SubmitToolOutputs { thread_id: s(1), run_id: s(3) },
-        )]),
-        ["threads", _, "runs", _, "steps"] => {
-            pick(method, vec![("GET", ListRunSteps { thread_id: s(1), run_id: s(3) })])
-        }
-        ["threads", _, "runs", _, "steps", _] => pick(method, vec![(
-            "GET",
-            GetRunStep { thread_id: s(1), run_id: s(3), step_id: s(5) },
-        )]),
+        ["threads", _] => pick(
+            method,
+            vec![
+                ("GET", GetThread { thread_id: s(1) }),
+                ("POST", ModifyThread { thread_id: s(1) }),
+                ("DELETE", DeleteThread { thread_id: s(1) }),
+            ],
+        ),
+        ["threads", _, "messages"] => pick(
+            method,
+            vec![
+                ("GET", ListMessages { thread_id: s(1) }),
+                ("POST", CreateMessage { thread_id: s(1) }),
+            ],
+        ),
+        ["threads", _, "messages", _] => pick(
+            method,
+            vec![
+                (
+                    "GET",
+                    GetMessage {
+                        thread_id: s(1),
+                        message_id: s(3),
+                    },
+                ),
+                (
+                    "POST",
+                    ModifyMessage {
+                        thread_id: s(1),
+                        message_id: s(3),
+                    },
+                ),
+                (
+                    "DELETE",
+                    DeleteMessage {
+                        thread_id: s(1),
+                        message_id: s(3),
+                    },
+                ),
+            ],
+        ),
+        ["threads", _, "runs"] => pick(
+            method,
+            vec![
+                ("GET", ListRuns { thread_id: s(1) }),
+                ("POST", CreateRun { thread_id: s(1) }),
+            ],
+        ),
+        ["threads", _, "runs", _] => pick(
+            method,
+            vec![
+                (
+                    "GET",
+                    GetRun {
+                        thread_id: s(1),
+                        run_id: s(3),
+                    },
+                ),
+                (
+                    "POST",
+                    ModifyRun {
+                        thread_id: s(1),
+                        run_id: s(3),
+                    },
+                ),
+            ],
+        ),
+        ["threads", _, "runs", _, "cancel"] => pick(
+            method,
+            vec![(
+                "POST",
+                CancelRun {
+                    thread_id: s(1),
+                    run_id: s(3),
+                },
+            )],
+        ),
+        ["threads", _, "runs", _, "submit_tool_outputs"] => pick(
+            method,
+            vec![(
+                "POST",
+                SubmitToolOutputs {
+                    thread_id: s(1),
+                    run_id: s(3),
+                },
+            )],
+        ),
+        ["threads", _, "runs", _, "steps"] => pick(
+            method,
+            vec![(
+                "GET",
+                ListRunSteps {
+                    thread_id: s(1),
+                    run_id: s(3),
+                },
+            )],
+        ),
+        ["threads", _, "runs", _, "steps", _] => pick(
+            method,
+            vec![(
+                "GET",
+                GetRunStep {
+                    thread_id: s(1),
+                    run_id: s(3),
+                    step_id: s(5),
+                },
+            )],
+        ),
         ["files"] => pick(method, vec![("GET", ListFiles), ("POST", CreateFile)]),
-        ["files", _] => pick(method, vec![
-            ("GET", GetFile { file_id: s(1) }),
-            ("DELETE", DeleteFile { file_id: s(1) }),
-        ]),
+        ["files", _] => pick(
+            method,
+            vec![
+                ("GET", GetFile { file_id: s(1) }),
+                ("DELETE", DeleteFile { file_id: s(1) }),
+            ],
+        ),
         ["files", _, "content"] => pick(method, vec![("GET", DownloadFile { file_id: s(1) })]),
-        ["vector_stores"] => {
-            pick(method, vec![("GET", ListVectorStores), ("POST", CreateVectorStore)])
-        }
-        ["vector_stores", _] => pick(method, vec![
-            ("GET", GetVectorStore { vector_store_id: s(1) }),
-            ("POST", ModifyVectorStore { vector_store_id: s(1) }),
-            ("DELETE", DeleteVectorStore { vector_store_id: s(1) }),
-        ]),
-        ["vector_stores", _, "search"] => {
-            pick(method, vec![("POST", SearchVectorStore { vector_store_id: s(1) })])
-        }
-        ["vector_stores", _, "files"] => pick(method, vec![
-            ("GET", ListVectorStoreFiles { vector_store_id: s(1) }),
-            ("POST", CreateVectorStoreFile { vector_store_id: s(1) }),
-        ]),
-        ["vector_stores", _, "files", _] => pick(method, vec![
-            ("GET", GetVectorStoreFile { vector_store_id: s(1), file_id: s(3) }),
-            ("POST", UpdateVectorStoreFile { vector_store_id: s(1), file_id: s(3) }),
-            ("DELETE", DeleteVectorStoreFile { vector_store_id: s(1), file_id: s(3) }),
-        ]),
-        ["vector_stores", _, "files", _, "content"] => pick(method, vec![(
-            "GET",
-            GetVectorStoreFileContent { vector_store_id: s(1), file_id: s(3) },
-        )]),
-        ["vector_stores", _, "file_batches"] => pick(method, vec![(
-            "POST",
-            CreateVectorStoreFileBatch { vector_store_id: s(1) },
-        )]),
-        ["vector_stores", _, "file_batches", _] => pick(method, vec![(
-            "GET",
-            GetVectorStoreFileBatch { vector_store_id: s(1), batch_id: s(3) },
-        )]),
-        ["vector_stores", _, "file_batches", _, "cancel"] => pick(method, vec![(
-            "POST",
-            CancelVectorStoreFileBatch { vector_store_id: s(1), batch_id: s(3) },
-        )]),
-        ["vector_stores", _, "file_batches", _, "files"] => pick(method, vec![(
-            "GET",
-            ListVectorStoreFileBatchFiles { vector_store_id: s(1), batch_id: s(3) },
-        )]),
+        ["vector_stores"] => pick(
+            method,
+            vec![("GET", ListVectorStores), ("POST", CreateVectorStore)],
+        ),
+        ["vector_stores", _] => pick(
+            method,
+            vec![
+                (
+                    "GET",
+                    GetVectorStore {
+                        vector_store_id: s(1),
+                    },
+                ),
+                (
+                    "POST",
+                    ModifyVectorStore {
+                        vector_store_id: s(1),
+                    },
+                ),
+                (
+                    "DELETE",
+                    DeleteVectorStore {
+                        vector_store_id: s(1),
+                    },
+                ),
+            ],
+        ),
+        ["vector_stores", _, "search"] => pick(
+            method,
+            vec![(
+                "POST",
+                SearchVectorStore {
+                    vector_store_id: s(1),
+                },
+            )],
+        ),
+        ["vector_stores", _, "files"] => pick(
+            method,
+            vec![
+                (
+                    "GET",
+                    ListVectorStoreFiles {
+                        vector_store_id: s(1),
+                    },
+                ),
+                (
+                    "POST",
+                    CreateVectorStoreFile {
+                        vector_store_id: s(1),
+                    },
+                ),
+            ],
+        ),
+        ["vector_stores", _, "files", _] => pick(
+            method,
+            vec![
+                (
+                    "GET",
+                    GetVectorStoreFile {
+                        vector_store_id: s(1),
+                        file_id: s(3),
+                    },
+                ),
+                (
+                    "POST",
+                    UpdateVectorStoreFile {
+                        vector_store_id: s(1),
+                        file_id: s(3),
+                    },
+                ),
+                (
+                    "DELETE",
+                    DeleteVectorStoreFile {
+                        vector_store_id: s(1),
+                        file_id: s(3),
+                    },
+                ),
+            ],
+        ),
+        ["vector_stores", _, "files", _, "content"] => pick(
+            method,
+            vec![(
+                "GET",
+                GetVectorStoreFileContent {
+                    vector_store_id: s(1),
+                    file_id: s(3),
+                },
+            )],
+        ),
+        ["vector_stores", _, "file_batches"] => pick(
+            method,
+            vec![(
+                "POST",
+                CreateVectorStoreFileBatch {
+                    vector_store_id: s(1),
+                },
+            )],
+        ),
+        ["vector_stores", _, "file_batches", _] => pick(
+            method,
+            vec![(
+                "GET",
+                GetVectorStoreFileBatch {
+                    vector_store_id: s(1),
+                    batch_id: s(3),
+                },
+            )],
+        ),
+        ["vector_stores", _, "file_batches", _, "cancel"] => pick(
+            method,
+            vec![(
+                "POST",
+                CancelVectorStoreFileBatch {
+                    vector_store_id: s(1),
+                    batch_id: s(3),
+                },
+            )],
+        ),
+        ["vector_stores", _, "file_batches", _, "files"] => pick(
+            method,
+            vec![(
+                "GET",
+                ListVectorStoreFileBatchFiles {
+                    vector_store_id: s(1),
+                    batch_id: s(3),
+                },
+            )],
+        ),
         _ => Err(RouteError::NotFound),
     }
 }
@@ -151,7 +320,11 @@ mod tests {
             ("GET", "/threads/t/runs/r", "getRun"),
             ("POST", "/threads/t/runs/r", "modifyRun"),
             ("POST", "/threads/t/runs/r/cancel", "cancelRun"),
-            ("POST", "/threads/t/runs/r/submit_tool_outputs", "submitToolOuputsToRun"),
+            (
+                "POST",
+                "/threads/t/runs/r/submit_tool_outputs",
+                "submitToolOuputsToRun",
+            ),
             ("GET", "/threads/t/runs/r/steps", "listRunSteps"),
             ("GET", "/threads/t/runs/r/steps/s", "getRunStep"),
             ("GET", "/files", "listFiles"),
@@ -168,13 +341,41 @@ mod tests {
             ("GET", "/vector_stores/v/files", "listVectorStoreFiles"),
             ("POST", "/vector_stores/v/files", "createVectorStoreFile"),
             ("GET", "/vector_stores/v/files/f", "getVectorStoreFile"),
-            ("POST", "/vector_stores/v/files/f", "updateVectorStoreFileAttributes"),
-            ("DELETE", "/vector_stores/v/files/f", "deleteVectorStoreFile"),
-            ("GET", "/vector_stores/v/files/f/content", "retrieveVectorStoreFileContent"),
-            ("POST", "/vector_stores/v/file_batches", "createVectorStoreFileBatch"),
-            ("GET", "/vector_stores/v/file_batches/b", "getVectorStoreFileBatch"),
-            ("POST", "/vector_stores/v/file_batches/b/cancel", "cancelVectorStoreFileBatch"),
-            ("GET", "/vector_stores/v/file_batches/b/files", "listFilesInVectorStoreBatch"),
+            (
+                "POST",
+                "/vector_stores/v/files/f",
+                "updateVectorStoreFileAttributes",
+            ),
+            (
+                "DELETE",
+                "/vector_stores/v/files/f",
+                "deleteVectorStoreFile",
+            ),
+            (
+                "GET",
+                "/vector_stores/v/files/f/content",
+                "retrieveVectorStoreFileContent",
+            ),
+            (
+                "POST",
+                "/vector_stores/v/file_batches",
+                "createVectorStoreFileBatch",
+            ),
+            (
+                "GET",
+                "/vector_stores/v/file_batches/b",
+                "getVectorStoreFileBatch",
+            ),
+            (
+                "POST",
+                "/vector_stores/v/file_batches/b/cancel",
+                "cancelVectorStoreFileBatch",
+            ),
+            (
+                "GET",
+                "/vector_stores/v/file_batches/b/files",
+                "listFilesInVectorStoreBatch",
+            ),
         ];
         assert_eq!(table.len(), 44);
         for (method, path, name) in table {
@@ -187,7 +388,11 @@ mod tests {
     fn path_ids_land_in_the_operation() {
         assert_eq!(
             r("GET", "/threads/t1/runs/r1/steps/s1").unwrap(),
-            GetRunStep { thread_id: "t1".into(), run_id: "r1".into(), step_id: "s1".into() }
+            GetRunStep {
+                thread_id: "t1".into(),
+                run_id: "r1".into(),
+                step_id: "s1".into()
+            }
         );
     }
 
@@ -197,8 +402,14 @@ mod tests {
             r("PUT", "/assistants"),
             Err(RouteError::MethodNotAllowed(vec!["GET", "POST"]))
         );
-        assert_eq!(r("GET", "/threads"), Err(RouteError::MethodNotAllowed(vec!["POST"])));
+        assert_eq!(
+            r("GET", "/threads"),
+            Err(RouteError::MethodNotAllowed(vec!["POST"]))
+        );
         assert_eq!(r("GET", "/nope"), Err(RouteError::NotFound));
-        assert_eq!(r("GET", "/threads/t/messages/m/extra"), Err(RouteError::NotFound));
+        assert_eq!(
+            r("GET", "/threads/t/messages/m/extra"),
+            Err(RouteError::NotFound)
+        );
     }
 }

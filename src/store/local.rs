@@ -163,9 +163,7 @@ impl Store for LocalStore {
                     // A hard link fails atomically when the name exists.
                     match tokio::fs::hard_link(&tmp, &path).await {
                         Ok(()) => Ok(()),
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                            Err(StoreError::Conflict)
-                        }
+                        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Conflict),
                         Err(e) => Err(io_error("link", e)),
                     }
                 }
@@ -173,9 +171,7 @@ impl Store for LocalStore {
                     let _guard = self.lock_for(key).lock().await;
                     match Self::read_file(&path).await? {
                         None => Err(StoreError::NotFound),
-                        Some(current) if etag_of(&current) != expected => {
-                            Err(StoreError::Conflict)
-                        }
+                        Some(current) if etag_of(&current) != expected => Err(StoreError::Conflict),
                         Some(_) => tokio::fs::rename(&tmp, &path)
                             .await
                             .map_err(|e| io_error("rename", e)),

@@ -1,0 +1,175 @@
+//! One conformance suite for every store backend: the local directory and Azure Blob
+//! Storage (Azurite).
+
+mod support;
+
+use assistants::store::{self, DynStore, PutMode, StoreError, Update};
+use bytes::Bytes;
+use serde_json::json;
+use support::{spawn_app, Backend};
+
+async fn store_for(backend: Backend) -> (DynStore, support::TestApp) {
+    let app = spawn_app(backend).await;
+    (app.store.clone(), app)
+}
+
+async fn conditional_writes_test(backend: Backend) {
+    let (s, _app) = store_for(backend).await;
+    assert!(s.get("a/missing").await.unwrap().is_none());
+    let e1 = s
+        .put("a/x", Bytes::from_static(b"{\"v\":1}"), PutMode::Create)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.put("a/x", Bytes::from_static(b"{\"v\":9}"), PutMode::Create)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let (data, etag) = s.get("a/x").await.unwrap().unwrap();
+    assert_eq!(&data[..], b"{\"v\":1}");
+    assert_eq!(etag, e1);
+    let e2 = s
+        .put(
+            "a/x",
+            Bytes::from_static(b"{\"v\":2}"),
+            PutMode::IfMatch(e1.clone()),
+        )
+        .await
+        .unwrap();
+    assert_ne!(e1, e2);
+    assert!(matches!(
+        s.put(
+            "a/x",
+            Bytes::from_static(b"{\"v\":3}"),
+            PutMode::IfMatch(e1)
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(&s.get("a/x").await.unwrap().unwrap().0[..], b"{\"v\":2}");
+    let stale = e2.clone();
+    assert!(s.delete("a/x").await.unwrap());
+    assert!(!s.delete("a/x").await.unwrap());
+    assert!(matches!(
+        s.put("a/x", Bytes::from_static(b"{}"), PutMode::IfMatch(stale))
+            .await,
+        Err(StoreError::NotFound) | Err(StoreError::Conflict)
+    ));
+    s.put("a/y", Bytes::from_static(b"1"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    s.put("a/y", Bytes::from_static(b"2"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert_eq!(&s.get("a/y").await.unwrap().unwrap().0[..], b"2");
+    let counts = s.counts();
+    assert!(
+        counts.reads >= 4 && counts.writes >= 7 && counts.deletes >= 2,
+        "{counts:?}"
+    );
+}
+both_backends!(conditional_writes, conditional_writes_test);
+
+async fn listing_pages_in_order_test(backend: Backend) {
+    let (s, _app) = store_for(backend).await;
+    for i in (0..7).rev() {
+        s.put(
+            &format!("p/q/k{i}"),
+            Bytes::from_static(b"{}"),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    }
+    s.put("p/q/sub/deeper", Bytes::from_static(b"{}"), PutMode::Create)
+        .await
+        .unwrap();
+    s.put("p/qq/other", Bytes::from_static(b"{}"), PutMode::Create)
+        .await
+        .unwrap();
+    let mut keys = Vec::new();
+    let mut marker = None;
+    let mut pages = 0;
+    loop {
+        let page = s.list_page("p/q/", marker, 3).await.unwrap();
+        assert!(page.keys.len() <= 3);
+        keys.extend(page.keys);
+        pages += 1;
+        match page.next {
+            Some(m) => marker = Some(m),
+            None => break,
+        }
+    }
+    assert!(pages >= 3);
+    let expected: Vec<String> = (0..7)
+        .map(|i| format!("p/q/k{i}"))
+        .chain(["p/q/sub/deeper".to_string()])
+        .collect();
+    assert_eq!(keys, expected);
+    assert_eq!(store::list_all(s.as_ref(), "p/q/").await.unwrap(), expected);
+    assert!(store::list_all(s.as_ref(), "nothing/")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store::delete_prefix(&s, "p/q/").await.unwrap(), 8);
+    assert!(store::list_all(s.as_ref(), "p/q/")
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store::list_all(s.as_ref(), "p/").await.unwrap(),
+        vec!["p/qq/other"]
+    );
+}
+both_backends!(listing_pages_in_order, listing_pages_in_order_test);
+
+async fn concurrent_updates_lose_nothing_test(backend: Backend) {
+    let (s, _app) = store_for(backend).await;
+    store::put_json(s.as_ref(), "c/counter", &json!({"n": 0}), PutMode::Create)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                store::update_json(s.as_ref(), "c/counter", |mut v: serde_json::Value| {
+                    let n = v["n"].as_i64().unwrap();
+                    v["n"] = json!(n + 1);
+                    Ok::<_, StoreError>(Update::Write(v, ()))
+                })
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().is_some());
+    }
+    let (v, _) = store::get_json::<serde_json::Value>(s.as_ref(), "c/counter")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v["n"], 20);
+    // Concurrent create-only writes of one key: exactly one wins.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.put("c/once", Bytes::from(format!("{i}")), PutMode::Create)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+both_backends!(
+    concurrent_updates_lose_nothing,
+    concurrent_updates_lose_nothing_test
+);

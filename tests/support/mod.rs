@@ -1,0 +1,229 @@
+//! Test helpers: start the real server in-process on a free port, on a fresh local store or
+//! on Azurite (a fresh container), and talk to it over HTTP.
+#![allow(dead_code)]
+
+use assistants::app::App;
+use assistants::config::Settings;
+use assistants::store::DynStore;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Azurite,
+}
+
+pub const KEY_A: &str = "sk-test-a";
+pub const KEY_B: &str = "sk-test-b";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub key: String,
+    pub store: DynStore,
+    _data_dir: Option<tempfile::TempDir>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The Azurite connection string `scripts/test.sh` exports. Missing is a failure: the
+/// Azurite half of the suite must not pass silently.
+pub fn azurite_connection_string() -> String {
+    std::env::var("AZURITE_CONNECTION_STRING").unwrap_or_else(|_| {
+        panic!("AZURITE_CONNECTION_STRING is not set: run the suite with scripts/test.sh, which starts Azurite")
+    })
+}
+
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Settings for a test server on `backend`, plus the temporary directory if local.
+pub fn test_settings(
+    backend: Backend,
+    extra: &[(&str, &str)],
+) -> (Settings, Option<tempfile::TempDir>) {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert(
+        "ASSISTANTS_API_KEYS".into(),
+        format!("{KEY_A}=tenanta,{KEY_B}=tenantb"),
+    );
+    let dir = match backend {
+        Backend::Local => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            env.insert("STORAGE".into(), "local".into());
+            env.insert("DATA_DIR".into(), dir.path().display().to_string());
+            Some(dir)
+        }
+        Backend::Azurite => {
+            env.insert("STORAGE".into(), "azure".into());
+            env.insert(
+                "STORAGE_CONNECTION_STRING".into(),
+                azurite_connection_string(),
+            );
+            env.insert("STORAGE_CONTAINER".into(), unique_name("t"));
+            env.insert("QUEUE_NAME".into(), unique_name("w"));
+            None
+        }
+    };
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings");
+    (settings, dir)
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let (settings, dir) = test_settings(backend, extra);
+    let app = App::new(&settings).expect("app");
+    let store = app.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}/v1"),
+        client: Client::new(),
+        key: KEY_A.to_string(),
+        store,
+        _data_dir: dir,
+        shutdown: Some(tx),
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The body of a 200, or a panic that shows what came instead.
+    pub fn ok(self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        self.body
+    }
+
+    /// Asserts an OpenAI-shaped error with this status and returns its error object.
+    pub fn error(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        let e = &self.body["error"];
+        for field in ["message", "type", "param", "code"] {
+            assert!(e.get(field).is_some(), "error lacks {field}: {}", self.body);
+        }
+        assert!(e["message"].is_string());
+        e.clone()
+    }
+}
+
+impl TestApp {
+    pub fn with_key(&self, key: &str) -> TestAppKey<'_> {
+        TestAppKey {
+            app: self,
+            key: key.to_string(),
+        }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.with_key(&self.key.clone())
+            .call(method, path, body)
+            .await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// A raw request (for headers, bodies and methods the helpers above don't make).
+    pub fn raw(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(&self.key)
+    }
+}
+
+pub struct TestAppKey<'a> {
+    app: &'a TestApp,
+    key: String,
+}
+
+impl TestAppKey<'_> {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        let mut request = self
+            .app
+            .client
+            .request(method, format!("{}{}", self.app.base, path))
+            .bearer_auth(&self.key)
+            .header("OpenAI-Beta", "assistants=v2");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let body =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// Runs an async test body once per backend, as `<name>::local` and `<name>::azurite`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                ($body)($crate::support::Backend::Local).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn azurite() {
+                ($body)($crate::support::Backend::Azurite).await;
+            }
+        }
+    };
+}
