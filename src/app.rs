@@ -1,10 +1,15 @@
-//! Wiring: settings to a store, a backend and the HTTP server; used by `main` and by the
-//! tests, which start the same server on a free port.
+//! Wiring: settings to a store, a work queue, the engine, a backend and the HTTP server;
+//! used by `main` and by the tests, which start the same server on a free port.
 
 use crate::api::stateful::Stateful;
 use crate::api::Backend;
-use crate::config::{Settings, StorageSetting};
+use crate::config::{QueueSetting, Settings, StorageSetting};
+use crate::engine::Engine;
 use crate::http::{self, auth::Auth, HttpState};
+use crate::llm::LlmClient;
+use crate::queue::azure::AzureQueue;
+use crate::queue::local::LocalQueue;
+use crate::queue::{DynQueue, WorkHandler};
 use crate::store::azure::{request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
@@ -16,7 +21,7 @@ use tokio::net::TcpListener;
 /// Opens the store the settings name.
 pub fn open_store(settings: &Settings) -> Result<DynStore, String> {
     match &settings.storage {
-        StorageSetting::Local { data_dir } => LocalStore::open(data_dir)
+        StorageSetting::Local { data_dir } => LocalStore::open(data_dir.join("objects"))
             .map(|s| Arc::new(s) as DynStore)
             .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display())),
         StorageSetting::Azure { account } => {
@@ -27,17 +32,54 @@ pub fn open_store(settings: &Settings) -> Result<DynStore, String> {
     }
 }
 
+/// The queue implementation, kept concrete so its consumer can be started.
+enum Queue {
+    Local(Arc<LocalQueue>),
+    Azure(Arc<AzureQueue>),
+}
+
 /// A running service's parts, for `serve` and for tests that look inside.
 pub struct App {
     pub store: DynStore,
+    pub queue: DynQueue,
+    pub engine: Arc<Engine>,
     pub backend: Arc<dyn Backend>,
+    settings: Settings,
+    queue_impl: Queue,
     state: Arc<HttpState>,
 }
 
 impl App {
     pub fn new(settings: &Settings) -> Result<App, String> {
         let store = open_store(settings)?;
-        let backend: Arc<dyn Backend> = Arc::new(Stateful::new(store.clone()));
+        let queue_impl = match (&settings.queue, &settings.storage) {
+            (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
+                LocalQueue::open(data_dir.join("queue"), settings.runs.work_max_attempts)
+                    .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display()))?,
+            ),
+            (QueueSetting::Azure, StorageSetting::Azure { account }) => Queue::Azure(
+                AzureQueue::new(account, &settings.queue_name, request_retry())
+                    .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))?,
+            ),
+            _ => {
+                return Err(
+                    "QUEUE: the queue and the store must both be local or both Azure".into(),
+                )
+            }
+        };
+        let queue: DynQueue = match &queue_impl {
+            Queue::Local(q) => q.clone(),
+            Queue::Azure(q) => q.clone(),
+        };
+        let runs = Arc::new(settings.runs.clone());
+        let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
+        let engine = Arc::new(Engine::new(store.clone(), queue.clone(), llm, runs.clone()));
+        let backend: Arc<dyn Backend> = Arc::new(Stateful::new(
+            store.clone(),
+            queue.clone(),
+            runs,
+            engine.clone(),
+        ));
         let auth = Auth::new(&settings.api_keys);
         if auth.is_open() {
             log::warn!(
@@ -52,9 +94,32 @@ impl App {
         });
         Ok(App {
             store,
+            queue,
+            engine,
             backend,
+            settings: settings.clone(),
+            queue_impl,
             state,
         })
+    }
+
+    /// Starts taking work items in this process: the in-process queue's dispatcher, or
+    /// the Azure queue poller (standalone mode; under the Functions host the queue
+    /// trigger delivers instead).
+    pub fn start_worker(&self) -> Result<tokio::task::JoinHandle<()>, String> {
+        let handler: Arc<dyn WorkHandler> = self.engine.clone();
+        let runs = &self.settings.runs;
+        match &self.queue_impl {
+            Queue::Local(q) => q
+                .start(handler, runs.work_concurrency)
+                .map_err(|e| e.to_string()),
+            Queue::Azure(q) => Ok(q.start_poller(
+                handler,
+                runs.work_concurrency,
+                runs.work_max_attempts,
+                runs.queue_poll_max,
+            )),
+        }
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves.

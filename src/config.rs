@@ -1,9 +1,12 @@
 //! Settings, read once at start-up from the environment (names as in the README and in
 //! `local.settings.json.example`). A bad value stops start-up with a message naming the setting.
 
+use crate::llm::LlmBackend;
 use crate::store::connection_string::StorageAccount;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub enum StorageSetting {
@@ -33,13 +36,63 @@ pub struct Settings {
     pub container: String,
     /// Name of the work queue.
     pub queue_name: String,
-    pub openai_base_url: String,
-    pub openai_api_key: Option<String>,
     pub api_keys: Vec<ApiKey>,
     /// Largest JSON request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Set by the Functions host: then the binary serves as a custom handler on this port.
     pub custom_handler_port: Option<u16>,
+    /// Where work items go: the in-process queue or the Azure Storage Queue.
+    pub queue: QueueSetting,
+    pub llm: LlmBackend,
+    pub runs: RunSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueSetting {
+    /// In-process, persisted in `DATA_DIR/queue` (only with the local store).
+    Local,
+    /// The Azure Storage Queue `QUEUE_NAME` in the storage account.
+    Azure,
+}
+
+/// How runs are advanced.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// How long a run waits in `requires_action` before it expires.
+    pub expiry: Duration,
+    /// Tries of one LLM call (with back-off) before the run fails.
+    pub llm_max_attempts: u32,
+    /// Longest wait between two LLM tries (a larger Retry-After fails the run).
+    pub llm_max_retry_wait: Duration,
+    /// Longest silence tolerated from the LLM while it answers.
+    pub llm_idle_timeout: Duration,
+    /// Deliveries of one work item before its run is failed.
+    pub work_max_attempts: u32,
+    /// Work items processed at once by this instance.
+    pub work_concurrency: usize,
+    /// The Azure queue poller's longest wait between polls when idle.
+    pub queue_poll_max: Duration,
+    /// A run whose state has not changed for this long while queued or in progress is
+    /// handed to the queue again when it is read (heals a crash between write and enqueue).
+    pub stall_after: Duration,
+    /// `openai-poll-after-ms` on run reads.
+    pub poll_after_ms: u64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            expiry: Duration::from_secs(600),
+            llm_max_attempts: 3,
+            llm_max_retry_wait: Duration::from_secs(30),
+            llm_idle_timeout: Duration::from_secs(120),
+            work_max_attempts: 5,
+            work_concurrency: 64,
+            queue_poll_max: Duration::from_millis(1000),
+            stall_after: Duration::from_secs(600),
+            poll_after_ms: 200,
+        }
+    }
 }
 
 /// The tenant of requests made with a key that names none (and of open mode).
@@ -65,6 +118,120 @@ pub fn valid_tenant(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn number<T: std::str::FromStr>(
+    get: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    valid: impl Fn(&T) -> bool,
+    rule: &str,
+) -> Result<T, SettingError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<T>()
+            .ok()
+            .filter(|n| valid(n))
+            .ok_or_else(|| err(name, format!("{v:?} is not {rule}"))),
+    }
+}
+
+fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, SettingError> {
+    let d = RunSettings::default();
+    let secs = |name: &'static str, default: Duration| {
+        number(
+            get,
+            name,
+            default.as_secs_f64(),
+            |n| *n > 0.0,
+            "a positive number of seconds",
+        )
+        .map(Duration::from_secs_f64)
+    };
+    Ok(RunSettings {
+        expiry: secs("RUN_EXPIRY_SECONDS", d.expiry)?,
+        llm_max_attempts: number(
+            get,
+            "LLM_MAX_ATTEMPTS",
+            d.llm_max_attempts,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        llm_max_retry_wait: secs("LLM_MAX_RETRY_WAIT_SECONDS", d.llm_max_retry_wait)?,
+        llm_idle_timeout: secs("LLM_TIMEOUT_SECONDS", d.llm_idle_timeout)?,
+        work_max_attempts: number(
+            get,
+            "WORK_MAX_ATTEMPTS",
+            d.work_max_attempts,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        work_concurrency: number(
+            get,
+            "WORK_CONCURRENCY",
+            d.work_concurrency,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        queue_poll_max: Duration::from_millis(number(
+            get,
+            "QUEUE_POLL_MAX_MS",
+            d.queue_poll_max.as_millis() as u64,
+            |n| *n >= 10,
+            "a number of milliseconds >= 10",
+        )?),
+        stall_after: secs("RUN_STALL_SECONDS", d.stall_after)?,
+        poll_after_ms: d.poll_after_ms,
+    })
+}
+
+fn llm_backend(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmBackend, SettingError> {
+    if let Some(endpoint) = get("AZURE_OPENAI_ENDPOINT") {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
+            return Err(err("AZURE_OPENAI_ENDPOINT", "must be an http(s) URL"));
+        }
+        let api_key = get("AZURE_OPENAI_API_KEY").ok_or_else(|| {
+            err(
+                "AZURE_OPENAI_API_KEY",
+                "is required with AZURE_OPENAI_ENDPOINT",
+            )
+        })?;
+        let mut deployments = HashMap::new();
+        for pair in get("AZURE_OPENAI_DEPLOYMENTS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (model, deployment) = pair.split_once('=').ok_or_else(|| {
+                err(
+                    "AZURE_OPENAI_DEPLOYMENTS",
+                    "entries must be model=deployment",
+                )
+            })?;
+            deployments.insert(model.trim().to_string(), deployment.trim().to_string());
+        }
+        return Ok(LlmBackend::Azure {
+            endpoint,
+            api_key,
+            api_version: get("AZURE_OPENAI_API_VERSION").unwrap_or_else(|| "2024-10-21".into()),
+            deployments,
+        });
+    }
+    let base_url = get("OPENAI_BASE_URL")
+        .unwrap_or_else(|| "https://api.openai.com/v1".into())
+        .trim_end_matches('/')
+        .to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        return Err(err("OPENAI_BASE_URL", "must be an http(s) URL"));
+    }
+    Ok(LlmBackend::OpenAi {
+        base_url,
+        api_key: get("OPENAI_API_KEY"),
+    })
 }
 
 fn parse_api_keys(raw: &str) -> Result<Vec<ApiKey>, SettingError> {
@@ -169,13 +336,35 @@ impl Settings {
                 "must be 3-63 lowercase letters, digits or single hyphens",
             ));
         }
-        let openai_base_url = get("OPENAI_BASE_URL")
-            .unwrap_or_else(|| "https://api.openai.com/v1".into())
-            .trim_end_matches('/')
-            .to_string();
-        if !(openai_base_url.starts_with("http://") || openai_base_url.starts_with("https://")) {
-            return Err(err("OPENAI_BASE_URL", "must be an http(s) URL"));
+        let queue = match get("QUEUE").map(|q| q.to_ascii_lowercase()).as_deref() {
+            Some("local") => QueueSetting::Local,
+            Some("azure") => QueueSetting::Azure,
+            None => match storage {
+                StorageSetting::Local { .. } => QueueSetting::Local,
+                StorageSetting::Azure { .. } => QueueSetting::Azure,
+            },
+            Some(other) => {
+                return Err(err(
+                    "QUEUE",
+                    format!("{other:?} is neither \"local\" nor \"azure\""),
+                ))
+            }
+        };
+        if queue == QueueSetting::Azure && matches!(storage, StorageSetting::Local { .. }) {
+            return Err(err(
+                "QUEUE",
+                "the Azure queue needs Azure storage (STORAGE=azure)",
+            ));
         }
+        if queue == QueueSetting::Local && matches!(storage, StorageSetting::Azure { .. }) {
+            return Err(err(
+                "QUEUE",
+                "the in-process queue keeps its items in DATA_DIR, so it needs the local store",
+            ));
+        }
+        let lookup = |name: &str| get(name);
+        let llm = llm_backend(&lookup)?;
+        let runs = run_settings(&lookup)?;
         let api_keys = parse_api_keys(&get("ASSISTANTS_API_KEYS").unwrap_or_default())?;
         let max_body_bytes = match get("MAX_REQUEST_BYTES") {
             Some(v) => v
@@ -191,11 +380,12 @@ impl Settings {
             storage,
             container,
             queue_name,
-            openai_base_url,
-            openai_api_key: get("OPENAI_API_KEY"),
             api_keys,
             max_body_bytes,
             custom_handler_port,
+            queue,
+            llm,
+            runs,
         };
         if settings.api_keys.is_empty() && !settings.bind.is_loopback() {
             return Err(err(
@@ -234,7 +424,11 @@ mod tests {
         assert_eq!(s.port, 8080);
         assert!(s.bind.is_loopback());
         assert!(matches!(s.storage, StorageSetting::Local { .. }));
-        assert_eq!(s.openai_base_url, "https://api.openai.com/v1");
+        assert!(
+            matches!(s.llm, LlmBackend::OpenAi { ref base_url, .. } if base_url == "https://api.openai.com/v1")
+        );
+        assert_eq!(s.queue, QueueSetting::Local);
+        assert_eq!(s.runs.expiry, Duration::from_secs(600));
     }
 
     #[test]
@@ -257,6 +451,40 @@ mod tests {
                 .name,
             "ASSISTANTS_API_KEYS"
         );
+    }
+
+    #[test]
+    fn azure_openai_and_run_settings() {
+        let s = settings(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x.openai.azure.com/"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+            ("AZURE_OPENAI_DEPLOYMENTS", "gpt-4o=prod-4o"),
+            ("RUN_EXPIRY_SECONDS", "2"),
+        ])
+        .unwrap();
+        match s.llm {
+            LlmBackend::Azure {
+                endpoint,
+                deployments,
+                ..
+            } => {
+                assert_eq!(endpoint, "https://x.openai.azure.com");
+                assert_eq!(deployments["gpt-4o"], "prod-4o");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.runs.expiry, Duration::from_secs(2));
+        assert_eq!(
+            settings(&[("AZURE_OPENAI_ENDPOINT", "https://x")])
+                .unwrap_err()
+                .name,
+            "AZURE_OPENAI_API_KEY"
+        );
+        assert_eq!(
+            settings(&[("LLM_MAX_ATTEMPTS", "0")]).unwrap_err().name,
+            "LLM_MAX_ATTEMPTS"
+        );
+        assert_eq!(settings(&[("QUEUE", "azure")]).unwrap_err().name, "QUEUE");
     }
 
     #[test]

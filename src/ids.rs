@@ -145,6 +145,11 @@ pub fn derived_id(kind: Kind, parent: &str, seq: u32) -> String {
     id
 }
 
+/// When an id of ours was made (Unix microseconds), from its time part.
+pub fn created_micros(id: &str) -> Option<u64> {
+    decode_time(id.rsplit(['_', '-']).next()?)
+}
+
 fn decode_time(body: &str) -> Option<u64> {
     let time = body.get(..TIME_CHARS)?;
     let mut value: u64 = 0;
@@ -194,6 +199,13 @@ mod tests {
         assert!(is_valid(Kind::Message, &a));
         assert!(a["msg_".len()..] > run["run_".len()..]);
         assert!(derived_id(Kind::Message, &run, 2) > a);
+    }
+
+    #[test]
+    fn creation_time_is_read_back() {
+        let id = new_id(Kind::Run);
+        let t = created_micros(&id).unwrap();
+        assert!(t.abs_diff(now_micros()) < 5_000_000);
     }
 
     #[test]

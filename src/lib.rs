@@ -12,7 +12,11 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod llm;
+pub mod queue;
+pub mod standin;
 pub mod store;

@@ -29,12 +29,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let worker = match app.start_worker() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("assistants-service: cannot start the work queue: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let local = listener.local_addr().unwrap_or(addr);
     log::info!(
         "serving the Assistants API at http://{local}/v1 (store: {})",
         app.store.name()
     );
     app.serve(listener, shutdown_signal()).await;
+    worker.abort();
     log::info!("stopped");
     ExitCode::SUCCESS
 }

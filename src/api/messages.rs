@@ -119,6 +119,12 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
     let new = req.validate("")?;
     let thread = threads::load_record(ctx, thread_id).await?;
     if let Some(run_id) = &thread.active_run_id {
+        if !super::runs::claim_is_live(ctx, thread_id, run_id).await? {
+            // A claim left behind by a crash does not block the thread.
+            let message = new.into_message(thread_id, new_id(Kind::Message));
+            insert(ctx, &message).await?;
+            return to_value(&message);
+        }
         return Err(ApiError::invalid(
             format!("Can't add messages to {thread_id} while a run {run_id} is active."),
             None,

@@ -11,22 +11,29 @@ pub mod assistants;
 pub mod messages;
 pub mod operation;
 pub mod pagination;
+pub mod runs;
 pub mod stateful;
 pub mod threads;
 pub mod types;
 pub mod validate;
 
+use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::Kind;
+use crate::queue::DynQueue;
 use crate::store::DynStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use operation::Operation;
+use std::sync::Arc;
 
-/// What one API call needs: who is asking, and the store their objects live in.
+/// What one API call needs: who is asking, the store their objects live in, the work
+/// queue that advances runs, and how runs behave.
 #[derive(Clone)]
 pub struct Ctx {
     pub store: DynStore,
+    pub queue: DynQueue,
+    pub runs: Arc<RunSettings>,
     /// Validated tenant name: the first segment of every key this call touches.
     pub tenant: String,
 }
@@ -42,8 +49,23 @@ pub struct ApiRequest {
 /// What an operation answers.
 #[derive(Debug)]
 pub enum Reply {
-    /// A JSON object, status 200.
-    Json(serde_json::Value),
+    /// A JSON object, status 200, with extra response headers.
+    Json {
+        body: serde_json::Value,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// A stream of Assistants events (`event`, `data`), written as Server-Sent Events and
+    /// closed with `done` when the sender side is dropped.
+    Events(tokio::sync::mpsc::UnboundedReceiver<(&'static str, serde_json::Value)>),
+}
+
+impl Reply {
+    pub fn json(body: serde_json::Value) -> Self {
+        Reply::Json {
+            body,
+            headers: Vec::new(),
+        }
+    }
 }
 
 #[async_trait]

@@ -1,22 +1,99 @@
-//! The stored backend: every operation served from the `Store`.
+//! The stored backend: every operation served from the `Store`, runs advanced by the
+//! `Engine` (through the work queue, or inside the request when the client streams).
 
-use super::{assistants, messages, threads, ApiRequest, Backend, Ctx, Operation, Reply};
+use super::{assistants, messages, runs, threads, ApiRequest, Backend, Ctx, Operation, Reply};
+use crate::config::RunSettings;
+use crate::engine::events::{ChannelSink, EventSink};
+use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::queue::{DynQueue, Outcome, WorkItem, WorkKind};
 use crate::store::DynStore;
 use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Stateful {
     store: DynStore,
+    queue: DynQueue,
+    runs: Arc<RunSettings>,
+    engine: Arc<Engine>,
 }
 
 impl Stateful {
-    pub fn new(store: DynStore) -> Self {
-        Stateful { store }
+    pub fn new(
+        store: DynStore,
+        queue: DynQueue,
+        runs: Arc<RunSettings>,
+        engine: Arc<Engine>,
+    ) -> Self {
+        Stateful {
+            store,
+            queue,
+            runs,
+            engine,
+        }
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.store
+    /// Runs the run's next turn inside this request, streaming its events. The turn goes
+    /// on (and its state is stored) even if the client goes away.
+    fn stream_run(
+        &self,
+        ctx: &Ctx,
+        record: &runs::RunRecord,
+        opening: Vec<(&'static str, Value)>,
+    ) -> Reply {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut sink = ChannelSink(tx);
+        for (event, data) in opening {
+            sink.emit(event, data);
+        }
+        let item = WorkItem {
+            kind: WorkKind::Step,
+            tenant: ctx.tenant.clone(),
+            thread_id: record.run.thread_id.clone(),
+            run_id: record.run.id.clone(),
+            seq: record.seq,
+        };
+        let engine = self.engine.clone();
+        let queue = self.queue.clone();
+        tokio::spawn(async move {
+            if let Outcome::Retry(reason) = engine.run_turn(&item, &mut sink).await {
+                // Hand the turn to the queue so the run still finishes, and tell the client.
+                log::warn!(
+                    "streamed turn of {} failed, queued instead: {reason}",
+                    item.run_id
+                );
+                let queued = queue
+                    .enqueue(&item, Duration::from_millis(200))
+                    .await
+                    .is_ok();
+                let e = ApiError::internal(reason);
+                let mut body = e.to_error_object();
+                if queued {
+                    body["message"] = Value::String(
+                        "The stream was interrupted by a server error; the run continues in \
+                         the background. Poll the run for its result."
+                            .into(),
+                    );
+                }
+                let mut payload = body.clone();
+                payload["error"] = body;
+                sink.emit("error", payload);
+            }
+            // Dropping the sink ends the stream (after `done`).
+        });
+        Reply::Events(rx)
     }
+}
+
+/// Whether the HTTP request itself runs the turn (streaming) instead of the queue.
+fn queue_unless_streaming(stream: bool) -> bool {
+    !stream
+}
+
+fn run_value(record: &runs::RunRecord) -> Value {
+    serde_json::to_value(&record.run).unwrap_or(Value::Null)
 }
 
 #[async_trait]
@@ -25,6 +102,8 @@ impl Backend for Stateful {
         use Operation::*;
         let ctx = Ctx {
             store: self.store.clone(),
+            queue: self.queue.clone(),
+            runs: self.runs.clone(),
             tenant: tenant.to_string(),
         };
         let body = &request.body;
@@ -42,6 +121,22 @@ impl Backend for Stateful {
             GetThread { thread_id } => threads::get(&ctx, thread_id).await?,
             ModifyThread { thread_id } => threads::modify(&ctx, thread_id, body).await?,
             DeleteThread { thread_id } => threads::delete(&ctx, thread_id).await?,
+            CreateThreadAndRun => {
+                let (thread, record, stream) =
+                    runs::create_thread_and_run(&ctx, body, queue_unless_streaming).await?;
+                if stream {
+                    let opening = vec![
+                        (
+                            "thread.created",
+                            serde_json::to_value(&thread).unwrap_or(Value::Null),
+                        ),
+                        ("thread.run.created", run_value(&record)),
+                        ("thread.run.queued", run_value(&record)),
+                    ];
+                    return Ok(self.stream_run(&ctx, &record, opening));
+                }
+                return runs::run_reply(&record, &ctx);
+            }
 
             ListMessages { thread_id } => messages::list(&ctx, thread_id, query).await?,
             CreateMessage { thread_id } => messages::create(&ctx, thread_id, body).await?,
@@ -58,8 +153,55 @@ impl Backend for Stateful {
                 message_id,
             } => messages::delete(&ctx, thread_id, message_id).await?,
 
+            ListRuns { thread_id } => runs::list(&ctx, thread_id, query).await?,
+            CreateRun { thread_id } => {
+                let (record, stream) =
+                    runs::create(&ctx, thread_id, query, body, queue_unless_streaming).await?;
+                if stream {
+                    let opening = vec![
+                        ("thread.run.created", run_value(&record)),
+                        ("thread.run.queued", run_value(&record)),
+                    ];
+                    return Ok(self.stream_run(&ctx, &record, opening));
+                }
+                return runs::run_reply(&record, &ctx);
+            }
+            GetRun { thread_id, run_id } => return runs::get(&ctx, thread_id, run_id).await,
+            ModifyRun { thread_id, run_id } => {
+                return runs::modify(&ctx, thread_id, run_id, body).await
+            }
+            CancelRun { thread_id, run_id } => return runs::cancel(&ctx, thread_id, run_id).await,
+            SubmitToolOutputs { thread_id, run_id } => {
+                let (record, stream) = runs::submit_tool_outputs(
+                    &ctx,
+                    thread_id,
+                    run_id,
+                    body,
+                    queue_unless_streaming,
+                )
+                .await?;
+                if stream {
+                    let mut opening = Vec::new();
+                    if let Some(round) = record.rounds.last() {
+                        let step = runs::load_step(&ctx, &record, &round.step_id).await?;
+                        opening.push(("thread.run.step.completed", step));
+                    }
+                    opening.push(("thread.run.queued", run_value(&record)));
+                    return Ok(self.stream_run(&ctx, &record, opening));
+                }
+                return runs::run_reply(&record, &ctx);
+            }
+            ListRunSteps { thread_id, run_id } => {
+                runs::list_steps(&ctx, thread_id, run_id, query).await?
+            }
+            GetRunStep {
+                thread_id,
+                run_id,
+                step_id,
+            } => runs::get_step(&ctx, thread_id, run_id, step_id, query).await?,
+
             other => return Err(ApiError::NotImplemented(other.name())),
         };
-        Ok(Reply::Json(value))
+        Ok(Reply::json(value))
     }
 }

@@ -7,8 +7,94 @@ use crate::ids::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// The request forms of the tools, one plain struct each (a tagged enum would buffer the
+/// value and lose the path of an error inside it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeInterpreterRepr {
+    #[serde(rename = "type")]
+    _type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSearchRepr {
+    #[serde(rename = "type")]
+    _type: String,
+    #[serde(default)]
+    file_search: Option<FileSearchOptions>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FunctionRepr {
+    #[serde(rename = "type")]
+    _type: String,
+    function: FunctionDef,
+}
+
+/// Deserialises `value` as `T`, reporting errors with their path inside it, in the words
+/// `validate::parse_body` turns into OpenAI's messages.
+fn nested<T: serde::de::DeserializeOwned, E: serde::de::Error>(value: &Value) -> Result<T, E> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let at = |field: &str| {
+            if path == "." || path.is_empty() || path.ends_with(field) {
+                if path == "." || path.is_empty() {
+                    field.to_string()
+                } else {
+                    path.clone()
+                }
+            } else {
+                format!("{path}.{field}")
+            }
+        };
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            E::custom(format!(
+                "missing field `{}`",
+                at(rest.split('`').next().unwrap_or(""))
+            ))
+        } else if let Some(rest) = message.strip_prefix("unknown field `") {
+            E::custom(format!(
+                "unknown field `{}`",
+                at(rest.split('`').next().unwrap_or(""))
+            ))
+        } else if path == "." || path.is_empty() {
+            E::custom(message)
+        } else {
+            E::custom(format!("{message} (at '{path}')"))
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for Tool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = Value::deserialize(d)?;
+        match value.get("type").and_then(Value::as_str) {
+            Some("code_interpreter") => {
+                nested::<CodeInterpreterRepr, D::Error>(&value).map(|_| Tool::CodeInterpreter {})
+            }
+            Some("file_search") => {
+                nested::<FileSearchRepr, D::Error>(&value).map(|r| Tool::FileSearch {
+                    file_search: r.file_search,
+                })
+            }
+            Some("function") => nested::<FunctionRepr, D::Error>(&value).map(|r| Tool::Function {
+                function: r.function,
+            }),
+            Some(other) => Err(D::Error::custom(format!(
+                "unknown variant `{other}`, expected one of `code_interpreter`, `file_search`, \
+                 `function` (at 'type')"
+            ))),
+            None => Err(D::Error::missing_field("type")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Tool {
     /// A struct variant (not a unit one) so that unknown fields are refused here too.
     CodeInterpreter {},

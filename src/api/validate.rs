@@ -30,11 +30,17 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
-            let shown = match path.rsplit_once('.') {
-                Some((parent, _)) if parent != "?" && !parent.is_empty() => {
-                    format!("{parent}.{field}")
-                }
-                _ => field.to_string(),
+            // serde puts the unknown field itself at the end of the path (a.b.field), or
+            // only the enclosing value when a nested deserialiser reported it (tools[0]).
+            let parent = match path.rsplit_once('.') {
+                Some((parent, last)) if last == field => parent.to_string(),
+                _ if path.ends_with(field) || path == "." => String::new(),
+                _ => path.clone(),
+            };
+            let shown = if parent.is_empty() || parent == "." {
+                field.to_string()
+            } else {
+                format!("{parent}.{field}")
             };
             return ApiError::invalid(
                 format!("Unrecognized request argument supplied: {shown}"),
@@ -50,12 +56,21 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             };
             return ApiError::invalid(format!("Missing required parameter: '{full}'."), Some(full));
         }
-        let param = if path == "." || path.is_empty() {
+        let mut param = if path == "." || path.is_empty() {
             None
         } else {
             Some(path.clone())
         };
-        let message = plain_types(strip_position(&message));
+        let mut message = plain_types(strip_position(&message));
+        // A nested deserialiser names the field inside the value: "... (at 'a.b')".
+        if let Some(start) = message.rfind(" (at '") {
+            let inner = message[start + 6..].trim_end_matches("')").to_string();
+            message.truncate(start);
+            param = Some(match param {
+                Some(p) => format!("{p}.{inner}"),
+                None => inner,
+            });
+        }
         match &param {
             Some(p) => ApiError::invalid(format!("Invalid value for '{p}': {message}."), param),
             None => ApiError::invalid(format!("Invalid request body: {message}."), None),

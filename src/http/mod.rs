@@ -84,7 +84,7 @@ async fn handle(
 ) -> Result<Reply, ApiError> {
     if path == "/" && method == Method::GET {
         // The Functions host polls `/` for readiness; people land here too.
-        return Ok(Reply::Json(serde_json::json!({
+        return Ok(Reply::json(serde_json::json!({
             "object": "service",
             "name": "assistants-service",
             "api": "/v1",
@@ -210,8 +210,16 @@ fn finish(
     request_id: &str,
     started: Instant,
 ) -> Response {
-    let (status, body) = match outcome {
-        Ok(Reply::Json(value)) => (StatusCode::OK, value),
+    let (status, body, extra) = match outcome {
+        Ok(Reply::Json { body, headers }) => (StatusCode::OK, body, headers),
+        Ok(Reply::Events(events)) => {
+            let mut response = sse_response(events);
+            if let Ok(v) = HeaderValue::from_str(request_id) {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            log::debug!("{request_id} {method} {path} 200 (stream)");
+            return response;
+        }
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -224,11 +232,16 @@ fn finish(
                 }
                 _ => log::info!("{request_id} {method} {path}: {}: {e}", status.as_u16()),
             }
-            (status, e.to_body())
+            (status, e.to_body(), Vec::new())
         }
     };
     let mut response = json_response(status, &body);
     let headers = response.headers_mut();
+    for (name, value) in extra {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    }
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }
@@ -250,6 +263,26 @@ fn finish(
         started.elapsed().as_millis()
     );
     response
+}
+
+/// Server-Sent Events: each Assistants event as `event:`/`data:`, comment keep-alives while
+/// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end.
+fn sse_response(
+    events: tokio::sync::mpsc::UnboundedReceiver<(&'static str, serde_json::Value)>,
+) -> Response {
+    use std::convert::Infallible;
+    use warp::sse::Event;
+    let stream = futures::stream::unfold(events, |mut rx| async move {
+        rx.recv().await.map(|event| (event, rx))
+    })
+    .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())))
+    .chain(futures::stream::once(async {
+        Ok::<_, Infallible>(Event::default().event("done").data("[DONE]"))
+    }));
+    let keep_alive = warp::sse::keep_alive()
+        .interval(std::time::Duration::from_secs(15))
+        .text("keep-alive");
+    warp::sse::reply(keep_alive.stream(stream)).into_response()
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {

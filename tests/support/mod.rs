@@ -4,6 +4,7 @@
 
 use assistants::app::App;
 use assistants::config::Settings;
+use assistants::standin::StandIn;
 use assistants::store::DynStore;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
@@ -23,6 +24,10 @@ pub struct TestApp {
     pub client: Client,
     pub key: String,
     pub store: DynStore,
+    pub engine: std::sync::Arc<assistants::engine::Engine>,
+    /// The scripted model this app talks to.
+    pub llm: StandIn,
+    worker: Option<tokio::task::JoinHandle<()>>,
     _data_dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -31,6 +36,9 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(w) = self.worker.take() {
+            w.abort();
         }
     }
 }
@@ -87,9 +95,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let (settings, dir) = test_settings(backend, extra);
+    let llm = StandIn::new();
+    let llm_addr = llm
+        .spawn(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("stand-in");
+    let base_url = format!("http://{llm_addr}/v1");
+    let mut extra: Vec<(&str, &str)> = extra.to_vec();
+    if !extra.iter().any(|(k, _)| *k == "OPENAI_BASE_URL") {
+        extra.push(("OPENAI_BASE_URL", &base_url));
+    }
+    let (settings, dir) = test_settings(backend, &extra);
     let app = App::new(&settings).expect("app");
     let store = app.store.clone();
+    let engine = app.engine.clone();
+    let worker = app.start_worker().expect("worker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -103,6 +123,9 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         client: Client::new(),
         key: KEY_A.to_string(),
         store,
+        engine,
+        llm,
+        worker: Some(worker),
         _data_dir: dir,
         shutdown: Some(tx),
     }
@@ -164,6 +187,63 @@ impl TestApp {
         self.client
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(&self.key)
+    }
+}
+
+impl TestApp {
+    /// Polls a run until its status is one of `until` (20 s at most).
+    pub async fn wait_run(&self, thread_id: &str, run_id: &str, until: &[&str]) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let run = self
+                .get(&format!("/threads/{thread_id}/runs/{run_id}"))
+                .await
+                .ok();
+            if until.contains(&run["status"].as_str().unwrap_or_default()) {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run stayed {} (waiting for {until:?}): {run}",
+                run["status"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A scripted text answer.
+pub fn say(text: &str) -> assistants::standin::Response {
+    assistants::standin::Response {
+        text: Some(text.to_string()),
+        ..Default::default()
+    }
+}
+
+/// A scripted answer of tool calls (`(name, arguments)`).
+pub fn call(calls: &[(&str, &str)]) -> assistants::standin::Response {
+    assistants::standin::Response {
+        tool_calls: calls
+            .iter()
+            .map(|(name, arguments)| assistants::standin::ScriptedToolCall {
+                name: name.to_string(),
+                arguments: arguments.to_string(),
+                id: None,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A scripted HTTP error from the model endpoint.
+pub fn fail_with(status: u16, retry_after: Option<f64>) -> assistants::standin::Response {
+    assistants::standin::Response {
+        error: Some(assistants::standin::ScriptedError {
+            status,
+            message: Some(format!("scripted {status}")),
+            retry_after,
+        }),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Run the whole test suite on a fresh machine:
+#   npm deps (Azurite) -> Python venv (openai SDK, pytest) -> cargo build -> Azurite ->
+#   cargo test -> Python SDK conformance tests.
+# Extra arguments are passed to `cargo test` (e.g. scripts/test.sh -- --nocapture).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# a. Node dependencies (Azurite, and the Node SDK for later tests).
+step "npm dependencies"
+if [[ ! -x node_modules/.bin/azurite || ! -e node_modules/.package-lock.json \
+      || package-lock.json -nt node_modules/.package-lock.json ]]; then
+    if [[ -f package-lock.json ]]; then
+        npm ci --no-audit --no-fund --loglevel=error
+    else
+        npm install --no-audit --no-fund --loglevel=error
+    fi
+else
+    echo "node_modules is up to date"
+fi
+
+# b. Python venv for the SDK conformance tests.
+step "python venv (.venv-test)"
+VENV="$ROOT/.venv-test"
+REQS="tests/sdk/requirements.txt"
+STAMP="$VENV/.requirements.sha256"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS"
+    echo "$want" >"$STAMP"
+else
+    echo "requirements are up to date"
+fi
+
+# c. Debug build of the server binary (the SDK tests start it as a subprocess).
+step "cargo build --bins"
+cargo build --bins
+ASSISTANTS_BIN="$ROOT/target/debug/assistants-service"
+[[ -x "$ASSISTANTS_BIN" ]] || { echo "missing $ASSISTANTS_BIN after build" >&2; exit 1; }
+export ASSISTANTS_BIN
+
+# d. Azurite on free ports, stopped whenever this script exits.
+step "start Azurite"
+# shellcheck source=scripts/azurite.sh
+. scripts/azurite.sh
+trap azurite_stop EXIT
+trap 'exit 130' INT TERM
+azurite_start
+export AZURITE_CONNECTION_STRING
+
+# e. Rust unit + integration tests.
+step "cargo test"
+cargo test "$@"
+
+# f. Python SDK conformance tests, both storage backends.
+step "python SDK conformance tests"
+# (pytest's summary stays the last line of the output, for CI's test counting.)
+"$VENV/bin/python" -m pytest tests/sdk/python -q

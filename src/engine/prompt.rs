@@ -1,0 +1,249 @@
+//! Builds the Chat Completions request of a run's turn: instructions, the thread's messages
+//! in order (truncated as the run asks), this run's earlier tool rounds, tools and options.
+
+use crate::api::messages::Message;
+use crate::api::runs::RunRecord;
+use crate::api::types::{ContentPart, Tool};
+use serde_json::{json, Value};
+use std::sync::OnceLock;
+
+/// Counts tokens the way current OpenAI models do (o200k_base).
+pub fn count_tokens(text: &str) -> u64 {
+    static BPE: OnceLock<&'static tiktoken_rs::CoreBPE> = OnceLock::new();
+    let bpe = BPE.get_or_init(tiktoken_rs::o200k_base_singleton);
+    bpe.encode_with_special_tokens(text).len() as u64
+}
+
+/// Chat format overhead per message (role and separators), as OpenAI's cookbook counts it.
+const PER_MESSAGE: u64 = 4;
+
+fn message_tokens(message: &Value) -> u64 {
+    let content = match &message["content"] {
+        Value::String(s) => count_tokens(s),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p["type"].as_str() {
+                Some("text") => count_tokens(p["text"].as_str().unwrap_or_default()),
+                // An image costs what a low-detail image does.
+                _ => 85,
+            })
+            .sum(),
+        _ => 0,
+    };
+    let calls = message["tool_calls"]
+        .as_array()
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| {
+                    count_tokens(c["function"]["name"].as_str().unwrap_or_default())
+                        + count_tokens(c["function"]["arguments"].as_str().unwrap_or_default())
+                })
+                .sum()
+        })
+        .unwrap_or(0);
+    PER_MESSAGE + content + calls
+}
+
+pub fn prompt_tokens(messages: &[Value]) -> u64 {
+    messages.iter().map(message_tokens).sum::<u64>() + 3
+}
+
+/// A thread message in chat form.
+fn chat_message(m: &Message) -> Value {
+    let mut parts: Vec<Value> = Vec::new();
+    for part in &m.content {
+        match part {
+            ContentPart::Text { text } => parts.push(json!({"type": "text", "text": text.value})),
+            ContentPart::Refusal { refusal } => parts.push(json!({"type": "text", "text": refusal})),
+            ContentPart::ImageUrl { image_url } => {
+                let mut image = json!({"url": image_url.url});
+                if let Some(d) = &image_url.detail {
+                    image["detail"] = json!(d);
+                }
+                parts.push(json!({"type": "image_url", "image_url": image}));
+            }
+            ContentPart::ImageFile { image_file } => parts.push(json!({
+                "type": "text",
+                "text": format!("[image file {} is attached; this server cannot show file images to the model yet]", image_file.file_id),
+            })),
+        }
+    }
+    let only_text = parts.iter().all(|p| p["type"] == "text");
+    let content = if only_text || m.role == "assistant" {
+        Value::String(
+            parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    } else {
+        Value::Array(parts)
+    };
+    json!({"role": m.role, "content": content})
+}
+
+pub struct Prompt {
+    pub body: Value,
+    /// Counted only when the run has a prompt budget (the tokenizer is not free).
+    pub prompt_tokens: Option<u64>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum PromptError {
+    /// Even truncated, the prompt exceeds what `max_prompt_tokens` leaves.
+    TooLong,
+    /// The run asks for a tool the engine cannot run.
+    UnsupportedTool(&'static str),
+    /// Nothing more may be generated under `max_completion_tokens`.
+    NoCompletionBudget,
+}
+
+/// Builds the request of the run's next turn from the thread's messages (ascending).
+pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, PromptError> {
+    let run = &record.run;
+    let mut functions = Vec::new();
+    for tool in &run.tools {
+        match tool {
+            Tool::Function { function } => {
+                let mut f = json!({"name": function.name});
+                if let Some(d) = &function.description {
+                    f["description"] = json!(d);
+                }
+                f["parameters"] = function
+                    .parameters
+                    .clone()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+                if let Some(s) = function.strict {
+                    f["strict"] = json!(s);
+                }
+                functions.push(json!({"type": "function", "function": f}));
+            }
+            Tool::CodeInterpreter {} => {
+                return Err(PromptError::UnsupportedTool("code_interpreter"))
+            }
+            Tool::FileSearch { .. } => return Err(PromptError::UnsupportedTool("file_search")),
+        }
+    }
+    if let Some(kind) = run.tool_choice.get("type").and_then(Value::as_str) {
+        if kind == "code_interpreter" {
+            return Err(PromptError::UnsupportedTool("code_interpreter"));
+        }
+        if kind == "file_search" {
+            return Err(PromptError::UnsupportedTool("file_search"));
+        }
+    }
+
+    let mut system = run.instructions.clone();
+    if let Some(extra) = record
+        .additional_instructions
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(extra);
+    }
+    let head: Vec<Value> = if system.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"role": "system", "content": system})]
+    };
+    let mut history: Vec<Value> = thread_messages
+        .iter()
+        .filter(|m| m.run_id.as_deref() != Some(run.id.as_str()))
+        .map(chat_message)
+        .collect();
+    if run.truncation_strategy["type"] == "last_messages" {
+        if let Some(n) = run.truncation_strategy["last_messages"].as_u64() {
+            let n = n as usize;
+            if history.len() > n {
+                history.drain(..history.len() - n);
+            }
+        }
+    }
+    let mut tail: Vec<Value> = Vec::new();
+    for round in &record.rounds {
+        tail.push(json!({
+            "role": "assistant",
+            "content": round.text,
+            "tool_calls": round.calls.iter().map(|c| json!({
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments},
+            })).collect::<Vec<_>>(),
+        }));
+        for call in &round.calls {
+            tail.push(json!({
+                "role": "tool",
+                "tool_call_id": call.id,
+                "content": call.output.clone().unwrap_or_default(),
+            }));
+        }
+    }
+
+    let used = record.run.usage.unwrap_or_default();
+    let mut messages: Vec<Value>;
+    let mut tokens = None;
+    loop {
+        messages = head.iter().chain(&history).chain(&tail).cloned().collect();
+        let Some(max) = run.max_prompt_tokens else {
+            break;
+        };
+        let budget = max.saturating_sub(used.prompt_tokens);
+        let count = prompt_tokens(&messages);
+        if count <= budget {
+            tokens = Some(count);
+            break;
+        }
+        // `auto` drops the oldest messages (keeping the latest one); otherwise the run
+        // cannot continue within its budget.
+        if run.truncation_strategy["type"] == "auto" && history.len() > 1 {
+            history.remove(0);
+            continue;
+        }
+        return Err(PromptError::TooLong);
+    }
+
+    let mut body = json!({"model": run.model, "messages": messages});
+    if !functions.is_empty() {
+        body["tools"] = Value::Array(functions);
+        body["tool_choice"] = run.tool_choice.clone();
+        body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
+    }
+    if let Some(t) = run.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = run.top_p {
+        body["top_p"] = json!(p);
+    }
+    if run.response_format.is_object() {
+        body["response_format"] = run.response_format.clone();
+    }
+    if let Some(effort) = &run.reasoning_effort {
+        body["reasoning_effort"] = json!(effort);
+    }
+    if let Some(max) = run.max_completion_tokens {
+        let left = max.saturating_sub(used.completion_tokens);
+        if left == 0 {
+            return Err(PromptError::NoCompletionBudget);
+        }
+        body["max_completion_tokens"] = json!(left);
+    }
+    Ok(Prompt {
+        body,
+        prompt_tokens: tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_counted_with_a_real_tokenizer() {
+        assert_eq!(count_tokens("hello world"), 2);
+        assert!(count_tokens(&"word ".repeat(100)) >= 100);
+    }
+}

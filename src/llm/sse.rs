@@ -1,0 +1,53 @@
+//! A minimal Server-Sent Events decoder: bytes in, the `data` of each complete event out.
+
+#[derive(Default)]
+pub struct Decoder {
+    buffer: Vec<u8>,
+    data: Vec<String>,
+}
+
+impl Decoder {
+    /// Feeds bytes; returns the data of every event completed by them.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.buffer.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buffer.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end_matches(['\n', '\r']);
+            if line.is_empty() {
+                if !self.data.is_empty() {
+                    events.push(self.data.join("\n"));
+                    self.data.clear();
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line, ""),
+            };
+            if field == "data" {
+                self.data.push(value.to_string());
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_split_across_chunks_are_joined() {
+        let mut d = Decoder::default();
+        assert!(d.feed(b"data: {\"a\"").is_empty());
+        assert_eq!(
+            d.feed(b":1}\n\n: keep-alive\n\ndata:[DONE]\r\n\r\n"),
+            vec!["{\"a\":1}", "[DONE]"]
+        );
+    }
+}

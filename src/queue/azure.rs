@@ -1,0 +1,235 @@
+//! The `work` queue on Azure Storage Queues (or Azurite).
+//!
+//! Messages are the JSON work item, base64-encoded: the Functions queue trigger decodes
+//! base64 by default. In standalone mode `start_poller` takes messages itself: it keeps a
+//! message invisible while it is processed (renewing the lease), deletes it when done, lets
+//! it reappear after a back-off on a transient failure, and ends the run on the last attempt.
+
+use super::{retry_backoff, Outcome, QueueError, WorkHandler, WorkItem, WorkQueue};
+use crate::store::connection_string::StorageAccount;
+use async_trait::async_trait;
+use azure_core::RetryOptions;
+use azure_storage_queues::prelude::QueueClient;
+use azure_storage_queues::QueueServiceClientBuilder;
+use base64::Engine as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a taken message stays invisible before its lease is renewed.
+const LEASE: Duration = Duration::from_secs(60);
+/// Azure's limit for a message's initial invisibility.
+const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub struct AzureQueue {
+    client: QueueClient,
+    created: AtomicBool,
+}
+
+pub fn encode(item: &WorkItem) -> String {
+    base64::engine::general_purpose::STANDARD.encode(item.to_json())
+}
+
+/// Decodes a message text: base64 JSON as we write it, or plain JSON.
+pub fn decode(text: &str) -> Option<WorkItem> {
+    let text = text.trim();
+    if let Ok(item) = serde_json::from_str(text) {
+        return Some(item);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+impl AzureQueue {
+    pub fn new(
+        account: &StorageAccount,
+        name: &str,
+        retry: RetryOptions,
+    ) -> Result<Arc<Self>, String> {
+        let credentials = account.credentials()?;
+        let client =
+            QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
+                .retry(retry)
+                .build()
+                .queue_client(name);
+        Ok(Arc::new(AzureQueue {
+            client,
+            created: AtomicBool::new(false),
+        }))
+    }
+
+    async fn ensure_queue(&self) -> Result<(), QueueError> {
+        if self.created.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.client
+            .create()
+            .await
+            .map_err(|e| QueueError(format!("create queue: {}", e.kind())))?;
+        self.created.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Polls the queue and delivers to `handler` (standalone mode only; under the Functions
+    /// host the queue trigger delivers instead). Runs until the task is dropped.
+    pub fn start_poller(
+        self: &Arc<Self>,
+        handler: Arc<dyn WorkHandler>,
+        concurrency: usize,
+        max_attempts: u32,
+        max_idle_wait: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+            let mut idle = Duration::from_millis(50);
+            loop {
+                if let Err(e) = queue.ensure_queue().await {
+                    log::warn!("{e}");
+                    tokio::time::sleep(max_idle_wait).await;
+                    continue;
+                }
+                let free = permits.available_permits().clamp(1, 32) as u8;
+                let batch = queue
+                    .client
+                    .get_messages()
+                    .number_of_messages(free)
+                    .visibility_timeout(LEASE)
+                    .await;
+                let messages = match batch {
+                    Ok(r) => r.messages,
+                    Err(e) => {
+                        log::warn!("work queue poll failed: {}", e.kind());
+                        tokio::time::sleep(max_idle_wait).await;
+                        continue;
+                    }
+                };
+                if messages.is_empty() {
+                    tokio::time::sleep(idle).await;
+                    idle = (idle * 2).min(max_idle_wait);
+                    continue;
+                }
+                idle = Duration::from_millis(50);
+                for message in messages {
+                    let Ok(permit) = permits.clone().acquire_owned().await else {
+                        return;
+                    };
+                    let queue = queue.clone();
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        queue
+                            .handle_message(handler.as_ref(), message, max_attempts)
+                            .await;
+                        drop(permit);
+                    });
+                }
+            }
+        })
+    }
+
+    async fn handle_message(
+        &self,
+        handler: &dyn WorkHandler,
+        message: azure_storage_queues::operations::Message,
+        max_attempts: u32,
+    ) {
+        let attempt = message.dequeue_count.min(u64::from(u32::MAX)) as u32;
+        let Some(item) = decode(&message.message_text) else {
+            log::warn!("dropping an unreadable work queue message");
+            let _ = self
+                .client
+                .pop_receipt_client(message.pop_receipt())
+                .delete()
+                .await;
+            return;
+        };
+        // Keep the message invisible while the step runs (LLM calls can be slow).
+        let receipt = Arc::new(tokio::sync::Mutex::new(message.pop_receipt()));
+        let renewer = {
+            let client = self.client.clone();
+            let receipt = receipt.clone();
+            let text = message.message_text.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LEASE / 2).await;
+                    let mut current = receipt.lock().await;
+                    match client
+                        .pop_receipt_client(current.clone())
+                        .update(text.clone(), LEASE)
+                        .await
+                    {
+                        Ok(r) => {
+                            *current = azure_storage_queues::PopReceipt::new(
+                                current.message_id().to_string(),
+                                r.pop_receipt,
+                            )
+                        }
+                        Err(e) => log::warn!("cannot renew a work item's lease: {}", e.kind()),
+                    }
+                }
+            })
+        };
+        let outcome = handler.process(&item, attempt).await;
+        renewer.abort();
+        let receipt = receipt.lock().await.clone();
+        let pop = self.client.pop_receipt_client(receipt);
+        match outcome {
+            Outcome::Done => {
+                if let Err(e) = pop.delete().await {
+                    log::warn!("cannot delete a finished work item: {}", e.kind());
+                }
+            }
+            Outcome::Retry(reason) if attempt >= max_attempts => {
+                log::warn!(
+                    "work item for {} failed {attempt} times, giving up: {reason}",
+                    item.run_id
+                );
+                handler.give_up(&item, &reason).await;
+                let _ = pop.delete().await;
+            }
+            Outcome::Retry(reason) => {
+                log::info!("work item for {} will be retried: {reason}", item.run_id);
+                let _ = pop
+                    .update(message.message_text.clone(), retry_backoff(attempt))
+                    .await;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl WorkQueue for AzureQueue {
+    async fn enqueue(&self, item: &WorkItem, delay: Duration) -> Result<(), QueueError> {
+        self.ensure_queue().await?;
+        self.client
+            .put_message(encode(item))
+            .visibility_timeout(delay.min(MAX_DELAY))
+            .await
+            .map_err(|e| QueueError(format!("put message: {}", e.kind())))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::WorkKind;
+
+    #[test]
+    fn messages_round_trip_as_base64_json() {
+        let item = WorkItem {
+            kind: WorkKind::Step,
+            tenant: "t".into(),
+            thread_id: "thread_x".into(),
+            run_id: "run_x".into(),
+            seq: 3,
+        };
+        let text = encode(&item);
+        assert!(!text.contains('{'));
+        assert_eq!(decode(&text), Some(item.clone()));
+        assert_eq!(decode(&item.to_json()), Some(item));
+        assert_eq!(decode("garbage"), None);
+    }
+}

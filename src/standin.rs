@@ -1,0 +1,348 @@
+//! A local stand-in for a Chat Completions server, speaking the real wire protocol over
+//! HTTP (streamed chunks, tool calls, usage, errors), scripted per test. The tests and the
+//! benchmarks use it in place of a model; nothing in the service depends on it.
+//!
+//! - `POST /v1/chat/completions` (also Azure's `/openai/deployments/{d}/chat/completions`):
+//!   answers with the next scripted response for the request's `model` (or the shared
+//!   script), or, with none left, echoes the last user message.
+//! - `POST /_script` `{"model"?: "...", "responses": [Response, ...]}` appends to a script.
+//! - `GET /_requests` lists every request received (`?model=` filters); `DELETE` clears.
+//!
+//! A scripted `Response` is JSON with any of: `text`, `tool_calls` (`[{name, arguments,
+//! id?}]`), `finish_reason`, `usage`, `chunk_delay_ms`, `first_chunk_delay_ms`,
+//! `error` (`{status, message, retry_after?}`), `cut_off` (end the stream without finishing),
+//! `malformed` (send a chunk that is not JSON).
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use warp::http::StatusCode;
+use warp::sse::Event;
+use warp::{Filter, Reply};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ScriptedToolCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ScriptedError {
+    pub status: u16,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub retry_after: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Response {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Vec<ScriptedToolCall>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Value>,
+    #[serde(default)]
+    pub chunk_delay_ms: u64,
+    #[serde(default)]
+    pub first_chunk_delay_ms: u64,
+    #[serde(default)]
+    pub error: Option<ScriptedError>,
+    #[serde(default)]
+    pub cut_off: bool,
+    #[serde(default)]
+    pub malformed: bool,
+}
+
+#[derive(Default)]
+struct State {
+    scripts: HashMap<String, VecDeque<Response>>,
+    requests: Vec<Value>,
+}
+
+#[derive(Clone, Default)]
+pub struct StandIn {
+    state: Arc<Mutex<State>>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Words with their following spaces: the pieces a text is streamed in.
+fn pieces(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        current.push(c);
+        if c == ' ' {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+impl StandIn {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds responses to the script of `model` (`None`: the shared script).
+    pub fn script(&self, model: Option<&str>, responses: Vec<Response>) {
+        if let Ok(mut s) = self.state.lock() {
+            s.scripts
+                .entry(model.unwrap_or("").to_string())
+                .or_default()
+                .extend(responses);
+        }
+    }
+
+    /// Every request received so far (bodies, with `received_us`).
+    pub fn requests(&self) -> Vec<Value> {
+        self.state
+            .lock()
+            .map(|s| s.requests.clone())
+            .unwrap_or_default()
+    }
+
+    fn next_response(&self, body: &Value) -> Response {
+        let model = body["model"].as_str().unwrap_or("").to_string();
+        let Ok(mut s) = self.state.lock() else {
+            return Response::default();
+        };
+        let mut recorded = body.clone();
+        recorded["received_us"] = json!(now_us());
+        s.requests.push(recorded);
+        if let Some(r) = s.scripts.get_mut(&model).and_then(VecDeque::pop_front) {
+            return r;
+        }
+        if let Some(r) = s.scripts.get_mut("").and_then(VecDeque::pop_front) {
+            return r;
+        }
+        let last_user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .map(|m| match &m["content"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        Response {
+            text: Some(format!("You said: {last_user}")),
+            ..Response::default()
+        }
+    }
+
+    fn answer(&self, body: Value) -> warp::reply::Response {
+        let response = self.next_response(&body);
+        if let Some(error) = &response.error {
+            let status =
+                StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut reply = warp::reply::with_status(
+                warp::reply::json(&json!({"error": {
+                    "message": error.message.clone().unwrap_or_else(|| "scripted error".into()),
+                    "type": if error.status == 429 { "rate_limit_error" } else { "server_error" },
+                    "param": null, "code": null,
+                }})),
+                status,
+            )
+            .into_response();
+            if let Some(after) = error.retry_after {
+                if let Ok(v) = warp::http::HeaderValue::from_str(&after.to_string()) {
+                    reply.headers_mut().insert("retry-after", v);
+                }
+            }
+            return reply;
+        }
+        let model = body["model"].as_str().unwrap_or("stand-in").to_string();
+        let prompt_tokens = body["messages"].to_string().len() as u64 / 4;
+        let text = response.text.clone().unwrap_or_default();
+        let text_pieces = pieces(&text);
+        let finish = response.finish_reason.clone().unwrap_or_else(|| {
+            if response.tool_calls.is_empty() {
+                "stop".into()
+            } else {
+                "tool_calls".into()
+            }
+        });
+        let completion_tokens = (text_pieces.len() + response.tool_calls.len() * 8) as u64;
+        let usage = response.usage.clone().unwrap_or_else(|| {
+            json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                   "total_tokens": prompt_tokens + completion_tokens})
+        });
+        let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+        let calls: Vec<Value> = response
+            .tool_calls
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({"index": i, "id": c.id.clone().unwrap_or_else(|| format!("call_{}", uuid::Uuid::new_v4().simple())),
+                       "type": "function", "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        if body["stream"] != json!(true) {
+            let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+            if !calls.is_empty() {
+                message["tool_calls"] = json!(calls
+                    .iter()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        if let Some(o) = c.as_object_mut() {
+                            o.remove("index");
+                        }
+                        c
+                    })
+                    .collect::<Vec<_>>());
+            }
+            return warp::reply::json(&json!({
+                "id": id, "object": "chat.completion", "created": now_us() / 1_000_000, "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            }))
+            .into_response();
+        }
+        let chunk = move |delta: Value, finish: Option<&str>| {
+            json!({"id": id, "object": "chat.completion.chunk", "created": now_us() / 1_000_000,
+                   "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let mut chunks: Vec<String> =
+            vec![chunk(json!({"role": "assistant", "content": ""}), None).to_string()];
+        for piece in &text_pieces {
+            chunks.push(chunk(json!({"content": piece}), None).to_string());
+        }
+        for call in &calls {
+            // The call's head first, then its arguments in two pieces.
+            let args = call["function"]["arguments"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let split = args
+                .char_indices()
+                .nth(args.chars().count() / 2)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            chunks.push(chunk(json!({"tool_calls": [{"index": call["index"], "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""}}]}), None).to_string());
+            for part in [&args[..split], &args[split..]] {
+                chunks.push(chunk(json!({"tool_calls": [{"index": call["index"], "function": {"arguments": part}}]}), None).to_string());
+            }
+        }
+        if response.malformed {
+            chunks.push("{\"choices\": [ this is not json".into());
+        }
+        if !response.cut_off {
+            chunks.push(chunk(json!({}), Some(&finish)).to_string());
+            let mut usage_chunk = chunk(json!({}), None);
+            usage_chunk["choices"] = json!([]);
+            usage_chunk["usage"] = usage;
+            chunks.push(usage_chunk.to_string());
+            chunks.push("[DONE]".into());
+        }
+        let first_delay = Duration::from_millis(response.first_chunk_delay_ms);
+        let delay = Duration::from_millis(response.chunk_delay_ms);
+        let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(
+            move |(i, data)| async move {
+                let wait = if i == 0 { first_delay } else { delay };
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                Ok::<_, Infallible>(Event::default().data(data))
+            },
+        );
+        warp::sse::reply(stream).into_response()
+    }
+
+    /// The stand-in's routes.
+    pub fn routes(
+        &self,
+    ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+        let me = self.clone();
+        let completions = warp::post()
+            .and(warp::path::tail())
+            .and(warp::body::bytes())
+            .and_then(move |tail: warp::path::Tail, body: Bytes| {
+                let me = me.clone();
+                async move {
+                    if !tail.as_str().ends_with("chat/completions") {
+                        return Err(warp::reject::not_found());
+                    }
+                    let body: Value = match serde_json::from_slice(&body) {
+                        Ok(v) => v,
+                        Err(_) => {
+                            return Ok(warp::reply::with_status(
+                                "bad json",
+                                StatusCode::BAD_REQUEST,
+                            )
+                            .into_response())
+                        }
+                    };
+                    Ok(me.answer(body))
+                }
+            });
+        let me = self.clone();
+        let script = warp::post()
+            .and(warp::path("_script"))
+            .and(warp::body::json())
+            .map(move |body: Value| {
+                let responses: Vec<Response> =
+                    serde_json::from_value(body["responses"].clone()).unwrap_or_default();
+                let count = responses.len();
+                me.script(body["model"].as_str(), responses);
+                warp::reply::json(&json!({"scripted": count})).into_response()
+            });
+        let me = self.clone();
+        let requests = warp::get()
+            .and(warp::path("_requests"))
+            .and(warp::query::<HashMap<String, String>>())
+            .map(move |q: HashMap<String, String>| {
+                let all = me.requests();
+                let filtered: Vec<Value> = match q.get("model") {
+                    Some(m) => all.into_iter().filter(|r| r["model"] == json!(m)).collect(),
+                    None => all,
+                };
+                warp::reply::json(&filtered).into_response()
+            });
+        let me = self.clone();
+        let clear = warp::delete().and(warp::path("_requests")).map(move || {
+            if let Ok(mut s) = me.state.lock() {
+                s.requests.clear();
+                s.scripts.clear();
+            }
+            warp::reply::json(&json!({"cleared": true})).into_response()
+        });
+        script
+            .or(requests)
+            .unify()
+            .or(clear)
+            .unify()
+            .or(completions)
+            .unify()
+    }
+
+    /// Serves on `addr` (port 0 picks one); returns the bound address.
+    pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let routes = self.routes();
+        tokio::spawn(warp::serve(routes).incoming(listener).run());
+        Ok(bound)
+    }
+}
