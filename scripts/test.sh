@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine:
-#   npm deps (Azurite) -> Python venv (openai SDK, pytest) -> cargo build -> Azurite ->
-#   cargo test -> Python SDK conformance tests.
+#   npm deps (Azurite, openai SDK) -> Python venv (openai SDK, pytest) -> cargo build ->
+#   Azurite -> cargo test -> Python SDK conformance tests -> Node SDK conformance tests.
 # Extra arguments are passed to `cargo test` (e.g. scripts/test.sh -- --nocapture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +44,10 @@ cargo build --bins
 ASSISTANTS_BIN="$ROOT/target/debug/assistants-service"
 [[ -x "$ASSISTANTS_BIN" ]] || { echo "missing $ASSISTANTS_BIN after build" >&2; exit 1; }
 export ASSISTANTS_BIN
+# The Chat Completions stand-in each SDK test server talks to (OPENAI_BASE_URL).
+LLM_STANDIN_BIN="$ROOT/target/debug/llm-standin"
+[[ -x "$LLM_STANDIN_BIN" ]] || { echo "missing $LLM_STANDIN_BIN after build" >&2; exit 1; }
+export LLM_STANDIN_BIN
 
 # d. Azurite on free ports, stopped whenever this script exits.
 step "start Azurite"
@@ -60,5 +64,9 @@ cargo test "$@"
 
 # f. Python SDK conformance tests, both storage backends.
 step "python SDK conformance tests"
-# (pytest's summary stays the last line of the output, for CI's test counting.)
+# (pytest prints its summary as its last line; the Node step below now follows it.)
 "$VENV/bin/python" -m pytest tests/sdk/python -q
+
+# g. Node SDK streaming conformance tests (local store; they start their own server).
+step "node SDK conformance tests"
+node --test tests/sdk/node/

@@ -5,7 +5,7 @@ use crate::api::stateful::Stateful;
 use crate::api::Backend;
 use crate::config::{QueueSetting, Settings, StorageSetting};
 use crate::engine::Engine;
-use crate::http::{self, auth::Auth, HttpState};
+use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
 use crate::llm::LlmClient;
 use crate::queue::azure::AzureQueue;
 use crate::queue::local::LocalQueue;
@@ -87,10 +87,15 @@ impl App {
                 settings.bind
             );
         }
+        let functions = settings.custom_handler_port.map(|_| FunctionsHost {
+            handler: engine.clone(),
+            max_attempts: settings.runs.work_max_attempts,
+        });
         let state = Arc::new(HttpState {
             backend: backend.clone(),
             auth,
             max_body_bytes: settings.max_body_bytes,
+            functions,
         });
         Ok(App {
             store,
@@ -101,6 +106,11 @@ impl App {
             queue_impl,
             state,
         })
+    }
+
+    /// Whether the Functions host runs this process (it then delivers the work queue).
+    pub fn is_custom_handler(&self) -> bool {
+        self.settings.custom_handler_port.is_some()
     }
 
     /// Starts taking work items in this process: the in-process queue's dispatcher, or

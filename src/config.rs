@@ -387,6 +387,18 @@ impl Settings {
             llm,
             runs,
         };
+        if settings.api_keys.is_empty()
+            && settings.custom_handler_port.is_some()
+            && !get("ASSISTANTS_ALLOW_OPEN").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            // Under the Functions host the loopback port is reachable from the internet
+            // through the host's proxy: no keys would mean an open API.
+            return Err(err(
+                "ASSISTANTS_API_KEYS",
+                "is required under the Azure Functions host (set ASSISTANTS_ALLOW_OPEN=true \
+                 to run without keys, e.g. locally)",
+            ));
+        }
         if settings.api_keys.is_empty() && !settings.bind.is_loopback() {
             return Err(err(
                 "ASSISTANTS_API_KEYS",
@@ -494,6 +506,16 @@ mod tests {
             "ASSISTANTS_API_KEYS"
         );
         assert!(settings(&[("BIND", "0.0.0.0"), ("ASSISTANTS_API_KEYS", "k")]).is_ok());
+    }
+
+    #[test]
+    fn the_functions_host_needs_keys() {
+        assert_eq!(
+            settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071")]).unwrap_err().name,
+            "ASSISTANTS_API_KEYS"
+        );
+        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"), ("ASSISTANTS_ALLOW_OPEN", "true")]).is_ok());
+        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"), ("ASSISTANTS_API_KEYS", "k")]).is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod functions;
 pub mod http;
 pub mod ids;
 pub mod llm;

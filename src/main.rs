@@ -29,20 +29,34 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let worker = match app.start_worker() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("assistants-service: cannot start the work queue: {e}");
-            return ExitCode::from(2);
+    // Under the Functions host the queue trigger delivers work; standalone, we take it.
+    let worker = if app.is_custom_handler() {
+        None
+    } else {
+        match app.start_worker() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("assistants-service: cannot start the work queue: {e}");
+                return ExitCode::from(2);
+            }
         }
     };
     let local = listener.local_addr().unwrap_or(addr);
-    log::info!(
-        "serving the Assistants API at http://{local}/v1 (store: {})",
-        app.store.name()
-    );
+    if app.is_custom_handler() {
+        log::info!(
+            "serving as an Azure Functions custom handler on {local} (store: {})",
+            app.store.name()
+        );
+    } else {
+        log::info!(
+            "serving the Assistants API at http://{local}/v1 (store: {})",
+            app.store.name()
+        );
+    }
     app.serve(listener, shutdown_signal()).await;
-    worker.abort();
+    if let Some(w) = worker {
+        w.abort();
+    }
     log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -54,7 +54,11 @@ enum Stop {
 
 impl From<ApiError> for Stop {
     fn from(e: ApiError) -> Self {
-        Stop::Retry(e.to_string())
+        match e {
+            // The cause is for the log; clients only ever see the run's `last_error`.
+            ApiError::Internal(cause) => Stop::Retry(cause),
+            other => Stop::Retry(other.to_string()),
+        }
     }
 }
 

@@ -25,6 +25,15 @@ pub struct HttpState {
     pub backend: Arc<dyn Backend>,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    /// Set when running under the Functions host: queue-trigger invocations arrive here.
+    pub functions: Option<FunctionsHost>,
+}
+
+/// The queue trigger's consumer, when the Functions host delivers the work queue.
+pub struct FunctionsHost {
+    pub handler: Arc<dyn crate::queue::WorkHandler>,
+    /// The host's `maxDequeueCount`: on that attempt a failing item ends its run.
+    pub max_attempts: u32,
 }
 
 /// The filter that serves the whole API. It answers every request itself (errors included);
@@ -46,6 +55,12 @@ pub fn routes(
                   body| {
                 let state = state.clone();
                 async move {
+                    if let Some(functions) = state.functions.as_ref().filter(|_| {
+                        method == Method::POST
+                            && path.as_str().strip_prefix('/') == Some(crate::functions::WORK_FUNCTION)
+                    }) {
+                        return work_invocation(functions, body, state.max_body_bytes).await;
+                    }
                     let started = Instant::now();
                     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
                     let path = path.as_str().to_string();
@@ -59,6 +74,31 @@ pub fn routes(
                 }
             },
         )
+}
+
+/// A queue-trigger invocation from the Functions host (`POST /work`).
+async fn work_invocation(
+    functions: &FunctionsHost,
+    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    limit: usize,
+) -> Response {
+    let (status, envelope) = match read_body(body, &HeaderMap::new(), limit).await {
+        Ok(bytes) => {
+            AssertUnwindSafe(crate::functions::handle_work(
+                functions.handler.as_ref(),
+                &bytes,
+                functions.max_attempts,
+            ))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| (500, serde_json::json!({"Outputs": {}, "Logs": ["handler panicked"], "ReturnValue": null})))
+        }
+        Err(_) => (413, serde_json::json!({"Outputs": {}, "Logs": ["invocation too large"], "ReturnValue": null})),
+    };
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &envelope,
+    )
 }
 
 /// The path after `/v1` as segments; the Functions host's default `/api` prefix is allowed.

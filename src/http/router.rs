@@ -287,6 +287,55 @@ pub fn route(method: &str, segments: &[&str]) -> Result<Operation, RouteError> {
     }
 }
 
+/// Every operation of the API, one line each: METHOD, a path (after `/v1`, with sample ids),
+/// operationId. The routing tests and the Functions route-template test read it.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/assistants", "listAssistants"),
+    ("POST", "/assistants", "createAssistant"),
+    ("GET", "/assistants/a", "getAssistant"),
+    ("POST", "/assistants/a", "modifyAssistant"),
+    ("DELETE", "/assistants/a", "deleteAssistant"),
+    ("POST", "/threads", "createThread"),
+    ("GET", "/threads/t", "getThread"),
+    ("POST", "/threads/t", "modifyThread"),
+    ("DELETE", "/threads/t", "deleteThread"),
+    ("POST", "/threads/runs", "createThreadAndRun"),
+    ("GET", "/threads/t/messages", "listMessages"),
+    ("POST", "/threads/t/messages", "createMessage"),
+    ("GET", "/threads/t/messages/m", "getMessage"),
+    ("POST", "/threads/t/messages/m", "modifyMessage"),
+    ("DELETE", "/threads/t/messages/m", "deleteMessage"),
+    ("GET", "/threads/t/runs", "listRuns"),
+    ("POST", "/threads/t/runs", "createRun"),
+    ("GET", "/threads/t/runs/r", "getRun"),
+    ("POST", "/threads/t/runs/r", "modifyRun"),
+    ("POST", "/threads/t/runs/r/cancel", "cancelRun"),
+    ("POST", "/threads/t/runs/r/submit_tool_outputs", "submitToolOuputsToRun"),
+    ("GET", "/threads/t/runs/r/steps", "listRunSteps"),
+    ("GET", "/threads/t/runs/r/steps/s", "getRunStep"),
+    ("GET", "/files", "listFiles"),
+    ("POST", "/files", "createFile"),
+    ("GET", "/files/f", "retrieveFile"),
+    ("DELETE", "/files/f", "deleteFile"),
+    ("GET", "/files/f/content", "downloadFile"),
+    ("GET", "/vector_stores", "listVectorStores"),
+    ("POST", "/vector_stores", "createVectorStore"),
+    ("GET", "/vector_stores/v", "getVectorStore"),
+    ("POST", "/vector_stores/v", "modifyVectorStore"),
+    ("DELETE", "/vector_stores/v", "deleteVectorStore"),
+    ("POST", "/vector_stores/v/search", "searchVectorStore"),
+    ("GET", "/vector_stores/v/files", "listVectorStoreFiles"),
+    ("POST", "/vector_stores/v/files", "createVectorStoreFile"),
+    ("GET", "/vector_stores/v/files/f", "getVectorStoreFile"),
+    ("POST", "/vector_stores/v/files/f", "updateVectorStoreFileAttributes"),
+    ("DELETE", "/vector_stores/v/files/f", "deleteVectorStoreFile"),
+    ("GET", "/vector_stores/v/files/f/content", "retrieveVectorStoreFileContent"),
+    ("POST", "/vector_stores/v/file_batches", "createVectorStoreFileBatch"),
+    ("GET", "/vector_stores/v/file_batches/b", "getVectorStoreFileBatch"),
+    ("POST", "/vector_stores/v/file_batches/b/cancel", "cancelVectorStoreFileBatch"),
+    ("GET", "/vector_stores/v/file_batches/b/files", "listFilesInVectorStoreBatch"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,89 +345,12 @@ mod tests {
         route(method, &segments)
     }
 
-    /// Every operation of the spec (44), one line each: METHOD path => operationId.
+    /// Every operation of the spec (44) routes to its operationId.
     #[test]
     fn every_spec_operation_routes() {
-        let table = [
-            ("GET", "/assistants", "listAssistants"),
-            ("POST", "/assistants", "createAssistant"),
-            ("GET", "/assistants/a", "getAssistant"),
-            ("POST", "/assistants/a", "modifyAssistant"),
-            ("DELETE", "/assistants/a", "deleteAssistant"),
-            ("POST", "/threads", "createThread"),
-            ("GET", "/threads/t", "getThread"),
-            ("POST", "/threads/t", "modifyThread"),
-            ("DELETE", "/threads/t", "deleteThread"),
-            ("POST", "/threads/runs", "createThreadAndRun"),
-            ("GET", "/threads/t/messages", "listMessages"),
-            ("POST", "/threads/t/messages", "createMessage"),
-            ("GET", "/threads/t/messages/m", "getMessage"),
-            ("POST", "/threads/t/messages/m", "modifyMessage"),
-            ("DELETE", "/threads/t/messages/m", "deleteMessage"),
-            ("GET", "/threads/t/runs", "listRuns"),
-            ("POST", "/threads/t/runs", "createRun"),
-            ("GET", "/threads/t/runs/r", "getRun"),
-            ("POST", "/threads/t/runs/r", "modifyRun"),
-            ("POST", "/threads/t/runs/r/cancel", "cancelRun"),
-            (
-                "POST",
-                "/threads/t/runs/r/submit_tool_outputs",
-                "submitToolOuputsToRun",
-            ),
-            ("GET", "/threads/t/runs/r/steps", "listRunSteps"),
-            ("GET", "/threads/t/runs/r/steps/s", "getRunStep"),
-            ("GET", "/files", "listFiles"),
-            ("POST", "/files", "createFile"),
-            ("GET", "/files/f", "retrieveFile"),
-            ("DELETE", "/files/f", "deleteFile"),
-            ("GET", "/files/f/content", "downloadFile"),
-            ("GET", "/vector_stores", "listVectorStores"),
-            ("POST", "/vector_stores", "createVectorStore"),
-            ("GET", "/vector_stores/v", "getVectorStore"),
-            ("POST", "/vector_stores/v", "modifyVectorStore"),
-            ("DELETE", "/vector_stores/v", "deleteVectorStore"),
-            ("POST", "/vector_stores/v/search", "searchVectorStore"),
-            ("GET", "/vector_stores/v/files", "listVectorStoreFiles"),
-            ("POST", "/vector_stores/v/files", "createVectorStoreFile"),
-            ("GET", "/vector_stores/v/files/f", "getVectorStoreFile"),
-            (
-                "POST",
-                "/vector_stores/v/files/f",
-                "updateVectorStoreFileAttributes",
-            ),
-            (
-                "DELETE",
-                "/vector_stores/v/files/f",
-                "deleteVectorStoreFile",
-            ),
-            (
-                "GET",
-                "/vector_stores/v/files/f/content",
-                "retrieveVectorStoreFileContent",
-            ),
-            (
-                "POST",
-                "/vector_stores/v/file_batches",
-                "createVectorStoreFileBatch",
-            ),
-            (
-                "GET",
-                "/vector_stores/v/file_batches/b",
-                "getVectorStoreFileBatch",
-            ),
-            (
-                "POST",
-                "/vector_stores/v/file_batches/b/cancel",
-                "cancelVectorStoreFileBatch",
-            ),
-            (
-                "GET",
-                "/vector_stores/v/file_batches/b/files",
-                "listFilesInVectorStoreBatch",
-            ),
-        ];
+        let table = ROUTES;
         assert_eq!(table.len(), 44);
-        for (method, path, name) in table {
+        for &(method, path, name) in table {
             let op = r(method, path).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
             assert_eq!(op.name(), name, "{method} {path}");
         }

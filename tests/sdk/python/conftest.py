@@ -6,21 +6,31 @@ backend for the whole session (pytest groups the tests by backend, so only one r
 and is stopped afterwards. Tests keep apart by creating their own objects; tests that need an
 empty tenant use a key of their own (see KEYS).
 
-Needs ASSISTANTS_BIN (the server binary) and AZURITE_CONNECTION_STRING (a running Azurite);
-scripts/test.sh provides both. Missing either is a failure, not a skip.
+Every server gets a Chat Completions stand-in process of its own (`llm-standin`, pointed at by
+the server's OPENAI_BASE_URL), stopped together with the server. Tests script what the "model"
+answers and read what reached it through the `llm` fixture (a model name unique to the test, so
+tests never consume each other's scripts; see ModelScript).
+
+Needs ASSISTANTS_BIN (the server binary), LLM_STANDIN_BIN (the stand-in binary) and
+AZURITE_CONNECTION_STRING (a running Azurite); scripts/test.sh provides all three. Missing any is
+a failure, not a skip.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
+import queue
 import secrets
 import signal
 import socket
 import string
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -98,6 +108,124 @@ class StorageConfig:
             )
         return env
 
+STANDIN_READY_TIMEOUT_S = 10.0
+
+
+@dataclass
+class StandIn:
+    """A running `llm-standin` process (a scripted Chat Completions endpoint)."""
+
+    proc: subprocess.Popen
+    base_url: str  # http://127.0.0.1:PORT/v1, what the server gets as OPENAI_BASE_URL
+    log_path: pathlib.Path
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url[: -len("/v1")]
+
+    def _call(self, method: str, path: str, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.root_url + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def script(self, responses: list[dict], model: str | None = None) -> None:
+        """Appends scripted responses to `model`'s queue (the shared queue without a model)."""
+        body: dict = {"responses": responses}
+        if model is not None:
+            body["model"] = model
+        answer = self._call("POST", "/_script", body)
+        assert answer == {"scripted": len(responses)}, (
+            f"stand-in did not accept the script {responses!r}: {answer!r}"
+        )
+
+    def requests(self, model: str | None = None) -> list[dict]:
+        """The chat request bodies received (each with `received_us`), oldest first."""
+        path = "/_requests"
+        if model is not None:
+            path += "?" + urllib.parse.urlencode({"model": model})
+        return self._call("GET", path)
+
+    def model(self) -> "ModelScript":
+        return ModelScript(self, "m-" + uuid.uuid4().hex)
+
+    def log_tail(self, max_chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-max_chars:]
+        except OSError as e:
+            return f"<cannot read {self.log_path}: {e}>"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # it waits for ctrl-c
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@dataclass
+class ModelScript:
+    """One model name on a stand-in: what it answers and what it was asked.
+
+    Use `model` as the assistant's (or run's) model; `script(...)` queues responses for it
+    (fields as in src/standin.rs: text, tool_calls, finish_reason, usage, chunk_delay_ms,
+    first_chunk_delay_ms, error, cut_off, malformed); `requests()` lists the chat requests that
+    named it. With the queue empty the stand-in answers "You said: <last user message>".
+    """
+
+    standin: StandIn
+    model: str
+
+    def script(self, *responses: dict) -> None:
+        self.standin.script(list(responses), model=self.model)
+
+    def requests(self) -> list[dict]:
+        return self.standin.requests(model=self.model)
+
+
+def start_standin(log_path: pathlib.Path) -> StandIn:
+    """Start `llm-standin` on a free port; wait for its `listening on ...` line."""
+    binary = _required_env("LLM_STANDIN_BIN")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"LLM_STANDIN_BIN={binary} is not an executable file", pytrace=False)
+    log = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(
+            [binary, "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    finally:
+        log.close()
+    lines: queue.Queue = queue.Queue()
+
+    def read_first_line():
+        lines.put(proc.stdout.readline())
+
+    threading.Thread(target=read_first_line, daemon=True).start()
+    try:
+        line = lines.get(timeout=STANDIN_READY_TIMEOUT_S).decode(errors="replace").strip()
+    except queue.Empty:
+        line = None
+    prefix = "listening on "
+    if not line or not line.startswith(prefix) or not line.endswith("/v1"):
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+        stderr = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        pytest.fail(
+            f"{binary} did not announce its address within {STANDIN_READY_TIMEOUT_S:.0f} s "
+            f"(first line {line!r}, exit code {proc.returncode}); stderr:\n{stderr}",
+            pytrace=False,
+        )
+    return StandIn(proc, line[len(prefix):], log_path)
+
 
 @dataclass
 class Server:
@@ -107,6 +235,9 @@ class Server:
     port: int
     proc: subprocess.Popen
     log_path: pathlib.Path
+    standin: StandIn
+    # Whether stop() also stops the stand-in (false when it was handed in by the caller).
+    owns_standin: bool = True
     _clients: dict = field(default_factory=dict)
 
     @property
@@ -143,41 +274,65 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=STOP_TIMEOUT_S)
+        if self.owns_standin:
+            self.standin.stop()
 
 
-def start_server(storage: StorageConfig, log_path: pathlib.Path) -> Server:
-    """Start the binary with `storage`, wait until it answers HTTP, or fail with its stderr."""
+def start_server(
+    storage: StorageConfig,
+    log_path: pathlib.Path,
+    *,
+    standin: StandIn | None = None,
+    env: dict[str, str] | None = None,
+) -> Server:
+    """Start the binary with `storage`, wait until it answers HTTP, or fail with its stderr.
+
+    The server talks to `standin`, or to a stand-in started for it (and stopped with it).
+    `env` adds or overrides settings (e.g. RUN_EXPIRY_SECONDS).
+    """
     binary = _required_env("ASSISTANTS_BIN")
     if not os.access(binary, os.X_OK):
         pytest.fail(f"ASSISTANTS_BIN={binary} is not an executable file", pytrace=False)
     storage.data_dir.mkdir(parents=True, exist_ok=True)
+    owns_standin = standin is None
+    if standin is None:
+        standin = start_standin(log_path.with_name(log_path.stem + "-standin.log"))
     port = _free_port()
-    env = dict(os.environ)
-    env.update(storage.env())
-    env.update(
+    proc_env = dict(os.environ)
+    proc_env.update(storage.env())
+    proc_env.update(
         PORT=str(port),
         BIND="127.0.0.1",
         ASSISTANTS_API_KEYS=KEYS,
         RUST_LOG="info",
+        OPENAI_BASE_URL=standin.base_url,
+        OPENAI_API_KEY="sk-standin",
     )
+    proc_env.update(env or {})
     log = open(log_path, "ab")
     try:
         proc = subprocess.Popen(
             [binary],
-            env=env,
+            env=proc_env,
             cwd=storage.data_dir.parent,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    except BaseException:
+        if owns_standin:
+            standin.stop()
+        raise
     finally:
         log.close()
-    server = Server(storage, port, proc, log_path)
+    server = Server(storage, port, proc, log_path, standin, owns_standin)
 
     url = f"http://127.0.0.1:{port}/v1/assistants"
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if proc.poll() is not None:
+            if owns_standin:
+                standin.stop()
             pytest.fail(
                 f"{binary} ({storage.backend}) exited with code {proc.returncode} "
                 f"during start-up; output:\n{server.log_tail()}",
@@ -216,8 +371,9 @@ def spawn_server(request, tmp_path):
     """Start extra servers (e.g. to restart on the same storage); all stopped after the test."""
     started: list[Server] = []
 
-    def spawn(storage: StorageConfig) -> Server:
-        srv = start_server(storage, tmp_path / f"server-{len(started)}.log")
+    def spawn(storage: StorageConfig, **kw) -> Server:
+        """`kw` as for start_server (`standin=`, `env=`)."""
+        srv = start_server(storage, tmp_path / f"server-{len(started)}.log", **kw)
         started.append(srv)
         return srv
 
@@ -238,6 +394,18 @@ def client_b(server) -> openai.OpenAI:
     return server.client(KEY_B)
 
 
+@pytest.fixture
+def standin(server) -> StandIn:
+    """The stand-in model endpoint of this backend's server."""
+    return server.standin
+
+
+@pytest.fixture
+def llm(standin) -> ModelScript:
+    """A model name of this test's own on the server's stand-in (script it, read its requests)."""
+    return standin.model()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, attach the tail of the server's log to the report."""
@@ -247,3 +415,11 @@ def pytest_runtest_makereport(item, call):
         srv = item.funcargs.get("server") if hasattr(item, "funcargs") else None
         if isinstance(srv, Server):
             report.sections.append((f"server log ({srv.backend}, tail)", srv.log_tail(3000)))
+        script = item.funcargs.get("llm") if hasattr(item, "funcargs") else None
+        if isinstance(script, ModelScript):
+            try:
+                reqs = script.requests()
+                summary = json.dumps(reqs, indent=1)[-4000:]
+            except Exception as e:  # the stand-in may be the thing that broke
+                summary = f"<cannot read the stand-in's requests: {e}>"
+            report.sections.append((f"stand-in requests for {script.model}", summary))

@@ -1,0 +1,202 @@
+//! A stand-in for the Azure Functions host, for local runs and tests where `func` cannot be
+//! installed: it starts the handler with `FUNCTIONS_CUSTOMHANDLER_PORT`, waits until it
+//! answers `GET /`, and delivers the `work` queue the way the host's queue trigger does:
+//! the base64 message decoded, sent as `POST /work` with `{"Data":{"msg": <JSON string>},
+//! "Metadata":{"DequeueCount": n, ...}}`; deleted after a 2xx; made visible again after
+//! `visibilityTimeout` on a failure; moved to `work-poison` after `maxDequeueCount` tries.
+//! HTTP clients talk to the handler's port directly: in proxying mode the host forwards
+//! requests unchanged.
+//!
+//! Usage: `functions-host-emulator <handler binary>`, with the handler's settings in the
+//! environment (`AzureWebJobsStorage` is required). Optional: `HANDLER_PORT` (default: a
+//! free port), `EMULATOR_VISIBILITY_TIMEOUT_MS` (5000, as host.json), `EMULATOR_MAX_DEQUEUE`
+//! (5, as host.json). Prints `handler listening on http://127.0.0.1:PORT/v1` when ready.
+
+use assistants::store::azure::request_retry;
+use assistants::store::connection_string::StorageAccount;
+use azure_storage_queues::QueueServiceClientBuilder;
+use base64::Engine as _;
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let Some(handler) = std::env::args().nth(1) else {
+        eprintln!("usage: functions-host-emulator <handler binary>");
+        return ExitCode::from(2);
+    };
+    let Some(connection) = std::env::var("AzureWebJobsStorage").ok() else {
+        eprintln!("functions-host-emulator: AzureWebJobsStorage is required");
+        return ExitCode::from(2);
+    };
+    let account = match StorageAccount::parse(&connection) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("functions-host-emulator: AzureWebJobsStorage: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let port: u16 = match std::env::var("HANDLER_PORT").ok().and_then(|p| p.parse().ok()) {
+        Some(p) => p,
+        None => match free_port() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("functions-host-emulator: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let queue_name = std::env::var("QUEUE_NAME").unwrap_or_else(|_| "work".into());
+    let visibility = Duration::from_millis(env_or("EMULATOR_VISIBILITY_TIMEOUT_MS", 5000));
+    let max_dequeue: u64 = env_or("EMULATOR_MAX_DEQUEUE", 5);
+
+    let mut child = match tokio::process::Command::new(&handler)
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", uuid::Uuid::new_v4().to_string())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("functions-host-emulator: cannot start {handler}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    // Readiness: any HTTP answer on `/`, as the host polls.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if http.get(format!("{base}/")).send().await.is_ok() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("functions-host-emulator: the handler did not answer within 30 s");
+            return ExitCode::from(1);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            eprintln!("functions-host-emulator: the handler exited: {status}");
+            return ExitCode::from(1);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("handler listening on {base}/v1");
+
+    let credentials = match account.credentials() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("functions-host-emulator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let service = QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
+        .retry(request_retry())
+        .build();
+    let queue = service.queue_client(queue_name.clone());
+    let poison = service.queue_client(format!("{queue_name}-poison"));
+    let _ = queue.create().await;
+
+    let deliver = async {
+        loop {
+            let messages = match queue
+                .get_messages()
+                .number_of_messages(16u8)
+                .visibility_timeout(Duration::from_secs(600))
+                .await
+            {
+                Ok(r) => r.messages,
+                Err(e) => {
+                    log::warn!("poll failed: {}", e.kind());
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let invocations = messages.into_iter().map(|message| {
+                let http = http.clone();
+                let base = base.clone();
+                let queue = queue.clone();
+                let poison = poison.clone();
+                async move {
+                    // messageEncoding base64: the trigger hands over the decoded text, and
+                    // the host serialises that string value once more as JSON.
+                    let text = base64::engine::general_purpose::STANDARD
+                        .decode(message.message_text.trim())
+                        .ok()
+                        .and_then(|b| String::from_utf8(b).ok());
+                    let Some(text) = text else {
+                        log::warn!("message {} is not base64; the host would fail to bind it", message.message_id);
+                        return;
+                    };
+                    let body = json!({
+                        "Data": {"msg": serde_json::to_string(&text).unwrap_or_default()},
+                        "Metadata": {
+                            "DequeueCount": message.dequeue_count,
+                            "Id": message.message_id,
+                            "PopReceipt": message.pop_receipt,
+                            "sys": {"MethodName": "work", "UtcNow": "", "RandGuid": uuid::Uuid::new_v4().to_string()},
+                        },
+                    });
+                    let ok = http
+                        .post(format!("{base}/work"))
+                        .header("X-Azure-Functions-InvocationId", uuid::Uuid::new_v4().to_string())
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    let receipt = queue.pop_receipt_client(message.pop_receipt());
+                    if ok {
+                        let _ = receipt.delete().await;
+                    } else if message.dequeue_count >= max_dequeue {
+                        log::warn!("message {} moved to the poison queue", message.message_id);
+                        let _ = poison.create().await;
+                        let _ = poison.put_message(message.message_text.clone()).await;
+                        let _ = receipt.delete().await;
+                    } else {
+                        let _ = receipt.update(message.message_text.clone(), visibility).await;
+                    }
+                }
+            });
+            futures::future::join_all(invocations).await;
+        }
+    };
+    tokio::select! {
+        _ = deliver => ExitCode::SUCCESS,
+        status = child.wait() => {
+            eprintln!("functions-host-emulator: the handler exited: {status:?}");
+            ExitCode::from(1)
+        }
+        _ = stop_signal() => {
+            let _ = child.kill().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM: either way the handler must not outlive the emulator.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

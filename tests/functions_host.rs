@@ -1,0 +1,258 @@
+//! The binary as an Azure Functions custom handler, driven the way the Functions host
+//! drives it: HTTP requests proxied to `FUNCTIONS_CUSTOMHANDLER_PORT`, and work items taken
+//! from Azurite's `work` queue and delivered as `POST /work` invocations.
+
+mod support;
+
+use assistants::http::router::ROUTES;
+use assistants::queue::azure::decode;
+use assistants::standin::StandIn;
+use assistants::store::azure::{request_retry, AzureBlobStore};
+use assistants::store::connection_string::StorageAccount;
+use assistants::store::{PutMode, Store};
+use azure_storage_queues::QueueServiceClientBuilder;
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::{azurite_connection_string, say, unique_name};
+
+fn read_json(path: &str) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn every_route_is_reachable_through_the_function_definitions() {
+    let http = read_json("function-defs/openai/function.json");
+    let trigger = &http["bindings"][0];
+    assert_eq!(trigger["type"], "httpTrigger");
+    assert_eq!(trigger["authLevel"], "anonymous");
+    let route = trigger["route"].as_str().unwrap();
+    assert_eq!(route, "v1/{*path}");
+    let prefix = route.trim_end_matches("{*path}");
+    let methods: Vec<String> = trigger["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_ascii_uppercase())
+        .collect();
+    let host = read_json("host.json");
+    let route_prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
+    for (method, path, name) in ROUTES {
+        // What a client requests, as the host sees it (after the empty route prefix).
+        let url_path = format!("{route_prefix}v1{path}");
+        assert!(
+            url_path.trim_start_matches('/').starts_with(prefix),
+            "{name}: {url_path} is outside {route}"
+        );
+        assert!(methods.contains(&method.to_string()), "{name}: {method} not allowed by the function");
+    }
+    assert_eq!(http["bindings"][1]["type"], "http");
+
+    let work = read_json("function-defs/work/function.json");
+    let queue = &work["bindings"][0];
+    assert_eq!(queue["type"], "queueTrigger");
+    assert_eq!(queue["name"], "msg");
+    assert_eq!(queue["queueName"], "work");
+    assert_eq!(queue["connection"], "AzureWebJobsStorage");
+
+    assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
+    assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "handler");
+    let queues = &host["extensions"]["queues"];
+    assert_eq!(queues["messageEncoding"], "base64");
+    // The handler ends a run on the host's last attempt: both must count the same.
+    let defaults = assistants::config::RunSettings::default();
+    assert_eq!(queues["maxDequeueCount"], defaults.work_max_attempts);
+}
+
+struct Handler {
+    child: std::process::Child,
+    base: String,
+    http: reqwest::Client,
+    queue: azure_storage_queues::QueueClient,
+    store: AzureBlobStore,
+    _llm: StandIn,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const KEY: &str = "sk-functions-test";
+
+async fn start_handler(llm: StandIn) -> Handler {
+    let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let connection = azurite_connection_string();
+    let container = unique_name("t");
+    let queue_name = unique_name("w");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_assistants-service"))
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("AzureWebJobsStorage", &connection)
+        .env("STORAGE_CONTAINER", &container)
+        .env("QUEUE_NAME", &queue_name)
+        .env("ASSISTANTS_API_KEYS", KEY)
+        .env("OPENAI_BASE_URL", format!("http://{llm_addr}/v1"))
+        .env("WORK_MAX_ATTEMPTS", "3")
+        .env_remove("PORT")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the handler");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    // The host's readiness check: any answer on `/`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the handler did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let account = StorageAccount::parse(&connection).unwrap();
+    let queue = QueueServiceClientBuilder::with_location(account.queue_location(), account.credentials().unwrap())
+        .build()
+        .queue_client(queue_name);
+    let store = AzureBlobStore::new(&account, &container, request_retry()).unwrap();
+    Handler { child, base, http, queue, store, _llm: llm }
+}
+
+impl Handler {
+    /// A request as the host's proxy forwards it: the original path and headers.
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self
+            .http
+            .request(method, format!("{}/v1{path}", self.base))
+            .bearer_auth(KEY)
+            .header("X-Azure-Functions-InvocationId", uuid::Uuid::new_v4().to_string())
+            .header("OpenAI-Beta", "assistants=v2");
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let response = r.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
+    /// Takes the next message from the `work` queue (as the host's listener does).
+    async fn take_message(&self) -> azure_storage_queues::operations::Message {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self
+                .queue
+                .get_messages()
+                .visibility_timeout(Duration::from_secs(60))
+                .await
+                .unwrap();
+            if let Some(m) = got.messages.into_iter().next() {
+                return m;
+            }
+            assert!(std::time::Instant::now() < deadline, "no work item was queued");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn invoke(&self, msg: Value, dequeue_count: Value) -> (u16, Value) {
+        let body = json!({"Data": {"msg": msg},
+            "Metadata": {"DequeueCount": dequeue_count, "Id": "x", "PopReceipt": "y",
+                         "sys": {"MethodName": "work", "UtcNow": "2026-11-26T00:00:00Z", "RandGuid": "z"}}});
+        let r = self.http.post(format!("{}/work", self.base)).json(&body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn run_status(&self, thread: &str, run: &str) -> Value {
+        self.api(reqwest::Method::GET, &format!("/threads/{thread}/runs/{run}"), None).await
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_delivers_work_and_runs_complete() {
+    let llm = StandIn::new();
+    llm.script(None, vec![say("first"), say("second"), say("third")]);
+    let h = start_handler(llm).await;
+    use reqwest::Method;
+    let asst = id(&h.api(Method::POST, "/assistants", Some(json!({"model": "m"}))).await);
+    let thread = id(&h.api(Method::POST, "/threads", Some(json!({"messages": [{"role": "user", "content": "hi"}]}))).await);
+    let run = id(&h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await);
+
+    // No poller runs in this mode: the run waits for the host.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(h.run_status(&thread, &run).await["status"], "queued");
+
+    // The message is base64 JSON, as the queue trigger expects.
+    let message = h.take_message().await;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(message.message_text.trim()).unwrap();
+    let text = String::from_utf8(decoded).unwrap();
+    let item = decode(&message.message_text).unwrap();
+    assert_eq!(item.run_id, run);
+    // Delivered as the host does: the text serialised once more as a JSON string.
+    let (status, envelope) = h.invoke(json!(serde_json::to_string(&text).unwrap()), json!(1)).await;
+    assert_eq!(status, 200, "{envelope}");
+    assert!(envelope["Outputs"].is_object() && envelope["Logs"].is_array() && envelope["ReturnValue"].is_null());
+    assert_eq!(h.run_status(&thread, &run).await["status"], "completed");
+    h.queue.pop_receipt_client(message.pop_receipt()).delete().await.unwrap();
+
+    // A retried delivery of the same item does no harm.
+    let (status, _) = h.invoke(json!(text), json!("2")).await;
+    assert_eq!(status, 200);
+    let answers = h.api(Method::GET, &format!("/threads/{thread}/messages?run_id={run}"), None).await;
+    assert_eq!(answers["data"].as_array().unwrap().len(), 1);
+    assert_eq!(answers["data"][0]["content"][0]["text"]["value"], "first");
+
+    // The other encodings: the message still base64, and a plain JSON object.
+    let thread2 = id(&h.api(Method::POST, "/threads", Some(json!({}))).await);
+    let run2 = id(&h.api(Method::POST, &format!("/threads/{thread2}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let message = h.take_message().await;
+    let (status, _) = h.invoke(json!(message.message_text), json!(1)).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.run_status(&thread2, &run2).await["status"], "completed");
+    h.queue.pop_receipt_client(message.pop_receipt()).delete().await.unwrap();
+    let thread3 = id(&h.api(Method::POST, "/threads", Some(json!({}))).await);
+    let run3 = id(&h.api(Method::POST, &format!("/threads/{thread3}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let message = h.take_message().await;
+    let object: Value = serde_json::from_str(&decode(&message.message_text).unwrap().to_json()).unwrap();
+    let (status, _) = h.invoke(object, json!(1)).await;
+    assert_eq!(status, 200);
+    assert_eq!(h.run_status(&thread3, &run3).await["status"], "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
+    let h = start_handler(StandIn::new()).await;
+    use reqwest::Method;
+    let asst = id(&h.api(Method::POST, "/assistants", Some(json!({"model": "m"}))).await);
+    let thread = id(&h.api(Method::POST, "/threads", Some(json!({"messages": [{"role": "user", "content": "hi"}]}))).await);
+    // A corrupt object under the thread makes every attempt fail (as a storage fault would).
+    let tenant_key = format!("t/default/threads/{thread}/messages/msg_zzzzzzzzzzzzzzzzzzzzzzzz");
+    h.store.put(&tenant_key, Bytes::from_static(b"{not json"), PutMode::Overwrite).await.unwrap();
+    let run = id(&h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let message = h.take_message().await;
+    let text = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(message.message_text.trim()).unwrap()).unwrap();
+    let msg = json!(serde_json::to_string(&text).unwrap());
+
+    // Before the last attempt: a failure status, so the host retries.
+    for attempt in 1..3 {
+        let (status, envelope) = h.invoke(msg.clone(), json!(attempt)).await;
+        assert_eq!(status, 500, "attempt {attempt}: {envelope}");
+        assert_ne!(h.run_status(&thread, &run).await["status"], "failed");
+    }
+    // The last attempt (WORK_MAX_ATTEMPTS = 3): the run ends cleanly and the invocation
+    // succeeds, so nothing goes to the poison queue.
+    let (status, envelope) = h.invoke(msg, json!(3)).await;
+    assert_eq!(status, 200, "{envelope}");
+    let ended = h.run_status(&thread, &run).await;
+    assert_eq!(ended["status"], "failed");
+    assert_eq!(ended["last_error"]["code"], "server_error");
+    // The thread is free again.
+    h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await;
+
+    // An invocation without a readable item is dropped (retrying cannot help).
+    let (status, _) = h.invoke(json!("not a work item"), json!(1)).await;
+    assert_eq!(status, 200);
+}
