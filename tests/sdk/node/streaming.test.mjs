@@ -1,0 +1,396 @@
+// Streaming conformance with the official Node SDK (openai 7.57.0, whose AssistantStream
+// validates event order strictly: a delta needs its snapshot, one active message/step at a
+// time, no duplicate ids, a final run event before finalRun()).
+//
+// Starts its own Chat Completions stand-in and server (local store in a temp dir).
+// Needs ASSISTANTS_BIN and LLM_STANDIN_BIN (scripts/test.sh exports both); missing either is a
+// failure, not a skip.
+//
+//   node --test tests/sdk/node/
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { randomUUID } from 'node:crypto';
+import OpenAI from 'openai';
+
+const API_KEY = 'sk-node-test';
+const READY_TIMEOUT_MS = 20_000;
+
+const RUN_START = ['thread.run.created', 'thread.run.queued', 'thread.run.in_progress'];
+const TEXT_ANSWER = [
+  'thread.run.step.created',
+  'thread.run.step.in_progress',
+  'thread.message.created',
+  'thread.message.in_progress',
+  'thread.message.delta',
+  'thread.message.completed',
+  'thread.run.step.completed',
+  'thread.run.completed',
+];
+
+const TOOLS = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  },
+  {
+    type: 'function',
+    function: {
+      name: 'get_time',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  },
+];
+
+function requiredBin(name) {
+  const value = (process.env[name] || '').trim();
+  if (!value) {
+    throw new Error(`${name} is not set; run the suite through scripts/test.sh`);
+  }
+  try {
+    fs.accessSync(value, fs.constants.X_OK);
+  } catch {
+    throw new Error(`${name}=${value} is not an executable file`);
+  }
+  return value;
+}
+
+async function freePort() {
+  const srv = net.createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address();
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+function delay(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function tail(file, max = 4000) {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-max);
+  } catch (e) {
+    return `<cannot read ${file}: ${e.message}>`;
+  }
+}
+
+async function stopProcess(child, signal) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Starts llm-standin on a free port; resolves with its /v1 base URL. */
+async function startStandIn(logFile) {
+  const bin = requiredBin('LLM_STANDIN_BIN');
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(bin, ['0'], { stdio: ['ignore', 'pipe', log] });
+  fs.closeSync(log);
+  const lines = readline.createInterface({ input: child.stdout });
+  let timer;
+  const first = await Promise.race([
+    once(lines, 'line').then(([line]) => line),
+    once(child, 'exit').then(([code]) => {
+      throw new Error(`llm-standin exited with ${code}: ${tail(logFile)}`);
+    }),
+    new Promise((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`llm-standin did not announce its address: ${tail(logFile)}`)),
+        10_000,
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
+  const m = /^listening on (http:\/\/\S+\/v1)$/.exec(first.trim());
+  if (!m) {
+    child.kill('SIGKILL');
+    throw new Error(`unexpected first line from llm-standin: ${JSON.stringify(first)}`);
+  }
+  lines.on('line', () => {}); // keep draining
+  return { child, baseURL: m[1], root: m[1].slice(0, -'/v1'.length) };
+}
+
+/** Starts the server (local store in `dir`) talking to `standin`; resolves when it answers. */
+async function startServer(dir, standin, logFile) {
+  const bin = requiredBin('ASSISTANTS_BIN');
+  const port = await freePort();
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const log = fs.openSync(logFile, 'a');
+  const child = spawn(bin, [], {
+    cwd: dir,
+    stdio: ['ignore', log, log],
+    env: {
+      ...process.env,
+      STORAGE: 'local',
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      BIND: '127.0.0.1',
+      ASSISTANTS_API_KEYS: `${API_KEY}=tenantnode`,
+      OPENAI_BASE_URL: standin.baseURL,
+      OPENAI_API_KEY: 'sk-standin',
+      RUST_LOG: 'info',
+    },
+  });
+  fs.closeSync(log);
+  const baseURL = `http://127.0.0.1:${port}/v1`;
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`server exited with ${child.exitCode} during start-up:\n${tail(logFile)}`);
+    }
+    try {
+      await fetch(`${baseURL}/assistants`); // any HTTP answer (401) means it is serving
+      break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await stopProcess(child, 'SIGKILL');
+      throw new Error(`server did not answer within ${READY_TIMEOUT_MS} ms:\n${tail(logFile)}`);
+    }
+    await delay(100);
+  }
+  return { child, baseURL };
+}
+
+/** Collapses runs of the same delta event into one entry. */
+function collapse(names) {
+  const out = [];
+  for (const n of names) {
+    if ((n === 'thread.message.delta' || n === 'thread.run.step.delta') && out.at(-1) === n) continue;
+    out.push(n);
+  }
+  return out;
+}
+
+/** Records what an AssistantStream emits; `errors` collects the 'error' events. */
+function record(stream) {
+  const rec = { names: [], events: [], deltas: [], errors: [] };
+  stream.on('event', (e) => {
+    rec.names.push(e.event);
+    rec.events.push(e);
+  });
+  stream.on('textDelta', (delta) => rec.deltas.push(delta.value ?? ''));
+  stream.on('error', (err) => rec.errors.push(err));
+  return rec;
+}
+
+function textOf(message) {
+  return message.content.map((p) => (p.type === 'text' ? p.text.value : `<${p.type}>`)).join('');
+}
+
+describe('Node SDK streaming (openai 7.57, local store)', () => {
+  let tmp;
+  let standin;
+  let server;
+  let client;
+
+  const llm = {
+    async script(model, ...responses) {
+      const res = await fetch(`${standin.root}/_script`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, responses }),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), { scripted: responses.length });
+    },
+    async requests(model) {
+      const res = await fetch(`${standin.root}/_requests?model=${encodeURIComponent(model)}`);
+      assert.equal(res.status, 200);
+      return res.json();
+    },
+  };
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'assistants-node-'));
+    standin = await startStandIn(path.join(tmp, 'standin.log'));
+    server = await startServer(tmp, standin, path.join(tmp, 'server.log'));
+    client = new OpenAI({ baseURL: server.baseURL, apiKey: API_KEY, maxRetries: 0, timeout: 30_000 });
+  });
+
+  after(async () => {
+    await stopProcess(server?.child, 'SIGTERM');
+    await stopProcess(standin?.child, 'SIGINT');
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  async function setup(...userTexts) {
+    const model = `m-${randomUUID()}`;
+    const assistant = await client.beta.assistants.create({
+      model,
+      instructions: 'You are a terse test assistant.',
+      tools: TOOLS,
+    });
+    const thread = await client.beta.threads.create({
+      messages: userTexts.map((content) => ({ role: 'user', content })),
+    });
+    return { model, assistant, thread };
+  }
+
+  function serverLog() {
+    return tail(path.join(tmp, 'server.log'), 3000);
+  }
+
+  function checkTextAnswer(rec, { runId, threadId, text }) {
+    const created = rec.events.find((e) => e.event === 'thread.run.step.created' && e.data.type === 'message_creation');
+    assert.ok(created, `no message_creation step in ${rec.names}`);
+    const msgId = created.data.step_details.message_creation.message_id;
+    const msgCreated = rec.events.find((e) => e.event === 'thread.message.created');
+    assert.equal(msgCreated.data.id, msgId);
+    assert.equal(msgCreated.data.thread_id, threadId);
+    assert.equal(msgCreated.data.run_id, runId);
+    for (const e of rec.events.filter((e) => e.event === 'thread.message.delta')) {
+      assert.equal(e.data.id, msgId);
+      assert.equal(Object.hasOwn(e.data.delta, 'id'), false, 'message delta carries an id');
+    }
+    assert.equal(rec.deltas.join(''), text);
+    const done = rec.events.find((e) => e.event === 'thread.message.completed');
+    assert.equal(done.data.status, 'completed');
+    assert.equal(textOf(done.data), text);
+    const runDone = rec.events.find((e) => e.event === 'thread.run.completed');
+    assert.equal(runDone.data.id, runId);
+    assert.ok(runDone.data.usage && runDone.data.usage.total_tokens > 0, 'run.completed lacks usage');
+  }
+
+  test('text answer: runs.stream, textDelta, finalRun, finalMessages', async () => {
+    const text = 'Node streaming works fine';
+    const { model, assistant, thread } = await setup('Does Node streaming work?');
+    await llm.script(model, { text });
+
+    const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
+    const rec = record(stream);
+    const run = await stream.finalRun();
+    const messages = await stream.finalMessages();
+
+    assert.deepEqual(rec.errors, [], serverLog());
+    assert.deepEqual(collapse(rec.names), [...RUN_START, ...TEXT_ANSWER]);
+    assert.equal(run.status, 'completed');
+    assert.equal(run.thread_id, thread.id);
+    checkTextAnswer(rec, { runId: run.id, threadId: thread.id, text });
+    assert.equal(messages.length, 1);
+    assert.equal(textOf(messages[0]), text);
+
+    const stored = await client.beta.threads.messages.list(thread.id);
+    assert.equal(stored.data[0].id, messages[0].id);
+    assert.equal(textOf(stored.data[0]), text);
+    assert.equal((await llm.requests(model)).length, 1);
+  });
+
+  test('function call: stream to requires_action, then submitToolOutputsStream to completion', async () => {
+    const { model, assistant, thread } = await setup('Weather in Paris and time in Tokyo?');
+    await llm.script(
+      model,
+      {
+        tool_calls: [
+          { name: 'get_weather', arguments: JSON.stringify({ city: 'Paris' }) },
+          { name: 'get_time', arguments: JSON.stringify({ city: 'Tokyo' }) },
+        ],
+      },
+      { text: 'Sunny in Paris, 9pm in Tokyo.' },
+    );
+
+    const first = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
+    const rec1 = record(first);
+    const toolCallsDone = [];
+    first.on('toolCallDone', (tc) => toolCallsDone.push(tc));
+    const run = await first.finalRun();
+    assert.deepEqual(rec1.errors, [], serverLog());
+    assert.deepEqual(collapse(rec1.names), [
+      ...RUN_START,
+      'thread.run.step.created',
+      'thread.run.step.in_progress',
+      'thread.run.step.delta',
+      'thread.run.requires_action',
+    ]);
+    assert.equal(run.status, 'requires_action');
+    const calls = run.required_action.submit_tool_outputs.tool_calls;
+    assert.deepEqual(
+      calls.map((c) => [c.type, c.function.name, JSON.parse(c.function.arguments)]),
+      [
+        ['function', 'get_weather', { city: 'Paris' }],
+        ['function', 'get_time', { city: 'Tokyo' }],
+      ],
+    );
+    // The SDK's accumulated tool calls (from the step deltas) agree with required_action.
+    const steps = await first.finalRunSteps();
+    assert.equal(steps.length, 1);
+    assert.deepEqual(
+      steps[0].step_details.tool_calls.map((c) => [c.id, c.function.name, c.function.arguments]),
+      calls.map((c) => [c.id, c.function.name, c.function.arguments]),
+    );
+    assert.deepEqual(
+      toolCallsDone.map((c) => c.id),
+      calls.map((c) => c.id),
+    );
+
+    const outputs = { get_weather: 'sunny', get_time: '21:00' };
+    const second = client.beta.threads.runs.submitToolOutputsStream(run.id, {
+      thread_id: thread.id,
+      tool_outputs: calls.map((c) => ({ tool_call_id: c.id, output: outputs[c.function.name] })),
+    });
+    const rec2 = record(second);
+    const finalRun = await second.finalRun();
+    const messages = await second.finalMessages();
+    assert.deepEqual(rec2.errors, [], serverLog());
+    assert.deepEqual(collapse(rec2.names), [
+      'thread.run.step.completed',
+      'thread.run.queued',
+      'thread.run.in_progress',
+      ...TEXT_ANSWER,
+    ]);
+    const toolStep = rec2.events[0].data;
+    assert.equal(toolStep.id, steps[0].id);
+    assert.deepEqual(
+      toolStep.step_details.tool_calls.map((c) => [c.id, c.function.output]),
+      calls.map((c) => [c.id, outputs[c.function.name]]),
+    );
+    assert.equal(finalRun.id, run.id);
+    assert.equal(finalRun.status, 'completed');
+    checkTextAnswer(rec2, { runId: run.id, threadId: thread.id, text: 'Sunny in Paris, 9pm in Tokyo.' });
+    assert.deepEqual(messages.map(textOf), ['Sunny in Paris, 9pm in Tokyo.']);
+
+    const reqs = await llm.requests(model);
+    assert.equal(reqs.length, 2);
+    assert.deepEqual(
+      reqs[1].messages.slice(-2).map((m) => [m.role, m.tool_call_id, m.content]),
+      calls.map((c) => ['tool', c.id, outputs[c.function.name]]),
+    );
+  });
+
+  test('createAndRunStream starts with thread.created', async () => {
+    const model = `m-${randomUUID()}`;
+    const text = 'Hello from a new thread';
+    await llm.script(model, { text });
+    const assistant = await client.beta.assistants.create({ model, tools: TOOLS });
+    const stream = client.beta.threads.createAndRunStream({
+      assistant_id: assistant.id,
+      thread: { messages: [{ role: 'user', content: 'start' }] },
+    });
+    const rec = record(stream);
+    const run = await stream.finalRun();
+    assert.deepEqual(rec.errors, [], serverLog());
+    assert.deepEqual(collapse(rec.names), ['thread.created', ...RUN_START, ...TEXT_ANSWER]);
+    const thread = rec.events[0].data;
+    assert.equal(thread.object, 'thread');
+    assert.equal(run.thread_id, thread.id);
+    assert.equal(run.status, 'completed');
+    checkTextAnswer(rec, { runId: run.id, threadId: thread.id, text });
+  });
+});
