@@ -63,10 +63,17 @@ step "cargo test"
 cargo test "$@"
 
 # f. Python SDK conformance tests, both storage backends.
-step "python SDK conformance tests"
-# (pytest prints its summary as its last line; the Node step below now follows it.)
-"$VENV/bin/python" -m pytest tests/sdk/python -q
-
 # g. Node SDK streaming conformance tests (local store; they start their own server).
+# Both always run; the script fails if either does.
+step "python SDK conformance tests"
+py_rc=0
+"$VENV/bin/python" -m pytest tests/sdk/python -q || py_rc=$?
+
 step "node SDK conformance tests"
-node --test tests/sdk/node/
+node_rc=0
+node --test tests/sdk/node/ || node_rc=$?
+
+if ((py_rc != 0 || node_rc != 0)); then
+    echo "SDK conformance tests failed (pytest exit $py_rc, node --test exit $node_rc)" >&2
+    exit 1
+fi

@@ -156,8 +156,8 @@ fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, Set
             get,
             "LLM_MAX_ATTEMPTS",
             d.llm_max_attempts,
-            |n| *n >= 1,
-            "a count >= 1",
+            |n| (1..=crate::api::runs::MAX_ATTEMPTS).contains(n),
+            "a count from 1 to 8",
         )?,
         llm_max_retry_wait: secs("LLM_MAX_RETRY_WAIT_SECONDS", d.llm_max_retry_wait)?,
         llm_idle_timeout: secs("LLM_TIMEOUT_SECONDS", d.llm_idle_timeout)?,
@@ -511,11 +511,21 @@ mod tests {
     #[test]
     fn the_functions_host_needs_keys() {
         assert_eq!(
-            settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071")]).unwrap_err().name,
+            settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071")])
+                .unwrap_err()
+                .name,
             "ASSISTANTS_API_KEYS"
         );
-        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"), ("ASSISTANTS_ALLOW_OPEN", "true")]).is_ok());
-        assert!(settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"), ("ASSISTANTS_API_KEYS", "k")]).is_ok());
+        assert!(settings(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("ASSISTANTS_ALLOW_OPEN", "true")
+        ])
+        .is_ok());
+        assert!(settings(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "7071"),
+            ("ASSISTANTS_API_KEYS", "k")
+        ])
+        .is_ok());
     }
 
     #[test]

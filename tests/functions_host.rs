@@ -46,7 +46,10 @@ fn every_route_is_reachable_through_the_function_definitions() {
             url_path.trim_start_matches('/').starts_with(prefix),
             "{name}: {url_path} is outside {route}"
         );
-        assert!(methods.contains(&method.to_string()), "{name}: {method} not allowed by the function");
+        assert!(
+            methods.contains(&method.to_string()),
+            "{name}: {method} not allowed by the function"
+        );
     }
     assert_eq!(http["bindings"][1]["type"], "http");
 
@@ -58,7 +61,10 @@ fn every_route_is_reachable_through_the_function_definitions() {
     assert_eq!(queue["connection"], "AzureWebJobsStorage");
 
     assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
-    assert_eq!(host["customHandler"]["description"]["defaultExecutablePath"], "handler");
+    assert_eq!(
+        host["customHandler"]["description"]["defaultExecutablePath"],
+        "handler"
+    );
     let queues = &host["extensions"]["queues"];
     assert_eq!(queues["messageEncoding"], "base64");
     // The handler ends a run on the host's last attempt: both must count the same.
@@ -86,7 +92,11 @@ const KEY: &str = "sk-functions-test";
 
 async fn start_handler(llm: StandIn) -> Handler {
     let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let connection = azurite_connection_string();
     let container = unique_name("t");
     let queue_name = unique_name("w");
@@ -107,15 +117,28 @@ async fn start_handler(llm: StandIn) -> Handler {
     // The host's readiness check: any answer on `/`.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while http.get(format!("{base}/")).send().await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "the handler did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let account = StorageAccount::parse(&connection).unwrap();
-    let queue = QueueServiceClientBuilder::with_location(account.queue_location(), account.credentials().unwrap())
-        .build()
-        .queue_client(queue_name);
+    let queue = QueueServiceClientBuilder::with_location(
+        account.queue_location(),
+        account.credentials().unwrap(),
+    )
+    .build()
+    .queue_client(queue_name);
     let store = AzureBlobStore::new(&account, &container, request_retry()).unwrap();
-    Handler { child, base, http, queue, store, _llm: llm }
+    Handler {
+        child,
+        base,
+        http,
+        queue,
+        store,
+        _llm: llm,
+    }
 }
 
 impl Handler {
@@ -125,7 +148,10 @@ impl Handler {
             .http
             .request(method, format!("{}/v1{path}", self.base))
             .bearer_auth(KEY)
-            .header("X-Azure-Functions-InvocationId", uuid::Uuid::new_v4().to_string())
+            .header(
+                "X-Azure-Functions-InvocationId",
+                uuid::Uuid::new_v4().to_string(),
+            )
             .header("OpenAI-Beta", "assistants=v2");
         if let Some(b) = body {
             r = r.json(&b);
@@ -148,7 +174,10 @@ impl Handler {
             if let Some(m) = got.messages.into_iter().next() {
                 return m;
             }
-            assert!(std::time::Instant::now() < deadline, "no work item was queued");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no work item was queued"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -157,13 +186,24 @@ impl Handler {
         let body = json!({"Data": {"msg": msg},
             "Metadata": {"DequeueCount": dequeue_count, "Id": "x", "PopReceipt": "y",
                          "sys": {"MethodName": "work", "UtcNow": "2026-11-26T00:00:00Z", "RandGuid": "z"}}});
-        let r = self.http.post(format!("{}/work", self.base)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/work", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap())
     }
 
     async fn run_status(&self, thread: &str, run: &str) -> Value {
-        self.api(reqwest::Method::GET, &format!("/threads/{thread}/runs/{run}"), None).await
+        self.api(
+            reqwest::Method::GET,
+            &format!("/threads/{thread}/runs/{run}"),
+            None,
+        )
+        .await
     }
 }
 
@@ -177,9 +217,23 @@ async fn the_host_delivers_work_and_runs_complete() {
     llm.script(None, vec![say("first"), say("second"), say("third")]);
     let h = start_handler(llm).await;
     use reqwest::Method;
-    let asst = id(&h.api(Method::POST, "/assistants", Some(json!({"model": "m"}))).await);
-    let thread = id(&h.api(Method::POST, "/threads", Some(json!({"messages": [{"role": "user", "content": "hi"}]}))).await);
-    let run = id(&h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let asst = id(&h
+        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
+        .await);
+    let thread = id(&h
+        .api(
+            Method::POST,
+            "/threads",
+            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
+        )
+        .await);
+    let run = id(&h
+        .api(
+            Method::POST,
+            &format!("/threads/{thread}/runs"),
+            Some(json!({"assistant_id": asst})),
+        )
+        .await);
 
     // No poller runs in this mode: the run waits for the host.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -187,36 +241,71 @@ async fn the_host_delivers_work_and_runs_complete() {
 
     // The message is base64 JSON, as the queue trigger expects.
     let message = h.take_message().await;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(message.message_text.trim()).unwrap();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(message.message_text.trim())
+        .unwrap();
     let text = String::from_utf8(decoded).unwrap();
     let item = decode(&message.message_text).unwrap();
     assert_eq!(item.run_id, run);
     // Delivered as the host does: the text serialised once more as a JSON string.
-    let (status, envelope) = h.invoke(json!(serde_json::to_string(&text).unwrap()), json!(1)).await;
+    let (status, envelope) = h
+        .invoke(json!(serde_json::to_string(&text).unwrap()), json!(1))
+        .await;
     assert_eq!(status, 200, "{envelope}");
-    assert!(envelope["Outputs"].is_object() && envelope["Logs"].is_array() && envelope["ReturnValue"].is_null());
+    assert!(
+        envelope["Outputs"].is_object()
+            && envelope["Logs"].is_array()
+            && envelope["ReturnValue"].is_null()
+    );
     assert_eq!(h.run_status(&thread, &run).await["status"], "completed");
-    h.queue.pop_receipt_client(message.pop_receipt()).delete().await.unwrap();
+    h.queue
+        .pop_receipt_client(message.pop_receipt())
+        .delete()
+        .await
+        .unwrap();
 
     // A retried delivery of the same item does no harm.
     let (status, _) = h.invoke(json!(text), json!("2")).await;
     assert_eq!(status, 200);
-    let answers = h.api(Method::GET, &format!("/threads/{thread}/messages?run_id={run}"), None).await;
+    let answers = h
+        .api(
+            Method::GET,
+            &format!("/threads/{thread}/messages?run_id={run}"),
+            None,
+        )
+        .await;
     assert_eq!(answers["data"].as_array().unwrap().len(), 1);
     assert_eq!(answers["data"][0]["content"][0]["text"]["value"], "first");
 
     // The other encodings: the message still base64, and a plain JSON object.
     let thread2 = id(&h.api(Method::POST, "/threads", Some(json!({}))).await);
-    let run2 = id(&h.api(Method::POST, &format!("/threads/{thread2}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let run2 = id(&h
+        .api(
+            Method::POST,
+            &format!("/threads/{thread2}/runs"),
+            Some(json!({"assistant_id": asst})),
+        )
+        .await);
     let message = h.take_message().await;
     let (status, _) = h.invoke(json!(message.message_text), json!(1)).await;
     assert_eq!(status, 200);
     assert_eq!(h.run_status(&thread2, &run2).await["status"], "completed");
-    h.queue.pop_receipt_client(message.pop_receipt()).delete().await.unwrap();
+    h.queue
+        .pop_receipt_client(message.pop_receipt())
+        .delete()
+        .await
+        .unwrap();
     let thread3 = id(&h.api(Method::POST, "/threads", Some(json!({}))).await);
-    let run3 = id(&h.api(Method::POST, &format!("/threads/{thread3}/runs"), Some(json!({"assistant_id": asst}))).await);
+    let run3 = id(&h
+        .api(
+            Method::POST,
+            &format!("/threads/{thread3}/runs"),
+            Some(json!({"assistant_id": asst})),
+        )
+        .await);
     let message = h.take_message().await;
-    let object: Value = serde_json::from_str(&decode(&message.message_text).unwrap().to_json()).unwrap();
+    let object: Value =
+        serde_json::from_str(&decode(&message.message_text).unwrap().to_json()).unwrap();
     let (status, _) = h.invoke(object, json!(1)).await;
     assert_eq!(status, 200);
     assert_eq!(h.run_status(&thread3, &run3).await["status"], "completed");
@@ -226,14 +315,40 @@ async fn the_host_delivers_work_and_runs_complete() {
 async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
     let h = start_handler(StandIn::new()).await;
     use reqwest::Method;
-    let asst = id(&h.api(Method::POST, "/assistants", Some(json!({"model": "m"}))).await);
-    let thread = id(&h.api(Method::POST, "/threads", Some(json!({"messages": [{"role": "user", "content": "hi"}]}))).await);
+    let asst = id(&h
+        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
+        .await);
+    let thread = id(&h
+        .api(
+            Method::POST,
+            "/threads",
+            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
+        )
+        .await);
     // A corrupt object under the thread makes every attempt fail (as a storage fault would).
     let tenant_key = format!("t/default/threads/{thread}/messages/msg_zzzzzzzzzzzzzzzzzzzzzzzz");
-    h.store.put(&tenant_key, Bytes::from_static(b"{not json"), PutMode::Overwrite).await.unwrap();
-    let run = id(&h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await);
+    h.store
+        .put(
+            &tenant_key,
+            Bytes::from_static(b"{not json"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let run = id(&h
+        .api(
+            Method::POST,
+            &format!("/threads/{thread}/runs"),
+            Some(json!({"assistant_id": asst})),
+        )
+        .await);
     let message = h.take_message().await;
-    let text = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(message.message_text.trim()).unwrap()).unwrap();
+    let text = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(message.message_text.trim())
+            .unwrap(),
+    )
+    .unwrap();
     let msg = json!(serde_json::to_string(&text).unwrap());
 
     // Before the last attempt: a failure status, so the host retries.
@@ -250,7 +365,12 @@ async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
     assert_eq!(ended["status"], "failed");
     assert_eq!(ended["last_error"]["code"], "server_error");
     // The thread is free again.
-    h.api(Method::POST, &format!("/threads/{thread}/runs"), Some(json!({"assistant_id": asst}))).await;
+    h.api(
+        Method::POST,
+        &format!("/threads/{thread}/runs"),
+        Some(json!({"assistant_id": asst})),
+    )
+    .await;
 
     // An invocation without a readable item is dropped (retrying cannot help).
     let (status, _) = h.invoke(json!("not a work item"), json!(1)).await;

@@ -126,15 +126,21 @@ pub struct RunStep {
     pub usage: Option<Usage>,
 }
 
-/// Step ids of turn `seq`: derived, so a repeated turn writes the same objects again.
-pub fn message_step_id(run_id: &str, seq: u32) -> String {
-    derived_id(Kind::Step, run_id, seq * 2 + 1)
+/// Model calls one turn may make (`LLM_MAX_ATTEMPTS` is capped to it): each attempt of a
+/// turn has its own derived ids.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Ids of what attempt `attempt` (from 0) of turn `seq` writes: derived from the run, the
+/// turn and the attempt, so a repeated delivery writes the same objects again, and in
+/// creation order (turn, then attempt, then message before tool calls).
+pub fn message_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
+    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 1)
 }
-pub fn tool_step_id(run_id: &str, seq: u32) -> String {
-    derived_id(Kind::Step, run_id, seq * 2 + 2)
+pub fn tool_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
+    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 2)
 }
-pub fn answer_message_id(run_id: &str, seq: u32) -> String {
-    derived_id(Kind::Message, run_id, seq + 1)
+pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
+    derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
 }
 
 #[derive(Debug, Clone, Deserialize)]

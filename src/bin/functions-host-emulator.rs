@@ -21,11 +21,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 #[tokio::main]
@@ -46,7 +51,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let port: u16 = match std::env::var("HANDLER_PORT").ok().and_then(|p| p.parse().ok()) {
+    let port: u16 = match std::env::var("HANDLER_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+    {
         Some(p) => p,
         None => match free_port() {
             Ok(p) => p,
@@ -62,7 +70,10 @@ async fn main() -> ExitCode {
 
     let mut child = match tokio::process::Command::new(&handler)
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", uuid::Uuid::new_v4().to_string())
+        .env(
+            "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
+            uuid::Uuid::new_v4().to_string(),
+        )
         .kill_on_drop(true)
         .spawn()
     {
@@ -190,7 +201,9 @@ async fn main() -> ExitCode {
 async fn stop_signal() {
     #[cfg(unix)]
     {
-        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}

@@ -11,17 +11,14 @@
 //! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
 
 pub mod events;
+pub mod live;
 pub mod prompt;
 
 use crate::api::messages::Message;
 use crate::api::pagination::read_all;
-use crate::api::runs::{
-    self, answer_message_id, message_step_id, now_ms, tool_step_id, RoundCall, RunRecord, RunStep,
-    ToolRound,
-};
+use crate::api::runs::{self, answer_message_id, now_ms, RoundCall, RunRecord, RunStep, ToolRound};
 use crate::api::threads;
-use crate::api::types::{now, text_part, Tool};
-use crate::api::validate::Metadata;
+use crate::api::types::{now, text_part, ContentPart, Tool};
 use crate::api::Ctx;
 use crate::config::RunSettings;
 use crate::error::ApiError;
@@ -31,6 +28,7 @@ use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::store::{self, keys, DynStore, PutMode, Update};
 use async_trait::async_trait;
 use events::{Discard, EventSink};
+use live::{Close, LiveTurn};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +40,18 @@ pub struct Engine {
     settings: Arc<RunSettings>,
     /// Test hook: stop a turn right after it wrote its message, as a crash would.
     crash_after_message_write: std::sync::atomic::AtomicBool,
+}
+
+/// Why a model call did not give an answer.
+enum Failure {
+    /// The model failed for good: the run fails with this.
+    Model(LlmError),
+    /// Storage trouble while handling an attempt: retry the work item.
+    Stop(Stop),
+}
+
+fn step_key(ctx: &Ctx, step: &RunStep) -> String {
+    keys::step(&ctx.tenant, &step.thread_id, &step.run_id, &step.id)
 }
 
 /// Why a turn stopped early.
@@ -176,8 +186,12 @@ impl Engine {
                     Moved::Stale => return Err(Stop::Nothing),
                 }
             }
-            // A delivery of a turn that was already under way (a crash, a retry).
-            "in_progress" => record,
+            // Another delivery began this turn (it crashed, or timed out): start it over,
+            // without what that delivery may have stored of it.
+            "in_progress" => {
+                self.purge_turn(&ctx, &record).await?;
+                record
+            }
             _ => return Err(Stop::Nothing),
         };
 
@@ -202,25 +216,27 @@ impl Engine {
             }
             Err(prompt::PromptError::TooLong) => {
                 return self
-                    .end_incomplete(&ctx, item, "max_prompt_tokens", None, sink)
+                    .end_incomplete(&ctx, item, "max_prompt_tokens", sink)
                     .await;
             }
             Err(prompt::PromptError::NoCompletionBudget) => {
                 return self
-                    .end_incomplete(&ctx, item, "max_completion_tokens", None, sink)
+                    .end_incomplete(&ctx, item, "max_completion_tokens", sink)
                     .await;
             }
         };
 
         let mut live = LiveTurn::new(&record, sink);
-        let completion = match self.call_model(&prompt.body, &mut live).await {
+        let completion = match self.call_model(&ctx, &prompt.body, &mut live).await {
             Ok(c) => c,
-            Err(e) => {
-                let sink = live.sink;
+            Err(Failure::Model(e)) => {
+                self.close_unfinished(&ctx, &mut live, Close::Failed, &e.to_string())
+                    .await?;
                 return self
-                    .fail(&ctx, item, e.run_error_code(), &e.to_string(), sink)
+                    .fail(&ctx, item, e.run_error_code(), &e.to_string(), live.sink)
                     .await;
             }
+            Err(Failure::Stop(stop)) => return Err(stop),
         };
         let usage = completion.usage.unwrap_or_else(|| {
             // The endpoint reported none: count what was sent and received.
@@ -243,42 +259,118 @@ impl Engine {
             .await
     }
 
+    /// Deletes whatever an earlier delivery stored of this turn (messages and steps of any
+    /// attempt), so the turn starts clean: one listing, deletes only of what exists.
+    async fn purge_turn(&self, ctx: &Ctx, record: &RunRecord) -> Result<(), Stop> {
+        let run = &record.run;
+        let prefix = keys::steps(&ctx.tenant, &run.thread_id, &run.id);
+        let stored: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
+            .await?
+            .iter()
+            .map(|k| keys::last_segment(k).to_string())
+            .collect();
+        for attempt in 0..runs::MAX_ATTEMPTS {
+            for (step_id, message_id) in [
+                (
+                    runs::message_step_id(&run.id, record.seq, attempt),
+                    Some(answer_message_id(&run.id, record.seq, attempt)),
+                ),
+                (runs::tool_step_id(&run.id, record.seq, attempt), None),
+            ] {
+                if !stored.contains(&step_id) {
+                    continue;
+                }
+                if let Some(message_id) = message_id {
+                    ctx.store
+                        .delete(&keys::message(&ctx.tenant, &run.thread_id, &message_id))
+                        .await?;
+                }
+                ctx.store
+                    .delete(&keys::step(&ctx.tenant, &run.thread_id, &run.id, &step_id))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls the model, retrying transient failures with back-off (honouring Retry-After).
+    /// An attempt that broke off after showing something ends it as failed (stored and
+    /// announced), and the next attempt starts with fresh ids.
     async fn call_model(
         &self,
+        ctx: &Ctx,
         body: &Value,
         live: &mut LiveTurn<'_>,
-    ) -> Result<Completion, LlmError> {
-        let mut attempt = 1;
+    ) -> Result<Completion, Failure> {
         loop {
             let mut on_delta = |d: Delta| live.delta(d);
-            match self.llm.complete(body.clone(), &mut on_delta).await {
+            let error = match self.llm.complete(body.clone(), &mut on_delta).await {
                 Ok(c) => return Ok(c),
-                Err(e @ LlmError::Rejected { .. }) => return Err(e),
-                Err(e) if attempt >= self.settings.llm_max_attempts => return Err(e),
-                Err(LlmError::Retryable {
-                    message,
-                    rate_limited,
-                    retry_after,
-                }) => {
-                    let wait =
-                        retry_after.unwrap_or_else(|| Duration::from_millis(500 << attempt.min(5)));
-                    if wait > self.settings.llm_max_retry_wait {
-                        return Err(LlmError::Retryable {
-                            message,
-                            rate_limited,
-                            retry_after,
-                        });
-                    }
-                    log::info!("model call failed ({message}); retrying in {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
+                Err(e @ LlmError::Rejected { .. }) => return Err(Failure::Model(e)),
+                Err(e) if live.attempt + 1 >= self.settings.llm_max_attempts => {
+                    return Err(Failure::Model(e))
                 }
+                Err(e) => e,
+            };
+            let LlmError::Retryable {
+                message,
+                retry_after,
+                ..
+            } = &error
+            else {
+                return Err(Failure::Model(error));
+            };
+            let wait = retry_after
+                .unwrap_or_else(|| Duration::from_millis(500 << (live.attempt + 1).min(5)));
+            if wait > self.settings.llm_max_retry_wait {
+                return Err(Failure::Model(error));
             }
+            log::info!("model call failed ({message}); retrying in {wait:?}");
+            self.close_unfinished(ctx, live, Close::Failed, message)
+                .await
+                .map_err(Failure::Stop)?;
+            live.next_attempt();
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// Writes what the model answered and moves the run on.
+    /// Stores and closes what an attempt opened but did not finish.
+    async fn close_unfinished(
+        &self,
+        ctx: &Ctx,
+        live: &mut LiveTurn<'_>,
+        how: Close,
+        error: &str,
+    ) -> Result<(), Stop> {
+        let (message, tool_step) = live.unfinished(how, error);
+        if let Some((message, step)) = &message {
+            if how == Close::Failed {
+                self.put(
+                    ctx,
+                    &keys::message(&ctx.tenant, &message.thread_id, &message.id),
+                    message,
+                )
+                .await?;
+                self.put(ctx, &step_key(ctx, step), step).await?;
+            }
+            live.close_message(message, step);
+        }
+        if let Some(step) = &tool_step {
+            if how == Close::Failed {
+                self.put(ctx, &step_key(ctx, step), step).await?;
+            }
+            live.close_tool_step(step);
+        }
+        Ok(())
+    }
+
+    async fn put<T: serde::Serialize>(&self, ctx: &Ctx, key: &str, value: &T) -> Result<(), Stop> {
+        store::put_json(ctx.store.as_ref(), key, value, PutMode::Overwrite).await?;
+        Ok(())
+    }
+
+    /// Writes what the model answered and moves the run on; the stream hears of it after
+    /// the run has moved, so it never announces what a cancel then takes back.
     async fn commit(
         &self,
         ctx: &Ctx,
@@ -312,6 +404,8 @@ impl Engine {
                     "The model called a function '{}' that the run does not define.",
                     bad.name
                 );
+                self.close_unfinished(ctx, &mut live, Close::Failed, &message)
+                    .await?;
                 return self
                     .fail(ctx, item, "server_error", &message, live.sink)
                     .await;
@@ -321,21 +415,26 @@ impl Engine {
         // What this turn wrote, to take back if a cancel wins the race for the run.
         let mut written: Vec<String> = Vec::new();
         // A message: the whole answer, or the text that came with tool calls.
-        let message_status = if has_calls || !truncated {
-            "completed"
-        } else {
-            "incomplete"
-        };
+        let mut stored_message: Option<(Message, RunStep)> = None;
         if !has_calls || !text.is_empty() {
-            let message = self.answer_message(
-                record,
-                seq,
-                &text,
-                completion.refusal.as_deref(),
-                message_status,
+            let status = if !has_calls && truncated {
+                "incomplete"
+            } else {
+                "completed"
+            };
+            let content = match completion.refusal.as_deref() {
+                Some(r) if text.is_empty() => vec![ContentPart::Refusal {
+                    refusal: r.to_string(),
+                }],
+                _ => vec![text_part(text.clone())],
+            };
+            let message = live.message(
+                content,
+                status,
+                (status == "incomplete").then_some("max_tokens"),
             );
             let key = keys::message(&ctx.tenant, &item.thread_id, &message.id);
-            store::put_json(ctx.store.as_ref(), &key, &message, PutMode::Overwrite).await?;
+            self.put(ctx, &key, &message).await?;
             written.push(key);
             if self
                 .crash_after_message_write
@@ -345,65 +444,54 @@ impl Engine {
                     "simulated crash after the message write".into(),
                 ));
             }
-            let step_usage = if has_calls { None } else { Some(usage) };
-            let step = self.message_step(record, seq, &message.id, step_usage);
-            let key = keys::step(&ctx.tenant, &item.thread_id, &item.run_id, &step.id);
-            store::put_json(ctx.store.as_ref(), &key, &step, PutMode::Overwrite).await?;
+            let step = live.message_step("completed", (!has_calls).then_some(usage));
+            let key = step_key(ctx, &step);
+            self.put(ctx, &key, &step).await?;
             written.push(key);
-            live.finish_message(&message, &step);
+            stored_message = Some((message, step));
         }
 
-        if has_calls {
-            let round = ToolRound {
-                step_id: tool_step_id(&run.id, seq),
-                text: (!text.is_empty()).then(|| text.clone()),
-                calls: completion
-                    .tool_calls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| RoundCall {
-                        id: if c.id.is_empty() {
-                            derived_id(Kind::ToolCall, &run.id, seq * 64 + i as u32)
-                        } else {
-                            c.id.clone()
-                        },
-                        name: c.name.clone(),
-                        arguments: c.arguments.clone(),
-                        output: None,
-                    })
-                    .collect(),
-            };
-            let step = RunStep {
-                id: round.step_id.clone(),
-                object: "thread.run.step".into(),
-                created_at: now(),
-                assistant_id: run.assistant_id.clone(),
-                thread_id: run.thread_id.clone(),
-                run_id: run.id.clone(),
-                step_type: "tool_calls".into(),
-                status: "in_progress".into(),
-                step_details: runs::tool_step_details(&round),
-                last_error: None,
-                expired_at: None,
-                cancelled_at: None,
-                failed_at: None,
-                completed_at: None,
-                metadata: Metadata::new(),
-                usage: Some(usage),
-            };
-            let key = keys::step(&ctx.tenant, &item.thread_id, &item.run_id, &step.id);
-            store::put_json(ctx.store.as_ref(), &key, &step, PutMode::Overwrite).await?;
+        let round = has_calls.then(|| ToolRound {
+            step_id: live.tool_step_id(),
+            text: (!text.is_empty()).then(|| text.clone()),
+            calls: completion
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| RoundCall {
+                    id: if c.id.is_empty() {
+                        derived_id(
+                            Kind::ToolCall,
+                            &run.id,
+                            (seq * runs::MAX_ATTEMPTS + live.attempt) * 64 + i as u32,
+                        )
+                    } else {
+                        c.id.clone()
+                    },
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                    output: None,
+                })
+                .collect(),
+        });
+        if let Some(round) = &round {
+            let step = live.tool_step(runs::tool_step_details(round), "in_progress", Some(usage));
+            let key = step_key(ctx, &step);
+            self.put(ctx, &key, &step).await?;
             written.push(key);
-            let required = json!({
-                "type": "submit_tool_outputs",
-                "submit_tool_outputs": {"tool_calls": round.calls.iter().map(|c| json!({
-                    "id": c.id, "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments},
-                })).collect::<Vec<_>>()},
-            });
-            let expiry = self.settings.expiry;
-            let moved = self
-                .move_run(ctx, item, &["in_progress"], |r| {
+        }
+
+        let expiry = self.settings.expiry;
+        let moved = match &round {
+            Some(round) => {
+                let required = json!({
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {"tool_calls": round.calls.iter().map(|c| json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments},
+                    })).collect::<Vec<_>>()},
+                });
+                self.move_run(ctx, item, &["in_progress"], |r| {
                     r.run.status = "requires_action".into();
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
@@ -411,85 +499,107 @@ impl Engine {
                     r.rounds.push(round.clone());
                     r.seq += 1;
                 })
-                .await?;
-            return match moved {
-                Moved::Applied(r) => {
-                    let expire = WorkItem {
-                        kind: WorkKind::Expire,
-                        seq: r.seq,
-                        ..item.clone()
-                    };
-                    if let Err(e) = self.queue.enqueue(&expire, expiry).await {
-                        log::warn!("cannot schedule the expiry of {}: {e}", r.run.id);
-                    }
-                    live.sink.emit("thread.run.requires_action", run_value(&r));
-                    Ok(())
-                }
-                Moved::Cancelling => {
-                    self.take_back(ctx, &written).await;
-                    self.finish_cancel(ctx, item, live.sink).await
-                }
-                Moved::Stale => {
-                    self.take_back_if_ended(ctx, item, &written).await;
-                    Err(Stop::Nothing)
-                }
-            };
-        }
-
-        let (status, details) = if truncated {
-            (
-                "incomplete",
-                Some(json!({"reason": "max_completion_tokens"})),
-            )
-        } else {
-            ("completed", None)
-        };
-        let moved = self
-            .move_run(ctx, item, &["in_progress"], |r| {
-                r.run.status = status.into();
-                r.run.incomplete_details = details.clone();
-                if status == "completed" {
-                    r.run.completed_at = Some(now());
-                }
-                r.run.required_action = None;
-                add_usage(&mut r.run.usage, usage);
-                r.seq += 1;
-            })
-            .await?;
-        match moved {
-            Moved::Applied(r) => {
-                threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
-                let event = if status == "completed" {
-                    "thread.run.completed"
-                } else {
-                    "thread.run.incomplete"
-                };
-                live.sink.emit(event, run_value(&r));
-                Ok(())
+                .await?
             }
+            None => {
+                let status = if truncated { "incomplete" } else { "completed" };
+                self.move_run(ctx, item, &["in_progress"], |r| {
+                    r.run.status = status.into();
+                    r.run.incomplete_details =
+                        truncated.then(|| json!({"reason": "max_completion_tokens"}));
+                    if !truncated {
+                        r.run.completed_at = Some(now());
+                    }
+                    r.run.required_action = None;
+                    add_usage(&mut r.run.usage, usage);
+                    r.seq += 1;
+                })
+                .await?
+            }
+        };
+        let record = match moved {
+            Moved::Applied(r) => r,
             Moved::Cancelling => {
                 self.take_back(ctx, &written).await;
-                self.finish_cancel(ctx, item, live.sink).await
+                self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
+                    .await?;
+                return self.finish_cancel(ctx, item, live.sink).await;
             }
             Moved::Stale => {
-                self.take_back_if_ended(ctx, item, &written).await;
-                Err(Stop::Nothing)
+                if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
+                    // Cancelled (or failed) meanwhile: close the stream as the run ended.
+                    let how = if ended.run.status == "cancelled" {
+                        Close::Cancelled
+                    } else {
+                        Close::Failed
+                    };
+                    self.close_unfinished(ctx, &mut live, how, "").await?;
+                    let event = match ended.run.status.as_str() {
+                        "cancelled" => "thread.run.cancelled",
+                        "expired" => "thread.run.expired",
+                        _ => "thread.run.failed",
+                    };
+                    live.sink.emit(event, run_value(&ended));
+                }
+                return Err(Stop::Nothing);
             }
+        };
+
+        // The run moved on: now the stream may hear it.
+        if let Some((message, step)) = &stored_message {
+            live.open_message();
+            live.close_message(message, step);
         }
+        if round.is_some() {
+            live.open_tool_step();
+            if let Some(e) = self
+                .queue
+                .enqueue(
+                    &WorkItem {
+                        kind: WorkKind::Expire,
+                        seq: record.seq,
+                        ..item.clone()
+                    },
+                    expiry,
+                )
+                .await
+                .err()
+            {
+                log::warn!("cannot schedule the expiry of {}: {e}", record.run.id);
+            }
+            live.sink
+                .emit("thread.run.requires_action", run_value(&record));
+        } else {
+            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            let event = if truncated {
+                "thread.run.incomplete"
+            } else {
+                "thread.run.completed"
+            };
+            live.sink.emit(event, run_value(&record));
+        }
+        Ok(())
     }
 
     /// The run moved on while this turn wrote. If another delivery of the same turn
     /// finished it, what we wrote has the same names as what it wrote and stays; if the run
-    /// ended otherwise (cancelled, failed, expired), nothing of this turn may remain.
-    async fn take_back_if_ended(&self, ctx: &Ctx, item: &WorkItem, written: &[String]) {
+    /// ended otherwise (cancelled, failed, expired), nothing of this turn may remain. Returns
+    /// the run in that case.
+    async fn take_back_if_ended(
+        &self,
+        ctx: &Ctx,
+        item: &WorkItem,
+        written: &[String],
+    ) -> Option<RunRecord> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        if let Ok(Some((r, _))) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
-            if matches!(
-                r.run.status.as_str(),
-                "cancelled" | "cancelling" | "failed" | "expired"
-            ) {
+        match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
+            Ok(Some((r, _)))
+                if matches!(r.run.status.as_str(), "cancelled" | "failed" | "expired") =>
+            {
                 self.take_back(ctx, written).await;
+                Some(r)
             }
+            _ => None,
         }
     }
 
@@ -499,68 +609,6 @@ impl Engine {
             if let Err(e) = ctx.store.delete(key).await {
                 log::warn!("cannot take back {key} after a cancel: {e}");
             }
-        }
-    }
-
-    fn answer_message(
-        &self,
-        record: &RunRecord,
-        seq: u32,
-        text: &str,
-        refusal: Option<&str>,
-        status: &str,
-    ) -> Message {
-        let run = &record.run;
-        let at = now();
-        let content = match refusal {
-            Some(r) if text.is_empty() => vec![crate::api::types::ContentPart::Refusal {
-                refusal: r.to_string(),
-            }],
-            _ => vec![text_part(text.to_string())],
-        };
-        Message {
-            id: answer_message_id(&run.id, seq),
-            object: "thread.message".into(),
-            created_at: at,
-            thread_id: run.thread_id.clone(),
-            status: status.into(),
-            incomplete_details: (status == "incomplete").then(|| json!({"reason": "max_tokens"})),
-            completed_at: (status == "completed").then_some(at),
-            incomplete_at: (status == "incomplete").then_some(at),
-            role: "assistant".into(),
-            content,
-            assistant_id: Some(run.assistant_id.clone()),
-            run_id: Some(run.id.clone()),
-            attachments: Vec::new(),
-            metadata: Metadata::new(),
-        }
-    }
-
-    fn message_step(
-        &self,
-        record: &RunRecord,
-        seq: u32,
-        message_id: &str,
-        usage: Option<Usage>,
-    ) -> RunStep {
-        let run = &record.run;
-        RunStep {
-            id: message_step_id(&run.id, seq),
-            object: "thread.run.step".into(),
-            created_at: now(),
-            assistant_id: run.assistant_id.clone(),
-            thread_id: run.thread_id.clone(),
-            run_id: run.id.clone(),
-            step_type: "message_creation".into(),
-            status: "completed".into(),
-            step_details: json!({"type": "message_creation", "message_creation": {"message_id": message_id}}),
-            last_error: None,
-            expired_at: None,
-            cancelled_at: None,
-            failed_at: None,
-            completed_at: Some(now()),
-            metadata: Metadata::new(),
-            usage,
         }
     }
 
@@ -600,16 +648,12 @@ impl Engine {
         ctx: &Ctx,
         item: &WorkItem,
         reason: &str,
-        usage: Option<Usage>,
         sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
         let moved = self
             .move_run(ctx, item, &["queued", "in_progress"], |r| {
                 r.run.status = "incomplete".into();
                 r.run.incomplete_details = Some(json!({"reason": reason}));
-                if let Some(u) = usage {
-                    add_usage(&mut r.run.usage, u);
-                }
                 r.run.usage.get_or_insert_with(Usage::default);
                 r.seq += 1;
             })
@@ -748,146 +792,5 @@ impl WorkHandler for Engine {
 
     async fn give_up(&self, item: &WorkItem, reason: &str) {
         self.give_up_on(item, reason).await
-    }
-}
-
-/// Tracks what a turn has streamed so far, so events come in the order clients expect:
-/// a message (and its step) is opened on the first text, a tool step on the first call.
-struct LiveTurn<'a> {
-    sink: &'a mut dyn EventSink,
-    run_id: String,
-    thread_id: String,
-    assistant_id: String,
-    message_id: String,
-    message_step_id: String,
-    tool_step_id: String,
-    message_open: bool,
-    tool_step_open: bool,
-    /// A tool step that began while a message was open: it is announced after the
-    /// message is closed (clients allow one open step at a time), with its deltas.
-    pending_tool_step: Option<Value>,
-    pending_deltas: Vec<Value>,
-}
-
-impl<'a> LiveTurn<'a> {
-    fn new(record: &RunRecord, sink: &'a mut dyn EventSink) -> Self {
-        LiveTurn {
-            sink,
-            run_id: record.run.id.clone(),
-            thread_id: record.run.thread_id.clone(),
-            assistant_id: record.run.assistant_id.clone(),
-            message_id: answer_message_id(&record.run.id, record.seq),
-            message_step_id: message_step_id(&record.run.id, record.seq),
-            tool_step_id: tool_step_id(&record.run.id, record.seq),
-            message_open: false,
-            tool_step_open: false,
-            pending_tool_step: None,
-            pending_deltas: Vec::new(),
-        }
-    }
-
-    fn step_shell(&self, id: &str, details: Value) -> Value {
-        json!({
-            "id": id, "object": "thread.run.step", "created_at": now(),
-            "assistant_id": self.assistant_id, "thread_id": self.thread_id, "run_id": self.run_id,
-            "type": details["type"], "status": "in_progress", "step_details": details,
-            "last_error": null, "expired_at": null, "cancelled_at": null, "failed_at": null,
-            "completed_at": null, "metadata": {}, "usage": null,
-        })
-    }
-
-    fn delta(&mut self, delta: Delta) {
-        match delta {
-            Delta::Text(text) => {
-                if !self.message_open && !self.tool_step_open {
-                    let step = self.step_shell(
-                        &self.message_step_id,
-                        json!({"type": "message_creation", "message_creation": {"message_id": self.message_id}}),
-                    );
-                    self.sink.emit("thread.run.step.created", step.clone());
-                    self.sink.emit("thread.run.step.in_progress", step);
-                    let message = json!({
-                        "id": self.message_id, "object": "thread.message", "created_at": now(),
-                        "thread_id": self.thread_id, "status": "in_progress",
-                        "incomplete_details": null, "completed_at": null, "incomplete_at": null,
-                        "role": "assistant", "content": [], "assistant_id": self.assistant_id,
-                        "run_id": self.run_id, "attachments": [], "metadata": {},
-                    });
-                    self.sink.emit("thread.message.created", message.clone());
-                    self.sink.emit("thread.message.in_progress", message);
-                    self.message_open = true;
-                }
-                if self.message_open {
-                    self.sink.emit(
-                        "thread.message.delta",
-                        json!({"id": self.message_id, "object": "thread.message.delta", "delta": {
-                            "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}],
-                        }}),
-                    );
-                }
-            }
-            Delta::ToolCall {
-                index,
-                id,
-                name,
-                arguments,
-            } => {
-                if !self.tool_step_open {
-                    // Text came first: that message is complete once the calls begin; its
-                    // final events go out when it is stored (`finish_message`).
-                    let step = self.step_shell(
-                        &self.tool_step_id,
-                        json!({"type": "tool_calls", "tool_calls": []}),
-                    );
-                    if self.message_open {
-                        self.message_open = false;
-                        self.pending_tool_step = Some(step);
-                    } else {
-                        self.sink.emit("thread.run.step.created", step.clone());
-                        self.sink.emit("thread.run.step.in_progress", step);
-                    }
-                    self.tool_step_open = true;
-                }
-                let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
-                if let Some(id) = id {
-                    call["id"] = json!(id);
-                }
-                if let Some(name) = name {
-                    call["function"]["name"] = json!(name);
-                    call["function"]["output"] = Value::Null;
-                }
-                let delta = json!({"id": self.tool_step_id, "object": "thread.run.step.delta", "delta": {
-                    "step_details": {"type": "tool_calls", "tool_calls": [call]},
-                }});
-                if self.pending_tool_step.is_some() {
-                    self.pending_deltas.push(delta);
-                } else {
-                    self.sink.emit("thread.run.step.delta", delta);
-                }
-            }
-        }
-    }
-
-    /// The stored message and its step are final: close them in the stream.
-    fn finish_message(&mut self, message: &Message, step: &RunStep) {
-        let event = if message.status == "incomplete" {
-            "thread.message.incomplete"
-        } else {
-            "thread.message.completed"
-        };
-        self.sink
-            .emit(event, serde_json::to_value(message).unwrap_or(Value::Null));
-        self.sink.emit(
-            "thread.run.step.completed",
-            serde_json::to_value(step).unwrap_or(Value::Null),
-        );
-        self.message_open = false;
-        if let Some(step) = self.pending_tool_step.take() {
-            self.sink.emit("thread.run.step.created", step.clone());
-            self.sink.emit("thread.run.step.in_progress", step);
-            for delta in std::mem::take(&mut self.pending_deltas) {
-                self.sink.emit("thread.run.step.delta", delta);
-            }
-        }
     }
 }

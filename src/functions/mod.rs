@@ -71,16 +71,26 @@ pub fn parse_invocation(body: &[u8]) -> Option<Invocation> {
 }
 
 /// What to answer the host: the status and the envelope.
-pub async fn handle_work(handler: &dyn WorkHandler, body: &[u8], max_attempts: u32) -> (u16, Value) {
+pub async fn handle_work(
+    handler: &dyn WorkHandler,
+    body: &[u8],
+    max_attempts: u32,
+) -> (u16, Value) {
     let Some(invocation) = parse_invocation(body) else {
         // Retrying cannot make an unreadable message readable: drop it.
         log::warn!("work invocation without a readable work item; dropped");
-        return (200, envelope(vec!["dropped an unreadable work item".into()]));
+        return (
+            200,
+            envelope(vec!["dropped an unreadable work item".into()]),
+        );
     };
     let item = &invocation.item;
     let outcome = handler.process(item, invocation.dequeue_count).await;
     match outcome {
-        Outcome::Done => (200, envelope(vec![format!("run {}: turn {} done", item.run_id, item.seq)])),
+        Outcome::Done => (
+            200,
+            envelope(vec![format!("run {}: turn {} done", item.run_id, item.seq)]),
+        ),
         Outcome::Retry(reason) if invocation.dequeue_count >= max_attempts => {
             handler.give_up(item, &reason).await;
             (
@@ -92,8 +102,14 @@ pub async fn handle_work(handler: &dyn WorkHandler, body: &[u8], max_attempts: u
             )
         }
         Outcome::Retry(reason) => {
-            log::info!("work item for {} failed, the host will retry: {reason}", item.run_id);
-            (500, envelope(vec![format!("run {}: will be retried", item.run_id)]))
+            log::info!(
+                "work item for {} failed, the host will retry: {reason}",
+                item.run_id
+            );
+            (
+                500,
+                envelope(vec![format!("run {}: will be retried", item.run_id)]),
+            )
         }
     }
 }
@@ -130,7 +146,14 @@ mod tests {
         ];
         for body in bodies {
             let parsed = parse_invocation(body.to_string().as_bytes()).unwrap();
-            assert_eq!(parsed, Invocation { item: item(), dequeue_count: 3 }, "{body}");
+            assert_eq!(
+                parsed,
+                Invocation {
+                    item: item(),
+                    dequeue_count: 3
+                },
+                "{body}"
+            );
         }
         assert!(parse_invocation(b"{\"Data\":{\"msg\":\"nonsense\"}}").is_none());
         assert!(parse_invocation(b"not json").is_none());

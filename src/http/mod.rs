@@ -57,7 +57,8 @@ pub fn routes(
                 async move {
                     if let Some(functions) = state.functions.as_ref().filter(|_| {
                         method == Method::POST
-                            && path.as_str().strip_prefix('/') == Some(crate::functions::WORK_FUNCTION)
+                            && path.as_str().strip_prefix('/')
+                                == Some(crate::functions::WORK_FUNCTION)
                     }) {
                         return work_invocation(functions, body, state.max_body_bytes).await;
                     }

@@ -310,7 +310,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/threads/t/runs/r", "getRun"),
     ("POST", "/threads/t/runs/r", "modifyRun"),
     ("POST", "/threads/t/runs/r/cancel", "cancelRun"),
-    ("POST", "/threads/t/runs/r/submit_tool_outputs", "submitToolOuputsToRun"),
+    (
+        "POST",
+        "/threads/t/runs/r/submit_tool_outputs",
+        "submitToolOuputsToRun",
+    ),
     ("GET", "/threads/t/runs/r/steps", "listRunSteps"),
     ("GET", "/threads/t/runs/r/steps/s", "getRunStep"),
     ("GET", "/files", "listFiles"),
@@ -327,13 +331,41 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/vector_stores/v/files", "listVectorStoreFiles"),
     ("POST", "/vector_stores/v/files", "createVectorStoreFile"),
     ("GET", "/vector_stores/v/files/f", "getVectorStoreFile"),
-    ("POST", "/vector_stores/v/files/f", "updateVectorStoreFileAttributes"),
-    ("DELETE", "/vector_stores/v/files/f", "deleteVectorStoreFile"),
-    ("GET", "/vector_stores/v/files/f/content", "retrieveVectorStoreFileContent"),
-    ("POST", "/vector_stores/v/file_batches", "createVectorStoreFileBatch"),
-    ("GET", "/vector_stores/v/file_batches/b", "getVectorStoreFileBatch"),
-    ("POST", "/vector_stores/v/file_batches/b/cancel", "cancelVectorStoreFileBatch"),
-    ("GET", "/vector_stores/v/file_batches/b/files", "listFilesInVectorStoreBatch"),
+    (
+        "POST",
+        "/vector_stores/v/files/f",
+        "updateVectorStoreFileAttributes",
+    ),
+    (
+        "DELETE",
+        "/vector_stores/v/files/f",
+        "deleteVectorStoreFile",
+    ),
+    (
+        "GET",
+        "/vector_stores/v/files/f/content",
+        "retrieveVectorStoreFileContent",
+    ),
+    (
+        "POST",
+        "/vector_stores/v/file_batches",
+        "createVectorStoreFileBatch",
+    ),
+    (
+        "GET",
+        "/vector_stores/v/file_batches/b",
+        "getVectorStoreFileBatch",
+    ),
+    (
+        "POST",
+        "/vector_stores/v/file_batches/b/cancel",
+        "cancelVectorStoreFileBatch",
+    ),
+    (
+        "GET",
+        "/vector_stores/v/file_batches/b/files",
+        "listFilesInVectorStoreBatch",
+    ),
 ];
 
 #[cfg(test)]

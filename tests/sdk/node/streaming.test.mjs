@@ -393,4 +393,66 @@ describe('Node SDK streaming (openai 7.57, local store)', () => {
     assert.equal(run.status, 'completed');
     checkTextAnswer(rec, { runId: run.id, threadId: thread.id, text });
   });
+  test('text and tool calls in one answer: message closed before the tool step opens', async () => {
+    const { model, assistant, thread } = await setup('Check the weather in Oslo');
+    await llm.script(model, {
+      text: 'Let me check.',
+      tool_calls: [{ name: 'get_weather', arguments: JSON.stringify({ city: 'Oslo' }) }],
+    });
+    const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
+    const rec = record(stream);
+    const run = await stream.finalRun();
+    assert.deepEqual(rec.errors, [], serverLog());
+    assert.deepEqual(collapse(rec.names), [
+      ...RUN_START,
+      'thread.run.step.created',
+      'thread.run.step.in_progress',
+      'thread.message.created',
+      'thread.message.in_progress',
+      'thread.message.delta',
+      'thread.message.completed',
+      'thread.run.step.completed',
+      'thread.run.step.created',
+      'thread.run.step.in_progress',
+      'thread.run.step.delta',
+      'thread.run.requires_action',
+    ]);
+    assert.equal(run.status, 'requires_action');
+    assert.equal(rec.deltas.join(''), 'Let me check.');
+    assert.deepEqual(
+      run.required_action.submit_tool_outputs.tool_calls.map((c) => c.function.name),
+      ['get_weather'],
+    );
+    await client.beta.threads.runs.cancel(run.id, { thread_id: thread.id });
+  });
+
+  test('cancel mid-stream: finalRun() resolves to the cancelled run', async () => {
+    const { model, assistant, thread } = await setup('count slowly');
+    await llm.script(model, { text: 'one two three four five six seven eight', chunk_delay_ms: 300 });
+    const stream = client.beta.threads.runs.stream(thread.id, { assistant_id: assistant.id });
+    const rec = record(stream);
+    let cancelled;
+    stream.on('textDelta', () => {
+      if (!cancelled) {
+        const runId = rec.events.find((e) => e.event === 'thread.run.created').data.id;
+        cancelled = client.beta.threads.runs.cancel(runId, { thread_id: thread.id });
+      }
+    });
+    let final;
+    let failure;
+    try {
+      final = await stream.finalRun();
+    } catch (e) {
+      failure = e;
+    }
+    const cancelReply = await cancelled;
+    assert.ok(['cancelling', 'cancelled'].includes(cancelReply.status), cancelReply.status);
+    assert.equal(
+      failure,
+      undefined,
+      `finalRun() rejected (${failure}); events: ${collapse(rec.names).join(', ')}`,
+    );
+    assert.equal(final.status, 'cancelled', `events: ${collapse(rec.names).join(', ')}`);
+    assert.equal(rec.names.at(-1), 'thread.run.cancelled');
+  });
 });

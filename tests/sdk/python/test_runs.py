@@ -585,3 +585,108 @@ def test_requires_action_run_expires(server, spawn_server, tmp_path):
     nxt = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
     assert nxt.status == "completed", nxt.model_dump()
     assert len(llm.requests()) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# More of the run surface
+
+
+def test_run_usage_adds_up_the_model_calls_and_steps_carry_their_own(client, llm):
+    u1 = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    u2 = {"prompt_tokens": 20, "completion_tokens": 3, "total_tokens": 23}
+    llm.script(
+        {"tool_calls": [call("get_weather", {"city": "Kyiv"})], "usage": u1},
+        {"text": "warm", "usage": u2},
+    )
+    a = make_assistant(client, llm)
+    t = make_thread(client, "weather in Kyiv")
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "requires_action", run.model_dump()
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=t.id,
+        tool_outputs=[
+            {"tool_call_id": run.required_action.submit_tool_outputs.tool_calls[0].id, "output": "20C"}
+        ],
+    )
+    assert run.status == "completed", run.model_dump()
+    assert_usage(run.usage, {"prompt_tokens": 30, "completion_tokens": 5, "total_tokens": 35})
+    steps = list(client.beta.threads.runs.steps.list(run_id=run.id, thread_id=t.id, order="asc"))
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    assert_usage(steps[0].usage, u1)
+    assert_usage(steps[1].usage, u2)
+
+
+def test_run_overrides_reach_the_model(client, llm, standin):
+    other = standin.model()
+    other.script({"text": "from the override model"})
+    a = make_assistant(client, llm)
+    t = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"old {i}"} for i in range(4)]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=t.id,
+        assistant_id=a.id,
+        model=other.model,
+        tools=[a.tools[1].model_dump(exclude_none=True)],  # get_time only
+        temperature=0.25,
+        top_p=0.5,
+        parallel_tool_calls=False,
+        tool_choice={"type": "function", "function": {"name": "get_time"}},
+        response_format={"type": "json_object"},
+        max_completion_tokens=500,
+        truncation_strategy={"type": "last_messages", "last_messages": 2},
+        metadata={"purpose": "overrides"},
+    )
+    assert run.status == "completed", run.model_dump()
+    assert run.model == other.model
+    assert [tool.function.name for tool in run.tools] == ["get_time"]
+    assert run.temperature == pytest.approx(0.25) and run.top_p == pytest.approx(0.5)
+    assert run.parallel_tool_calls is False
+    assert run.max_completion_tokens == 500
+    assert run.truncation_strategy.type == "last_messages"
+    assert run.truncation_strategy.last_messages == 2
+    assert run.metadata == {"purpose": "overrides"}
+    assert llm.requests() == []
+    (req,) = other.requests()
+    assert req["model"] == other.model
+    assert [tool["function"]["name"] for tool in req["tools"]] == ["get_time"]
+    assert req["temperature"] == pytest.approx(0.25) and req["top_p"] == pytest.approx(0.5)
+    assert req["parallel_tool_calls"] is False
+    assert req["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+    assert req["response_format"] == {"type": "json_object"}
+    assert 0 < req.get("max_completion_tokens", req.get("max_tokens", 0)) <= 500
+    assert chat_history(req) == [("user", "old 2"), ("user", "old 3")]
+
+
+def test_modify_run_metadata(client, llm):
+    llm.script({"text": "ok"})
+    a = make_assistant(client, llm)
+    t = make_thread(client, "hi")
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id, metadata={"a": "1"})
+    updated = client.beta.threads.runs.update(run.id, thread_id=t.id, metadata={"a": "2", "b": "3"})
+    assert updated.id == run.id and updated.metadata == {"a": "2", "b": "3"}
+    assert updated.status == "completed"
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=t.id).metadata == {"a": "2", "b": "3"}
+
+
+def test_cancel_while_the_model_is_answering(client, llm):
+    llm.script({"text": "one two three four five six", "chunk_delay_ms": 300}, {"text": "next"})
+    a = make_assistant(client, llm)
+    t = make_thread(client, "slowly")
+    run = client.beta.threads.runs.create(thread_id=t.id, assistant_id=a.id)
+    # Wait until the model has been asked, then cancel mid-answer.
+    deadline = time.monotonic() + 10
+    while not llm.requests():
+        assert time.monotonic() < deadline, "the model was never called"
+        time.sleep(0.05)
+    cancelled = client.beta.threads.runs.cancel(run_id=run.id, thread_id=t.id)
+    assert cancelled.status in ("cancelling", "cancelled"), cancelled.model_dump()
+    final = wait_for_run(client, t.id, run.id)
+    assert final.status == "cancelled", final.model_dump()
+    assert_recent(final.cancelled_at)
+    assert final.completed_at is None
+    # No late answer lands in the thread; the thread is free again.
+    assert [m.role for m in client.beta.threads.messages.list(thread_id=t.id)] == ["user"]
+    nxt = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert nxt.status == "completed", nxt.model_dump()

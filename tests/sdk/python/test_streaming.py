@@ -10,6 +10,7 @@ import time
 
 from typing_extensions import override
 
+import openai
 from openai import AssistantEventHandler
 
 from run_helpers import (
@@ -384,3 +385,168 @@ def test_client_disconnect_does_not_stop_the_run(client, llm):
     # client had gone.
     (req,) = llm.requests()
     assert req["received_us"] / 1e6 < disconnected_at
+
+
+def test_incomplete_answer_streams_message_incomplete_and_run_incomplete(client, llm):
+    llm.script({"text": "cut by length", "finish_reason": "length"})
+    a = make_assistant(client, llm)
+    t = make_thread(client, "a long story please")
+    with client.beta.threads.runs.stream(
+        thread_id=t.id, assistant_id=a.id, event_handler=Recorder()
+    ) as h:
+        h.until_done()
+    assert_clean(h)
+    assert h.collapsed() == RUN_START + [
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        DELTA,
+        "thread.message.incomplete",
+        "thread.run.step.completed",
+        "thread.run.incomplete",
+    ], h.names()
+    msg = h.first("thread.message.incomplete")
+    assert msg.status == "incomplete" and message_text(msg) == "cut by length"
+    run = h.get_final_run()
+    assert run.status == "incomplete"
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    stored = client.beta.threads.messages.retrieve(msg.id, thread_id=t.id)
+    assert stored.status == "incomplete" and message_text(stored) == "".join(h.text_deltas_seen)
+
+
+def test_stream_on_a_thread_with_an_active_run_is_a_bad_request(client, llm):
+    llm.script({"tool_calls": [call("get_weather", {"city": "Bern"})]})
+    a = make_assistant(client, llm)
+    t = make_thread(client, "weather in Bern")
+    run = client.beta.threads.runs.create_and_poll(thread_id=t.id, assistant_id=a.id)
+    assert run.status == "requires_action", run.model_dump()
+    # Rejected with a plain HTTP 400 before any event (so the SDK raises, not a stream error).
+    try:
+        with client.beta.threads.runs.stream(
+            thread_id=t.id, assistant_id=a.id, event_handler=Recorder()
+        ) as h:
+            h.until_done()
+    except openai.BadRequestError as e:
+        assert run.id in e.message, e.message
+    else:
+        raise AssertionError(f"streaming a second run was accepted: {h.names()}")
+    # Outputs for a run that does not wait for them: 400 as well.
+    client.beta.threads.runs.cancel(run_id=run.id, thread_id=t.id)
+    assert wait_for_run(client, t.id, run.id).status == "cancelled"
+    tc = run.required_action.submit_tool_outputs.tool_calls[0]
+    try:
+        with client.beta.threads.runs.submit_tool_outputs_stream(
+            run_id=run.id,
+            thread_id=t.id,
+            tool_outputs=[{"tool_call_id": tc.id, "output": "x"}],
+            event_handler=Recorder(),
+        ) as h:
+            h.until_done()
+    except openai.BadRequestError:
+        pass
+    else:
+        raise AssertionError(f"tool outputs for a cancelled run were streamed: {h.names()}")
+    assert len(llm.requests()) == 1
+
+
+def test_retried_model_stream_deltas_match_the_stored_message(client, llm):
+    """The model's first answer breaks off after a few words and the engine retries. The
+    client has already seen deltas of the broken attempt, so what it ends up with must still
+    be the stored answer: deltas concatenate to the stored message text."""
+    llm.script(
+        {"text": "partial answer here", "cut_off": True},
+        {"text": "the full answer"},
+    )
+    a = make_assistant(client, llm)
+    t = make_thread(client, "answer me")
+    with client.beta.threads.runs.stream(
+        thread_id=t.id, assistant_id=a.id, event_handler=Recorder()
+    ) as h:
+        h.until_done()
+    assert_clean(h)
+    assert h.get_final_run().status == "completed", h.names()
+    assert len(llm.requests()) == 2
+    stored = client.beta.threads.messages.list(thread_id=t.id).data[0]
+    assert message_text(stored) == "the full answer"
+    # Every message announced complete in the stream is the stored one, word for word.
+    for done in h.all("thread.message.completed"):
+        assert message_text(done) == message_text(
+            client.beta.threads.messages.retrieve(done.id, thread_id=t.id)
+        )
+    streamed = {}
+    for d in h.all(DELTA):
+        for part in d.delta.content or []:
+            streamed[d.id] = streamed.get(d.id, "") + (part.text.value or "")
+    assert streamed.get(stored.id) == "the full answer", (
+        f"deltas of message {stored.id} concatenate to {streamed.get(stored.id)!r}, "
+        f"stored text is 'the full answer'; events {h.names()}"
+    )
+
+
+def test_model_stream_cut_off_every_time_fails_and_closes_what_it_opened(client, llm):
+    llm.script(*[{"text": "partial answer here", "cut_off": True}] * 3)
+    a = make_assistant(client, llm)
+    t = make_thread(client, "this breaks")
+    with client.beta.threads.runs.stream(
+        thread_id=t.id, assistant_id=a.id, event_handler=Recorder()
+    ) as h:
+        h.until_done()
+    assert_clean(h)
+    names = h.names()
+    assert names[-1] == "thread.run.failed", names
+    failed = h.first("thread.run.failed")
+    assert failed.last_error.code == "server_error"
+    assert len(llm.requests()) == 3
+    # A message or step the stream opened is closed before the run ends, and is what the
+    # API then lists for the run.
+    opened_steps = [s.id for s in h.all("thread.run.step.created")]
+    closed_steps = {
+        s.id
+        for n in ("thread.run.step.completed", "thread.run.step.failed", "thread.run.step.cancelled")
+        for s in h.all(n)
+    }
+    opened_msgs = [m.id for m in h.all("thread.message.created")]
+    closed_msgs = {
+        m.id for n in ("thread.message.completed", "thread.message.incomplete") for m in h.all(n)
+    }
+    assert set(opened_steps) <= closed_steps and set(opened_msgs) <= closed_msgs, (
+        f"opened steps {opened_steps} / messages {opened_msgs} were never closed; events {names}"
+    )
+    listed = [s.id for s in client.beta.threads.runs.steps.list(run_id=failed.id, thread_id=t.id)]
+    assert sorted(listed) == sorted(opened_steps), (
+        f"the stream announced steps {opened_steps}, the API lists {listed}"
+    )
+
+
+def test_cancel_while_streaming_ends_the_stream_with_run_cancelled(client, llm):
+    words = "one two three four five six seven eight".split()
+    llm.script({"text": " ".join(words), "chunk_delay_ms": 300})
+    a = make_assistant(client, llm)
+    t = make_thread(client, "count slowly")
+    cancel_status = None
+    with client.beta.threads.runs.stream(
+        thread_id=t.id, assistant_id=a.id, event_handler=Recorder()
+    ) as h:
+        for event in h:
+            if event.event == DELTA and cancel_status is None:
+                run_id = h.first("thread.run.created").id
+                cancel_status = client.beta.threads.runs.cancel(run_id=run_id, thread_id=t.id).status
+    assert cancel_status in ("cancelling", "cancelled")
+    assert_clean(h)
+    run = wait_for_run(client, t.id, run_id)
+    assert run.status == "cancelled", run.model_dump()
+    names = h.names()
+    # The stream tells the client how the run ended.
+    assert "thread.run.completed" not in names, names
+    assert names[-1] == "thread.run.cancelled", names
+    assert h.get_final_run().status == "cancelled", names
+    # What the stream called complete exists.
+    for done in h.all("thread.message.completed"):
+        try:
+            client.beta.threads.messages.retrieve(done.id, thread_id=t.id)
+        except openai.NotFoundError:
+            raise AssertionError(
+                f"the stream completed message {done.id}, which the API does not have; "
+                f"events {names}"
+            ) from None

@@ -1,0 +1,345 @@
+//! What one attempt of a turn has shown so far, so that stream events come in the order
+//! clients require and whatever was opened is closed: a message (and its
+//! `message_creation` step) opens on the first text, a `tool_calls` step on the first call.
+//! The same tracking runs for queued turns (with a discarding sink), so a queued and a
+//! streamed run store the same objects.
+
+use super::events::EventSink;
+use crate::api::messages::Message;
+use crate::api::runs::{answer_message_id, message_step_id, tool_step_id, RunRecord, RunStep};
+use crate::api::types::{now, text_part, ContentPart};
+use crate::api::validate::Metadata;
+use crate::llm::{Delta, ToolCall, Usage};
+use serde_json::{json, Value};
+
+pub struct LiveTurn<'a> {
+    pub sink: &'a mut dyn EventSink,
+    run_id: String,
+    thread_id: String,
+    assistant_id: String,
+    seq: u32,
+    /// The model call this is (from 0): ids differ per attempt.
+    pub attempt: u32,
+    /// Text streamed by this attempt.
+    pub text: String,
+    /// Tool calls streamed by this attempt (possibly partial).
+    pub calls: Vec<ToolCall>,
+    message_open: bool,
+    tool_step_open: bool,
+    /// A tool step that began while a message was open: announced once the message is
+    /// closed (clients allow one open step at a time), with its deltas.
+    pending_tool_step: Option<Value>,
+    pending_deltas: Vec<Value>,
+}
+
+/// How an attempt's open message and steps end.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// Stored and complete.
+    Done,
+    /// The model's answer broke off (the run retries or fails).
+    Failed,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+impl<'a> LiveTurn<'a> {
+    pub fn new(record: &RunRecord, sink: &'a mut dyn EventSink) -> Self {
+        LiveTurn {
+            sink,
+            run_id: record.run.id.clone(),
+            thread_id: record.run.thread_id.clone(),
+            assistant_id: record.run.assistant_id.clone(),
+            seq: record.seq,
+            attempt: 0,
+            text: String::new(),
+            calls: Vec::new(),
+            message_open: false,
+            tool_step_open: false,
+            pending_tool_step: None,
+            pending_deltas: Vec::new(),
+        }
+    }
+
+    pub fn message_id(&self) -> String {
+        answer_message_id(&self.run_id, self.seq, self.attempt)
+    }
+    pub fn message_step_id(&self) -> String {
+        message_step_id(&self.run_id, self.seq, self.attempt)
+    }
+    pub fn tool_step_id(&self) -> String {
+        tool_step_id(&self.run_id, self.seq, self.attempt)
+    }
+
+    pub fn message_opened(&self) -> bool {
+        self.message_open
+    }
+    pub fn tool_step_opened(&self) -> bool {
+        self.tool_step_open
+    }
+
+    /// Starts the next attempt with fresh ids and nothing open.
+    pub fn next_attempt(&mut self) {
+        self.attempt += 1;
+        self.text.clear();
+        self.calls.clear();
+        self.message_open = false;
+        self.tool_step_open = false;
+        self.pending_tool_step = None;
+        self.pending_deltas.clear();
+    }
+
+    fn step_object(&self, id: String, details: Value, status: &str) -> RunStep {
+        RunStep {
+            id,
+            object: "thread.run.step".into(),
+            created_at: now(),
+            assistant_id: self.assistant_id.clone(),
+            thread_id: self.thread_id.clone(),
+            run_id: self.run_id.clone(),
+            step_type: details["type"].as_str().unwrap_or_default().to_string(),
+            status: status.into(),
+            step_details: details,
+            last_error: None,
+            expired_at: None,
+            cancelled_at: None,
+            failed_at: None,
+            completed_at: None,
+            metadata: Metadata::new(),
+            usage: None,
+        }
+    }
+
+    /// The message of this attempt with `content` and `status`.
+    pub fn message(
+        &self,
+        content: Vec<ContentPart>,
+        status: &str,
+        reason: Option<&str>,
+    ) -> Message {
+        let at = now();
+        Message {
+            id: self.message_id(),
+            object: "thread.message".into(),
+            created_at: at,
+            thread_id: self.thread_id.clone(),
+            status: status.into(),
+            incomplete_details: reason.map(|r| json!({"reason": r})),
+            completed_at: (status == "completed").then_some(at),
+            incomplete_at: (status == "incomplete").then_some(at),
+            role: "assistant".into(),
+            content,
+            assistant_id: Some(self.assistant_id.clone()),
+            run_id: Some(self.run_id.clone()),
+            attachments: Vec::new(),
+            metadata: Metadata::new(),
+        }
+    }
+
+    /// The `message_creation` step of this attempt.
+    pub fn message_step(&self, status: &str, usage: Option<Usage>) -> RunStep {
+        let mut step = self.step_object(
+            self.message_step_id(),
+            json!({"type": "message_creation", "message_creation": {"message_id": self.message_id()}}),
+            status,
+        );
+        step.usage = usage;
+        stamp(&mut step, status);
+        step
+    }
+
+    /// The `tool_calls` step of this attempt with `details`.
+    pub fn tool_step(&self, details: Value, status: &str, usage: Option<Usage>) -> RunStep {
+        let mut step = self.step_object(self.tool_step_id(), details, status);
+        step.usage = usage;
+        stamp(&mut step, status);
+        step
+    }
+
+    /// Announces the message and its step (if not yet).
+    pub fn open_message(&mut self) {
+        if self.message_open {
+            return;
+        }
+        let step = self.message_step("in_progress", None);
+        let step = serde_json::to_value(&step).unwrap_or(Value::Null);
+        self.sink.emit("thread.run.step.created", step.clone());
+        self.sink.emit("thread.run.step.in_progress", step);
+        let mut message = self.message(Vec::new(), "in_progress", None);
+        message.completed_at = None;
+        let message = serde_json::to_value(&message).unwrap_or(Value::Null);
+        self.sink.emit("thread.message.created", message.clone());
+        self.sink.emit("thread.message.in_progress", message);
+        self.message_open = true;
+    }
+
+    /// Announces the tool step (if not yet); held back while a message is open.
+    pub fn open_tool_step(&mut self) {
+        if self.tool_step_open {
+            return;
+        }
+        let step = self.tool_step(
+            json!({"type": "tool_calls", "tool_calls": []}),
+            "in_progress",
+            None,
+        );
+        let step = serde_json::to_value(&step).unwrap_or(Value::Null);
+        if self.message_open {
+            self.pending_tool_step = Some(step);
+        } else {
+            self.sink.emit("thread.run.step.created", step.clone());
+            self.sink.emit("thread.run.step.in_progress", step);
+        }
+        self.tool_step_open = true;
+    }
+
+    pub fn delta(&mut self, delta: Delta) {
+        match delta {
+            Delta::Text(text) => {
+                if self.tool_step_open {
+                    // Text after tool calls: kept with the calls, not streamed as a message.
+                    self.text.push_str(&text);
+                    return;
+                }
+                self.open_message();
+                self.text.push_str(&text);
+                self.sink.emit(
+                    "thread.message.delta",
+                    json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                        "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}],
+                    }}),
+                );
+            }
+            Delta::ToolCall {
+                index,
+                id,
+                name,
+                arguments,
+            } => {
+                self.open_tool_step();
+                while self.calls.len() <= index {
+                    self.calls.push(ToolCall::default());
+                }
+                let slot = &mut self.calls[index];
+                if let Some(id) = &id {
+                    slot.id = id.clone();
+                }
+                if let Some(name) = &name {
+                    slot.name.push_str(name);
+                }
+                slot.arguments.push_str(&arguments);
+                let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
+                if let Some(id) = id {
+                    call["id"] = json!(id);
+                }
+                if let Some(name) = name {
+                    call["function"]["name"] = json!(name);
+                    call["function"]["output"] = Value::Null;
+                }
+                let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
+                    "step_details": {"type": "tool_calls", "tool_calls": [call]},
+                }});
+                if self.pending_tool_step.is_some() {
+                    self.pending_deltas.push(delta);
+                } else {
+                    self.sink.emit("thread.run.step.delta", delta);
+                }
+            }
+        }
+    }
+
+    /// Ends the open message with its final (stored) form.
+    pub fn close_message(&mut self, message: &Message, step: &RunStep) {
+        if !self.message_open {
+            return;
+        }
+        let event = if message.status == "incomplete" {
+            "thread.message.incomplete"
+        } else {
+            "thread.message.completed"
+        };
+        self.sink
+            .emit(event, serde_json::to_value(message).unwrap_or(Value::Null));
+        self.sink.emit(
+            step_event(&step.status),
+            serde_json::to_value(step).unwrap_or(Value::Null),
+        );
+        self.message_open = false;
+        if let Some(step) = self.pending_tool_step.take() {
+            self.sink.emit("thread.run.step.created", step.clone());
+            self.sink.emit("thread.run.step.in_progress", step);
+            for delta in std::mem::take(&mut self.pending_deltas) {
+                self.sink.emit("thread.run.step.delta", delta);
+            }
+        }
+    }
+
+    /// Ends the open tool step with its final form (a stored step with outputs pending is
+    /// left open: the run then waits in `requires_action`).
+    pub fn close_tool_step(&mut self, step: &RunStep) {
+        if !self.tool_step_open || step.status == "in_progress" {
+            return;
+        }
+        self.sink.emit(
+            step_event(&step.status),
+            serde_json::to_value(step).unwrap_or(Value::Null),
+        );
+        self.tool_step_open = false;
+    }
+
+    /// The message and steps that end an attempt that did not complete (`how` is Failed or
+    /// Cancelled), built from what was streamed: the caller stores them (Failed) and then
+    /// calls `close_message` / `close_tool_step`.
+    pub fn unfinished(
+        &self,
+        how: Close,
+        error: &str,
+    ) -> (Option<(Message, RunStep)>, Option<RunStep>) {
+        let (step_status, reason) = match how {
+            Close::Cancelled => ("cancelled", "run_cancelled"),
+            _ => ("failed", "run_failed"),
+        };
+        let last_error =
+            (how == Close::Failed).then(|| json!({"code": "server_error", "message": error}));
+        let message = self.message_open.then(|| {
+            let message = self.message(
+                vec![text_part(self.text.clone())],
+                "incomplete",
+                Some(reason),
+            );
+            let mut step = self.message_step(step_status, None);
+            step.last_error = last_error.clone();
+            (message, step)
+        });
+        let tool = self.tool_step_open.then(|| {
+            let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| json!({
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments, "output": null},
+            })).collect::<Vec<_>>()});
+            let mut step = self.tool_step(details, step_status, None);
+            step.last_error = last_error.clone();
+            step
+        });
+        (message, tool)
+    }
+}
+
+fn stamp(step: &mut RunStep, status: &str) {
+    let at = Some(now());
+    match status {
+        "completed" => step.completed_at = at,
+        "failed" => step.failed_at = at,
+        "cancelled" => step.cancelled_at = at,
+        "expired" => step.expired_at = at,
+        _ => {}
+    }
+}
+
+fn step_event(status: &str) -> &'static str {
+    match status {
+        "failed" => "thread.run.step.failed",
+        "cancelled" => "thread.run.step.cancelled",
+        "expired" => "thread.run.step.expired",
+        _ => "thread.run.step.completed",
+    }
+}
