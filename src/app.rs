@@ -95,6 +95,7 @@ impl App {
             backend: backend.clone(),
             auth,
             max_body_bytes: settings.max_body_bytes,
+            sse_keep_alive: settings.sse_keep_alive,
             functions,
         });
         Ok(App {

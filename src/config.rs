@@ -39,6 +39,8 @@ pub struct Settings {
     pub api_keys: Vec<ApiKey>,
     /// Largest JSON request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// Interval of SSE keep-alive comments while a stream is silent.
+    pub sse_keep_alive: Duration,
     /// Set by the Functions host: then the binary serves as a custom handler on this port.
     pub custom_handler_port: Option<u16>,
     /// Where work items go: the in-process queue or the Azure Storage Queue.
@@ -374,6 +376,13 @@ impl Settings {
                 .ok_or_else(|| err("MAX_REQUEST_BYTES", "must be a number of bytes >= 1024"))?,
             None => 8 * 1024 * 1024,
         };
+        let sse_keep_alive = Duration::from_secs_f64(number(
+            &|n: &str| get(n),
+            "SSE_KEEPALIVE_SECONDS",
+            15.0,
+            |n| *n > 0.0,
+            "a positive number of seconds",
+        )?);
         let settings = Settings {
             port,
             bind,
@@ -382,6 +391,7 @@ impl Settings {
             queue_name,
             api_keys,
             max_body_bytes,
+            sse_keep_alive,
             custom_handler_port,
             queue,
             llm,

@@ -6,7 +6,9 @@
 //!   answers with the next scripted response for the request's `model` (or the shared
 //!   script), or, with none left, echoes the last user message.
 //! - `POST /_script` `{"model"?: "...", "responses": [Response, ...]}` appends to a script.
-//! - `GET /_requests` lists every request received (`?model=` filters); `DELETE` clears.
+//! - `GET /_requests` lists every request received (`?model=` filters), each with the
+//!   path, query and key headers it came with (`_path`, `_query`, `_api_key`,
+//!   `_authorization`); `DELETE` clears.
 //!
 //! A scripted `Response` is JSON with any of: `text`, `tool_calls` (`[{name, arguments,
 //! id?}]`), `finish_reason`, `usage`, `chunk_delay_ms`, `first_chunk_delay_ms`,
@@ -123,13 +125,30 @@ impl StandIn {
             .unwrap_or_default()
     }
 
-    fn next_response(&self, body: &Value) -> Response {
+    fn next_response(
+        &self,
+        body: &Value,
+        path: &str,
+        query: &str,
+        headers: &warp::http::HeaderMap,
+    ) -> Response {
         let model = body["model"].as_str().unwrap_or("").to_string();
         let Ok(mut s) = self.state.lock() else {
             return Response::default();
         };
         let mut recorded = body.clone();
         recorded["received_us"] = json!(now_us());
+        // Where and how it came, for tests of the Azure OpenAI and key settings.
+        recorded["_path"] = json!(path);
+        recorded["_query"] = json!(query);
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        recorded["_api_key"] = json!(header("api-key"));
+        recorded["_authorization"] = json!(header("authorization"));
         s.requests.push(recorded);
         if let Some(r) = s.scripts.get_mut(&model).and_then(VecDeque::pop_front) {
             return r;
@@ -151,8 +170,14 @@ impl StandIn {
         }
     }
 
-    fn answer(&self, body: Value) -> warp::reply::Response {
-        let response = self.next_response(&body);
+    fn answer(
+        &self,
+        body: Value,
+        path: &str,
+        query: &str,
+        headers: &warp::http::HeaderMap,
+    ) -> warp::reply::Response {
+        let response = self.next_response(&body, path, query, headers);
         if let Some(error) = &response.error {
             let status =
                 StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -276,27 +301,34 @@ impl StandIn {
     ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
         let me = self.clone();
         let completions = warp::post()
-            .and(warp::path::tail())
+            .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
-            .and_then(move |tail: warp::path::Tail, body: Bytes| {
-                let me = me.clone();
-                async move {
-                    if !tail.as_str().ends_with("chat/completions") {
-                        return Err(warp::reject::not_found());
-                    }
-                    let body: Value = match serde_json::from_slice(&body) {
-                        Ok(v) => v,
-                        Err(_) => {
-                            return Ok(warp::reply::with_status(
-                                "bad json",
-                                StatusCode::BAD_REQUEST,
-                            )
-                            .into_response())
+            .and_then(
+                move |tail: warp::path::FullPath,
+                      query: String,
+                      headers: warp::http::HeaderMap,
+                      body: Bytes| {
+                    let me = me.clone();
+                    async move {
+                        if !tail.as_str().ends_with("chat/completions") {
+                            return Err(warp::reject::not_found());
                         }
-                    };
-                    Ok(me.answer(body))
-                }
-            });
+                        let body: Value = match serde_json::from_slice(&body) {
+                            Ok(v) => v,
+                            Err(_) => {
+                                return Ok(warp::reply::with_status(
+                                    "bad json",
+                                    StatusCode::BAD_REQUEST,
+                                )
+                                .into_response())
+                            }
+                        };
+                        Ok(me.answer(body, tail.as_str(), &query, &headers))
+                    }
+                },
+            );
         let me = self.clone();
         let script = warp::post()
             .and(warp::path("_script"))

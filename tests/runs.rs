@@ -947,3 +947,67 @@ async fn one_active_run_per_thread_test(backend: Backend) {
     assert_eq!(runs["data"].as_array().unwrap().len(), 1);
 }
 both_backends!(one_active_run_per_thread, one_active_run_per_thread_test);
+
+async fn model_backends_test(backend: Backend) {
+    // Azure OpenAI: the deployment path, `api-key`, `api-version`, model → deployment.
+    let llm = assistants::standin::StandIn::new();
+    let addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let endpoint = format!("http://{addr}");
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("AZURE_OPENAI_ENDPOINT", endpoint.as_str()),
+            ("AZURE_OPENAI_API_KEY", "azure-secret"),
+            ("AZURE_OPENAI_API_VERSION", "2024-10-21"),
+            ("AZURE_OPENAI_DEPLOYMENTS", "gpt-4o=prod-4o"),
+        ],
+    )
+    .await;
+    llm.script(None, vec![say("from azure")]);
+    let asst = assistant(&app, json!({"model": "gpt-4o"})).await;
+    let tid = thread_with(&app, &["q"]).await;
+    let rid = id(&app
+        .post(
+            &format!("/threads/{tid}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok());
+    let run = app.wait_run(&tid, &rid, &["completed", "failed"]).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let sent = llm.requests().pop().unwrap();
+    assert_eq!(
+        sent["_path"],
+        "/openai/deployments/prod-4o/chat/completions"
+    );
+    assert_eq!(sent["_query"], "api-version=2024-10-21");
+    assert_eq!(sent["_api_key"], "azure-secret");
+    assert_eq!(sent["_authorization"], Value::Null);
+
+    // OpenAI-compatible: `Authorization: Bearer OPENAI_API_KEY` on /chat/completions.
+    let llm = assistants::standin::StandIn::new();
+    let addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let base = format!("http://{addr}/v1");
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("OPENAI_BASE_URL", base.as_str()),
+            ("OPENAI_API_KEY", "sk-upstream"),
+        ],
+    )
+    .await;
+    let asst = assistant(&app, json!({"model": "m"})).await;
+    let tid = thread_with(&app, &["q"]).await;
+    let rid = id(&app
+        .post(
+            &format!("/threads/{tid}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok());
+    app.wait_run(&tid, &rid, &["completed"]).await;
+    let sent = llm.requests().pop().unwrap();
+    assert_eq!(sent["_path"], "/v1/chat/completions");
+    assert_eq!(sent["_authorization"], "Bearer sk-upstream");
+}
+both_backends!(model_backends, model_backends_test);

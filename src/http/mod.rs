@@ -25,6 +25,7 @@ pub struct HttpState {
     pub backend: Arc<dyn Backend>,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    pub sse_keep_alive: std::time::Duration,
     /// Set when running under the Functions host: queue-trigger invocations arrive here.
     pub functions: Option<FunctionsHost>,
 }
@@ -71,7 +72,14 @@ pub fn routes(
                             .catch_unwind()
                             .await
                             .unwrap_or_else(|_| Err(ApiError::internal("handler panicked")));
-                    finish(outcome, &method, &path, &request_id, started)
+                    finish(
+                        outcome,
+                        &method,
+                        &path,
+                        &request_id,
+                        started,
+                        state.sse_keep_alive,
+                    )
                 }
             },
         )
@@ -250,11 +258,12 @@ fn finish(
     path: &str,
     request_id: &str,
     started: Instant,
+    keep_alive: std::time::Duration,
 ) -> Response {
     let (status, body, extra) = match outcome {
         Ok(Reply::Json { body, headers }) => (StatusCode::OK, body, headers),
         Ok(Reply::Events(events)) => {
-            let mut response = sse_response(events);
+            let mut response = sse_response(events, keep_alive);
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 response.headers_mut().insert("x-request-id", v);
             }
@@ -310,6 +319,7 @@ fn finish(
 /// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end.
 fn sse_response(
     events: tokio::sync::mpsc::UnboundedReceiver<(&'static str, serde_json::Value)>,
+    interval: std::time::Duration,
 ) -> Response {
     use std::convert::Infallible;
     use warp::sse::Event;
@@ -321,7 +331,7 @@ fn sse_response(
         Ok::<_, Infallible>(Event::default().event("done").data("[DONE]"))
     }));
     let keep_alive = warp::sse::keep_alive()
-        .interval(std::time::Duration::from_secs(15))
+        .interval(interval)
         .text("keep-alive");
     warp::sse::reply(keep_alive.stream(stream)).into_response()
 }
