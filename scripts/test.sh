@@ -48,6 +48,11 @@ export ASSISTANTS_BIN
 LLM_STANDIN_BIN="$ROOT/target/debug/llm-standin"
 [[ -x "$LLM_STANDIN_BIN" ]] || { echo "missing $LLM_STANDIN_BIN after build" >&2; exit 1; }
 export LLM_STANDIN_BIN
+# The Functions-host stand-in that runs the server as a custom handler ("functions" backend
+# of the Python run and streaming tests).
+FUNCTIONS_EMULATOR_BIN="$ROOT/target/debug/functions-host-emulator"
+[[ -x "$FUNCTIONS_EMULATOR_BIN" ]] || { echo "missing $FUNCTIONS_EMULATOR_BIN after build" >&2; exit 1; }
+export FUNCTIONS_EMULATOR_BIN
 
 # d. Azurite on free ports, stopped whenever this script exits.
 step "start Azurite"
@@ -62,7 +67,8 @@ export AZURITE_CONNECTION_STRING
 step "cargo test"
 cargo test "$@"
 
-# f. Python SDK conformance tests, both storage backends.
+# f. Python SDK conformance tests: local and azure storage; runs and streaming also under the
+#    Functions host emulator.
 # g. Node SDK streaming conformance tests (local store; they start their own server).
 # Both always run; the script fails if either does.
 step "python SDK conformance tests"
@@ -73,7 +79,14 @@ step "node SDK conformance tests"
 node_rc=0
 node --test tests/sdk/node/ || node_rc=$?
 
-if ((py_rc != 0 || node_rc != 0)); then
-    echo "SDK conformance tests failed (pytest exit $py_rc, node --test exit $node_rc)" >&2
+# h. The deployable package (release build for glibc 2.28) and its layout tests.
+step "package (scripts/package.sh) and its tests"
+pkg_rc=0
+{ scripts/package.sh \
+    && PACKAGE_ZIP="$ROOT/dist/assistants-service.zip" "$VENV/bin/python" -m pytest tests/package -q; } \
+    || pkg_rc=$?
+
+if ((py_rc != 0 || node_rc != 0 || pkg_rc != 0)); then
+    echo "tests failed (SDK pytest exit $py_rc, node --test exit $node_rc, package exit $pkg_rc)" >&2
     exit 1
 fi
