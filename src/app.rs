@@ -1,9 +1,10 @@
 //! Wiring: settings to a store, a work queue, the engine, a backend and the HTTP server;
 //! used by `main` and by the tests, which start the same server on a free port.
 
+use crate::api::proxy::Proxy;
 use crate::api::stateful::Stateful;
 use crate::api::Backend;
-use crate::config::{QueueSetting, Settings, StorageSetting};
+use crate::config::{BackendSetting, QueueSetting, Settings, StorageSetting};
 use crate::engine::Engine;
 use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
 use crate::llm::LlmClient;
@@ -38,48 +39,76 @@ enum Queue {
     Azure(Arc<AzureQueue>),
 }
 
-/// A running service's parts, for `serve` and for tests that look inside.
-pub struct App {
+/// The stored backend's parts (absent in proxy mode).
+pub struct Stored {
     pub store: DynStore,
     pub queue: DynQueue,
     pub engine: Arc<Engine>,
-    pub backend: Arc<dyn Backend>,
-    settings: Settings,
     queue_impl: Queue,
+}
+
+/// A running service's parts, for `serve` and for tests that look inside.
+pub struct App {
+    pub backend: Arc<dyn Backend>,
+    pub stored: Option<Stored>,
+    settings: Settings,
     state: Arc<HttpState>,
+}
+
+fn open_stored(settings: &Settings) -> Result<Stored, String> {
+    let store = open_store(settings)?;
+    let queue_impl = match (&settings.queue, &settings.storage) {
+        (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
+            LocalQueue::open(data_dir.join("queue"), settings.runs.work_max_attempts)
+                .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display()))?,
+        ),
+        (QueueSetting::Azure, StorageSetting::Azure { account }) => Queue::Azure(
+            AzureQueue::new(account, &settings.queue_name, request_retry())
+                .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))?,
+        ),
+        _ => return Err("QUEUE: the queue and the store must both be local or both Azure".into()),
+    };
+    let queue: DynQueue = match &queue_impl {
+        Queue::Local(q) => q.clone(),
+        Queue::Azure(q) => q.clone(),
+    };
+    let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        queue.clone(),
+        llm,
+        Arc::new(settings.runs.clone()),
+    ));
+    Ok(Stored {
+        store,
+        queue,
+        engine,
+        queue_impl,
+    })
 }
 
 impl App {
     pub fn new(settings: &Settings) -> Result<App, String> {
-        let store = open_store(settings)?;
-        let queue_impl = match (&settings.queue, &settings.storage) {
-            (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
-                LocalQueue::open(data_dir.join("queue"), settings.runs.work_max_attempts)
-                    .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display()))?,
-            ),
-            (QueueSetting::Azure, StorageSetting::Azure { account }) => Queue::Azure(
-                AzureQueue::new(account, &settings.queue_name, request_retry())
-                    .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))?,
-            ),
-            _ => {
-                return Err(
-                    "QUEUE: the queue and the store must both be local or both Azure".into(),
-                )
+        let (backend, stored): (Arc<dyn Backend>, Option<Stored>) = match &settings.backend {
+            BackendSetting::Stored => {
+                let stored = open_stored(settings)?;
+                let backend = Arc::new(Stateful::new(
+                    stored.store.clone(),
+                    stored.queue.clone(),
+                    Arc::new(settings.runs.clone()),
+                    stored.engine.clone(),
+                ));
+                (backend, Some(stored))
             }
+            BackendSetting::Proxy {
+                base_url,
+                api_key,
+                timeout,
+            } => (
+                Arc::new(Proxy::new(base_url, api_key.clone(), *timeout)),
+                None,
+            ),
         };
-        let queue: DynQueue = match &queue_impl {
-            Queue::Local(q) => q.clone(),
-            Queue::Azure(q) => q.clone(),
-        };
-        let runs = Arc::new(settings.runs.clone());
-        let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
-        let engine = Arc::new(Engine::new(store.clone(), queue.clone(), llm, runs.clone()));
-        let backend: Arc<dyn Backend> = Arc::new(Stateful::new(
-            store.clone(),
-            queue.clone(),
-            runs,
-            engine.clone(),
-        ));
         let auth = Auth::new(&settings.api_keys);
         if auth.is_open() {
             log::warn!(
@@ -87,10 +116,13 @@ impl App {
                 settings.bind
             );
         }
-        let functions = settings.custom_handler_port.map(|_| FunctionsHost {
-            handler: engine.clone(),
-            max_attempts: settings.runs.work_max_attempts,
-        });
+        let functions = match (&stored, settings.custom_handler_port) {
+            (Some(stored), Some(_)) => Some(FunctionsHost {
+                handler: stored.engine.clone(),
+                max_attempts: settings.runs.work_max_attempts,
+            }),
+            _ => None,
+        };
         let state = Arc::new(HttpState {
             backend: backend.clone(),
             auth,
@@ -99,12 +131,9 @@ impl App {
             functions,
         });
         Ok(App {
-            store,
-            queue,
-            engine,
             backend,
+            stored,
             settings: settings.clone(),
-            queue_impl,
             state,
         })
     }
@@ -114,22 +143,35 @@ impl App {
         self.settings.custom_handler_port.is_some()
     }
 
+    /// What serves the API, for the start-up log.
+    pub fn describe(&self) -> String {
+        match (&self.stored, &self.settings.backend) {
+            (Some(stored), _) => format!("store: {}", stored.store.name()),
+            (None, BackendSetting::Proxy { base_url, .. }) => format!("proxy to {base_url}"),
+            (None, BackendSetting::Stored) => "no backend".into(),
+        }
+    }
+
     /// Starts taking work items in this process: the in-process queue's dispatcher, or
     /// the Azure queue poller (standalone mode; under the Functions host the queue
-    /// trigger delivers instead).
-    pub fn start_worker(&self) -> Result<tokio::task::JoinHandle<()>, String> {
-        let handler: Arc<dyn WorkHandler> = self.engine.clone();
+    /// trigger delivers instead). Nothing to do for a proxy.
+    pub fn start_worker(&self) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+        let Some(stored) = &self.stored else {
+            return Ok(None);
+        };
+        let handler: Arc<dyn WorkHandler> = stored.engine.clone();
         let runs = &self.settings.runs;
-        match &self.queue_impl {
+        match &stored.queue_impl {
             Queue::Local(q) => q
                 .start(handler, runs.work_concurrency)
+                .map(Some)
                 .map_err(|e| e.to_string()),
-            Queue::Azure(q) => Ok(q.start_poller(
+            Queue::Azure(q) => Ok(Some(q.start_poller(
                 handler,
                 runs.work_concurrency,
                 runs.work_max_attempts,
                 runs.queue_poll_max,
-            )),
+            ))),
         }
     }
 

@@ -47,6 +47,18 @@ pub struct Settings {
     pub queue: QueueSetting,
     pub llm: LlmBackend,
     pub runs: RunSettings,
+    /// What serves the API: the stored implementation, or a proxy to another server.
+    pub backend: BackendSetting,
+}
+
+#[derive(Debug, Clone)]
+pub enum BackendSetting {
+    Stored,
+    Proxy {
+        base_url: String,
+        api_key: Option<String>,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +395,38 @@ impl Settings {
             |n| *n > 0.0,
             "a positive number of seconds",
         )?);
+        let backend = match get("BACKEND").map(|b| b.to_ascii_lowercase()).as_deref() {
+            None | Some("stored") => BackendSetting::Stored,
+            Some("proxy") => {
+                let base_url = get("UPSTREAM_BASE_URL")
+                    .ok_or_else(|| err("UPSTREAM_BASE_URL", "is required with BACKEND=proxy"))?
+                    .trim_end_matches('/')
+                    .to_string();
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    return Err(err(
+                        "UPSTREAM_BASE_URL",
+                        "must be an http(s) URL ending in /v1",
+                    ));
+                }
+                BackendSetting::Proxy {
+                    base_url,
+                    api_key: get("UPSTREAM_API_KEY"),
+                    timeout: Duration::from_secs_f64(number(
+                        &|n: &str| get(n),
+                        "UPSTREAM_TIMEOUT_SECONDS",
+                        300.0,
+                        |n| *n > 0.0,
+                        "a positive number of seconds",
+                    )?),
+                }
+            }
+            Some(other) => {
+                return Err(err(
+                    "BACKEND",
+                    format!("{other:?} is neither \"stored\" nor \"proxy\""),
+                ))
+            }
+        };
         let settings = Settings {
             port,
             bind,
@@ -396,6 +440,7 @@ impl Settings {
             queue,
             llm,
             runs,
+            backend,
         };
         if settings.api_keys.is_empty()
             && settings.custom_handler_port.is_some()
@@ -536,6 +581,22 @@ mod tests {
             ("ASSISTANTS_API_KEYS", "k")
         ])
         .is_ok());
+    }
+
+    #[test]
+    fn the_proxy_needs_an_upstream() {
+        assert_eq!(
+            settings(&[("BACKEND", "proxy")]).unwrap_err().name,
+            "UPSTREAM_BASE_URL"
+        );
+        assert_eq!(
+            settings(&[("BACKEND", "mirror")]).unwrap_err().name,
+            "BACKEND"
+        );
+        let s = settings(&[("BACKEND", "proxy"), ("UPSTREAM_BASE_URL", "http://up/v1/")]).unwrap();
+        assert!(
+            matches!(s.backend, BackendSetting::Proxy { ref base_url, .. } if base_url == "http://up/v1")
+        );
     }
 
     #[test]

@@ -38,6 +38,12 @@ pub enum ApiError {
     /// 501: an operation of the API that this server does not implement yet.
     #[error("{0} is not supported by this server yet.")]
     NotImplemented(&'static str),
+    /// 502: the upstream server (proxy mode) could not be reached or answered nonsense.
+    #[error("The upstream Assistants server could not be reached.")]
+    BadGateway,
+    /// 504: the upstream server (proxy mode) did not answer in time.
+    #[error("The upstream Assistants server did not answer in time.")]
+    GatewayTimeout,
     /// 503: storage (or another dependency) is unreachable; the client should retry.
     #[error("The service is temporarily unavailable. Please retry your request.")]
     Unavailable,
@@ -81,13 +87,18 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::Internal(_) => 500,
             ApiError::NotImplemented(_) => 501,
+            ApiError::BadGateway => 502,
+            ApiError::GatewayTimeout => 504,
             ApiError::Unavailable => 503,
         }
     }
 
     pub fn error_type(&self) -> &'static str {
         match self {
-            ApiError::Internal(_) | ApiError::Unavailable => "server_error",
+            ApiError::Internal(_)
+            | ApiError::Unavailable
+            | ApiError::BadGateway
+            | ApiError::GatewayTimeout => "server_error",
             _ => "invalid_request_error",
         }
     }

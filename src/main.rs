@@ -34,7 +34,7 @@ async fn main() -> ExitCode {
         None
     } else {
         match app.start_worker() {
-            Ok(w) => Some(w),
+            Ok(w) => w,
             Err(e) => {
                 eprintln!("assistants-service: cannot start the work queue: {e}");
                 return ExitCode::from(2);
@@ -44,13 +44,13 @@ async fn main() -> ExitCode {
     let local = listener.local_addr().unwrap_or(addr);
     if app.is_custom_handler() {
         log::info!(
-            "serving as an Azure Functions custom handler on {local} (store: {})",
-            app.store.name()
+            "serving as an Azure Functions custom handler on {local} ({})",
+            app.describe()
         );
     } else {
         log::info!(
-            "serving the Assistants API at http://{local}/v1 (store: {})",
-            app.store.name()
+            "serving the Assistants API at http://{local}/v1 ({})",
+            app.describe()
         );
     }
     app.serve(listener, shutdown_signal()).await;

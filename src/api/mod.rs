@@ -5,12 +5,14 @@
 //! - `operation`: the enum of every API operation with its path ids;
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
 //! - `assistants`, `threads`, `messages`: one module per resource;
-//! - `stateful`: the stored backend's dispatch.
+//! - `stateful`: the stored backend's dispatch;
+//! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
 pub mod messages;
 pub mod operation;
 pub mod pagination;
+pub mod proxy;
 pub mod runs;
 pub mod stateful;
 pub mod threads;
@@ -38,13 +40,24 @@ pub struct Ctx {
     pub tenant: String,
 }
 
-/// One API call, as the HTTP layer hands it over.
+/// One API call, as the HTTP layer hands it over: the operation it routed to, and the
+/// request as it came (a proxy forwards that as is).
 #[derive(Debug)]
 pub struct ApiRequest {
     pub operation: Operation,
     pub query: Vec<(String, String)>,
     pub body: Bytes,
+    pub method: String,
+    /// The path after `/v1`, as sent (e.g. `/threads/thread_x/runs`).
+    pub path: String,
+    /// The query string as sent (without `?`).
+    pub raw_query: String,
+    /// The request headers worth forwarding (content type, `OpenAI-Beta`, `Accept`).
+    pub headers: Vec<(String, String)>,
 }
+
+/// One stream event: its name and its data.
+pub type StreamEvent = (std::borrow::Cow<'static, str>, serde_json::Value);
 
 /// What an operation answers.
 #[derive(Debug)]
@@ -56,7 +69,17 @@ pub enum Reply {
     },
     /// A stream of Assistants events (`event`, `data`), written as Server-Sent Events and
     /// closed with `done` when the sender side is dropped.
-    Events(tokio::sync::mpsc::UnboundedReceiver<(&'static str, serde_json::Value)>),
+    Events {
+        events: tokio::sync::mpsc::UnboundedReceiver<StreamEvent>,
+        headers: Vec<(String, String)>,
+    },
+    /// Any status, content type and body, passed through as they are (the proxy).
+    Raw {
+        status: u16,
+        content_type: String,
+        body: Bytes,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Reply {

@@ -83,7 +83,10 @@ impl Stateful {
             }
             // Dropping the sink ends the stream (after `done`).
         });
-        Reply::Events(rx)
+        Reply::Events {
+            events: rx,
+            headers: Vec::new(),
+        }
     }
 }
 

@@ -16,10 +16,10 @@ impl EventSink for Discard {
 
 /// Sends events into a channel (a streamed HTTP response reads the other end). A client
 /// that went away closes the channel; the run goes on regardless.
-pub struct ChannelSink(pub tokio::sync::mpsc::UnboundedSender<(&'static str, Value)>);
+pub struct ChannelSink(pub tokio::sync::mpsc::UnboundedSender<crate::api::StreamEvent>);
 
 impl EventSink for ChannelSink {
     fn emit(&mut self, event: &'static str, data: Value) {
-        let _ = self.0.send((event, data));
+        let _ = self.0.send((std::borrow::Cow::Borrowed(event), data));
     }
 }

@@ -159,16 +159,33 @@ async fn handle(
     };
     let body = read_body(body, headers, state.max_body_bytes).await?;
     check_content_type(&operation, headers, &body)?;
-    let query: Vec<(String, String)> = serde_urlencoded::from_str(query)
+    let parsed: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| ApiError::invalid("The query string could not be parsed.", None))?;
+    let forwarded = ["content-type", "openai-beta", "accept"]
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect();
+    let api_path = path
+        .strip_prefix("/api")
+        .filter(|p| p.starts_with("/v1"))
+        .unwrap_or(path)
+        .trim_start_matches("/v1")
+        .to_string();
     state
         .backend
         .handle(
             &tenant,
             ApiRequest {
                 operation,
-                query,
+                query: parsed,
                 body,
+                method: method.to_string(),
+                path: api_path,
+                raw_query: query.to_string(),
+                headers: forwarded,
             },
         )
         .await
@@ -262,12 +279,36 @@ fn finish(
 ) -> Response {
     let (status, body, extra) = match outcome {
         Ok(Reply::Json { body, headers }) => (StatusCode::OK, body, headers),
-        Ok(Reply::Events(events)) => {
+        Ok(Reply::Events { events, headers }) => {
             let mut response = sse_response(events, keep_alive);
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 response.headers_mut().insert("x-request-id", v);
             }
+            copy_headers(&mut response, &headers);
             log::debug!("{request_id} {method} {path} 200 (stream)");
+            return response;
+        }
+        Ok(Reply::Raw {
+            status,
+            content_type,
+            body,
+            headers,
+        }) => {
+            let mut response = warp::http::Response::new(body).into_response();
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert("content-type", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(request_id) {
+                response.headers_mut().insert("x-request-id", v);
+            }
+            response.headers_mut().insert(
+                "openai-processing-ms",
+                HeaderValue::from(started.elapsed().as_millis() as u64),
+            );
+            copy_headers(&mut response, &headers);
+            log::debug!("{request_id} {method} {path} {status} (passed through)");
             return response;
         }
         Err(e) => {
@@ -300,7 +341,7 @@ fn finish(
         HeaderValue::from(started.elapsed().as_millis() as u64),
     );
     headers.insert("openai-version", HeaderValue::from_static("2020-10-01"));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::BAD_GATEWAY {
         headers.insert("retry-after", HeaderValue::from_static("1"));
     }
     if status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::BAD_REQUEST {
@@ -315,10 +356,22 @@ fn finish(
     response
 }
 
+/// Adds headers a backend passed on (e.g. the upstream's `x-request-id` in proxy mode).
+fn copy_headers(response: &mut Response, headers: &[(String, String)]) {
+    for (name, value) in headers {
+        if let (Ok(n), Ok(v)) = (
+            warp::http::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(n, v);
+        }
+    }
+}
+
 /// Server-Sent Events: each Assistants event as `event:`/`data:`, comment keep-alives while
 /// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end.
 fn sse_response(
-    events: tokio::sync::mpsc::UnboundedReceiver<(&'static str, serde_json::Value)>,
+    events: tokio::sync::mpsc::UnboundedReceiver<crate::api::StreamEvent>,
     interval: std::time::Duration,
 ) -> Response {
     use std::convert::Infallible;

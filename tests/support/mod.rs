@@ -90,6 +90,38 @@ pub fn test_settings(
     (settings, dir)
 }
 
+/// A proxy instance (BACKEND=proxy) in front of `upstream` (`…/v1`), with its own keys
+/// (`KEY_A`, `KEY_B`); returns its base URL and a shutdown guard.
+pub async fn spawn_proxy(
+    upstream: &str,
+    upstream_key: &str,
+    extra: &[(&str, &str)],
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert(
+        "ASSISTANTS_API_KEYS".into(),
+        format!("{KEY_A}=tenanta,{KEY_B}=tenantb"),
+    );
+    env.insert("BACKEND".into(), "proxy".into());
+    env.insert("UPSTREAM_BASE_URL".into(), upstream.to_string());
+    env.insert("UPSTREAM_API_KEY".into(), upstream_key.to_string());
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("proxy settings");
+    let app = App::new(&settings).expect("proxy app");
+    assert!(app.stored.is_none());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async {
+        let _ = rx.await;
+    }));
+    (format!("http://{addr}/v1"), tx)
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
@@ -107,9 +139,10 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     }
     let (settings, dir) = test_settings(backend, &extra);
     let app = App::new(&settings).expect("app");
-    let store = app.store.clone();
-    let engine = app.engine.clone();
-    let worker = app.start_worker().expect("worker");
+    let stored = app.stored.as_ref().expect("the stored backend");
+    let store = stored.store.clone();
+    let engine = stored.engine.clone();
+    let worker = app.start_worker().expect("worker").expect("a worker");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -1,0 +1,152 @@
+//! The proxy backend: every call forwarded to an upstream Assistants-compatible server,
+//! request for request, behind this service's own keys. Statuses, bodies (JSON, file bytes,
+//! error bodies) and the headers clients read come back as the upstream sent them; streams
+//! are relayed event by event as they arrive.
+
+use super::{ApiRequest, Backend, Reply, StreamEvent};
+use crate::error::ApiError;
+use crate::llm::sse::Decoder;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::time::Duration;
+
+/// Response headers worth passing back: the ones SDKs read.
+const PASSED_BACK: &[&str] = &[
+    "x-request-id",
+    "openai-poll-after-ms",
+    "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
+    "openai-version",
+    "content-disposition",
+];
+
+pub struct Proxy {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<String>,
+    /// Longest wait for the upstream's answer to begin (and between stream chunks).
+    timeout: Duration,
+}
+
+impl Proxy {
+    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Proxy {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            timeout,
+        }
+    }
+}
+
+fn passed_back(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    PASSED_BACK
+        .iter()
+        .filter_map(|name| {
+            let value = headers.get(*name)?.to_str().ok()?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+fn transport_error(e: reqwest::Error) -> ApiError {
+    if e.is_timeout() {
+        ApiError::GatewayTimeout
+    } else {
+        log::warn!("upstream request failed: {}", e.without_url());
+        ApiError::BadGateway
+    }
+}
+
+#[async_trait]
+impl Backend for Proxy {
+    async fn handle(&self, _tenant: &str, request: ApiRequest) -> Result<Reply, ApiError> {
+        let mut url = format!("{}{}", self.base_url, request.path);
+        if !request.raw_query.is_empty() {
+            url.push('?');
+            url.push_str(&request.raw_query);
+        }
+        let method =
+            reqwest::Method::from_bytes(request.method.as_bytes()).map_err(ApiError::internal)?;
+        let mut upstream = self.http.request(method, url);
+        for (name, value) in &request.headers {
+            upstream = upstream.header(name.as_str(), value.as_str());
+        }
+        if let Some(key) = &self.api_key {
+            upstream = upstream.bearer_auth(key);
+        }
+        if !request.body.is_empty() {
+            upstream = upstream.body(request.body.clone());
+        }
+        let response = tokio::time::timeout(self.timeout, upstream.send())
+            .await
+            .map_err(|_| ApiError::GatewayTimeout)?
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let headers = passed_back(response.headers());
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        if status == 200 && content_type.starts_with("text/event-stream") {
+            return Ok(self.relay(response, headers));
+        }
+        let body = tokio::time::timeout(self.timeout, response.bytes())
+            .await
+            .map_err(|_| ApiError::GatewayTimeout)?
+            .map_err(transport_error)?;
+        Ok(Reply::Raw {
+            status,
+            content_type,
+            body,
+            headers,
+        })
+    }
+}
+
+impl Proxy {
+    /// Relays an upstream event stream as it arrives. Our own `done` closes the relayed
+    /// stream, so the upstream's is dropped; a stream that breaks off ends with an `error`.
+    fn relay(&self, mut response: reqwest::Response, headers: Vec<(String, String)>) -> Reply {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
+        let idle = self.timeout;
+        tokio::spawn(async move {
+            let mut decoder = Decoder::default();
+            loop {
+                let chunk = match tokio::time::timeout(idle, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => chunk,
+                    Ok(Ok(None)) => return,
+                    Ok(Err(_)) | Err(_) => {
+                        let e = ApiError::BadGateway.to_error_object();
+                        let mut payload = e.clone();
+                        payload["error"] = e;
+                        let _ = tx.send((Cow::Borrowed("error"), payload));
+                        return;
+                    }
+                };
+                for (event, data) in decoder.feed_events(&chunk) {
+                    let name = event.unwrap_or_else(|| "message".into());
+                    if name == "done" || data.trim() == "[DONE]" {
+                        return;
+                    }
+                    let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    if tx.send((Cow::Owned(name), value)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Reply::Events {
+            events: rx,
+            headers,
+        }
+    }
+}
