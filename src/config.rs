@@ -91,6 +91,8 @@ pub struct RunSettings {
     pub stall_after: Duration,
     /// `openai-poll-after-ms` on run reads.
     pub poll_after_ms: u64,
+    /// Largest file upload accepted (413 beyond).
+    pub max_file_bytes: u64,
 }
 
 impl Default for RunSettings {
@@ -105,6 +107,7 @@ impl Default for RunSettings {
             queue_poll_max: Duration::from_millis(1000),
             stall_after: Duration::from_secs(600),
             poll_after_ms: 200,
+            max_file_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -198,6 +201,13 @@ fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, Set
         )?),
         stall_after: secs("RUN_STALL_SECONDS", d.stall_after)?,
         poll_after_ms: d.poll_after_ms,
+        max_file_bytes: number(
+            get,
+            "FILE_MAX_BYTES",
+            d.max_file_bytes,
+            |n| *n >= 1,
+            "a number of bytes",
+        )?,
     })
 }
 

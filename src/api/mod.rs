@@ -9,6 +9,7 @@
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
+pub mod files;
 pub mod messages;
 pub mod operation;
 pub mod pagination;
@@ -54,6 +55,27 @@ pub struct ApiRequest {
     pub raw_query: String,
     /// The request headers worth forwarding (content type, `OpenAI-Beta`, `Accept`).
     pub headers: Vec<(String, String)>,
+    /// Uploads (`createFile`) arrive as a stream, never buffered whole; `body` is empty.
+    pub upload: Option<Upload>,
+}
+
+/// A request body still on its way, read as it arrives.
+pub struct Upload(pub futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>);
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upload(..)")
+    }
+}
+
+impl ApiRequest {
+    /// A request header the HTTP layer forwarded.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// One stream event: its name and its data.

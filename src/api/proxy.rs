@@ -81,7 +81,9 @@ impl Backend for Proxy {
         if let Some(key) = &self.api_key {
             upstream = upstream.bearer_auth(key);
         }
-        if !request.body.is_empty() {
+        if let Some(upload) = request.upload {
+            upstream = upstream.body(reqwest::Body::wrap_stream(upload.0));
+        } else if !request.body.is_empty() {
             upstream = upstream.body(request.body.clone());
         }
         let response = tokio::time::timeout(self.timeout, upstream.send())

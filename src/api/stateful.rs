@@ -1,7 +1,9 @@
 //! The stored backend: every operation served from the `Store`, runs advanced by the
 //! `Engine` (through the work queue, or inside the request when the client streams).
 
-use super::{assistants, messages, runs, threads, ApiRequest, Backend, Ctx, Operation, Reply};
+use super::{
+    assistants, files, messages, runs, threads, ApiRequest, Backend, Ctx, Operation, Reply,
+};
 use crate::config::RunSettings;
 use crate::engine::events::{ChannelSink, EventSink};
 use crate::engine::Engine;
@@ -109,9 +111,16 @@ impl Backend for Stateful {
             runs: self.runs.clone(),
             tenant: tenant.to_string(),
         };
+        if matches!(request.operation, Operation::CreateFile) {
+            return Ok(Reply::json(files::create(&ctx, request).await?));
+        }
         let body = &request.body;
         let query = &request.query;
         let value = match &request.operation {
+            ListFiles => files::list(&ctx, query).await?,
+            GetFile { file_id } => files::get(&ctx, file_id).await?,
+            DeleteFile { file_id } => files::delete(&ctx, file_id).await?,
+            DownloadFile { file_id } => return files::content(&ctx, file_id).await,
             ListAssistants => assistants::list(&ctx, query).await?,
             CreateAssistant => assistants::create(&ctx, body).await?,
             GetAssistant { assistant_id } => assistants::get(&ctx, assistant_id).await?,

@@ -129,7 +129,7 @@ async fn handle(
     path: &str,
     query: &str,
     headers: &HeaderMap,
-    body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
+    body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Unpin + Send + 'static,
 ) -> Result<Reply, ApiError> {
     if path == "/" && method == Method::GET {
         // The Functions host polls `/` for readiness; people land here too.
@@ -157,7 +157,17 @@ async fn handle(
             })
         }
     };
-    let body = read_body(body, headers, state.max_body_bytes).await?;
+    // Uploads stream through to the store; everything else is read whole, within the limit.
+    let (body, upload) = if matches!(operation, Operation::CreateFile) {
+        let stream = body.map(|chunk| {
+            chunk
+                .map(|mut buf| buf.copy_to_bytes(buf.remaining()))
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
+        (Bytes::new(), Some(crate::api::Upload(Box::pin(stream))))
+    } else {
+        (read_body(body, headers, state.max_body_bytes).await?, None)
+    };
     check_content_type(&operation, headers, &body)?;
     let parsed: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|_| ApiError::invalid("The query string could not be parsed.", None))?;
@@ -186,6 +196,7 @@ async fn handle(
                 path: api_path,
                 raw_query: query.to_string(),
                 headers: forwarded,
+                upload,
             },
         )
         .await

@@ -5,7 +5,7 @@
 //! The container is created on first use.
 
 use super::connection_string::StorageAccount;
-use super::{ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
+use super::{ByteStream, ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
 use async_trait::async_trait;
 use azure_core::request_options::{IfMatchCondition, NextMarker};
 use azure_core::{ExponentialRetryOptions, RetryOptions};
@@ -15,6 +15,9 @@ use futures::StreamExt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Uploads are staged in blocks of this size.
+const BLOCK_SIZE: usize = 4 * 1024 * 1024;
 
 /// One read fetches the whole object (our objects are small JSON documents).
 const READ_CHUNK: u64 = 256 * 1024 * 1024;
@@ -197,6 +200,50 @@ impl Store for AzureBlobStore {
             Err(e) if matches!(status_of(&e), Some((404, _))) => Ok(false),
             Err(e) => Err(map_error("delete", e)),
         }
+    }
+
+    async fn put_stream(&self, key: &str, mut chunks: ByteStream<'_>) -> Result<u64, StoreError> {
+        use azure_storage_blobs::blob::{BlobBlockType, BlockList};
+        use azure_storage_blobs::prelude::BlockId;
+        self.ensure_container().await?;
+        let blob = self.container.blob_client(key);
+        let mut blocks: Vec<BlobBlockType> = Vec::new();
+        let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_SIZE);
+        let mut size = 0u64;
+        // Stage blocks of BLOCK_SIZE as they fill, then commit the list: at most one block
+        // is held in memory.
+        loop {
+            let next = chunks.next().await.transpose()?;
+            if let Some(chunk) = &next {
+                size += chunk.len() as u64;
+                pending.extend_from_slice(chunk);
+            }
+            let last = next.is_none();
+            while pending.len() >= BLOCK_SIZE || (last && !pending.is_empty()) {
+                let take = pending.len().min(BLOCK_SIZE);
+                let data: Vec<u8> = pending.drain(..take).collect();
+                let id = BlockId::new(Bytes::from(format!("block-{:08}", blocks.len())));
+                self.counters.write();
+                blob.put_block(id.clone(), data)
+                    .await
+                    .map_err(|e| map_error("put block", e))?;
+                blocks.push(BlobBlockType::Uncommitted(id));
+            }
+            if last {
+                break;
+            }
+        }
+        self.counters.write();
+        if blocks.is_empty() {
+            blob.put_block_blob(Bytes::new())
+                .await
+                .map_err(|e| map_error("put", e))?;
+        } else {
+            blob.put_block_list(BlockList { blocks })
+                .await
+                .map_err(|e| map_error("put block list", e))?;
+        }
+        Ok(size)
     }
 
     fn counts(&self) -> OpCounts {

@@ -6,6 +6,8 @@
 //! t/<tenant>/threads/<thread_id>/messages/<msg_id>
 //! t/<tenant>/threads/<thread_id>/runs/<run_id>
 //! t/<tenant>/threads/<thread_id>/steps/<run_id>/<step_id>
+//! t/<tenant>/files/<file_id>                  the file object
+//! t/<tenant>/file-data/<file_id>              its bytes
 //! ```
 //! Ids sort by creation time, so a prefix listing is already in creation order. Everything of
 //! a thread lives under its prefix, so deleting a thread is one prefix deletion, and the
@@ -49,6 +51,18 @@ pub fn steps(tenant: &str, thread_id: &str, run_id: &str) -> String {
 
 pub fn step(tenant: &str, thread_id: &str, run_id: &str, id: &str) -> String {
     format!("t/{tenant}/threads/{thread_id}/steps/{run_id}/{id}")
+}
+
+pub fn files(tenant: &str) -> String {
+    format!("t/{tenant}/files/")
+}
+
+pub fn file(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/files/{id}")
+}
+
+pub fn file_data(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/file-data/{id}")
 }
 
 /// The last path segment of a key (an object id for the listings above).

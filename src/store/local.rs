@@ -7,7 +7,7 @@
 //! ETag is a hash of the content: a write based on what was read is valid exactly when the
 //! content is still what was read.
 
-use super::{ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
+use super::{ByteStream, ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::ErrorKind;
@@ -241,6 +241,40 @@ impl Store for LocalStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io_error("delete", e)),
         }
+    }
+
+    async fn put_stream(&self, key: &str, mut chunks: ByteStream<'_>) -> Result<u64, StoreError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let path = self.path_of(key)?;
+        self.counters.write();
+        let tmp = Self::write_temp(&path, b"").await?;
+        let written = async {
+            let mut file = tokio::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&tmp)
+                .await
+                .map_err(|e| io_error("open", e))?;
+            let mut size = 0u64;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| io_error("write", e))?;
+            }
+            file.flush().await.map_err(|e| io_error("flush", e))?;
+            tokio::fs::rename(&tmp, &path)
+                .await
+                .map_err(|e| io_error("rename", e))?;
+            Ok(size)
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written
     }
 
     fn counts(&self) -> OpCounts {

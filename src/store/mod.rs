@@ -114,11 +114,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<ListPage, StoreError>;
     /// Deletes the object; `Ok(false)` when there was none.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
+    /// Writes a large object from a stream of chunks without holding it whole in memory
+    /// (uploaded files), replacing any object of that name; returns its size. An error from
+    /// the stream aborts the write and is returned.
+    async fn put_stream(&self, key: &str, chunks: ByteStream<'_>) -> Result<u64, StoreError>;
     /// Operation counts since start.
     fn counts(&self) -> OpCounts;
     /// A short name for logs ("local", "azure").
     fn name(&self) -> &'static str;
 }
+
+/// A stream of byte chunks (an upload on its way into the store).
+pub type ByteStream<'a> = futures::stream::BoxStream<'a, Result<Bytes, StoreError>>;
 
 /// The shared handle every layer holds.
 pub type DynStore = Arc<dyn Store>;

@@ -1,0 +1,331 @@
+//! Files: multipart upload (streamed into the store), list, retrieve, download, delete.
+
+use super::assistants::to_value;
+use super::pagination::{list_objects, query_value, ListQuery, Query};
+use super::types::{now, one_of};
+use super::{ApiRequest, Ctx, Reply};
+use crate::error::ApiError;
+use crate::ids::{new_id, Kind};
+use crate::store::{self, keys, PutMode, StoreError};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub const PURPOSES: &[&str] = &[
+    "assistants",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+];
+
+/// The file object (`OpenAIFile`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileObject {
+    pub id: String,
+    pub object: String,
+    pub bytes: u64,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub filename: String,
+    pub purpose: String,
+    pub status: String,
+    pub status_details: Option<String>,
+}
+
+/// The file as stored: the object plus the content type its bytes are served with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileRecord {
+    #[serde(flatten)]
+    pub file: FileObject,
+    #[serde(rename = "_content_type", default)]
+    pub content_type: String,
+}
+
+/// A filename as given, without any path (clients send `C:\\x\\a.txt` or `../a.txt`).
+fn clean_filename(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
+        "file".into()
+    } else {
+        cleaned
+    }
+}
+
+fn content_type_for(filename: &str, declared: Option<&str>) -> String {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase());
+    let by_extension = match ext.as_deref() {
+        Some("txt") => Some("text/plain"),
+        Some("md") => Some("text/markdown"),
+        Some("json") => Some("application/json"),
+        Some("html" | "htm") => Some("text/html"),
+        Some("csv") => Some("text/csv"),
+        Some("pdf") => Some("application/pdf"),
+        Some("docx") => {
+            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        }
+        Some("png") => Some("image/png"),
+        Some("jpg" | "jpeg") => Some("image/jpeg"),
+        Some("gif") => Some("image/gif"),
+        Some("webp") => Some("image/webp"),
+        _ => None,
+    };
+    match declared.filter(|d| !d.is_empty() && *d != "application/octet-stream") {
+        Some(d) => d.to_string(),
+        None => by_extension
+            .unwrap_or("application/octet-stream")
+            .to_string(),
+    }
+}
+
+fn multipart_error(e: multer::Error) -> ApiError {
+    ApiError::invalid(format!("The multipart body could not be read: {e}."), None)
+}
+
+/// `POST /files`: the `file` part streams into the store as it arrives.
+pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
+    let content_type = request
+        .header("content-type")
+        .unwrap_or_default()
+        .to_string();
+    let boundary = multer::parse_boundary(&content_type).map_err(|_| {
+        ApiError::invalid(
+            "Invalid Content-Type header: expected multipart/form-data with a boundary.",
+            None,
+        )
+    })?;
+    let Some(upload) = request.upload else {
+        return Err(ApiError::invalid("The request has no body.", None));
+    };
+    let mut multipart = multer::Multipart::new(upload.0, boundary);
+    let id = new_id(Kind::File);
+    let data_key = keys::file_data(&ctx.tenant, &id);
+    let mut purpose: Option<String> = None;
+    let mut anchor: Option<String> = None;
+    let mut seconds: Option<String> = None;
+    let mut stored: Option<(String, String, u64)> = None;
+    let limit = ctx.runs.max_file_bytes;
+    let outcome: Result<(), ApiError> = async {
+        while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+            match field.name().unwrap_or_default() {
+                "file" => {
+                    if stored.is_some() {
+                        return Err(ApiError::invalid_param(
+                            "file",
+                            "Only one 'file' part is accepted.",
+                        ));
+                    }
+                    let filename = clean_filename(field.file_name().unwrap_or("file"));
+                    let declared = field.content_type().map(|m| m.essence_str().to_string());
+                    let too_large = Arc::new(AtomicBool::new(false));
+                    let flag = too_large.clone();
+                    let mut seen = 0u64;
+                    let chunks = field
+                        .map(move |chunk| {
+                            let chunk =
+                                chunk.map_err(|e| StoreError::Other(format!("upload: {e}")))?;
+                            seen += chunk.len() as u64;
+                            if seen > limit {
+                                flag.store(true, Ordering::Relaxed);
+                                return Err(StoreError::Other("upload too large".into()));
+                            }
+                            Ok::<Bytes, StoreError>(chunk)
+                        })
+                        .boxed();
+                    match ctx.store.put_stream(&data_key, chunks).await {
+                        Ok(size) => {
+                            stored = Some((
+                                filename.clone(),
+                                content_type_for(&filename, declared.as_deref()),
+                                size,
+                            ))
+                        }
+                        Err(_) if too_large.load(Ordering::Relaxed) => {
+                            return Err(ApiError::PayloadTooLarge {
+                                limit: limit as usize,
+                            })
+                        }
+                        Err(StoreError::Other(m)) if m.starts_with("upload:") => {
+                            return Err(ApiError::invalid(
+                                "The upload could not be read completely.",
+                                None,
+                            ))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                "purpose" => purpose = Some(field.text().await.map_err(multipart_error)?),
+                "expires_after[anchor]" => {
+                    anchor = Some(field.text().await.map_err(multipart_error)?)
+                }
+                "expires_after[seconds]" => {
+                    seconds = Some(field.text().await.map_err(multipart_error)?)
+                }
+                other => {
+                    return Err(ApiError::invalid(
+                        format!(
+                            "Unrecognized request argument supplied: {}",
+                            other.chars().take(64).collect::<String>()
+                        ),
+                        None,
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let result = async {
+        outcome?;
+        let purpose = purpose.ok_or_else(|| ApiError::invalid_param("purpose", "Missing required parameter: 'purpose'."))?;
+        one_of("purpose", purpose.trim(), PURPOSES)?;
+        let expires_at = match (anchor.as_deref(), seconds.as_deref()) {
+            (None, None) => None,
+            (anchor, Some(secs)) => {
+                one_of("expires_after.anchor", anchor.unwrap_or("created_at"), &["created_at"])?;
+                let secs: i64 = secs.trim().parse().ok().filter(|s| (3600..=2_592_000).contains(s)).ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "expires_after.seconds",
+                        "Invalid 'expires_after.seconds': expected an integer between 3600 and 2592000.",
+                    )
+                })?;
+                Some(now() + secs)
+            }
+            (Some(_), None) => {
+                return Err(ApiError::invalid_param(
+                    "expires_after.seconds",
+                    "Missing required parameter: 'expires_after.seconds'.",
+                ))
+            }
+        };
+        let (filename, content_type, size) = stored
+            .clone()
+            .ok_or_else(|| ApiError::invalid_param("file", "Missing required parameter: 'file'."))?;
+        let record = FileRecord {
+            file: FileObject {
+                id: id.clone(),
+                object: "file".into(),
+                bytes: size,
+                created_at: now(),
+                expires_at,
+                filename,
+                purpose: purpose.trim().to_string(),
+                status: "processed".into(),
+                status_details: None,
+            },
+            content_type,
+        };
+        store::put_json(ctx.store.as_ref(), &keys::file(&ctx.tenant, &id), &record, PutMode::Create).await?;
+        to_value(&record.file)
+    }
+    .await;
+    if result.is_err() && stored.is_some() {
+        // Nothing is kept of a refused upload.
+        let _ = ctx.store.delete(&data_key).await;
+    }
+    result
+}
+
+/// Reads a file of this tenant (expired files are gone), or the 404.
+pub async fn load(ctx: &Ctx, file_id: &str) -> Result<FileRecord, ApiError> {
+    super::path_id(Kind::File, file_id)?;
+    match store::get_json::<FileRecord>(ctx.store.as_ref(), &keys::file(&ctx.tenant, file_id))
+        .await?
+    {
+        Some((f, _)) if f.file.expires_at.is_none_or(|t| t > now()) => Ok(f),
+        _ => Err(ApiError::not_found(Kind::File, file_id)),
+    }
+}
+
+pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
+    to_value(&load(ctx, file_id).await?.file)
+}
+
+pub async fn content(ctx: &Ctx, file_id: &str) -> Result<Reply, ApiError> {
+    let record = load(ctx, file_id).await?;
+    let Some((bytes, _)) = ctx
+        .store
+        .get(&keys::file_data(&ctx.tenant, file_id))
+        .await?
+    else {
+        return Err(ApiError::not_found(Kind::File, file_id));
+    };
+    Ok(Reply::Raw {
+        status: 200,
+        content_type: record.content_type,
+        body: bytes,
+        headers: vec![(
+            "content-disposition".into(),
+            format!(
+                "attachment; filename=\"{}\"",
+                record.file.filename.replace('"', "")
+            ),
+        )],
+    })
+}
+
+pub async fn delete(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
+    super::path_id(Kind::File, file_id)?;
+    if !ctx.store.delete(&keys::file(&ctx.tenant, file_id)).await? {
+        return Err(ApiError::not_found(Kind::File, file_id));
+    }
+    ctx.store
+        .delete(&keys::file_data(&ctx.tenant, file_id))
+        .await?;
+    Ok(json!({"id": file_id, "object": "file", "deleted": true}))
+}
+
+pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
+    if query_value(query, "before").is_some() {
+        return Err(ApiError::invalid(
+            "Unrecognized request argument supplied: before",
+            None,
+        ));
+    }
+    let q = ListQuery::parse(query, 10_000, 10_000)?;
+    let purpose = query_value(query, "purpose").map(str::to_string);
+    if let Some(p) = &purpose {
+        one_of(
+            "purpose",
+            p,
+            &[
+                "assistants",
+                "assistants_output",
+                "batch",
+                "batch_output",
+                "fine-tune",
+                "fine-tune-results",
+                "vision",
+                "user_data",
+                "evals",
+            ],
+        )?;
+    }
+    let at = now();
+    let mut page = list_objects(
+        &ctx.store,
+        &keys::files(&ctx.tenant),
+        &q,
+        |f: &FileRecord| &f.file.id,
+        Some(|f: &FileRecord| {
+            f.file.expires_at.is_none_or(|t| t > at)
+                && purpose.as_deref().is_none_or(|p| f.file.purpose == p)
+        }),
+    )
+    .await?;
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        for item in data.iter_mut() {
+            if let Some(obj) = item.as_object_mut() {
+                obj.retain(|k, _| !k.starts_with('_'));
+            }
+        }
+    }
+    Ok(page)
+}
