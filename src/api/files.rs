@@ -1,7 +1,7 @@
 //! Files: multipart upload (streamed into the store), list, retrieve, download, delete.
 
 use super::assistants::to_value;
-use super::pagination::{list_objects, query_value, ListQuery, Query};
+use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
 use super::types::{now, one_of};
 use super::{ApiRequest, Ctx, Reply};
 use crate::error::ApiError;
@@ -309,7 +309,7 @@ pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
         )?;
     }
     let at = now();
-    let mut page = list_objects(
+    let page = list_objects(
         &ctx.store,
         &keys::files(&ctx.tenant),
         &q,
@@ -320,12 +320,5 @@ pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
         }),
     )
     .await?;
-    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
-        for item in data.iter_mut() {
-            if let Some(obj) = item.as_object_mut() {
-                obj.retain(|k, _| !k.starts_with('_'));
-            }
-        }
-    }
-    Ok(page)
+    Ok(without_internal_fields(page))
 }

@@ -141,6 +141,19 @@ pub fn list_body<T: Serialize>(data: &[T], ids: &[String], has_more: bool) -> Va
     })
 }
 
+/// A list of stored records answered as API objects: their internal fields (those whose
+/// names start with `_`) left out.
+pub fn without_internal_fields(mut page: Value) -> Value {
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        for item in data.iter_mut() {
+            if let Some(obj) = item.as_object_mut() {
+                obj.retain(|k, _| !k.starts_with('_'));
+            }
+        }
+    }
+    page
+}
+
 /// How many objects of one page are read at once.
 const READ_CONCURRENCY: usize = 16;
 

@@ -4,7 +4,7 @@
 
 use super::assistants::{self, to_value, validate_model, REASONING_EFFORTS};
 use super::messages::{self, CreateMessage};
-use super::pagination::{list_objects, ListQuery, Query};
+use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
 use super::threads::{self, CreateThread};
 use super::types::{
     now, one_of, validate_response_format, validate_tools, Tool, ToolResourcesRequest,
@@ -94,6 +94,19 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+impl RunRecord {
+    /// The work item that takes this run's next turn.
+    pub fn next_turn(&self, tenant: &str) -> WorkItem {
+        WorkItem {
+            kind: WorkKind::Step,
+            tenant: tenant.to_string(),
+            thread_id: self.run.thread_id.clone(),
+            run_id: self.run.id.clone(),
+            seq: self.seq,
+        }
+    }
 }
 
 pub const TERMINAL: &[&str] = &["cancelled", "failed", "completed", "incomplete", "expired"];
@@ -541,13 +554,7 @@ async fn claim_thread(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), Ap
 }
 
 pub async fn enqueue_step(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiError> {
-    let item = WorkItem {
-        kind: WorkKind::Step,
-        tenant: ctx.tenant.clone(),
-        thread_id: record.run.thread_id.clone(),
-        run_id: record.run.id.clone(),
-        seq: record.seq,
-    };
+    let item = record.next_turn(&ctx.tenant);
     ctx.queue.enqueue(&item, Duration::ZERO).await.map_err(|e| {
         log::warn!("{e}");
         ApiError::Unavailable
@@ -737,7 +744,7 @@ pub async fn list(ctx: &Ctx, thread_id: &str, query: &Query) -> Result<Value, Ap
     super::path_id(Kind::Thread, thread_id)?;
     let q = ListQuery::parse(query, 100, 20)?;
     threads::load_record(ctx, thread_id).await?;
-    let mut page = list_objects(
+    let page = list_objects(
         &ctx.store,
         &keys::runs(&ctx.tenant, thread_id),
         &q,
@@ -746,14 +753,7 @@ pub async fn list(ctx: &Ctx, thread_id: &str, query: &Query) -> Result<Value, Ap
     )
     .await?;
     // Answer the run objects, not the records.
-    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
-        for item in data.iter_mut() {
-            if let Some(obj) = item.as_object_mut() {
-                obj.retain(|k, _| !k.starts_with('_'));
-            }
-        }
-    }
-    Ok(page)
+    Ok(without_internal_fields(page))
 }
 
 pub async fn modify(

@@ -8,7 +8,7 @@ use crate::config::RunSettings;
 use crate::engine::events::{ChannelSink, EventSink};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::queue::{DynQueue, Outcome, WorkItem, WorkKind};
+use crate::queue::{DynQueue, Outcome};
 use crate::store::DynStore;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -50,13 +50,7 @@ impl Stateful {
         for (event, data) in opening {
             sink.emit(event, data);
         }
-        let item = WorkItem {
-            kind: WorkKind::Step,
-            tenant: ctx.tenant.clone(),
-            thread_id: record.run.thread_id.clone(),
-            run_id: record.run.id.clone(),
-            seq: record.seq,
-        };
+        let item = record.next_turn(&ctx.tenant);
         let engine = self.engine.clone();
         let queue = self.queue.clone();
         tokio::spawn(async move {
