@@ -1,19 +1,24 @@
 """Fixtures for the SDK conformance tests.
 
-Each test runs once per storage backend: "local" (a fresh temp directory) and "azure"
-(Azurite, a unique container and queue per server instance). One server process is started per
-backend for the whole session (pytest groups the tests by backend, so only one runs at a time)
-and is stopped afterwards. Tests keep apart by creating their own objects; tests that need an
-empty tenant use a key of their own (see KEYS).
+Each test runs once per backend: "local" (a fresh temp directory), "azure" (Azurite, a unique
+container and queue per server instance) and, for the modules that opt in (see
+`pytest.mark.backends` / pytest_generate_tests), "functions": the server as an Azure Functions
+custom handler behind `functions-host-emulator` (Azurite storage through AzureWebJobsStorage, a
+unique container and queue; no queue poller in the handler, runs advance only through the
+emulator's queue-trigger deliveries). One server process is started per backend for the whole
+session (pytest groups the tests by backend, so only one runs at a time) and is stopped
+afterwards. Tests keep apart by creating their own objects; tests that need an empty tenant use
+a key of their own (see KEYS).
 
 Every server gets a Chat Completions stand-in process of its own (`llm-standin`, pointed at by
 the server's OPENAI_BASE_URL), stopped together with the server. Tests script what the "model"
 answers and read what reached it through the `llm` fixture (a model name unique to the test, so
 tests never consume each other's scripts; see ModelScript).
 
-Needs ASSISTANTS_BIN (the server binary), LLM_STANDIN_BIN (the stand-in binary) and
-AZURITE_CONNECTION_STRING (a running Azurite); scripts/test.sh provides all three. Missing any is
-a failure, not a skip.
+Needs ASSISTANTS_BIN (the server binary), LLM_STANDIN_BIN (the stand-in binary),
+AZURITE_CONNECTION_STRING (a running Azurite) and, for the "functions" backend,
+FUNCTIONS_EMULATOR_BIN (the Functions-host stand-in); scripts/test.sh provides all four. Missing
+any is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ from dataclasses import dataclass, field
 import openai
 import pytest
 
-BACKENDS = ["local", "azure"]
+# Every backend, in the order the session runs them. A module picks its own with
+# `pytestmark = pytest.mark.backends(...)`; without the mark it gets DEFAULT_BACKENDS.
+BACKENDS = ["local", "azure", "functions"]
+DEFAULT_BACKENDS = ["local", "azure"]
 
 KEY_A = "sk-test-a"
 KEY_B = "sk-test-b"
@@ -49,6 +57,8 @@ KEY_PLAIN = "sk-test-plain"
 KEYS = f"{KEY_A}=tenanta,{KEY_B}=tenantb,{KEY_PAGING}=tenantpaging,{KEY_PLAIN}"
 
 READY_TIMEOUT_S = 20.0
+# The emulator itself waits up to 30 s for the handler before it gives up.
+EMULATOR_READY_TIMEOUT_S = 40.0
 STOP_TIMEOUT_S = 10.0
 
 BASE62 = string.ascii_letters + string.digits
@@ -99,6 +109,14 @@ class StorageConfig:
         )
 
     def env(self) -> dict[str, str]:
+        if self.backend == "functions":
+            # As a Functions app is configured: the storage is the host's own
+            # (AzureWebJobsStorage, so STORAGE defaults to azure), no PORT.
+            return {
+                "AzureWebJobsStorage": self.connection_string,
+                "STORAGE_CONTAINER": self.container,
+                "QUEUE_NAME": self.queue,
+            }
         env = {"STORAGE": self.backend, "DATA_DIR": str(self.data_dir)}
         if self.backend == "azure":
             env.update(
@@ -107,6 +125,18 @@ class StorageConfig:
                 QUEUE_NAME=self.queue,
             )
         return env
+
+    # Settings a "functions" handler must not inherit from the test environment.
+    FUNCTIONS_UNSET = (
+        "PORT",
+        "BIND",
+        "STORAGE",
+        "STORAGE_CONNECTION_STRING",
+        "DATA_DIR",
+        "QUEUE",
+        "HANDLER_PORT",
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+    )
 
 STANDIN_READY_TIMEOUT_S = 10.0
 
@@ -229,7 +259,8 @@ def start_standin(log_path: pathlib.Path) -> StandIn:
 
 @dataclass
 class Server:
-    """A running assistants-service process."""
+    """A running assistants-service process (or, for "functions", the host emulator that runs
+    it as its custom handler; `proc` is then the emulator, which stops the handler with it)."""
 
     storage: StorageConfig
     port: int
@@ -267,15 +298,45 @@ class Server:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        _stop_process(self.proc, signal.SIGTERM, own_group=self.backend == "functions")
         if self.owns_standin:
             self.standin.stop()
+
+
+def _stop_process(proc: subprocess.Popen, sig: int, *, own_group: bool) -> None:
+    """Signals `proc` and waits; kills it (and, with `own_group`, the process group it leads,
+    so an emulator's handler cannot outlive it) when it does not stop in time."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT_S)
+    if own_group:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (normally none)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _server_env(storage: StorageConfig, standin: StandIn, env: dict[str, str] | None) -> dict:
+    proc_env = dict(os.environ)
+    proc_env.update(
+        ASSISTANTS_API_KEYS=KEYS,
+        RUST_LOG="info",
+        OPENAI_BASE_URL=standin.base_url,
+        OPENAI_API_KEY="sk-standin",
+    )
+    if storage.backend == "functions":
+        for name in StorageConfig.FUNCTIONS_UNSET:
+            proc_env.pop(name, None)
+    else:
+        proc_env.pop("FUNCTIONS_CUSTOMHANDLER_PORT", None)
+        proc_env.update(PORT=str(_free_port()), BIND="127.0.0.1")
+    proc_env.update(storage.env())
+    proc_env.update(env or {})
+    return proc_env
 
 
 def start_server(
@@ -288,27 +349,36 @@ def start_server(
     """Start the binary with `storage`, wait until it answers HTTP, or fail with its stderr.
 
     The server talks to `standin`, or to a stand-in started for it (and stopped with it).
-    `env` adds or overrides settings (e.g. RUN_EXPIRY_SECONDS).
+    `env` adds or overrides settings (e.g. RUN_EXPIRY_SECONDS). For the "functions" backend the
+    binary is started by the Functions-host emulator as its custom handler.
     """
     binary = _required_env("ASSISTANTS_BIN")
     if not os.access(binary, os.X_OK):
         pytest.fail(f"ASSISTANTS_BIN={binary} is not an executable file", pytrace=False)
+    emulator = None
+    if storage.backend == "functions":
+        emulator = _required_env("FUNCTIONS_EMULATOR_BIN")
+        if not os.access(emulator, os.X_OK):
+            pytest.fail(
+                f"FUNCTIONS_EMULATOR_BIN={emulator} is not an executable file", pytrace=False
+            )
     storage.data_dir.mkdir(parents=True, exist_ok=True)
     owns_standin = standin is None
     if standin is None:
         standin = start_standin(log_path.with_name(log_path.stem + "-standin.log"))
-    port = _free_port()
-    proc_env = dict(os.environ)
-    proc_env.update(storage.env())
-    proc_env.update(
-        PORT=str(port),
-        BIND="127.0.0.1",
-        ASSISTANTS_API_KEYS=KEYS,
-        RUST_LOG="info",
-        OPENAI_BASE_URL=standin.base_url,
-        OPENAI_API_KEY="sk-standin",
-    )
-    proc_env.update(env or {})
+    try:
+        proc_env = _server_env(storage, standin, env)
+        if emulator is not None:
+            return _start_functions(emulator, binary, storage, log_path, standin, owns_standin, proc_env)
+        return _start_standalone(binary, storage, log_path, standin, owns_standin, proc_env)
+    except BaseException:
+        if owns_standin:
+            standin.stop()
+        raise
+
+
+def _start_standalone(binary, storage, log_path, standin, owns_standin, proc_env) -> Server:
+    port = int(proc_env["PORT"])
     log = open(log_path, "ab")
     try:
         proc = subprocess.Popen(
@@ -319,10 +389,6 @@ def start_server(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    except BaseException:
-        if owns_standin:
-            standin.stop()
-        raise
     finally:
         log.close()
     server = Server(storage, port, proc, log_path, standin, owns_standin)
@@ -331,8 +397,6 @@ def start_server(
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if proc.poll() is not None:
-            if owns_standin:
-                standin.stop()
             pytest.fail(
                 f"{binary} ({storage.backend}) exited with code {proc.returncode} "
                 f"during start-up; output:\n{server.log_tail()}",
@@ -346,6 +410,7 @@ def start_server(
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             pass
         if time.monotonic() > deadline:
+            server.owns_standin = False  # the caller stops it
             server.stop()
             pytest.fail(
                 f"{binary} ({storage.backend}) did not answer GET {url} within "
@@ -356,7 +421,85 @@ def start_server(
     return server
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
+def _start_functions(emulator, binary, storage, log_path, standin, owns_standin, proc_env) -> Server:
+    """`functions-host-emulator <binary>`: wait for its `handler listening on URL` line (the
+    handler answers `GET /` by then); the rest of its stdout (and the handler's, which it
+    shares) goes to the log, as does stderr."""
+    log = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(
+            [emulator, binary],
+            env=proc_env,
+            cwd=storage.data_dir.parent,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            # Its own process group, so a forced stop can take the handler along.
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+    prefix = "handler listening on "
+    found: queue.Queue = queue.Queue()
+
+    def pump():
+        announced = False
+        with open(log_path, "ab", buffering=0) as out:
+            for raw in iter(proc.stdout.readline, b""):
+                line = raw.decode(errors="replace").strip()
+                if not announced and line.startswith(prefix):
+                    announced = True
+                    found.put(line[len(prefix):])
+                out.write(raw)
+        if not announced:
+            found.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        url = found.get(timeout=EMULATOR_READY_TIMEOUT_S)
+    except queue.Empty:
+        url = None
+    parsed = urllib.parse.urlparse(url or "")
+    if not url or parsed.path != "/v1" or parsed.port is None:
+        exited = proc.poll()
+        _stop_process(proc, signal.SIGTERM, own_group=True)
+        what = (
+            f"exited with code {exited} before announcing the handler"
+            if exited is not None
+            else f"did not announce the handler within {EMULATOR_READY_TIMEOUT_S:.0f} s"
+        )
+        pytest.fail(
+            f"{emulator} {binary} ({storage.backend}) {what} (announced {url!r}); "
+            f"output:\n{log_path.read_text(errors='replace')[-6000:]}",
+            pytrace=False,
+        )
+    return Server(storage, parsed.port, proc, log_path, standin, owns_standin)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): the server backends a module's tests run on "
+        f"(default {DEFAULT_BACKENDS}; all: {BACKENDS})",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrizes the session-scoped `server` fixture with the test's backends (the
+    `backends` mark, else DEFAULT_BACKENDS), always in BACKENDS order so that pytest groups all
+    tests of one backend together across modules."""
+    if "server" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("backends")
+    wanted = list(mark.args) if mark else DEFAULT_BACKENDS
+    unknown = set(wanted) - set(BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"unknown backends {sorted(unknown)} (known: {BACKENDS})")
+    backends = [b for b in BACKENDS if b in wanted]
+    metafunc.parametrize("server", backends, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def server(request, tmp_path_factory):
     """One server per backend for the whole session."""
     backend = request.param

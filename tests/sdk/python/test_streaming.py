@@ -1,7 +1,8 @@
 """Conformance tests for streamed runs (SSE), driven by the official `openai` Python SDK's
 streaming helpers (`runs.stream`, `submit_tool_outputs_stream`, `create_and_run_stream`) with an
-`AssistantEventHandler`, as applications use them. Every test runs on both storage backends; the
-model is the server's stand-in (see conftest.py)."""
+`AssistantEventHandler`, as applications use them. Every test runs on both storage backends and
+on the server as an Azure Functions custom handler (behind the host emulator); the model is the
+server's stand-in (see conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from typing_extensions import override
 
 import openai
+import pytest
 from openai import AssistantEventHandler
 
 from run_helpers import (
@@ -22,6 +24,8 @@ from run_helpers import (
     message_text,
     wait_for_run,
 )
+
+pytestmark = pytest.mark.backends("local", "azure", "functions")
 
 # The canonical event sequence of a text answer (protocol doc §8), with the message deltas
 # collapsed into one entry.
