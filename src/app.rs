@@ -103,9 +103,15 @@ impl App {
             BackendSetting::Proxy {
                 base_url,
                 api_key,
+                tenant_keys,
                 timeout,
             } => (
-                Arc::new(Proxy::new(base_url, api_key.clone(), *timeout)),
+                Arc::new(Proxy::new(
+                    base_url,
+                    api_key.clone(),
+                    tenant_keys.clone(),
+                    *timeout,
+                )),
                 None,
             ),
         };

@@ -56,7 +56,10 @@ pub enum BackendSetting {
     Stored,
     Proxy {
         base_url: String,
+        /// The key sent upstream for tenants without their own.
         api_key: Option<String>,
+        /// Per-tenant upstream keys, so tenants stay apart upstream too.
+        tenant_keys: HashMap<String, String>,
         timeout: Duration,
     },
 }
@@ -418,8 +421,21 @@ impl Settings {
                         "must be an http(s) URL ending in /v1",
                     ));
                 }
+                let mut tenant_keys = HashMap::new();
+                for pair in get("UPSTREAM_TENANT_KEYS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                {
+                    let (tenant, key) = pair
+                        .split_once('=')
+                        .ok_or_else(|| err("UPSTREAM_TENANT_KEYS", "entries must be tenant=key"))?;
+                    tenant_keys.insert(tenant.trim().to_string(), key.trim().to_string());
+                }
                 BackendSetting::Proxy {
                     base_url,
+                    tenant_keys,
                     api_key: get("UPSTREAM_API_KEY"),
                     timeout: Duration::from_secs_f64(number(
                         &|n: &str| get(n),

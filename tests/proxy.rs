@@ -30,8 +30,13 @@ async fn the_api_passes_through_a_proxy() {
     upstream
         .llm
         .script(None, vec![say("proxied answer"), say("streamed through")]);
-    // The proxy's clients use their own keys; the proxy uses the upstream's.
-    let (proxy, _guard) = spawn_proxy(&upstream.base, KEY_A, &[]).await;
+    // The proxy's clients use their own keys; the proxy uses the upstream's, per tenant.
+    let (proxy, _guard) = spawn_proxy(
+        &upstream.base,
+        KEY_A,
+        &[("UPSTREAM_TENANT_KEYS", "tenantb=sk-test-a")],
+    )
+    .await;
     let client = reqwest::Client::new();
     use reqwest::Method;
 
@@ -49,7 +54,7 @@ async fn the_api_passes_through_a_proxy() {
         .unwrap()
         .starts_with("req_"));
     let asst: Value = r.json().await.unwrap();
-    // It landed upstream (in the upstream key's tenant).
+    // It landed upstream, in the tenant of the upstream key mapped to tenant B.
     let direct = upstream
         .get(&format!("/assistants/{}", asst["id"].as_str().unwrap()))
         .await

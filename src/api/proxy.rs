@@ -26,12 +26,18 @@ pub struct Proxy {
     http: reqwest::Client,
     base_url: String,
     api_key: Option<String>,
+    tenant_keys: std::collections::HashMap<String, String>,
     /// Longest wait for the upstream's answer to begin (and between stream chunks).
     timeout: Duration,
 }
 
 impl Proxy {
-    pub fn new(base_url: &str, api_key: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        tenant_keys: std::collections::HashMap<String, String>,
+        timeout: Duration,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -40,6 +46,7 @@ impl Proxy {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
+            tenant_keys,
             timeout,
         }
     }
@@ -66,7 +73,7 @@ fn transport_error(e: reqwest::Error) -> ApiError {
 
 #[async_trait]
 impl Backend for Proxy {
-    async fn handle(&self, _tenant: &str, request: ApiRequest) -> Result<Reply, ApiError> {
+    async fn handle(&self, tenant: &str, request: ApiRequest) -> Result<Reply, ApiError> {
         let mut url = format!("{}{}", self.base_url, request.path);
         if !request.raw_query.is_empty() {
             url.push('?');
@@ -78,7 +85,8 @@ impl Backend for Proxy {
         for (name, value) in &request.headers {
             upstream = upstream.header(name.as_str(), value.as_str());
         }
-        if let Some(key) = &self.api_key {
+        // Each tenant's own upstream key if it has one, so tenants stay apart upstream.
+        if let Some(key) = self.tenant_keys.get(tenant).or(self.api_key.as_ref()) {
             upstream = upstream.bearer_auth(key);
         }
         if let Some(upload) = request.upload {
