@@ -11,6 +11,8 @@ use crate::llm::LlmClient;
 use crate::queue::azure::AzureQueue;
 use crate::queue::local::LocalQueue;
 use crate::queue::{DynQueue, WorkHandler};
+use crate::retrieval::index::IndexCache;
+use crate::retrieval::{Embedder, Retrieval};
 use crate::store::azure::{request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
@@ -44,6 +46,7 @@ pub struct Stored {
     pub store: DynStore,
     pub queue: DynQueue,
     pub engine: Arc<Engine>,
+    pub retrieval: Arc<Retrieval>,
     queue_impl: Queue,
 }
 
@@ -73,15 +76,25 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
         Queue::Azure(q) => q.clone(),
     };
     let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
+    let (embedding_backend, embedding_model) = settings.embedding.clone();
+    let retrieval = Arc::new(Retrieval {
+        embedder: Embedder::new(
+            LlmClient::new(embedding_backend, settings.runs.llm_idle_timeout),
+            embedding_model,
+        ),
+        cache: IndexCache::default(),
+    });
     let engine = Arc::new(Engine::new(
         store.clone(),
         queue.clone(),
         llm,
         Arc::new(settings.runs.clone()),
+        retrieval.clone(),
     ));
     Ok(Stored {
         store,
         queue,
+        retrieval,
         engine,
         queue_impl,
     })
@@ -97,6 +110,7 @@ impl App {
                     stored.queue.clone(),
                     Arc::new(settings.runs.clone()),
                     stored.engine.clone(),
+                    stored.retrieval.clone(),
                 ));
                 (backend, Some(stored))
             }

@@ -46,6 +46,9 @@ pub struct Settings {
     /// Where work items go: the in-process queue or the Azure Storage Queue.
     pub queue: QueueSetting,
     pub llm: LlmBackend,
+    /// Where embeddings come from (the chat endpoint unless EMBEDDING_BASE_URL is set), and
+    /// the model.
+    pub embedding: (LlmBackend, String),
     pub runs: RunSettings,
     /// What serves the API: the stored implementation, or a proxy to another server.
     pub backend: BackendSetting,
@@ -391,6 +394,23 @@ impl Settings {
         }
         let lookup = |name: &str| get(name);
         let llm = llm_backend(&lookup)?;
+        let embedding_backend = match get("EMBEDDING_BASE_URL") {
+            Some(url) => {
+                let base_url = url.trim_end_matches('/').to_string();
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    return Err(err("EMBEDDING_BASE_URL", "must be an http(s) URL"));
+                }
+                LlmBackend::OpenAi {
+                    base_url,
+                    api_key: get("EMBEDDING_API_KEY").or_else(|| get("OPENAI_API_KEY")),
+                }
+            }
+            None => llm.clone(),
+        };
+        let embedding = (
+            embedding_backend,
+            get("EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
+        );
         let runs = run_settings(&lookup)?;
         let api_keys = parse_api_keys(&get("ASSISTANTS_API_KEYS").unwrap_or_default())?;
         let max_body_bytes = match get("MAX_REQUEST_BYTES") {
@@ -465,6 +485,7 @@ impl Settings {
             custom_handler_port,
             queue,
             llm,
+            embedding,
             runs,
             backend,
         };

@@ -19,5 +19,6 @@ pub mod http;
 pub mod ids;
 pub mod llm;
 pub mod queue;
+pub mod retrieval;
 pub mod standin;
 pub mod store;

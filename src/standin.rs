@@ -5,6 +5,7 @@
 //! - `POST /v1/chat/completions` (also Azure's `/openai/deployments/{d}/chat/completions`):
 //!   answers with the next scripted response for the request's `model` (or the shared
 //!   script), or, with none left, echoes the last user message.
+//! - `POST /v1/embeddings`: a deterministic bag-of-words vector per input (`bag_of_words`).
 //! - `POST /_script` `{"model"?: "...", "responses": [Response, ...]}` appends to a script.
 //! - `GET /_requests` lists every request received (`?model=` filters), each with the
 //!   path, query and key headers it came with (`_path`, `_query`, `_api_key`,
@@ -84,6 +85,30 @@ fn now_us() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
+}
+
+/// The stand-in's embedding: lowercase words hashed into 256 signed dimensions.
+pub fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; 256];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+    {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in word.to_lowercase().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        let sign = if h & 1 == 0 { 1.0 } else { -1.0 };
+        v[((h >> 1) % 256) as usize] += sign;
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    } else {
+        v[0] = 1.0;
+    }
+    v
 }
 
 /// Words with their following spaces: the pieces a text is streamed in.
@@ -295,6 +320,35 @@ impl StandIn {
         warp::sse::reply(stream).into_response()
     }
 
+    /// `/embeddings`: a deterministic bag-of-words vector per input (words hashed into 256
+    /// signed dimensions, normalised), so texts that share words are near each other.
+    fn embeddings(&self, body: &Value) -> warp::reply::Response {
+        let inputs: Vec<String> = match &body["input"] {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        if let Ok(mut s) = self.state.lock() {
+            let mut recorded = body.clone();
+            recorded["received_us"] = json!(now_us());
+            recorded["_path"] = json!("embeddings");
+            s.requests.push(recorded);
+        }
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| json!({"object": "embedding", "index": i, "embedding": bag_of_words(text)}))
+            .collect();
+        warp::reply::json(&json!({
+            "object": "list", "data": data, "model": body["model"],
+            "usage": {"prompt_tokens": inputs.len(), "total_tokens": inputs.len()},
+        }))
+        .into_response()
+    }
+
     /// The stand-in's routes.
     pub fn routes(
         &self,
@@ -312,6 +366,10 @@ impl StandIn {
                       body: Bytes| {
                     let me = me.clone();
                     async move {
+                        if tail.as_str().ends_with("/embeddings") {
+                            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            return Ok(me.embeddings(&body));
+                        }
                         if !tail.as_str().ends_with("chat/completions") {
                             return Err(warp::reject::not_found());
                         }

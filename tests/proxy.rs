@@ -159,16 +159,27 @@ async fn the_api_passes_through_a_proxy() {
     assert_eq!(&names[names.len() - 2..], &["thread.run.completed", "done"]);
     assert_eq!(text.matches("[DONE]").count(), 1);
 
-    // Operations the upstream does not implement: its status passes through.
-    let r = call(
-        &client,
-        Method::GET,
-        format!("{proxy}/vector_stores"),
-        KEY_B,
-        None,
-    )
-    .await;
-    assert_eq!(r.status(), 501);
+    // A multipart upload streams through, and the download comes back byte for byte.
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "assistants")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"proxied bytes".to_vec()).file_name("p.txt"),
+        );
+    let r = client
+        .post(format!("{proxy}/files"))
+        .bearer_auth(KEY_B)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let file: Value = r.json().await.unwrap();
+    let content = format!("{proxy}/files/{}/content", file["id"].as_str().unwrap());
+    let r = call(&client, Method::GET, content, KEY_B, None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(&r.bytes().await.unwrap()[..], b"proxied bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

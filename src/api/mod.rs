@@ -19,6 +19,7 @@ pub mod stateful;
 pub mod threads;
 pub mod types;
 pub mod validate;
+pub mod vector_stores;
 
 use crate::config::RunSettings;
 use crate::error::ApiError;
@@ -37,6 +38,8 @@ pub struct Ctx {
     pub store: DynStore,
     pub queue: DynQueue,
     pub runs: Arc<RunSettings>,
+    /// Embeddings and search indexes, for vector stores and `file_search`.
+    pub retrieval: Arc<crate::retrieval::Retrieval>,
     /// Validated tenant name: the first segment of every key this call touches.
     pub tenant: String,
 }

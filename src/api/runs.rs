@@ -105,6 +105,7 @@ impl RunRecord {
             thread_id: self.run.thread_id.clone(),
             run_id: self.run.id.clone(),
             seq: self.seq,
+            ..WorkItem::default()
         }
     }
 }

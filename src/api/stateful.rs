@@ -2,13 +2,15 @@
 //! `Engine` (through the work queue, or inside the request when the client streams).
 
 use super::{
-    assistants, files, messages, runs, threads, ApiRequest, Backend, Ctx, Operation, Reply,
+    assistants, files, messages, runs, threads, vector_stores, ApiRequest, Backend, Ctx, Operation,
+    Reply,
 };
 use crate::config::RunSettings;
 use crate::engine::events::{ChannelSink, EventSink};
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::queue::{DynQueue, Outcome};
+use crate::retrieval::Retrieval;
 use crate::store::DynStore;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -20,6 +22,7 @@ pub struct Stateful {
     queue: DynQueue,
     runs: Arc<RunSettings>,
     engine: Arc<Engine>,
+    retrieval: Arc<Retrieval>,
 }
 
 impl Stateful {
@@ -28,12 +31,14 @@ impl Stateful {
         queue: DynQueue,
         runs: Arc<RunSettings>,
         engine: Arc<Engine>,
+        retrieval: Arc<Retrieval>,
     ) -> Self {
         Stateful {
             store,
             queue,
             runs,
             engine,
+            retrieval,
         }
     }
 
@@ -103,6 +108,7 @@ impl Backend for Stateful {
             store: self.store.clone(),
             queue: self.queue.clone(),
             runs: self.runs.clone(),
+            retrieval: self.retrieval.clone(),
             tenant: tenant.to_string(),
         };
         if matches!(request.operation, Operation::CreateFile) {
@@ -113,7 +119,61 @@ impl Backend for Stateful {
         let value = match &request.operation {
             ListFiles => files::list(&ctx, query).await?,
             GetFile { file_id } => files::get(&ctx, file_id).await?,
-            DeleteFile { file_id } => files::delete(&ctx, file_id).await?,
+            DeleteFile { file_id } => {
+                let deleted = files::delete(&ctx, file_id).await?;
+                vector_stores::detach_everywhere(&ctx, file_id).await?;
+                deleted
+            }
+
+            ListVectorStores => vector_stores::list(&ctx, query).await?,
+            CreateVectorStore => vector_stores::create(&ctx, body).await?,
+            GetVectorStore { vector_store_id } => vector_stores::get(&ctx, vector_store_id).await?,
+            ModifyVectorStore { vector_store_id } => {
+                vector_stores::modify(&ctx, vector_store_id, body).await?
+            }
+            DeleteVectorStore { vector_store_id } => {
+                vector_stores::delete(&ctx, vector_store_id).await?
+            }
+            SearchVectorStore { vector_store_id } => {
+                vector_stores::search(&ctx, vector_store_id, body).await?
+            }
+            ListVectorStoreFiles { vector_store_id } => {
+                vector_stores::list_files(&ctx, vector_store_id, query).await?
+            }
+            CreateVectorStoreFile { vector_store_id } => {
+                vector_stores::create_file(&ctx, vector_store_id, body).await?
+            }
+            GetVectorStoreFile {
+                vector_store_id,
+                file_id,
+            } => return vector_stores::get_file(&ctx, vector_store_id, file_id).await,
+            UpdateVectorStoreFile {
+                vector_store_id,
+                file_id,
+            } => vector_stores::update_file(&ctx, vector_store_id, file_id, body).await?,
+            DeleteVectorStoreFile {
+                vector_store_id,
+                file_id,
+            } => vector_stores::delete_file(&ctx, vector_store_id, file_id).await?,
+            GetVectorStoreFileContent {
+                vector_store_id,
+                file_id,
+            } => vector_stores::file_content(&ctx, vector_store_id, file_id).await?,
+            CreateVectorStoreFileBatch { vector_store_id } => {
+                vector_stores::create_batch(&ctx, vector_store_id, body).await?
+            }
+            GetVectorStoreFileBatch {
+                vector_store_id,
+                batch_id,
+            } => return vector_stores::get_batch(&ctx, vector_store_id, batch_id).await,
+            CancelVectorStoreFileBatch {
+                vector_store_id,
+                batch_id,
+            } => vector_stores::cancel_batch(&ctx, vector_store_id, batch_id).await?,
+            ListVectorStoreFileBatchFiles {
+                vector_store_id,
+                batch_id,
+            } => vector_stores::list_batch_files(&ctx, vector_store_id, batch_id, query).await?,
             DownloadFile { file_id } => return files::content(&ctx, file_id).await,
             ListAssistants => assistants::list(&ctx, query).await?,
             CreateAssistant => assistants::create(&ctx, body).await?,

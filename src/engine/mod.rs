@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
+use crate::retrieval::Retrieval;
 use crate::store::{self, keys, DynStore, PutMode, Update};
 use async_trait::async_trait;
 use events::{Discard, EventSink};
@@ -38,6 +39,7 @@ pub struct Engine {
     queue: DynQueue,
     llm: LlmClient,
     settings: Arc<RunSettings>,
+    retrieval: Arc<Retrieval>,
     /// Test hook: stop a turn right after it wrote its message, as a crash would.
     crash_after_message_write: std::sync::atomic::AtomicBool,
 }
@@ -94,12 +96,14 @@ impl Engine {
         queue: DynQueue,
         llm: LlmClient,
         settings: Arc<RunSettings>,
+        retrieval: Arc<Retrieval>,
     ) -> Self {
         Engine {
             store,
             queue,
             llm,
             settings,
+            retrieval,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -115,6 +119,7 @@ impl Engine {
             store: self.store.clone(),
             queue: self.queue.clone(),
             runs: self.settings.clone(),
+            retrieval: self.retrieval.clone(),
             tenant: tenant.to_string(),
         }
     }
@@ -124,6 +129,12 @@ impl Engine {
         let result = match item.kind {
             WorkKind::Step => self.step(item, sink).await,
             WorkKind::Expire => self.expire(item).await,
+            WorkKind::Ingest => {
+                let ctx = self.ctx(&item.tenant);
+                crate::retrieval::ingest::ingest(&ctx, item).await.map_err(
+                    |crate::retrieval::ingest::IngestStop::Retry(reason)| Stop::Retry(reason),
+                )
+            }
         };
         match result {
             Ok(()) | Err(Stop::Nothing) => Outcome::Done,
@@ -737,6 +748,28 @@ impl Engine {
     /// The last delivery of an item failed: the run must not stay active.
     async fn give_up_on(&self, item: &WorkItem, reason: &str) {
         let ctx = self.ctx(&item.tenant);
+        if item.kind == WorkKind::Ingest {
+            let message = "The file could not be processed: the service failed repeatedly.";
+            if let Err(e) = crate::retrieval::ingest::finish(
+                &ctx,
+                item,
+                "failed",
+                Some(("server_error", message)),
+                0,
+            )
+            .await
+            {
+                log::warn!(
+                    "cannot fail file {} after repeated failures: {e}",
+                    item.file_id
+                );
+            }
+            log::warn!(
+                "ingestion of {} ended after repeated failures: {reason}",
+                item.file_id
+            );
+            return;
+        }
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let message =
             "The run could not be advanced: the service failed repeatedly while processing it.";

@@ -131,6 +131,7 @@ mod tests {
             thread_id: "thread_x".into(),
             run_id: "run_x".into(),
             seq: 2,
+            ..WorkItem::default()
         }
     }
 

@@ -157,10 +157,11 @@ impl LlmClient {
         }
     }
 
-    fn request(&self, model: &str) -> reqwest::RequestBuilder {
+    /// A POST to `operation` (`chat/completions`, `embeddings`) for `model`.
+    fn request(&self, model: &str, operation: &str) -> reqwest::RequestBuilder {
         match &self.backend {
             LlmBackend::OpenAi { base_url, api_key } => {
-                let r = self.http.post(format!("{base_url}/chat/completions"));
+                let r = self.http.post(format!("{base_url}/{operation}"));
                 match api_key {
                     Some(k) => r.bearer_auth(k),
                     None => r,
@@ -175,7 +176,7 @@ impl LlmClient {
                 let deployment = deployments.get(model).map(String::as_str).unwrap_or(model);
                 self.http
                     .post(format!(
-                        "{endpoint}/openai/deployments/{deployment}/chat/completions"
+                        "{endpoint}/openai/deployments/{deployment}/{operation}"
                     ))
                     .query(&[("api-version", api_version)])
                     .header("api-key", api_key)
@@ -201,15 +202,17 @@ impl LlmClient {
             rate_limited: false,
             retry_after: None,
         };
-        let response =
-            tokio::time::timeout(self.idle_timeout, self.request(&model).json(&body).send())
-                .await
-                .map_err(|_| LlmError::Retryable {
-                    message: "The model endpoint did not answer in time.".into(),
-                    rate_limited: false,
-                    retry_after: None,
-                })?
-                .map_err(network)?;
+        let response = tokio::time::timeout(
+            self.idle_timeout,
+            self.request(&model, "chat/completions").json(&body).send(),
+        )
+        .await
+        .map_err(|_| LlmError::Retryable {
+            message: "The model endpoint did not answer in time.".into(),
+            rate_limited: false,
+            retry_after: None,
+        })?
+        .map_err(network)?;
         let status = response.status().as_u16();
         if status != 200 {
             let after = retry_after(response.headers());
@@ -284,6 +287,80 @@ impl LlmClient {
         }
         // The stream ended without `[DONE]`: complete only if the model said it was done.
         accumulator.finish()
+    }
+}
+
+impl LlmClient {
+    /// Embeds `inputs` with `model`: one vector per input, in order.
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        let body = json!({"model": model, "input": inputs, "encoding_format": "float"});
+        let response = tokio::time::timeout(
+            self.idle_timeout,
+            self.request(model, "embeddings").json(&body).send(),
+        )
+        .await
+        .map_err(|_| LlmError::Retryable {
+            message: "The embeddings endpoint did not answer in time.".into(),
+            rate_limited: false,
+            retry_after: None,
+        })?
+        .map_err(|e| LlmError::Retryable {
+            message: format!(
+                "The embeddings endpoint could not be reached: {}",
+                without_url(&e)
+            ),
+            rate_limited: false,
+            retry_after: None,
+        })?;
+        let status = response.status().as_u16();
+        let after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        if status != 200 {
+            let message = error_message(status, &text);
+            return Err(match status {
+                408 | 409 | 429 | 500..=599 => LlmError::Retryable {
+                    message,
+                    rate_limited: status == 429,
+                    retry_after: after,
+                },
+                _ => LlmError::Rejected { message },
+            });
+        }
+        let value: Value = serde_json::from_str(&text).map_err(|_| LlmError::Retryable {
+            message: "The embeddings endpoint sent an unreadable answer.".into(),
+            rate_limited: false,
+            retry_after: None,
+        })?;
+        let mut rows: Vec<(usize, Vec<f32>)> = value["data"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| {
+                        let index = item["index"].as_u64().map(|n| n as usize).unwrap_or(i);
+                        let vector = item["embedding"]
+                            .as_array()
+                            .map(|v| v.iter().map(|x| x.as_f64().unwrap_or(0.0) as f32).collect())
+                            .unwrap_or_default();
+                        (index, vector)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rows.sort_by_key(|(i, _)| *i);
+        if rows.len() != inputs.len() || rows.iter().any(|(_, v)| v.is_empty()) {
+            return Err(LlmError::Retryable {
+                message: format!(
+                    "The embeddings endpoint answered {} vectors for {} inputs.",
+                    rows.len(),
+                    inputs.len()
+                ),
+                rate_limited: false,
+                retry_after: None,
+            });
+        }
+        Ok(rows.into_iter().map(|(_, v)| v).collect())
     }
 }
 

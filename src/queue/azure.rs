@@ -225,6 +225,7 @@ mod tests {
             thread_id: "thread_x".into(),
             run_id: "run_x".into(),
             seq: 3,
+            ..WorkItem::default()
         };
         let text = encode(&item);
         assert!(!text.contains('{'));

@@ -15,24 +15,36 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkKind {
     /// Take the run's next turn (an LLM call and its writes).
+    #[default]
     Step,
     /// Expire the run if it is still waiting for tool outputs of turn `seq`.
     Expire,
+    /// Read, chunk and embed a file added to a vector store.
+    Ingest,
 }
 
 /// One unit of work. Small (ids only) so it always fits a queue message (64 KiB).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
     pub kind: WorkKind,
     pub tenant: String,
+    /// Run items: the run and its thread.
+    #[serde(default)]
     pub thread_id: String,
+    #[serde(default)]
     pub run_id: String,
     /// The run's turn counter when the item was made.
+    #[serde(default)]
     pub seq: u32,
+    /// Ingest items: the vector store and the file.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vector_store_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub file_id: String,
 }
 
 impl WorkItem {

@@ -8,6 +8,11 @@
 //! t/<tenant>/threads/<thread_id>/steps/<run_id>/<step_id>
 //! t/<tenant>/files/<file_id>                  the file object
 //! t/<tenant>/file-data/<file_id>              its bytes
+//! t/<tenant>/file-links/<file_id>/<vs_id>      the stores that hold a file
+//! t/<tenant>/vector_stores/<vs_id>             the store + counts + version
+//! t/<tenant>/vs-files/<vs_id>/<file_id>        a file in a store
+//! t/<tenant>/vs-chunks/<vs_id>/<file_id>       its chunks and embeddings
+//! t/<tenant>/vs-batches/<vs_id>/<batch_id>     a file batch
 //! ```
 //! Ids sort by creation time, so a prefix listing is already in creation order. Everything of
 //! a thread lives under its prefix, so deleting a thread is one prefix deletion, and the
@@ -63,6 +68,46 @@ pub fn file(tenant: &str, id: &str) -> String {
 
 pub fn file_data(tenant: &str, id: &str) -> String {
     format!("t/{tenant}/file-data/{id}")
+}
+
+pub fn file_links(tenant: &str, file_id: &str) -> String {
+    format!("t/{tenant}/file-links/{file_id}/")
+}
+
+pub fn file_link(tenant: &str, file_id: &str, vs_id: &str) -> String {
+    format!("t/{tenant}/file-links/{file_id}/{vs_id}")
+}
+
+pub fn vector_stores(tenant: &str) -> String {
+    format!("t/{tenant}/vector_stores/")
+}
+
+pub fn vector_store(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/vector_stores/{id}")
+}
+
+pub fn vector_store_files(tenant: &str, vs_id: &str) -> String {
+    format!("t/{tenant}/vs-files/{vs_id}/")
+}
+
+pub fn vector_store_file(tenant: &str, vs_id: &str, file_id: &str) -> String {
+    format!("t/{tenant}/vs-files/{vs_id}/{file_id}")
+}
+
+pub fn vector_store_chunks(tenant: &str, vs_id: &str) -> String {
+    format!("t/{tenant}/vs-chunks/{vs_id}/")
+}
+
+pub fn vector_store_chunk_set(tenant: &str, vs_id: &str, file_id: &str) -> String {
+    format!("t/{tenant}/vs-chunks/{vs_id}/{file_id}")
+}
+
+pub fn vector_store_batches(tenant: &str, vs_id: &str) -> String {
+    format!("t/{tenant}/vs-batches/{vs_id}/")
+}
+
+pub fn vector_store_batch(tenant: &str, vs_id: &str, batch_id: &str) -> String {
+    format!("t/{tenant}/vs-batches/{vs_id}/{batch_id}")
 }
 
 /// The last path segment of a key (an object id for the listings above).

@@ -1,0 +1,1159 @@
+//! Vector stores: the stores themselves, their files and file batches, and search.
+//! Files are ingested (extracted, chunked, embedded) asynchronously through the work queue
+//! (`retrieval::ingest`); `status` and `file_counts` follow.
+
+use super::assistants::to_value;
+use super::files;
+use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
+use super::types::{now, one_of};
+use super::validate::{self, max_chars, max_items, metadata, nullable, parse_body, Metadata};
+use super::Ctx;
+use crate::error::ApiError;
+use crate::ids::{new_id, Kind};
+use crate::queue::{WorkItem, WorkKind};
+use crate::retrieval::index::{ChunkSet, Index};
+use crate::store::{self, keys, PutMode, Update};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FileCounts {
+    pub in_progress: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub total: u64,
+}
+
+impl FileCounts {
+    fn slot(&mut self, status: &str) -> Option<&mut u64> {
+        match status {
+            "in_progress" => Some(&mut self.in_progress),
+            "completed" => Some(&mut self.completed),
+            "failed" => Some(&mut self.failed),
+            "cancelled" => Some(&mut self.cancelled),
+            _ => None,
+        }
+    }
+
+    /// A file moved from `from` (None: newly added) to `to` (None: removed).
+    pub fn moved(&mut self, from: Option<&str>, to: Option<&str>) {
+        if let Some(slot) = from.and_then(|f| self.slot(f)) {
+            *slot = slot.saturating_sub(1);
+        }
+        if let Some(slot) = to.and_then(|t| self.slot(t)) {
+            *slot += 1;
+        }
+        self.total = self.in_progress + self.completed + self.failed + self.cancelled;
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorStore {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub name: String,
+    pub usage_bytes: u64,
+    pub file_counts: FileCounts,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<Value>,
+    pub expires_at: Option<i64>,
+    pub last_active_at: Option<i64>,
+    pub metadata: Metadata,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorStoreRecord {
+    #[serde(flatten)]
+    pub store: VectorStore,
+    #[serde(rename = "_description", default)]
+    pub description: Option<String>,
+    /// Bumped whenever what a search sees changes (files completed or removed, attributes).
+    #[serde(rename = "_version", default)]
+    pub version: u64,
+}
+
+impl VectorStoreRecord {
+    /// `status` as the counts and the expiry make it.
+    fn refresh_status(&mut self) {
+        let s = &mut self.store;
+        s.status = if s.expires_at.is_some_and(|t| t <= now()) {
+            "expired"
+        } else if s.file_counts.in_progress > 0 {
+            "in_progress"
+        } else {
+            "completed"
+        }
+        .into();
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorStoreFile {
+    pub id: String,
+    pub object: String,
+    pub usage_bytes: u64,
+    pub created_at: i64,
+    pub vector_store_id: String,
+    pub status: String,
+    pub last_error: Option<Value>,
+    pub chunking_strategy: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VectorStoreFileRecord {
+    #[serde(flatten)]
+    pub file: VectorStoreFile,
+    #[serde(rename = "_batch_id", default)]
+    pub batch_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileBatch {
+    pub id: String,
+    pub object: String,
+    pub created_at: i64,
+    pub vector_store_id: String,
+    pub status: String,
+    pub file_counts: FileCounts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileBatchRecord {
+    #[serde(flatten)]
+    pub batch: FileBatch,
+    #[serde(rename = "_cancelled", default)]
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateVectorStore {
+    #[serde(default)]
+    file_ids: Option<Vec<String>>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    expires_after: Option<Value>,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ModifyVectorStore {
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_after: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<Metadata>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateVectorStoreFile {
+    file_id: String,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAttributes {
+    attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchFile {
+    file_id: String,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+}
+
+/// One file of a batch: its id, chunking strategy and attributes.
+type BatchEntry = (String, Value, Option<Map<String, Value>>);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateFileBatch {
+    #[serde(default)]
+    file_ids: Option<Vec<String>>,
+    #[serde(default)]
+    files: Option<Vec<BatchFile>>,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    query: Value,
+    #[serde(default)]
+    rewrite_query: Option<bool>,
+    #[serde(default)]
+    max_num_results: Option<i64>,
+    #[serde(default)]
+    filters: Option<Value>,
+    #[serde(default)]
+    ranking_options: Option<Value>,
+}
+
+/// `chunking_strategy` as stored and shown: always the static form (auto = 800 / 400).
+pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
+    let auto = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
+    let Some(v) = value.filter(|v| !v.is_null()) else {
+        return Ok(auto);
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("auto") => Ok(auto),
+        Some("static") => {
+            let s = &v["static"];
+            let max = s["max_chunk_size_tokens"].as_u64().filter(|n| (100..=4096).contains(n)).ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.static.max_chunk_size_tokens"),
+                    format!("Invalid '{param}.static.max_chunk_size_tokens': expected an integer between 100 and 4096."),
+                )
+            })?;
+            let overlap = s["chunk_overlap_tokens"].as_u64().filter(|n| *n <= max / 2).ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.static.chunk_overlap_tokens"),
+                    format!("Invalid '{param}.static.chunk_overlap_tokens': expected an integer of at most half of max_chunk_size_tokens."),
+                )
+            })?;
+            Ok(
+                json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}),
+            )
+        }
+        Some(other) => one_of(&format!("{param}.type"), other, &["auto", "static"]).map(|_| auto),
+        None => Err(ApiError::invalid_param(
+            &format!("{param}.type"),
+            format!("Missing required parameter: '{param}.type'."),
+        )),
+    }
+}
+
+/// File attributes: at most 16, keys up to 64 characters, values strings (≤ 512), numbers
+/// or booleans.
+fn validate_attributes(param: &str, attributes: &Map<String, Value>) -> Result<(), ApiError> {
+    if attributes.len() > 16 {
+        return Err(ApiError::invalid_param(
+            param,
+            format!("Invalid '{param}': at most 16 attributes."),
+        ));
+    }
+    for (k, v) in attributes {
+        if k.chars().count() > 64 {
+            return Err(ApiError::invalid_param(
+                param,
+                format!("Invalid '{param}': keys can be at most 64 characters long."),
+            ));
+        }
+        match v {
+            Value::String(s) => max_chars(&format!("{param}.{k}"), s, 512)?,
+            Value::Number(_) | Value::Bool(_) => {}
+            _ => {
+                return Err(ApiError::invalid_param(
+                    &format!("{param}.{k}"),
+                    format!("Invalid '{param}.{k}': expected a string, a number or a boolean."),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
+    let Some(v) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    one_of(
+        "expires_after.anchor",
+        v["anchor"].as_str().unwrap_or(""),
+        &["last_active_at"],
+    )?;
+    let days = v["days"]
+        .as_u64()
+        .filter(|d| (1..=365).contains(d))
+        .ok_or_else(|| {
+            ApiError::invalid_param(
+                "expires_after.days",
+                "Invalid 'expires_after.days': expected an integer between 1 and 365.",
+            )
+        })?;
+    Ok(Some(json!({"anchor": "last_active_at", "days": days})))
+}
+
+fn expires_at(expires_after: Option<&Value>, last_active: i64) -> Option<i64> {
+    expires_after
+        .and_then(|e| e["days"].as_i64())
+        .map(|d| last_active + d * 86_400)
+}
+
+pub async fn load(ctx: &Ctx, vs_id: &str) -> Result<VectorStoreRecord, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    match store::get_json::<VectorStoreRecord>(
+        ctx.store.as_ref(),
+        &keys::vector_store(&ctx.tenant, vs_id),
+    )
+    .await?
+    {
+        Some((mut r, _)) => {
+            r.refresh_status();
+            Ok(r)
+        }
+        None => Err(ApiError::not_found(Kind::VectorStore, vs_id)),
+    }
+}
+
+pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    let req: CreateVectorStore = parse_body(body)?;
+    let file_ids = req.file_ids.unwrap_or_default();
+    max_items("file_ids", &file_ids, 500)?;
+    if let Some(n) = &req.name {
+        max_chars("name", n, 256)?;
+    }
+    if let Some(d) = &req.description {
+        max_chars("description", d, 512)?;
+    }
+    let meta = req.metadata.unwrap_or_default();
+    metadata("metadata", &meta)?;
+    let expires_after = expiry(req.expires_after.as_ref())?;
+    let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
+    for (i, id) in file_ids.iter().enumerate() {
+        validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
+        files::load(ctx, id).await?;
+    }
+    let at = now();
+    let mut record = VectorStoreRecord {
+        store: VectorStore {
+            id: new_id(Kind::VectorStore),
+            object: "vector_store".into(),
+            created_at: at,
+            name: req.name.unwrap_or_default(),
+            usage_bytes: 0,
+            file_counts: FileCounts::default(),
+            status: "completed".into(),
+            expires_at: expires_at(expires_after.as_ref(), at),
+            expires_after,
+            last_active_at: Some(at),
+            metadata: meta,
+        },
+        description: req.description,
+        version: 0,
+    };
+    let mut unique: Vec<String> = Vec::with_capacity(file_ids.len());
+    for id in &file_ids {
+        if !unique.contains(id) {
+            unique.push(id.clone());
+        }
+    }
+    for _ in &unique {
+        record.store.file_counts.moved(None, Some("in_progress"));
+    }
+    record.refresh_status();
+    store::put_json(
+        ctx.store.as_ref(),
+        &keys::vector_store(&ctx.tenant, &record.store.id),
+        &record,
+        PutMode::Create,
+    )
+    .await?;
+    for file_id in &unique {
+        write_file_record(ctx, &record.store.id, file_id, strategy.clone(), None, None).await?;
+    }
+    enqueue_ingestion(ctx, &record.store.id, &unique).await?;
+    to_value(&record.store)
+}
+
+/// Stores a vector-store file in progress (counts and queueing are the caller's business).
+/// An existing record is left as it is; the flag says whether the file was added.
+async fn write_file_record(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_id: &str,
+    strategy: Value,
+    attributes: Option<Map<String, Value>>,
+    batch_id: Option<String>,
+) -> Result<(VectorStoreFileRecord, bool), ApiError> {
+    let record = VectorStoreFileRecord {
+        file: VectorStoreFile {
+            id: file_id.to_string(),
+            object: "vector_store.file".into(),
+            usage_bytes: 0,
+            created_at: now(),
+            vector_store_id: vs_id.to_string(),
+            status: "in_progress".into(),
+            last_error: None,
+            chunking_strategy: strategy,
+            attributes,
+        },
+        batch_id,
+    };
+    let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
+    match store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await {
+        Ok(_) => {}
+        Err(store::StoreError::Conflict) => {
+            let existing =
+                store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key).await?;
+            return Ok((existing.map(|(r, _)| r).unwrap_or(record), false));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The file remembers its stores, so deleting it can detach it everywhere.
+    store::put_json(
+        ctx.store.as_ref(),
+        &keys::file_link(&ctx.tenant, file_id, vs_id),
+        &json!({}),
+        PutMode::Overwrite,
+    )
+    .await?;
+    Ok((record, true))
+}
+
+/// Queues the ingestion of files just added (after the store's counts include them, so
+/// an ingestion that finishes at once moves a file that is already counted).
+async fn enqueue_ingestion(ctx: &Ctx, vs_id: &str, file_ids: &[String]) -> Result<(), ApiError> {
+    for file_id in file_ids {
+        let item = WorkItem {
+            kind: WorkKind::Ingest,
+            tenant: ctx.tenant.clone(),
+            vector_store_id: vs_id.to_string(),
+            file_id: file_id.clone(),
+            ..WorkItem::default()
+        };
+        ctx.queue
+            .enqueue(&item, Duration::ZERO)
+            .await
+            .map_err(|e| {
+                log::warn!("{e}");
+                ApiError::Unavailable
+            })?;
+    }
+    Ok(())
+}
+
+/// Applies a change to the store record's counts (and version), retried on races.
+pub async fn update_store(
+    ctx: &Ctx,
+    vs_id: &str,
+    change: impl Fn(&mut VectorStoreRecord),
+) -> Result<(), ApiError> {
+    store::update_json(
+        ctx.store.as_ref(),
+        &keys::vector_store(&ctx.tenant, vs_id),
+        |mut r: VectorStoreRecord| {
+            change(&mut r);
+            r.refresh_status();
+            Ok::<_, ApiError>(Update::Write(r, ()))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn get(ctx: &Ctx, vs_id: &str) -> Result<Value, ApiError> {
+    to_value(&load(ctx, vs_id).await?.store)
+}
+
+pub async fn modify(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    let req: ModifyVectorStore = parse_body(body)?;
+    if let Some(Some(n)) = &req.name {
+        max_chars("name", n, 256)?;
+    }
+    if let Some(Some(m)) = &req.metadata {
+        metadata("metadata", m)?;
+    }
+    let expires_after = match &req.expires_after {
+        Some(v) => Some(expiry(v.as_ref())?),
+        None => None,
+    };
+    let updated = store::update_json(
+        ctx.store.as_ref(),
+        &keys::vector_store(&ctx.tenant, vs_id),
+        |mut r: VectorStoreRecord| {
+            if let Some(n) = &req.name {
+                r.store.name = n.clone().unwrap_or_default();
+            }
+            if let Some(m) = &req.metadata {
+                r.store.metadata = m.clone().unwrap_or_default();
+            }
+            if let Some(e) = &expires_after {
+                r.store.expires_after = e.clone();
+                r.store.expires_at =
+                    expires_at(e.as_ref(), r.store.last_active_at.unwrap_or_else(now));
+            }
+            r.refresh_status();
+            Ok::<_, ApiError>(Update::Write(r.clone(), r))
+        },
+    )
+    .await?;
+    match updated {
+        Some(r) => to_value(&r.store),
+        None => Err(ApiError::not_found(Kind::VectorStore, vs_id)),
+    }
+}
+
+pub async fn delete(ctx: &Ctx, vs_id: &str) -> Result<Value, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    if !ctx
+        .store
+        .delete(&keys::vector_store(&ctx.tenant, vs_id))
+        .await?
+    {
+        return Err(ApiError::not_found(Kind::VectorStore, vs_id));
+    }
+    let file_prefix = keys::vector_store_files(&ctx.tenant, vs_id);
+    for key in store::list_all(ctx.store.as_ref(), &file_prefix).await? {
+        let file_id = keys::last_segment(&key);
+        ctx.store
+            .delete(&keys::file_link(&ctx.tenant, file_id, vs_id))
+            .await?;
+    }
+    for prefix in [
+        file_prefix,
+        keys::vector_store_chunks(&ctx.tenant, vs_id),
+        keys::vector_store_batches(&ctx.tenant, vs_id),
+    ] {
+        store::delete_prefix(&ctx.store, &prefix).await?;
+    }
+    ctx.retrieval
+        .cache
+        .forget(&format!("{}/{vs_id}", ctx.tenant));
+    Ok(json!({"id": vs_id, "object": "vector_store.deleted", "deleted": true}))
+}
+
+pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
+    let q = ListQuery::parse(query, 100, 20)?;
+    let mut page = list_objects(
+        &ctx.store,
+        &keys::vector_stores(&ctx.tenant),
+        &q,
+        |r: &VectorStoreRecord| &r.store.id,
+        None::<fn(&VectorStoreRecord) -> bool>,
+    )
+    .await?;
+    // Status as counts and expiry make it now.
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        for item in data.iter_mut() {
+            if let Ok(mut r) = serde_json::from_value::<VectorStoreRecord>(item.clone()) {
+                r.refresh_status();
+                item["status"] = json!(r.store.status);
+            }
+        }
+    }
+    Ok(without_internal_fields(page))
+}
+
+/// Attaches one file (`POST /vector_stores/{id}/files`).
+pub async fn create_file(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let req: CreateVectorStoreFile = parse_body(body)?;
+    validate::id("file_id", Kind::File, &req.file_id)?;
+    let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
+    if let Some(a) = &req.attributes {
+        validate_attributes("attributes", a)?;
+    }
+    load(ctx, vs_id).await?;
+    files::load(ctx, &req.file_id).await?;
+    let (record, added) =
+        write_file_record(ctx, vs_id, &req.file_id, strategy, req.attributes, None).await?;
+    if added {
+        update_store(ctx, vs_id, |r| {
+            r.store.file_counts.moved(None, Some("in_progress"))
+        })
+        .await?;
+        enqueue_ingestion(ctx, vs_id, std::slice::from_ref(&req.file_id)).await?;
+    }
+    to_value(&record.file)
+}
+
+pub async fn load_file(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_id: &str,
+) -> Result<VectorStoreFileRecord, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    super::path_id(Kind::File, file_id)?;
+    match store::get_json::<VectorStoreFileRecord>(
+        ctx.store.as_ref(),
+        &keys::vector_store_file(&ctx.tenant, vs_id, file_id),
+    )
+    .await?
+    {
+        Some((r, _)) => Ok(r),
+        None => {
+            load(ctx, vs_id).await?;
+            Err(ApiError::not_found(Kind::File, file_id))
+        }
+    }
+}
+
+pub async fn get_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<super::Reply, ApiError> {
+    let record = load_file(ctx, vs_id, file_id).await?;
+    Ok(super::Reply::Json {
+        body: to_value(&record.file)?,
+        headers: vec![("openai-poll-after-ms", ctx.runs.poll_after_ms.to_string())],
+    })
+}
+
+pub async fn update_file(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_id: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let req: UpdateAttributes = parse_body(body)?;
+    if let Some(a) = &req.attributes {
+        validate_attributes("attributes", a)?;
+    }
+    load_file(ctx, vs_id, file_id).await?;
+    let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
+    let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
+        r.file.attributes = req.attributes.clone();
+        Ok::<_, ApiError>(Update::Write(r.clone(), r))
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found(Kind::File, file_id))?;
+    update_store(ctx, vs_id, |r| r.version += 1).await?;
+    to_value(&updated.file)
+}
+
+/// Detaches a file from a store: its record, chunks and link go, the counts follow.
+pub async fn detach(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<bool, ApiError> {
+    let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
+    let Some((record, _)) =
+        store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key).await?
+    else {
+        return Ok(false);
+    };
+    if !ctx.store.delete(&key).await? {
+        return Ok(false);
+    }
+    ctx.store
+        .delete(&keys::vector_store_chunk_set(&ctx.tenant, vs_id, file_id))
+        .await?;
+    ctx.store
+        .delete(&keys::file_link(&ctx.tenant, file_id, vs_id))
+        .await?;
+    let status = record.file.status.clone();
+    let bytes = record.file.usage_bytes;
+    let vs_key = keys::vector_store(&ctx.tenant, vs_id);
+    store::update_json(ctx.store.as_ref(), &vs_key, |mut r: VectorStoreRecord| {
+        r.store.file_counts.moved(Some(&status), None);
+        r.store.usage_bytes = r.store.usage_bytes.saturating_sub(bytes);
+        r.version += 1;
+        r.refresh_status();
+        Ok::<_, ApiError>(Update::Write(r, ()))
+    })
+    .await?;
+    Ok(true)
+}
+
+pub async fn delete_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    super::path_id(Kind::File, file_id)?;
+    if !detach(ctx, vs_id, file_id).await? {
+        load(ctx, vs_id).await?;
+        return Err(ApiError::not_found(Kind::File, file_id));
+    }
+    Ok(json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true}))
+}
+
+/// Detaches a (deleted) file from every store that has it.
+pub async fn detach_everywhere(ctx: &Ctx, file_id: &str) -> Result<(), ApiError> {
+    for key in store::list_all(ctx.store.as_ref(), &keys::file_links(&ctx.tenant, file_id)).await? {
+        let vs_id = keys::last_segment(&key).to_string();
+        detach(ctx, &vs_id, file_id).await?;
+        ctx.store.delete(&key).await?;
+    }
+    Ok(())
+}
+
+fn status_filter(query: &Query) -> Result<Option<String>, ApiError> {
+    match query_value(query, "filter") {
+        None => Ok(None),
+        Some(f) => {
+            one_of(
+                "filter",
+                f,
+                &["in_progress", "completed", "failed", "cancelled"],
+            )?;
+            Ok(Some(f.to_string()))
+        }
+    }
+}
+
+pub async fn list_files(ctx: &Ctx, vs_id: &str, query: &Query) -> Result<Value, ApiError> {
+    let q = ListQuery::parse(query, 100, 20)?;
+    let filter = status_filter(query)?;
+    load(ctx, vs_id).await?;
+    let page = list_objects(
+        &ctx.store,
+        &keys::vector_store_files(&ctx.tenant, vs_id),
+        &q,
+        |r: &VectorStoreFileRecord| &r.file.id,
+        Some(|r: &VectorStoreFileRecord| filter.as_deref().is_none_or(|f| r.file.status == f)),
+    )
+    .await?;
+    Ok(without_internal_fields(page))
+}
+
+pub async fn file_content(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
+    load_file(ctx, vs_id, file_id).await?;
+    let data: Vec<Value> = match ctx
+        .store
+        .get(&keys::vector_store_chunk_set(&ctx.tenant, vs_id, file_id))
+        .await?
+    {
+        Some((bytes, _)) => ChunkSet::decode(&bytes)
+            .map(|set| {
+                set.chunks
+                    .into_iter()
+                    .map(|text| json!({"type": "text", "text": text}))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    Ok(
+        json!({"object": "vector_store.file_content.page", "data": data, "has_more": false, "next_page": null}),
+    )
+}
+
+pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let req: CreateFileBatch = parse_body(body)?;
+    let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
+    if let Some(a) = &req.attributes {
+        validate_attributes("attributes", a)?;
+    }
+    let entries: Vec<BatchEntry> = match (req.file_ids, req.files) {
+        (Some(ids), None) => {
+            if ids.is_empty() {
+                return Err(ApiError::invalid_param(
+                    "file_ids",
+                    "Invalid 'file_ids': expected at least one file id.",
+                ));
+            }
+            max_items("file_ids", &ids, 2000)?;
+            ids.into_iter()
+                .map(|id| (id, strategy.clone(), req.attributes.clone()))
+                .collect()
+        }
+        (None, Some(files)) => {
+            if files.is_empty() {
+                return Err(ApiError::invalid_param(
+                    "files",
+                    "Invalid 'files': expected at least one file.",
+                ));
+            }
+            max_items("files", &files, 2000)?;
+            let mut out = Vec::with_capacity(files.len());
+            for (i, f) in files.into_iter().enumerate() {
+                let s = match f.chunking_strategy {
+                    Some(c) => chunking(&format!("files[{i}].chunking_strategy"), Some(&c))?,
+                    None => strategy.clone(),
+                };
+                if let Some(a) = &f.attributes {
+                    validate_attributes(&format!("files[{i}].attributes"), a)?;
+                }
+                out.push((f.file_id, s, f.attributes));
+            }
+            out
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "Provide exactly one of 'file_ids' and 'files'.",
+                None,
+            ))
+        }
+    };
+    load(ctx, vs_id).await?;
+    for (i, (id, _, _)) in entries.iter().enumerate() {
+        validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
+        files::load(ctx, id).await?;
+    }
+    let batch = FileBatchRecord {
+        batch: FileBatch {
+            id: new_id(Kind::FileBatch),
+            object: "vector_store.files_batch".into(),
+            created_at: now(),
+            vector_store_id: vs_id.to_string(),
+            status: "in_progress".into(),
+            file_counts: FileCounts::default(),
+        },
+        cancelled: false,
+    };
+    store::put_json(
+        ctx.store.as_ref(),
+        &keys::vector_store_batch(&ctx.tenant, vs_id, &batch.batch.id),
+        &batch,
+        PutMode::Create,
+    )
+    .await?;
+    let mut added = Vec::new();
+    for (file_id, strategy, attributes) in entries {
+        let (_, new) = write_file_record(
+            ctx,
+            vs_id,
+            &file_id,
+            strategy,
+            attributes,
+            Some(batch.batch.id.clone()),
+        )
+        .await?;
+        if new {
+            added.push(file_id);
+        }
+    }
+    update_store(ctx, vs_id, |r| {
+        for _ in &added {
+            r.store.file_counts.moved(None, Some("in_progress"));
+        }
+    })
+    .await?;
+    enqueue_ingestion(ctx, vs_id, &added).await?;
+    batch_value(ctx, vs_id, &batch.batch.id).await
+}
+
+async fn batch_files(
+    ctx: &Ctx,
+    vs_id: &str,
+    batch_id: &str,
+) -> Result<Vec<VectorStoreFileRecord>, ApiError> {
+    let prefix = keys::vector_store_files(&ctx.tenant, vs_id);
+    let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
+        .await?
+        .iter()
+        .map(|k| keys::last_segment(k).to_string())
+        .collect();
+    let all: Vec<VectorStoreFileRecord> =
+        super::pagination::read_all(&ctx.store, &prefix, &ids).await?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.batch_id.as_deref() == Some(batch_id))
+        .collect())
+}
+
+async fn load_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<FileBatchRecord, ApiError> {
+    super::path_id(Kind::VectorStore, vs_id)?;
+    super::path_id(Kind::FileBatch, batch_id)?;
+    match store::get_json::<FileBatchRecord>(
+        ctx.store.as_ref(),
+        &keys::vector_store_batch(&ctx.tenant, vs_id, batch_id),
+    )
+    .await?
+    {
+        Some((b, _)) => Ok(b),
+        None => {
+            load(ctx, vs_id).await?;
+            Err(ApiError::not_found(Kind::FileBatch, batch_id))
+        }
+    }
+}
+
+/// A batch with its counts and status as its files are now.
+async fn batch_value(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
+    let mut record = load_batch(ctx, vs_id, batch_id).await?;
+    let mut counts = FileCounts::default();
+    for f in batch_files(ctx, vs_id, batch_id).await? {
+        counts.moved(None, Some(&f.file.status));
+    }
+    record.batch.status = if record.cancelled {
+        "cancelled"
+    } else if counts.in_progress > 0 {
+        "in_progress"
+    } else if counts.total > 0 && counts.failed == counts.total {
+        "failed"
+    } else {
+        "completed"
+    }
+    .into();
+    record.batch.file_counts = counts;
+    to_value(&record.batch)
+}
+
+pub async fn get_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<super::Reply, ApiError> {
+    Ok(super::Reply::Json {
+        body: batch_value(ctx, vs_id, batch_id).await?,
+        headers: vec![("openai-poll-after-ms", ctx.runs.poll_after_ms.to_string())],
+    })
+}
+
+pub async fn cancel_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
+    load_batch(ctx, vs_id, batch_id).await?;
+    store::update_json(
+        ctx.store.as_ref(),
+        &keys::vector_store_batch(&ctx.tenant, vs_id, batch_id),
+        |mut b: FileBatchRecord| {
+            b.cancelled = true;
+            Ok::<_, ApiError>(Update::Write(b, ()))
+        },
+    )
+    .await?;
+    for f in batch_files(ctx, vs_id, batch_id).await? {
+        if f.file.status != "in_progress" {
+            continue;
+        }
+        let key = keys::vector_store_file(&ctx.tenant, vs_id, &f.file.id);
+        let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
+            if r.file.status != "in_progress" {
+                return Ok::<_, ApiError>(Update::Keep(false));
+            }
+            r.file.status = "cancelled".into();
+            Ok(Update::Write(r, true))
+        })
+        .await?;
+        if moved == Some(true) {
+            update_store(ctx, vs_id, |r| {
+                r.store
+                    .file_counts
+                    .moved(Some("in_progress"), Some("cancelled"))
+            })
+            .await?;
+        }
+    }
+    batch_value(ctx, vs_id, batch_id).await
+}
+
+pub async fn list_batch_files(
+    ctx: &Ctx,
+    vs_id: &str,
+    batch_id: &str,
+    query: &Query,
+) -> Result<Value, ApiError> {
+    let q = ListQuery::parse(query, 100, 20)?;
+    let filter = status_filter(query)?;
+    load_batch(ctx, vs_id, batch_id).await?;
+    let page = list_objects(
+        &ctx.store,
+        &keys::vector_store_files(&ctx.tenant, vs_id),
+        &q,
+        |r: &VectorStoreFileRecord| &r.file.id,
+        Some(|r: &VectorStoreFileRecord| {
+            r.batch_id.as_deref() == Some(batch_id)
+                && filter.as_deref().is_none_or(|f| r.file.status == f)
+        }),
+    )
+    .await?;
+    Ok(without_internal_fields(page))
+}
+
+/// Whether a file's attributes pass a comparison or compound filter.
+pub fn filter_matches(
+    filter: &Value,
+    attributes: Option<&Map<String, Value>>,
+) -> Result<bool, ApiError> {
+    let kind = filter["type"].as_str().unwrap_or("");
+    match kind {
+        "and" | "or" => {
+            let parts = filter["filters"].as_array().ok_or_else(|| ApiError::invalid_param("filters.filters", "Invalid 'filters.filters': expected an array."))?;
+            let mut results = Vec::with_capacity(parts.len());
+            for p in parts {
+                results.push(filter_matches(p, attributes)?);
+            }
+            Ok(if kind == "and" { results.iter().all(|r| *r) } else { results.iter().any(|r| *r) })
+        }
+        "eq" | "ne" | "gt" | "gte" | "lt" | "lte" | "in" | "nin" => {
+            let key = filter["key"].as_str().ok_or_else(|| ApiError::invalid_param("filters.key", "Missing required parameter: 'filters.key'."))?;
+            let wanted = &filter["value"];
+            let actual = attributes.and_then(|a| a.get(key));
+            let cmp = |a: &Value, b: &Value| -> Option<std::cmp::Ordering> {
+                match (a, b) {
+                    (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+                    (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+                    (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
+                    _ => None,
+                }
+            };
+            Ok(match kind {
+                "eq" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Equal)),
+                "ne" => actual.is_none_or(|a| cmp(a, wanted) != Some(std::cmp::Ordering::Equal)),
+                "gt" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Greater)),
+                "gte" => actual.is_some_and(|a| matches!(cmp(a, wanted), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))),
+                "lt" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Less)),
+                "lte" => actual.is_some_and(|a| matches!(cmp(a, wanted), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))),
+                "in" => actual.is_some_and(|a| wanted.as_array().is_some_and(|list| list.iter().any(|w| cmp(a, w) == Some(std::cmp::Ordering::Equal)))),
+                _ => actual.is_none_or(|a| !wanted.as_array().is_some_and(|list| list.iter().any(|w| cmp(a, w) == Some(std::cmp::Ordering::Equal)))),
+            })
+        }
+        other => Err(ApiError::invalid_param(
+            "filters.type",
+            format!("Invalid value: '{other}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'."),
+        )),
+    }
+}
+
+/// The index of a store, built (and cached) from its completed files' chunk sets.
+pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index>, ApiError> {
+    let vs_id = &record.store.id;
+    let cache_key = format!("{}/{vs_id}", ctx.tenant);
+    if let Some(index) = ctx.retrieval.cache.get(&cache_key, record.version) {
+        return Ok(index);
+    }
+    let file_prefix = keys::vector_store_files(&ctx.tenant, vs_id);
+    let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &file_prefix)
+        .await?
+        .iter()
+        .map(|k| keys::last_segment(k).to_string())
+        .collect();
+    let records: Vec<VectorStoreFileRecord> =
+        super::pagination::read_all(&ctx.store, &file_prefix, &ids).await?;
+    let mut sets = Vec::new();
+    for r in records.into_iter().filter(|r| r.file.status == "completed") {
+        if let Some((bytes, _)) = ctx
+            .store
+            .get(&keys::vector_store_chunk_set(
+                &ctx.tenant,
+                vs_id,
+                &r.file.id,
+            ))
+            .await?
+        {
+            if let Some(set) = ChunkSet::decode(&bytes) {
+                sets.push((set, r.file.attributes.clone()));
+            }
+        }
+    }
+    let index = Arc::new(Index::build(sets));
+    ctx.retrieval
+        .cache
+        .put(&cache_key, record.version, index.clone());
+    Ok(index)
+}
+
+/// Searches a store: the best chunks for `queries`, as search results.
+pub async fn search_store(
+    ctx: &Ctx,
+    record: &VectorStoreRecord,
+    queries: &[String],
+    limit: usize,
+    min_score: f32,
+    filters: Option<&Value>,
+) -> Result<Vec<Value>, ApiError> {
+    let index = index_of(ctx, record).await?;
+    if index.entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut vectors = ctx
+        .retrieval
+        .embedder
+        .embed(&[queries.join("\n")])
+        .await
+        .map_err(|e| {
+            log::warn!("query embedding failed: {e}");
+            ApiError::Unavailable
+        })?;
+    let query = vectors.pop().unwrap_or_default();
+    // Validate the filter once, then apply it per entry.
+    if let Some(f) = filters {
+        filter_matches(f, None)?;
+    }
+    let hits = index.search(&query, limit, min_score, |e| {
+        filters.is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
+    });
+    Ok(hits
+        .into_iter()
+        .map(|(i, score)| {
+            let e = &index.entries[i];
+            json!({
+                "file_id": e.file_id, "filename": e.filename, "score": score,
+                "attributes": e.attributes, "content": [{"type": "text", "text": e.text}],
+            })
+        })
+        .collect())
+}
+
+pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+    let req: SearchRequest = parse_body(body)?;
+    let queries: Vec<String> = match &req.query {
+        Value::String(s) if !s.trim().is_empty() => vec![s.clone()],
+        Value::Array(items)
+            if !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| i.as_str().is_some_and(|s| !s.trim().is_empty())) =>
+        {
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        }
+        _ => {
+            return Err(ApiError::invalid_param(
+                "query",
+                "Invalid 'query': expected a non-empty string or array of strings.",
+            ))
+        }
+    };
+    let limit = match req.max_num_results {
+        None => 10,
+        Some(n) if (1..=50).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::invalid_param(
+                "max_num_results",
+                "Invalid 'max_num_results': expected an integer between 1 and 50.",
+            ))
+        }
+    };
+    let min_score = match &req.ranking_options {
+        None => 0.0,
+        Some(r) => {
+            if let Some(ranker) = r.get("ranker").and_then(Value::as_str) {
+                one_of(
+                    "ranking_options.ranker",
+                    ranker,
+                    &["none", "auto", "default-2024-11-15"],
+                )?;
+            }
+            let t = r
+                .get("score_threshold")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            validate::range("ranking_options.score_threshold", t, 0.0, 1.0)?;
+            t as f32
+        }
+    };
+    let _ = req.rewrite_query;
+    let record = load(ctx, vs_id).await?;
+    let data = search_store(
+        ctx,
+        &record,
+        &queries,
+        limit,
+        min_score,
+        req.filters.as_ref(),
+    )
+    .await?;
+    // Searching keeps the store active (its expiry counts from the last activity).
+    let at = now();
+    update_store(ctx, vs_id, |r| {
+        r.store.last_active_at = Some(at);
+        r.store.expires_at = expires_at(r.store.expires_after.as_ref(), at);
+    })
+    .await?;
+    Ok(json!({
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": data,
+        "has_more": false,
+        "next_page": null,
+    }))
+}

@@ -1,0 +1,145 @@
+//! Ingestion of one file into one vector store (a work item of kind `ingest`): read the
+//! file, extract its text, chunk it, embed the chunks, store the chunk set, and mark the
+//! vector-store file `completed` (or `failed` with `last_error`). Idempotent: a file that
+//! is no longer `in_progress` (done, failed, cancelled, detached) is left alone, and the
+//! chunk set has a fixed name, so a repeated delivery overwrites it.
+
+use super::chunk::chunk;
+use super::extract::extract;
+use super::index::ChunkSet;
+use crate::api::files;
+use crate::api::vector_stores::{update_store, VectorStoreFileRecord};
+use crate::api::Ctx;
+use crate::error::ApiError;
+use crate::llm::LlmError;
+use crate::queue::WorkItem;
+use crate::store::{self, keys, PutMode, Update};
+use serde_json::json;
+
+/// Why an ingestion did not finish.
+pub enum IngestStop {
+    /// Transient (storage, the embeddings endpoint): deliver the item again.
+    Retry(String),
+}
+
+impl From<ApiError> for IngestStop {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Internal(cause) => IngestStop::Retry(cause),
+            other => IngestStop::Retry(other.to_string()),
+        }
+    }
+}
+
+impl From<store::StoreError> for IngestStop {
+    fn from(e: store::StoreError) -> Self {
+        IngestStop::Retry(e.to_string())
+    }
+}
+
+/// Moves the vector-store file from `in_progress` to `status`; the store's counts follow.
+/// Returns false when it was no longer in progress.
+pub async fn finish(
+    ctx: &Ctx,
+    item: &WorkItem,
+    status: &str,
+    error: Option<(&str, &str)>,
+    usage: u64,
+) -> Result<bool, ApiError> {
+    let key = keys::vector_store_file(&ctx.tenant, &item.vector_store_id, &item.file_id);
+    let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
+        if r.file.status != "in_progress" {
+            return Ok::<_, ApiError>(Update::Keep(false));
+        }
+        r.file.status = status.to_string();
+        r.file.usage_bytes = usage;
+        r.file.last_error = error.map(|(code, message)| json!({"code": code, "message": message}));
+        Ok(Update::Write(r, true))
+    })
+    .await?;
+    if moved == Some(true) {
+        update_store(ctx, &item.vector_store_id, |r| {
+            r.store.file_counts.moved(Some("in_progress"), Some(status));
+            r.store.usage_bytes += usage;
+            if status == "completed" {
+                r.version += 1;
+            }
+        })
+        .await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+pub async fn ingest(ctx: &Ctx, item: &WorkItem) -> Result<(), IngestStop> {
+    let key = keys::vector_store_file(&ctx.tenant, &item.vector_store_id, &item.file_id);
+    let Some((record, _)) =
+        store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key).await?
+    else {
+        return Ok(());
+    };
+    if record.file.status != "in_progress" {
+        return Ok(());
+    }
+    let fail = |code: &'static str, message: String| async move {
+        log::info!(
+            "file {} in {}: {code}: {message}",
+            item.file_id,
+            item.vector_store_id
+        );
+        finish(ctx, item, "failed", Some((code, &message)), 0)
+            .await
+            .map(|_| ())
+    };
+    let file = match files::load(ctx, &item.file_id).await {
+        Ok(f) => f,
+        Err(ApiError::NotFound { .. }) => {
+            return Ok(fail("invalid_file", "The file was deleted.".into()).await?)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some((bytes, _)) = ctx
+        .store
+        .get(&keys::file_data(&ctx.tenant, &item.file_id))
+        .await?
+    else {
+        return Ok(fail("invalid_file", "The file's content is missing.".into()).await?);
+    };
+    let text = match extract(&file.file.filename, &file.content_type, &bytes) {
+        Ok(t) => t,
+        Err(e) => return Ok(fail(e.code(), e.message().to_string()).await?),
+    };
+    let strategy = &record.file.chunking_strategy["static"];
+    let max_tokens = strategy["max_chunk_size_tokens"].as_u64().unwrap_or(800) as usize;
+    let overlap = strategy["chunk_overlap_tokens"].as_u64().unwrap_or(400) as usize;
+    let chunks = chunk(&text, max_tokens, overlap);
+    let vectors = match ctx.retrieval.embedder.embed(&chunks).await {
+        Ok(v) => v,
+        Err(LlmError::Rejected { message }) => return Ok(fail("server_error", message).await?),
+        Err(e @ LlmError::Retryable { .. }) => return Err(IngestStop::Retry(e.to_string())),
+    };
+    let dims = vectors.first().map(Vec::len).unwrap_or(0);
+    let set = ChunkSet {
+        file_id: item.file_id.clone(),
+        filename: file.file.filename.clone(),
+        dims,
+        chunks,
+        vectors: vectors.into_iter().flatten().collect(),
+    };
+    let encoded = set.encode();
+    let usage = encoded.len() as u64;
+    let chunk_key = keys::vector_store_chunk_set(&ctx.tenant, &item.vector_store_id, &item.file_id);
+    ctx.store
+        .put(&chunk_key, encoded.into(), PutMode::Overwrite)
+        .await?;
+    if !finish(ctx, item, "completed", None, usage).await? {
+        // Cancelled or detached meanwhile: keep nothing.
+        let still_attached = store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key)
+            .await?
+            .is_some_and(|(r, _)| r.file.status == "completed");
+        if !still_attached {
+            ctx.store.delete(&chunk_key).await?;
+        }
+    }
+    Ok(())
+}
