@@ -830,6 +830,7 @@ async fn repeated_delivery_is_harmless_test(backend: Backend) {
         thread_id: tid.clone(),
         run_id: rid.clone(),
         seq: 0,
+        ..WorkItem::default()
     };
     let mut sink = assistants::engine::events::Discard;
     assert_eq!(app.engine.run_turn(&item, &mut sink).await, Outcome::Done);
