@@ -67,9 +67,11 @@ export AZURITE_CONNECTION_STRING
 step "cargo test"
 cargo test "$@"
 
-# f. Python SDK conformance tests: local and azure storage; runs and streaming also under the
-#    Functions host emulator.
-# g. Node SDK streaming conformance tests (local store; they start their own server).
+# f. Python SDK conformance tests: local and azure storage, and through a BACKEND=proxy server
+#    in front of a stored one (local store); runs and streaming also under the Functions host
+#    emulator.
+# g. Node SDK streaming conformance tests (local store, directly and through a proxy server;
+#    they start their own servers).
 # Both always run; the script fails if either does.
 step "python SDK conformance tests"
 py_rc=0

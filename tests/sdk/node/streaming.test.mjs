@@ -2,7 +2,9 @@
 // validates event order strictly: a delta needs its snapshot, one active message/step at a
 // time, no duplicate ids, a final run event before finalRun()).
 //
-// Starts its own Chat Completions stand-in and server (local store in a temp dir).
+// Starts its own Chat Completions stand-in and server (local store in a temp dir). The same
+// scenarios run twice: against that server directly, and through a second server with
+// BACKEND=proxy in front of it (same client key, mapped to the same tenant upstream).
 // Needs ASSISTANTS_BIN and LLM_STANDIN_BIN (scripts/test.sh exports both); missing either is a
 // failure, not a skip.
 //
@@ -21,6 +23,7 @@ import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
 
 const API_KEY = 'sk-node-test';
+const TENANT = 'tenantnode';
 const READY_TIMEOUT_MS = 20_000;
 
 const RUN_START = ['thread.run.created', 'thread.run.queued', 'thread.run.in_progress'];
@@ -127,25 +130,51 @@ async function startStandIn(logFile) {
 
 /** Starts the server (local store in `dir`) talking to `standin`; resolves when it answers. */
 async function startServer(dir, standin, logFile) {
-  const bin = requiredBin('ASSISTANTS_BIN');
-  const port = await freePort();
   const dataDir = path.join(dir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
+  return startService(dir, logFile, {
+    ...process.env,
+    STORAGE: 'local',
+    DATA_DIR: dataDir,
+    ASSISTANTS_API_KEYS: `${API_KEY}=${TENANT}`,
+    OPENAI_BASE_URL: standin.baseURL,
+    OPENAI_API_KEY: 'sk-standin',
+    RUST_LOG: 'info',
+  });
+}
+
+/**
+ * Starts a BACKEND=proxy server in front of `upstream` (the same client key, its tenant mapped
+ * to the same tenant upstream; no model, a DATA_DIR of its own); resolves when it answers.
+ */
+async function startProxy(dir, upstream, logFile) {
+  const dataDir = path.join(dir, 'proxy-data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const env = { ...process.env };
+  for (const name of ['OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AZURE_OPENAI_ENDPOINT', 'AZURE_OPENAI_API_KEY']) {
+    delete env[name];
+  }
+  return startService(dir, logFile, {
+    ...env,
+    BACKEND: 'proxy',
+    UPSTREAM_BASE_URL: upstream.baseURL,
+    UPSTREAM_TENANT_KEYS: `${TENANT}=${API_KEY}`,
+    STORAGE: 'local',
+    DATA_DIR: dataDir,
+    ASSISTANTS_API_KEYS: `${API_KEY}=${TENANT}`,
+    RUST_LOG: 'info',
+  });
+}
+
+/** Starts ASSISTANTS_BIN with `env` on a free port; resolves when it answers HTTP. */
+async function startService(dir, logFile, env) {
+  const bin = requiredBin('ASSISTANTS_BIN');
+  const port = await freePort();
   const log = fs.openSync(logFile, 'a');
   const child = spawn(bin, [], {
     cwd: dir,
     stdio: ['ignore', log, log],
-    env: {
-      ...process.env,
-      STORAGE: 'local',
-      DATA_DIR: dataDir,
-      PORT: String(port),
-      BIND: '127.0.0.1',
-      ASSISTANTS_API_KEYS: `${API_KEY}=tenantnode`,
-      OPENAI_BASE_URL: standin.baseURL,
-      OPENAI_API_KEY: 'sk-standin',
-      RUST_LOG: 'info',
-    },
+    env: { ...env, PORT: String(port), BIND: '127.0.0.1' },
   });
   fs.closeSync(log);
   const baseURL = `http://127.0.0.1:${port}/v1`;
@@ -195,10 +224,17 @@ function textOf(message) {
   return message.content.map((p) => (p.type === 'text' ? p.text.value : `<${p.type}>`)).join('');
 }
 
-describe('Node SDK streaming (openai 7.57, local store)', () => {
+// How the client reaches the stored server: directly, or through a proxy server.
+const MODES = [
+  { name: 'local store', proxy: false },
+  { name: 'through a proxy to a local store', proxy: true },
+];
+
+for (const mode of MODES) describe(`Node SDK streaming (openai 7.57, ${mode.name})`, () => {
   let tmp;
   let standin;
   let server;
+  let proxy;
   let client;
 
   const llm = {
@@ -222,10 +258,13 @@ describe('Node SDK streaming (openai 7.57, local store)', () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'assistants-node-'));
     standin = await startStandIn(path.join(tmp, 'standin.log'));
     server = await startServer(tmp, standin, path.join(tmp, 'server.log'));
-    client = new OpenAI({ baseURL: server.baseURL, apiKey: API_KEY, maxRetries: 0, timeout: 30_000 });
+    if (mode.proxy) proxy = await startProxy(tmp, server, path.join(tmp, 'proxy.log'));
+    const baseURL = (proxy ?? server).baseURL;
+    client = new OpenAI({ baseURL, apiKey: API_KEY, maxRetries: 0, timeout: 30_000 });
   });
 
   after(async () => {
+    await stopProcess(proxy?.child, 'SIGTERM');
     await stopProcess(server?.child, 'SIGTERM');
     await stopProcess(standin?.child, 'SIGINT');
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
@@ -245,7 +284,9 @@ describe('Node SDK streaming (openai 7.57, local store)', () => {
   }
 
   function serverLog() {
-    return tail(path.join(tmp, 'server.log'), 3000);
+    const stored = tail(path.join(tmp, 'server.log'), 3000);
+    if (!mode.proxy) return stored;
+    return `--- proxy ---\n${tail(path.join(tmp, 'proxy.log'), 2000)}\n--- upstream ---\n${stored}`;
   }
 
   function checkTextAnswer(rec, { runId, threadId, text }) {

@@ -5,10 +5,12 @@ container and queue per server instance) and, for the modules that opt in (see
 `pytest.mark.backends` / pytest_generate_tests), "functions": the server as an Azure Functions
 custom handler behind `functions-host-emulator` (Azurite storage through AzureWebJobsStorage, a
 unique container and queue; no queue poller in the handler, runs advance only through the
-emulator's queue-trigger deliveries). One server process is started per backend for the whole
-session (pytest groups the tests by backend, so only one runs at a time) and is stopped
-afterwards. Tests keep apart by creating their own objects; tests that need an empty tenant use
-a key of their own (see KEYS).
+emulator's queue-trigger deliveries) and "proxy": a second server with BACKEND=proxy in front of
+a stored one (local store), the SDK talking to the proxy, the stand-in to the stored server (see
+start_server). One server (or proxy pair) is started per backend for the whole session (pytest
+groups the tests by backend, so only one runs at a time) and is stopped afterwards. Tests keep
+apart by creating their own objects; tests that need an empty tenant use a key of their own (see
+KEYS).
 
 Every server gets a Chat Completions stand-in process of its own (`llm-standin`, pointed at by
 the server's OPENAI_BASE_URL), stopped together with the server. Tests script what the "model"
@@ -45,7 +47,7 @@ import pytest
 
 # Every backend, in the order the session runs them. A module picks its own with
 # `pytestmark = pytest.mark.backends(...)`; without the mark it gets DEFAULT_BACKENDS.
-BACKENDS = ["local", "azure", "functions"]
+BACKENDS = ["local", "azure", "functions", "proxy"]
 DEFAULT_BACKENDS = ["local", "azure"]
 
 KEY_A = "sk-test-a"
@@ -55,6 +57,10 @@ KEY_PAGING = "sk-test-paging"
 # A key that names no tenant (the `key` form of ASSISTANTS_API_KEYS).
 KEY_PLAIN = "sk-test-plain"
 KEYS = f"{KEY_A}=tenanta,{KEY_B}=tenantb,{KEY_PAGING}=tenantpaging,{KEY_PLAIN}"
+# The "proxy" backend's upstream keys: each of its tenants maps to the same tenant upstream
+# (the stored server has the same KEYS), the key without a tenant to the upstream's default.
+UPSTREAM_TENANT_KEYS = f"tenanta={KEY_A},tenantb={KEY_B},tenantpaging={KEY_PAGING}"
+UPSTREAM_API_KEY = KEY_PLAIN
 
 READY_TIMEOUT_S = 20.0
 # The emulator itself waits up to 30 s for the handler before it gives up.
@@ -98,7 +104,8 @@ class StorageConfig:
 
     @classmethod
     def fresh(cls, backend: str, tmp_dir: pathlib.Path) -> "StorageConfig":
-        if backend == "local":
+        # "proxy": `data_dir` is the stored (upstream) server's local store.
+        if backend in ("local", "proxy"):
             return cls(backend, tmp_dir / "data")
         return cls(
             backend,
@@ -260,7 +267,8 @@ def start_standin(log_path: pathlib.Path) -> StandIn:
 @dataclass
 class Server:
     """A running assistants-service process (or, for "functions", the host emulator that runs
-    it as its custom handler; `proc` is then the emulator, which stops the handler with it)."""
+    it as its custom handler; `proc` is then the emulator, which stops the handler with it; for
+    "proxy", the BACKEND=proxy process, with the stored server behind it as `upstream`)."""
 
     storage: StorageConfig
     port: int
@@ -269,6 +277,8 @@ class Server:
     standin: StandIn
     # Whether stop() also stops the stand-in (false when it was handed in by the caller).
     owns_standin: bool = True
+    # "proxy" only: the stored server the proxy forwards to (stopped with the proxy).
+    upstream: "Server | None" = None
     _clients: dict = field(default_factory=dict)
 
     @property
@@ -291,14 +301,22 @@ class Server:
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError as e:
-            return f"<cannot read {self.log_path}: {e}>"
-        return text[-max_chars:]
+            text = f"<cannot read {self.log_path}: {e}>"
+        if self.upstream is None:
+            return text[-max_chars:]
+        half = max(max_chars // 2, 1)
+        return (
+            f"--- proxy ({self.log_path.name}) ---\n{text[-half:]}\n"
+            f"--- upstream ({self.upstream.log_path.name}) ---\n{self.upstream.log_tail(half)}"
+        )
 
     def stop(self) -> None:
         for c in self._clients.values():
             c.close()
         self._clients.clear()
         _stop_process(self.proc, signal.SIGTERM, own_group=self.backend == "functions")
+        if self.upstream is not None:
+            self.upstream.stop()  # stops the stand-in too when it started it
         if self.owns_standin:
             self.standin.stop()
 
@@ -318,6 +336,40 @@ def _stop_process(proc: subprocess.Popen, sig: int, *, own_group: bool) -> None:
             os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (normally none)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+# What a "proxy" server must not inherit: it reaches no model and has no storage of its own.
+PROXY_UNSET = (
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_API_KEY",
+    "AzureWebJobsStorage",
+    "STORAGE_CONNECTION_STRING",
+    "QUEUE",
+    "FUNCTIONS_CUSTOMHANDLER_PORT",
+)
+
+
+def _proxy_env(storage: StorageConfig, upstream: "Server") -> dict:
+    """A BACKEND=proxy server in front of `upstream`, with the same client keys, each tenant
+    mapped to the same tenant upstream; a DATA_DIR of its own (it stores nothing)."""
+    proc_env = dict(os.environ)
+    for name in PROXY_UNSET:
+        proc_env.pop(name, None)
+    proc_env.update(
+        BACKEND="proxy",
+        UPSTREAM_BASE_URL=upstream.base_url,
+        UPSTREAM_TENANT_KEYS=UPSTREAM_TENANT_KEYS,
+        UPSTREAM_API_KEY=UPSTREAM_API_KEY,
+        ASSISTANTS_API_KEYS=KEYS,
+        RUST_LOG="info",
+        PORT=str(_free_port()),
+        BIND="127.0.0.1",
+        STORAGE="local",
+        DATA_DIR=str(storage.data_dir.parent / "proxy-data"),
+    )
+    return proc_env
 
 
 def _server_env(storage: StorageConfig, standin: StandIn, env: dict[str, str] | None) -> dict:
@@ -350,7 +402,9 @@ def start_server(
 
     The server talks to `standin`, or to a stand-in started for it (and stopped with it).
     `env` adds or overrides settings (e.g. RUN_EXPIRY_SECONDS). For the "functions" backend the
-    binary is started by the Functions-host emulator as its custom handler.
+    binary is started by the Functions-host emulator as its custom handler. For "proxy" a stored
+    server (local store in `storage.data_dir`, the stand-in and `env` are its) is started first,
+    then a BACKEND=proxy server in front of it; the returned Server is the proxy.
     """
     binary = _required_env("ASSISTANTS_BIN")
     if not os.access(binary, os.X_OK):
@@ -367,6 +421,8 @@ def start_server(
     if standin is None:
         standin = start_standin(log_path.with_name(log_path.stem + "-standin.log"))
     try:
+        if storage.backend == "proxy":
+            return _start_proxy(binary, storage, log_path, standin, owns_standin, env)
         proc_env = _server_env(storage, standin, env)
         if emulator is not None:
             return _start_functions(emulator, binary, storage, log_path, standin, owns_standin, proc_env)
@@ -375,6 +431,25 @@ def start_server(
         if owns_standin:
             standin.stop()
         raise
+
+
+def _start_proxy(binary, storage, log_path, standin, owns_standin, env) -> Server:
+    """The stored server (which owns the stand-in if we started it), then the proxy."""
+    upstream_log = log_path.with_name(log_path.stem + "-upstream.log")
+    upstream = start_server(
+        StorageConfig("local", storage.data_dir), upstream_log, standin=standin, env=env
+    )
+    upstream.owns_standin = owns_standin
+    try:
+        proxy_env = _proxy_env(storage, upstream)
+        pathlib.Path(proxy_env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+        proxy = _start_standalone(binary, storage, log_path, standin, False, proxy_env)
+    except BaseException:
+        upstream.owns_standin = False  # start_server's caller stops it
+        upstream.stop()
+        raise
+    proxy.upstream = upstream
+    return proxy
 
 
 def _start_standalone(binary, storage, log_path, standin, owns_standin, proc_env) -> Server:

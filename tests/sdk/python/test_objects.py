@@ -1,7 +1,7 @@
 """Conformance tests for assistants, threads and messages, driven by the official `openai`
-Python SDK exactly as an application uses it. Every test runs on both storage backends (see
-conftest.py). Raw HTTP is used only where the SDK cannot express the request (no API key) or to
-look at the exact error body."""
+Python SDK exactly as an application uses it. Every test runs on both storage backends and
+through a proxy server in front of a stored one (see conftest.py). Raw HTTP is used only where
+the SDK cannot express the request (no API key) or to look at the exact error body."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import openai
 import pytest
 
 from conftest import KEY_A, KEY_B, KEY_PAGING, KEY_PLAIN, StorageConfig, random_id
+
+pytestmark = pytest.mark.backends("local", "azure", "proxy")
 
 MODEL = "gpt-4o-mini"
 FUNCTION_PARAMS = {

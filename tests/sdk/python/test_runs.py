@@ -1,9 +1,9 @@
 """Conformance tests for runs and run steps, driven by the official `openai` Python SDK the way
 applications use it (poll helpers, function-calling loop, pagination). Every test runs on both
 storage backends and on the server as an Azure Functions custom handler (behind the host
-emulator; runs advance only through its queue-trigger deliveries); the "model" is the server's
-stand-in, scripted per test (`llm` fixture, see conftest.py), and what reached it is checked
-through its request log."""
+emulator; runs advance only through its queue-trigger deliveries) and through a proxy server in
+front of a stored one; the "model" is the (stored) server's stand-in, scripted per test (`llm`
+fixture, see conftest.py), and what reached it is checked through its request log."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from run_helpers import (
     wait_for_run,
 )
 
-pytestmark = pytest.mark.backends("local", "azure", "functions")
+pytestmark = pytest.mark.backends("local", "azure", "functions", "proxy")
 
 
 def assert_usage(usage, expected: dict | None = None):

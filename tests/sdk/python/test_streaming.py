@@ -1,7 +1,8 @@
 """Conformance tests for streamed runs (SSE), driven by the official `openai` Python SDK's
 streaming helpers (`runs.stream`, `submit_tool_outputs_stream`, `create_and_run_stream`) with an
 `AssistantEventHandler`, as applications use them. Every test runs on both storage backends and
-on the server as an Azure Functions custom handler (behind the host emulator); the model is the
+on the server as an Azure Functions custom handler (behind the host emulator) and through a proxy
+server in front of a stored one (events relayed as they arrive); the model is the
 server's stand-in (see conftest.py)."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from run_helpers import (
     wait_for_run,
 )
 
-pytestmark = pytest.mark.backends("local", "azure", "functions")
+pytestmark = pytest.mark.backends("local", "azure", "functions", "proxy")
 
 # The canonical event sequence of a text answer (protocol doc §8), with the message deltas
 # collapsed into one entry.
