@@ -26,9 +26,13 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("Invalid URL ({method} {path})")]
     UnknownRoute { method: String, path: String },
-    /// 405: the route exists, the method does not.
+    /// 405: the route exists, the method does not; `allowed` goes into `Allow`.
     #[error("Invalid method for URL ({method} {path})")]
-    MethodNotAllowed { method: String, path: String },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: Vec<&'static str>,
+    },
     /// 409: a conflicting concurrent change that retrying cannot resolve right now.
     #[error("{0}")]
     Conflict(String),

@@ -470,6 +470,46 @@ async fn invalid_requests_test(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 400);
 
+    // Bodies must be JSON objects; modify operations need one.
+    let r = app
+        .raw(Method::POST, "/assistants")
+        .header("content-type", "application/json")
+        .body(r#"["m2", "name"]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let asst = app.post("/assistants", json!({"model": "m"})).await.ok();
+    let r = app
+        .raw(
+            Method::POST,
+            &format!("/assistants/{}", asst["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Unknown fields are refused at any depth.
+    let e = app
+        .post(
+            "/assistants",
+            json!({"model": "m", "response_format": {"type": "json_schema",
+            "json_schema": {"name": "x", "extra": 42}}}),
+        )
+        .await
+        .error(400);
+    assert!(e["message"].as_str().unwrap().contains("extra"));
+    app.post("/threads", json!({"messages": [{"role": "user", "content": "x",
+        "attachments": [{"file_id": "file-abc", "tools": [{"type": "code_interpreter", "extra": 1}]}]}]}))
+        .await
+        .error(400);
+    app.post(
+        "/assistants",
+        json!({"model": "m", "tool_resources": {"file_search": {}}}),
+    )
+    .await
+    .error(400);
+
     // Paging parameters.
     app.get("/assistants?limit=0").await.error(400);
     app.get("/assistants?limit=101").await.error(400);
@@ -479,7 +519,9 @@ async fn invalid_requests_test(backend: Backend) {
     // Routes, methods and ids.
     let e = app.get("/nothing/here").await.error(404);
     assert_eq!(e["message"], "Invalid URL (GET /v1/nothing/here)");
-    app.call(Method::PUT, "/assistants", None).await.error(405);
+    let answer = app.call(Method::PUT, "/assistants", None).await;
+    assert_eq!(answer.headers["allow"], "GET, POST");
+    answer.error(405);
     app.call(Method::GET, "/threads", None).await.error(405);
     let e = app.get("/threads/undefined").await.error(400);
     assert_eq!(

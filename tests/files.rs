@@ -44,7 +44,10 @@ async fn file_lifecycle_test(backend: Backend) {
     assert_eq!(file["filename"], "facts.txt");
     assert_eq!(file["purpose"], "assistants");
     assert_eq!(file["status"], "processed");
-    assert_eq!(file["expires_at"], Value::Null);
+    assert!(
+        file.get("expires_at").is_none(),
+        "optional, not nullable: {file}"
+    );
 
     assert_eq!(app.get(&format!("/files/{id}")).await.ok(), file);
     let r = app
@@ -76,6 +79,19 @@ async fn file_lifecycle_test(backend: Backend) {
     assert_eq!(ids, vec![image["id"].as_str().unwrap(), id.as_str()]);
     let vision = app.get("/files?purpose=vision").await.ok();
     assert_eq!(vision["data"].as_array().unwrap().len(), 1);
+    // `purpose` is a filter: empty is none, unknown matches nothing.
+    assert_eq!(
+        app.get("/files?purpose=").await.ok()["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.get("/files?purpose=nothing").await.ok()["data"],
+        serde_json::json!([])
+    );
+    assert!(file.get("status_details").is_none());
     let page = app.get("/files?limit=1&order=asc").await.ok();
     assert_eq!(page["data"][0]["id"], id.as_str());
     assert_eq!(page["has_more"], true);
@@ -203,10 +219,27 @@ async fn bad_uploads_are_400s_test(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400, "{body}");
+    // The object may also come as one JSON part.
+    let (status, file) = upload(
+        &app,
+        b"y".to_vec(),
+        "b.txt",
+        Some("assistants"),
+        &[(
+            "expires_after",
+            r#"{"anchor": "created_at", "seconds": 7200}"#,
+        )],
+    )
+    .await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(
+        file["expires_at"].as_i64().unwrap(),
+        file["created_at"].as_i64().unwrap() + 7200
+    );
     // Nothing of the refused uploads was kept.
     let data_keys = assistants::store::list_all(app.store.as_ref(), "t/tenanta/file-data/")
         .await
         .unwrap();
-    assert_eq!(data_keys.len(), 1, "{data_keys:?}");
+    assert_eq!(data_keys.len(), 2, "{data_keys:?}");
 }
 both_backends!(bad_uploads_are_400s, bad_uploads_are_400s_test);

@@ -158,6 +158,15 @@ async fn ingest_and_search_test(backend: Backend) {
     )
     .await
     .error(400);
+    for bad in [
+        json!({"query": "x", "filters": {"A": [1], "key": {}}}),
+        json!({"query": "x", "filters": {"type": "eq", "key": "a", "value": 1, "extra": true}}),
+        json!({"query": "x", "filters": {"type": "in", "key": "a", "value": 1}}),
+    ] {
+        app.post(&format!("/vector_stores/{vs_id}/search"), bad)
+            .await
+            .error(400);
+    }
     app.post(
         &format!("/vector_stores/{vs_id}/search"),
         json!({"query": "x", "max_num_results": 51}),

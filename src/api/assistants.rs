@@ -4,7 +4,9 @@ use super::pagination::{list_objects, ListQuery, Query};
 use super::types::{
     now, validate_response_format, validate_tools, Tool, ToolResources, ToolResourcesRequest,
 };
-use super::validate::{self, max_chars, metadata, nullable, parse_body, range, Metadata};
+use super::validate::{
+    self, max_chars, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
@@ -196,7 +198,7 @@ pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
 
 pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value, ApiError> {
     super::path_id(Kind::Assistant, assistant_id)?;
-    let req: ModifyAssistant = parse_body(body)?;
+    let req: ModifyAssistant = parse_required_body(body)?;
     if let Some(model) = &req.model {
         validate_model(model)?;
     }

@@ -30,10 +30,13 @@ pub struct FileObject {
     pub object: String,
     pub bytes: u64,
     pub created_at: i64,
+    /// Optional and not nullable in the spec: left out when the file does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
     pub filename: String,
     pub purpose: String,
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_details: Option<String>,
 }
 
@@ -168,6 +171,24 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                 "expires_after[seconds]" => {
                     seconds = Some(field.text().await.map_err(multipart_error)?)
                 }
+                // The object as one JSON part (how OpenAPI encodes objects in multipart).
+                "expires_after" => {
+                    let text = field.text().await.map_err(multipart_error)?;
+                    let value: Value = serde_json::from_str(&text).map_err(|_| {
+                        ApiError::invalid_param(
+                            "expires_after",
+                            "Invalid 'expires_after': expected a JSON object.",
+                        )
+                    })?;
+                    anchor = value["anchor"].as_str().map(str::to_string);
+                    seconds = value["seconds"].as_i64().map(|n| n.to_string());
+                    if seconds.is_none() {
+                        return Err(ApiError::invalid_param(
+                            "expires_after.seconds",
+                            "Missing required parameter: 'expires_after.seconds'.",
+                        ));
+                    }
+                }
                 other => {
                     return Err(ApiError::invalid(
                         format!(
@@ -290,24 +311,10 @@ pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
         ));
     }
     let q = ListQuery::parse(query, 10_000, 10_000)?;
-    let purpose = query_value(query, "purpose").map(str::to_string);
-    if let Some(p) = &purpose {
-        one_of(
-            "purpose",
-            p,
-            &[
-                "assistants",
-                "assistants_output",
-                "batch",
-                "batch_output",
-                "fine-tune",
-                "fine-tune-results",
-                "vision",
-                "user_data",
-                "evals",
-            ],
-        )?;
-    }
+    // A filter string: empty means none, and an unknown purpose simply matches nothing.
+    let purpose = query_value(query, "purpose")
+        .filter(|p| !p.is_empty())
+        .map(str::to_string);
     let at = now();
     let page = list_objects(
         &ctx.store,

@@ -4,7 +4,7 @@ use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
 use super::types::{now, parse_content, validate_attachments, Attachment, ContentPart};
-use super::validate::{metadata, nullable, parse_body, Metadata};
+use super::validate::{metadata, nullable, parse_body, parse_required_body, Metadata};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
@@ -161,7 +161,7 @@ pub async fn modify(
 ) -> Result<Value, ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
     super::path_id(Kind::Message, message_id)?;
-    let req: ModifyMessage = parse_body(body)?;
+    let req: ModifyMessage = parse_required_body(body)?;
     if let Some(Some(m)) = &req.metadata {
         metadata("metadata", m)?;
     }

@@ -9,7 +9,9 @@ use super::threads::{self, CreateThread};
 use super::types::{
     now, one_of, validate_response_format, validate_tools, Tool, ToolResourcesRequest,
 };
-use super::validate::{self, max_items, metadata, nullable, parse_body, range, Metadata};
+use super::validate::{
+    self, max_items, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+};
 use super::{Ctx, Reply};
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
@@ -765,7 +767,7 @@ pub async fn modify(
 ) -> Result<Reply, ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
     super::path_id(Kind::Run, run_id)?;
-    let req: ModifyRun = parse_body(body)?;
+    let req: ModifyRun = parse_required_body(body)?;
     if let Some(Some(m)) = &req.metadata {
         metadata("metadata", m)?;
     }

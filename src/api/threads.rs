@@ -3,7 +3,7 @@
 use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
 use super::types::{now, ToolResources, ToolResourcesRequest};
-use super::validate::{max_items, metadata, nullable, parse_body, Metadata};
+use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body, Metadata};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
@@ -118,7 +118,7 @@ pub async fn get(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
 
 pub async fn modify(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
-    let req: ModifyThread = parse_body(body)?;
+    let req: ModifyThread = parse_required_body(body)?;
     if let Some(Some(m)) = &req.metadata {
         metadata("metadata", m)?;
     }

@@ -293,7 +293,13 @@ impl ToolResourcesRequest {
                          pass its id in 'vector_store_ids'.",
                     ));
                 }
-                let ids = fs.vector_store_ids.unwrap_or_default();
+                let Some(ids) = fs.vector_store_ids else {
+                    let p = format!("{param}.file_search.vector_store_ids");
+                    return Err(ApiError::invalid_param(
+                        &p,
+                        format!("Missing required parameter: '{p}'."),
+                    ));
+                };
                 let p = format!("{param}.file_search.vector_store_ids");
                 max_items(&p, &ids, 1)?;
                 for (i, id) in ids.iter().enumerate() {
@@ -347,6 +353,15 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
                     .ok_or_else(|| {
                         ApiError::invalid_param(&p, format!("Missing required parameter: '{p}'."))
                     })?;
+                if let Some(extra) = schema
+                    .keys()
+                    .find(|k| !["name", "description", "schema", "strict"].contains(&k.as_str()))
+                {
+                    return Err(ApiError::invalid(
+                        format!("Unrecognized request argument supplied: {p}.{extra}"),
+                        None,
+                    ));
+                }
                 let name = schema.get("name").and_then(Value::as_str).unwrap_or("");
                 if !valid_function_name(name) {
                     return Err(ApiError::invalid_param(
@@ -531,8 +546,9 @@ pub struct Attachment {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AttachmentTool {
-    CodeInterpreter,
-    FileSearch,
+    /// Struct variants, so unknown fields are refused here too.
+    CodeInterpreter {},
+    FileSearch {},
 }
 
 pub fn validate_attachments(param: &str, attachments: &[Attachment]) -> Result<(), ApiError> {

@@ -15,6 +15,13 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     } else {
         body
     };
+    // Every request body is a JSON object (serde would read an array positionally).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid(
+            "Invalid request body: expected a JSON object.",
+            None,
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -78,6 +85,18 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Like `parse_body`, for operations whose body the API requires (an empty one is a 400).
+pub fn parse_required_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            "We could not parse the JSON body of your request: this request needs a JSON object \
+             body.",
+            None,
+        ));
+    }
+    parse_body(body)
+}
+
 /// serde's messages name Rust types; clients know JSON ones.
 fn plain_types(message: &str) -> String {
     message
@@ -86,6 +105,7 @@ fn plain_types(message: &str) -> String {
         .replace("expected u32", "expected an integer")
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected an object")
+        .replace("expected u64", "expected a non-negative integer")
 }
 
 /// serde_json appends " at line 1 column 17": useless to an API client.
@@ -257,6 +277,13 @@ mod tests {
         assert!(message.contains("Missing required parameter"));
         let (message, _) = error_of(r#"{"model":"#);
         assert!(message.contains("could not parse the JSON body"));
+    }
+
+    #[test]
+    fn only_objects_are_bodies() {
+        let (message, _) = error_of(r#"["m", 1.0]"#);
+        assert!(message.contains("expected a JSON object"), "{message}");
+        assert!(parse_required_body::<Probe>(b"  ").is_err());
     }
 
     #[test]

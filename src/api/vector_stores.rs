@@ -6,7 +6,9 @@ use super::assistants::to_value;
 use super::files;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
 use super::types::{now, one_of};
-use super::validate::{self, max_chars, max_items, metadata, nullable, parse_body, Metadata};
+use super::validate::{
+    self, max_chars, max_items, metadata, nullable, parse_body, parse_required_body, Metadata,
+};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
@@ -324,7 +326,7 @@ pub async fn load(ctx: &Ctx, vs_id: &str) -> Result<VectorStoreRecord, ApiError>
 }
 
 pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
-    let req: CreateVectorStore = parse_body(body)?;
+    let req: CreateVectorStore = parse_required_body(body)?;
     let file_ids = req.file_ids.unwrap_or_default();
     max_items("file_ids", &file_ids, 500)?;
     if let Some(n) = &req.name {
@@ -475,7 +477,7 @@ pub async fn get(ctx: &Ctx, vs_id: &str) -> Result<Value, ApiError> {
 
 pub async fn modify(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
     super::path_id(Kind::VectorStore, vs_id)?;
-    let req: ModifyVectorStore = parse_body(body)?;
+    let req: ModifyVectorStore = parse_required_body(body)?;
     if let Some(Some(n)) = &req.name {
         max_chars("name", n, 256)?;
     }
@@ -956,6 +958,73 @@ pub async fn list_batch_files(
     Ok(without_internal_fields(page))
 }
 
+/// Checks a filter's shape: a comparison `{type, key, value}` or a compound
+/// `{type: and|or, filters: [...]}`, nothing else.
+pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
+    let obj = filter.as_object().ok_or_else(|| {
+        ApiError::invalid_param(param, format!("Invalid '{param}': expected an object."))
+    })?;
+    let kind = obj.get("type").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid_param(
+            &format!("{param}.type"),
+            format!("Missing required parameter: '{param}.type'."),
+        )
+    })?;
+    let compound = matches!(kind, "and" | "or");
+    one_of(
+        &format!("{param}.type"),
+        kind,
+        &[
+            "eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "and", "or",
+        ],
+    )?;
+    let allowed: &[&str] = if compound {
+        &["type", "filters"]
+    } else {
+        &["type", "key", "value"]
+    };
+    if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            None,
+        ));
+    }
+    if compound {
+        let parts = obj
+            .get("filters")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.filters"),
+                    format!("Invalid '{param}.filters': expected an array."),
+                )
+            })?;
+        for (i, part) in parts.iter().enumerate() {
+            validate_filter(part, &format!("{param}.filters[{i}]"))?;
+        }
+        return Ok(());
+    }
+    if !obj.get("key").is_some_and(Value::is_string) {
+        return Err(ApiError::invalid_param(
+            &format!("{param}.key"),
+            format!("Invalid '{param}.key': expected a string."),
+        ));
+    }
+    let scalar = |v: &Value| v.is_string() || v.is_number() || v.is_boolean();
+    let value_ok = match obj.get("value") {
+        Some(Value::Array(items)) => matches!(kind, "in" | "nin") && items.iter().all(scalar),
+        Some(v) => scalar(v) && !matches!(kind, "in" | "nin"),
+        None => false,
+    };
+    if !value_ok {
+        return Err(ApiError::invalid_param(
+            &format!("{param}.value"),
+            format!("Invalid '{param}.value': expected a string, number or boolean (an array of them for 'in' and 'nin')."),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a file's attributes pass a comparison or compound filter.
 pub fn filter_matches(
     filter: &Value,
@@ -1064,7 +1133,7 @@ pub async fn search_store(
     let query = vectors.pop().unwrap_or_default();
     // Validate the filter once, then apply it per entry.
     if let Some(f) = filters {
-        filter_matches(f, None)?;
+        validate_filter(f, "filters")?;
     }
     let hits = index.search(&query, limit, min_score, |e| {
         filters.is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))

@@ -179,6 +179,7 @@ impl Engine {
         if record.seq != item.seq {
             return Err(Stop::Nothing);
         }
+        let redelivered = record.run.status == "in_progress";
         let record = match record.run.status.as_str() {
             "cancelling" => return self.finish_cancel(&ctx, item, sink).await,
             "queued" => {
@@ -197,12 +198,9 @@ impl Engine {
                     Moved::Stale => return Err(Stop::Nothing),
                 }
             }
-            // Another delivery began this turn (it crashed, or timed out): start it over,
-            // without what that delivery may have stored of it.
-            "in_progress" => {
-                self.purge_turn(&ctx, &record).await?;
-                record
-            }
+            // Another delivery began this turn (it crashed, or timed out, or runs still):
+            // take it over; what that delivery stored of it is settled when we commit.
+            "in_progress" => record,
             _ => return Err(Stop::Nothing),
         };
 
@@ -266,13 +264,26 @@ impl Engine {
                 total_tokens: sent + received,
             }
         });
+        let attempt = live.attempt;
         self.commit(&ctx, item, &record, completion, usage, live)
-            .await
+            .await?;
+        if redelivered {
+            self.purge_other_attempts(&ctx, &record, attempt).await?;
+        }
+        Ok(())
     }
 
-    /// Deletes whatever an earlier delivery stored of this turn (messages and steps of any
-    /// attempt), so the turn starts clean: one listing, deletes only of what exists.
-    async fn purge_turn(&self, ctx: &Ctx, record: &RunRecord) -> Result<(), Stop> {
+    /// After this delivery committed a turn that another delivery had begun: deletes what
+    /// that delivery stored under attempts this one did not reach (`after` and later).
+    /// Attempts up to `after` have the same names as ours and were overwritten. One listing;
+    /// deletes only of what exists. Done after the commit, never before, so a turn another
+    /// delivery already committed is never left without its answer.
+    async fn purge_other_attempts(
+        &self,
+        ctx: &Ctx,
+        record: &RunRecord,
+        after: u32,
+    ) -> Result<(), Stop> {
         let run = &record.run;
         let prefix = keys::steps(&ctx.tenant, &run.thread_id, &run.id);
         let stored: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
@@ -280,7 +291,7 @@ impl Engine {
             .iter()
             .map(|k| keys::last_segment(k).to_string())
             .collect();
-        for attempt in 0..runs::MAX_ATTEMPTS {
+        for attempt in after + 1..runs::MAX_ATTEMPTS {
             for (step_id, message_id) in [
                 (
                     runs::message_step_id(&run.id, record.seq, attempt),

@@ -150,10 +150,11 @@ async fn handle(
     let operation = match router::route(method.as_str(), &segments) {
         Ok(op) => op,
         Err(RouteError::NotFound) => return Err(unknown()),
-        Err(RouteError::MethodNotAllowed(_)) => {
+        Err(RouteError::MethodNotAllowed(allowed)) => {
             return Err(ApiError::MethodNotAllowed {
                 method: method.to_string(),
                 path: path.to_string(),
+                allowed,
             })
         }
     };
@@ -334,7 +335,11 @@ fn finish(
                 }
                 _ => log::info!("{request_id} {method} {path}: {}: {e}", status.as_u16()),
             }
-            (status, e.to_body(), Vec::new())
+            let extra = match &e {
+                ApiError::MethodNotAllowed { allowed, .. } => vec![("allow", allowed.join(", "))],
+                _ => Vec::new(),
+            };
+            (status, e.to_body(), extra)
         }
     };
     let mut response = json_response(status, &body);
