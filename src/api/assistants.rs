@@ -214,7 +214,7 @@ pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value,
         req.response_format.as_ref().and_then(Option::as_ref),
     )?;
     let tool_resources = match req.tool_resources.clone() {
-        Some(tr) => Some(tr.resolve("tool_resources")?),
+        Some(tr) => Some(tr.resolve_for_modify("tool_resources")?),
         None => None,
     };
     let key = keys::assistant(&ctx.tenant, assistant_id);

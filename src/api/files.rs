@@ -180,7 +180,26 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                             "Invalid 'expires_after': expected a JSON object.",
                         )
                     })?;
-                    anchor = value["anchor"].as_str().map(str::to_string);
+                    if let Some(extra) = value.as_object().and_then(|o| {
+                        o.keys()
+                            .find(|k| *k != "anchor" && *k != "seconds")
+                            .cloned()
+                    }) {
+                        return Err(ApiError::invalid(
+                            format!(
+                                "Unrecognized request argument supplied: expires_after.{extra}"
+                            ),
+                            None,
+                        ));
+                    }
+                    anchor = Some(value["anchor"].as_str().map(str::to_string).ok_or_else(
+                        || {
+                            ApiError::invalid_param(
+                                "expires_after.anchor",
+                                "Missing required parameter: 'expires_after.anchor'.",
+                            )
+                        },
+                    )?);
                     seconds = value["seconds"].as_i64().map(|n| n.to_string());
                     if seconds.is_none() {
                         return Err(ApiError::invalid_param(

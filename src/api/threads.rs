@@ -123,7 +123,7 @@ pub async fn modify(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
         metadata("metadata", m)?;
     }
     let tool_resources = match req.tool_resources {
-        Some(tr) => Some(tr.resolve("tool_resources")?),
+        Some(tr) => Some(tr.resolve_for_modify("tool_resources")?),
         None => None,
     };
     let key = keys::thread(&ctx.tenant, thread_id);

@@ -271,7 +271,17 @@ pub struct FileSearchResources {
 
 impl ToolResourcesRequest {
     /// Validates and converts to the stored form.
+    /// Validates and converts to the stored form. On create, `file_search` must name its
+    /// vector stores; on modify an empty `file_search` clears them.
     pub fn resolve(self, param: &str) -> Result<ToolResources, ApiError> {
+        self.resolve_as(param, true)
+    }
+
+    pub fn resolve_for_modify(self, param: &str) -> Result<ToolResources, ApiError> {
+        self.resolve_as(param, false)
+    }
+
+    fn resolve_as(self, param: &str, ids_required: bool) -> Result<ToolResources, ApiError> {
         let code_interpreter = match self.code_interpreter {
             Some(ci) => {
                 let p = format!("{param}.code_interpreter.file_ids");
@@ -293,7 +303,7 @@ impl ToolResourcesRequest {
                          pass its id in 'vector_store_ids'.",
                     ));
                 }
-                let Some(ids) = fs.vector_store_ids else {
+                let Some(ids) = fs.vector_store_ids.or((!ids_required).then(Vec::new)) else {
                     let p = format!("{param}.file_search.vector_store_ids");
                     return Err(ApiError::invalid_param(
                         &p,
@@ -376,6 +386,21 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
                     return Err(ApiError::invalid_param(
                         &format!("{p}.schema"),
                         format!("Invalid '{p}.schema': expected an object."),
+                    ));
+                }
+                if schema
+                    .get("strict")
+                    .is_some_and(|s| !(s.is_boolean() || s.is_null()))
+                {
+                    return Err(ApiError::invalid_param(
+                        &format!("{p}.strict"),
+                        format!("Invalid '{p}.strict': expected a boolean."),
+                    ));
+                }
+                if schema.get("description").is_some_and(|s| !s.is_string()) {
+                    return Err(ApiError::invalid_param(
+                        &format!("{p}.description"),
+                        format!("Invalid '{p}.description': expected a string."),
                     ));
                 }
             }

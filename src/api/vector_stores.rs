@@ -228,6 +228,12 @@ pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
         Some("auto") => Ok(auto),
         Some("static") => {
             let s = &v["static"];
+            reject_unknown(v, param, &["type", "static"])?;
+            reject_unknown(
+                s,
+                &format!("{param}.static"),
+                &["max_chunk_size_tokens", "chunk_overlap_tokens"],
+            )?;
             let max = s["max_chunk_size_tokens"].as_u64().filter(|n| (100..=4096).contains(n)).ok_or_else(|| {
                 ApiError::invalid_param(
                     &format!("{param}.static.max_chunk_size_tokens"),
@@ -249,6 +255,20 @@ pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
             &format!("{param}.type"),
             format!("Missing required parameter: '{param}.type'."),
         )),
+    }
+}
+
+/// Refuses fields of a JSON object (request part) other than `allowed`.
+fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
+    {
+        Some(extra) => Err(ApiError::invalid(
+            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            None,
+        )),
+        None => Ok(()),
     }
 }
 
@@ -286,6 +306,7 @@ fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
     let Some(v) = value.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
+    reject_unknown(v, "expires_after", &["anchor", "days"])?;
     one_of(
         "expires_after.anchor",
         v["anchor"].as_str().unwrap_or(""),
@@ -1192,10 +1213,16 @@ pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiErr
                     &["none", "auto", "default-2024-11-15"],
                 )?;
             }
-            let t = r
-                .get("score_threshold")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
+            reject_unknown(r, "ranking_options", &["ranker", "score_threshold"])?;
+            let t = match r.get("score_threshold") {
+                None | Some(Value::Null) => 0.0,
+                Some(v) => v.as_f64().ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "ranking_options.score_threshold",
+                        "Invalid 'ranking_options.score_threshold': expected a number.",
+                    )
+                })?,
+            };
             validate::range("ranking_options.score_threshold", t, 0.0, 1.0)?;
             t as f32
         }
