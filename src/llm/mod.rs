@@ -135,6 +135,19 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_millis((s.max(0.0) * 1000.0) as u64))
 }
 
+/// A non-200 answer of the model endpoint: worth retrying (rate limits, server errors) or not.
+fn status_error(status: u16, retry_after: Option<Duration>, body: &str) -> LlmError {
+    let message = error_message(status, body);
+    match status {
+        408 | 409 | 429 | 500..=599 => LlmError::Retryable {
+            message,
+            rate_limited: status == 429,
+            retry_after,
+        },
+        _ => LlmError::Rejected { message },
+    }
+}
+
 /// The message of an OpenAI-shaped error body, or a short excerpt of whatever came.
 fn error_message(status: u16, body: &str) -> String {
     let detail = serde_json::from_str::<Value>(body)
@@ -217,15 +230,7 @@ impl LlmClient {
         if status != 200 {
             let after = retry_after(response.headers());
             let text = response.text().await.unwrap_or_default();
-            let message = error_message(status, &text);
-            return Err(match status {
-                408 | 409 | 429 | 500..=599 => LlmError::Retryable {
-                    message,
-                    rate_limited: status == 429,
-                    retry_after: after,
-                },
-                _ => LlmError::Rejected { message },
-            });
+            return Err(status_error(status, after, &text));
         }
         let is_stream = response
             .headers()
@@ -316,15 +321,7 @@ impl LlmClient {
         let after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         if status != 200 {
-            let message = error_message(status, &text);
-            return Err(match status {
-                408 | 409 | 429 | 500..=599 => LlmError::Retryable {
-                    message,
-                    rate_limited: status == 429,
-                    retry_after: after,
-                },
-                _ => LlmError::Rejected { message },
-            });
+            return Err(status_error(status, after, &text));
         }
         let value: Value = serde_json::from_str(&text).map_err(|_| LlmError::Retryable {
             message: "The embeddings endpoint sent an unreadable answer.".into(),
