@@ -210,6 +210,20 @@ impl App {
     }
 }
 
+/// Binds the listening socket with TCP_NODELAY (accepted connections inherit it on Linux):
+/// SSE events are small writes, and Nagle's algorithm would hold each one back until the
+/// client acknowledged the previous one (tens of milliseconds with delayed ACKs).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
 /// The address to listen on: the Functions host's port on loopback, or `BIND`:`PORT`.
 pub fn listen_addr(settings: &Settings) -> SocketAddr {
     match settings.custom_handler_port {

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listen_addr(&settings);
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match assistants::app::bind(addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("assistants-service: cannot listen on {addr}: {e}");

@@ -429,7 +429,7 @@ impl StandIn {
 
     /// Serves on `addr` (port 0 picks one); returns the bound address.
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = crate::app::bind(addr)?;
         let bound = listener.local_addr()?;
         let routes = self.routes();
         tokio::spawn(warp::serve(routes).incoming(listener).run());

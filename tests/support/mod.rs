@@ -111,9 +111,7 @@ pub async fn spawn_proxy(
     let settings = Settings::from_lookup(|k| env.get(k).cloned()).expect("proxy settings");
     let app = App::new(&settings).expect("proxy app");
     assert!(app.stored.is_none());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = assistants::app::bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async {
@@ -143,9 +141,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let store = stored.store.clone();
     let engine = stored.engine.clone();
     let worker = app.start_worker().expect("worker").expect("a worker");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = assistants::app::bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async {
