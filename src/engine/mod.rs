@@ -19,6 +19,7 @@ pub mod citations;
 pub mod events;
 pub mod file_search;
 pub mod live;
+pub mod partial_json;
 pub mod prompt;
 
 use crate::api::messages::Message;
