@@ -129,6 +129,29 @@ pub struct RunRecord {
     /// stream shows it).
     #[serde(rename = "_include_search_content", default)]
     pub include_search_content: bool,
+    /// The thread as this run's claim left it, with its ETag: the run releases the claim
+    /// from it without reading the thread again (when nothing changed the thread since).
+    #[serde(
+        rename = "_claimed_thread",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub claimed_thread: Option<ClaimedThread>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimedThread {
+    pub record: threads::ThreadRecord,
+    pub etag: String,
+}
+
+impl RunRecord {
+    /// The claimed thread and its ETag, for `threads::release_active_run_from`.
+    pub fn claimed_thread(&self) -> Option<(threads::ThreadRecord, store::ETag)> {
+        self.claimed_thread
+            .as_ref()
+            .map(|c| (c.record.clone(), store::ETag(c.etag.clone())))
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -520,10 +543,15 @@ async fn plan_run(
 
 /// Writes a planned run: claims the thread (one active run per thread), adds the extra
 /// messages, stores the run and queues its first turn.
-async fn start_run(ctx: &Ctx, plan: RunPlan, enqueue: bool) -> Result<RunRecord, ApiError> {
+async fn start_run(
+    ctx: &Ctx,
+    plan: RunPlan,
+    enqueue: bool,
+    thread: Option<(threads::ThreadRecord, store::ETag)>,
+) -> Result<RunRecord, ApiError> {
     let thread_id = plan.run.thread_id.clone();
     let run_id = plan.run.id.clone();
-    claim_thread(ctx, &thread_id, &run_id).await?;
+    let (claimed, etag) = claim_thread(ctx, &thread_id, &run_id, thread).await?;
     let record = RunRecord {
         run: plan.run,
         additional_instructions: plan.additional_instructions,
@@ -531,6 +559,10 @@ async fn start_run(ctx: &Ctx, plan: RunPlan, enqueue: bool) -> Result<RunRecord,
         rounds: Vec::new(),
         updated_ms: now_ms(),
         include_search_content: plan.include_search_content,
+        claimed_thread: Some(ClaimedThread {
+            record: claimed,
+            etag: etag.0,
+        }),
     };
     let written = async {
         for (id, new) in plan.additional_messages {
@@ -581,19 +613,24 @@ pub async fn claim_is_live(ctx: &Ctx, thread_id: &str, active: &str) -> Result<b
 /// Claims the thread for `run_id`. A claim left by a crash is taken over: one held by a run
 /// that is already terminal, or by a run that was never stored although its creation
 /// began more than a minute ago (the run id tells when).
-async fn claim_thread(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
-    match threads::claim_active_run(ctx, thread_id, run_id).await {
-        Ok(()) => Ok(()),
+async fn claim_thread(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(threads::ThreadRecord, store::ETag)>,
+) -> Result<(threads::ThreadRecord, store::ETag), ApiError> {
+    match threads::claim_active_run(ctx, thread_id, run_id, known).await {
+        Ok(claimed) => Ok(claimed),
         Err(e @ ApiError::InvalidRequest { .. }) => {
             let record = threads::load_record(ctx, thread_id).await?;
             let Some(active) = record.active_run_id else {
-                return Box::pin(claim_thread(ctx, thread_id, run_id)).await;
+                return Box::pin(claim_thread(ctx, thread_id, run_id, None)).await;
             };
             if claim_is_live(ctx, thread_id, &active).await? {
                 return Err(e);
             }
             threads::release_active_run(ctx, thread_id, &active).await?;
-            threads::claim_active_run(ctx, thread_id, run_id).await
+            threads::claim_active_run(ctx, thread_id, run_id, None).await
         }
         Err(e) => Err(e),
     }
@@ -644,7 +681,7 @@ pub async fn create(
     let include_search_content = check_include(query)?;
     let req: CreateRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
-    threads::load_record(ctx, thread_id).await?;
+    let thread = threads::load_tagged(ctx, thread_id).await?;
     let mut plan = plan_run(
         ctx,
         thread_id,
@@ -667,7 +704,10 @@ pub async fn create(
     )
     .await?;
     plan.include_search_content = include_search_content;
-    Ok((start_run(ctx, plan, enqueue(stream)).await?, stream))
+    Ok((
+        start_run(ctx, plan, enqueue(stream), Some(thread)).await?,
+        stream,
+    ))
 }
 
 /// Creates a thread and starts a run on it. Returns the thread too (streams start with it).
@@ -710,7 +750,7 @@ pub async fn create_thread_and_run(
         req.response_format,
     )
     .await?;
-    let record = start_run(ctx, plan, enqueue(stream)).await?;
+    let record = start_run(ctx, plan, enqueue(stream), None).await?;
     Ok((thread.thread, record, stream))
 }
 

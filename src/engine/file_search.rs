@@ -100,6 +100,9 @@ pub async fn vector_store_ids(ctx: &Ctx, record: &RunRecord) -> Result<Vec<Strin
 /// Waits (up to `READINESS_WAIT` from the run's creation) while files of the run's vector
 /// stores are still being ingested, so a run started right after an upload sees them.
 pub async fn wait_until_ready(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiError> {
+    if function_name(record).is_none() {
+        return Ok(());
+    }
     let deadline = record.run.created_at + READINESS_WAIT.as_secs() as i64;
     loop {
         let mut pending = false;

@@ -34,7 +34,7 @@ use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::retrieval::Retrieval;
-use crate::store::{self, keys, DynStore, PutMode, Update};
+use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
 use async_trait::async_trait;
 use events::{Discard, EventSink};
 use live::{Close, LiveTurn};
@@ -185,8 +185,21 @@ impl Engine {
         from: &[&str],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
+        Ok(self.move_run_from(ctx, item, from, None, change).await?.0)
+    }
+
+    /// `move_run` from the run as the caller last read or wrote it (`known`, with its ETag:
+    /// no read when nobody wrote since). Also returns the run's ETag after the move.
+    async fn move_run_from(
+        &self,
+        ctx: &Ctx,
+        item: &WorkItem,
+        from: &[&str],
+        known: Option<(RunRecord, ETag)>,
+        change: impl Fn(&mut RunRecord),
+    ) -> Result<(Moved, Option<ETag>), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
+        let moved = store::update_json_from(ctx.store.as_ref(), &key, known, |mut r: RunRecord| {
             if r.seq != item.seq {
                 return Ok::<_, ApiError>(Update::Keep(Moved::Stale));
             }
@@ -201,7 +214,11 @@ impl Engine {
             Ok(Update::Write(r.clone(), Moved::Applied(Box::new(r))))
         })
         .await?;
-        Ok(moved.unwrap_or(Moved::Stale))
+        Ok(match moved {
+            Some((m @ Moved::Applied(_), etag)) => (m, Some(etag)),
+            Some((m, _)) => (m, None),
+            None => (Moved::Stale, None),
+        })
     }
 
     /// One turn; `Some(next)` when the run goes on at once with another turn.
@@ -212,7 +229,7 @@ impl Engine {
     ) -> Result<Option<WorkItem>, Stop> {
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let Some((record, _)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
+        let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
         else {
             return Err(Stop::Nothing);
         };
@@ -223,29 +240,29 @@ impl Engine {
         if record.run.status == "queued" && record.seq == 0 {
             file_search::wait_until_ready(&ctx, &record).await?;
         }
-        let record = match record.run.status.as_str() {
+        let (record, etag) = match record.run.status.as_str() {
             "cancelling" => return self.finish_cancel(&ctx, item, sink).await.map(|_| None),
             "queued" => {
                 let started = self
-                    .move_run(&ctx, item, &["queued"], |r| {
+                    .move_run_from(&ctx, item, &["queued"], Some((record, etag)), |r| {
                         r.run.status = "in_progress".into();
                         r.run.started_at.get_or_insert_with(now);
                     })
                     .await?;
                 match started {
-                    Moved::Applied(r) => {
+                    (Moved::Applied(r), etag) => {
                         sink.emit("thread.run.in_progress", run_value(&r));
-                        *r
+                        (*r, etag)
                     }
-                    Moved::Cancelling => {
+                    (Moved::Cancelling, _) => {
                         return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
                     }
-                    Moved::Stale => return Err(Stop::Nothing),
+                    (Moved::Stale, _) => return Err(Stop::Nothing),
                 }
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
-            "in_progress" => record,
+            "in_progress" => (record, Some(etag)),
             _ => return Err(Stop::Nothing),
         };
 
@@ -316,8 +333,9 @@ impl Engine {
             }
         });
         let attempt = live.attempt;
+        let known = etag.map(|etag| (record.clone(), etag));
         let next = self
-            .commit(&ctx, item, &record, completion, usage, live)
+            .commit(&ctx, item, &record, known, completion, usage, live)
             .await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
@@ -451,6 +469,7 @@ impl Engine {
         ctx: &Ctx,
         item: &WorkItem,
         record: &RunRecord,
+        known: Option<(RunRecord, ETag)>,
         completion: Completion,
         usage: Usage,
         mut live: LiveTurn<'_>,
@@ -559,12 +578,13 @@ impl Engine {
         let expiry = self.settings.expiry;
         let moved = match &round {
             Some(round) if !waits => {
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     add_usage(&mut r.run.usage, usage);
                     r.rounds.push(round.clone());
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
             Some(round) => {
                 let required = json!({
@@ -574,7 +594,7 @@ impl Engine {
                         "function": {"name": c.name, "arguments": c.arguments},
                     })).collect::<Vec<_>>()},
                 });
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = "requires_action".into();
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
@@ -583,10 +603,11 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
             None => {
                 let status = if truncated { "incomplete" } else { "completed" };
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = status.into();
                     r.run.incomplete_details =
                         truncated.then(|| json!({"reason": "max_completion_tokens"}));
@@ -598,6 +619,7 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
         };
         let record = match moved {
@@ -662,7 +684,13 @@ impl Engine {
             live.sink
                 .emit("thread.run.requires_action", run_value(&record));
         } else {
-            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            threads::release_active_run_from(
+                ctx,
+                &item.thread_id,
+                &item.run_id,
+                record.claimed_thread(),
+            )
+            .await?;
             let event = if truncated {
                 "thread.run.incomplete"
             } else {
