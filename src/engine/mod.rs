@@ -335,7 +335,7 @@ impl Engine {
         let attempt = live.attempt;
         let known = etag.map(|etag| (record.clone(), etag));
         let next = self
-            .commit(&ctx, item, &record, known, completion, usage, live)
+            .commit(&ctx, item, &record, known, (completion, usage), live)
             .await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
@@ -470,8 +470,7 @@ impl Engine {
         item: &WorkItem,
         record: &RunRecord,
         known: Option<(RunRecord, ETag)>,
-        completion: Completion,
-        usage: Usage,
+        (completion, usage): (Completion, Usage),
         mut live: LiveTurn<'_>,
     ) -> Result<Option<WorkItem>, Stop> {
         let run = &record.run;
