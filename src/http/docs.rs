@@ -12,7 +12,7 @@ use utoipa_swagger_ui::Config;
 use warp::http::{HeaderMap, Method};
 
 /// The files of the page (what `index.html` loads); nothing else of the bundle is served.
-const PAGE_FILES: &[&str] = &[
+pub const PAGE_FILES: &[&str] = &[
     "index.html",
     "index.css",
     "swagger-ui.css",
