@@ -209,8 +209,8 @@ pub(crate) struct CreateVectorStoreFile {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateAttributes {
-    /// The new attributes (null removes them).
-    #[schema(value_type = Option<super::schemas::Attributes>, required)]
+    /// The new attributes (null or absent removes them).
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
