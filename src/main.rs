@@ -52,6 +52,10 @@ async fn main() -> ExitCode {
             "serving the Assistants API at http://{local}/v1 ({})",
             app.describe()
         );
+        log::info!(
+            "API documentation (Swagger UI) at http://{local}/docs/, OpenAPI document at \
+             http://{local}/openapi.json"
+        );
     }
     app.serve(listener, shutdown_signal()).await;
     if let Some(w) = worker {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 pub const PURPOSES: &[&str] = &[
     "assistants",
@@ -24,19 +25,26 @@ pub const PURPOSES: &[&str] = &[
 ];
 
 /// The file object (`OpenAIFile`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileObject {
     pub id: String,
+    #[schema(schema_with = super::schemas::file_object)]
     pub object: String,
+    /// The file's size.
     pub bytes: u64,
     pub created_at: i64,
-    /// Optional and not nullable in the spec: left out when the file does not expire.
+    /// When the file expires (Unix seconds); left out when it does not (optional and not
+    /// nullable in the spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
     pub expires_at: Option<i64>,
     pub filename: String,
+    #[schema(value_type = super::schemas::FilePurpose)]
     pub purpose: String,
+    #[schema(value_type = super::schemas::FileStatus)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub status_details: Option<String>,
 }
 

@@ -15,6 +15,7 @@ pub mod operation;
 pub mod pagination;
 pub mod proxy;
 pub mod runs;
+pub mod schemas;
 pub mod stateful;
 pub mod threads;
 pub mod types;

@@ -21,38 +21,59 @@ use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// The run object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     pub id: String,
+    #[schema(schema_with = super::schemas::run_object)]
     pub object: String,
     pub created_at: i64,
     pub thread_id: String,
     pub assistant_id: String,
+    #[schema(value_type = super::schemas::RunStatus)]
     pub status: String,
+    #[schema(value_type = Option<super::schemas::RequiredAction>, required)]
     pub required_action: Option<Value>,
+    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
     pub last_error: Option<Value>,
+    #[schema(required)]
     pub expires_at: Option<i64>,
+    #[schema(required)]
     pub started_at: Option<i64>,
+    #[schema(required)]
     pub cancelled_at: Option<i64>,
+    #[schema(required)]
     pub failed_at: Option<i64>,
+    #[schema(required)]
     pub completed_at: Option<i64>,
+    #[schema(value_type = Option<super::schemas::RunIncompleteDetails>, required)]
     pub incomplete_details: Option<Value>,
     pub model: String,
     pub instructions: String,
     pub tools: Vec<Tool>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
+    #[schema(required)]
     pub usage: Option<Usage>,
+    #[schema(required)]
     pub temperature: Option<f64>,
+    #[schema(required)]
     pub top_p: Option<f64>,
+    #[schema(required)]
     pub max_prompt_tokens: Option<u64>,
+    #[schema(required)]
     pub max_completion_tokens: Option<u64>,
+    #[schema(value_type = super::schemas::TruncationStrategy)]
     pub truncation_strategy: Value,
+    #[schema(value_type = super::schemas::ToolChoice)]
     pub tool_choice: Value,
     pub parallel_tool_calls: bool,
+    #[schema(value_type = super::schemas::ResponseFormat)]
     pub response_format: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     pub reasoning_effort: Option<String>,
 }
 
@@ -184,24 +205,35 @@ impl Run {
 }
 
 /// The run step object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunStep {
     pub id: String,
+    #[schema(schema_with = super::schemas::run_step_object)]
     pub object: String,
     pub created_at: i64,
     pub assistant_id: String,
     pub thread_id: String,
     pub run_id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = super::schemas::RunStepType)]
     pub step_type: String,
+    #[schema(value_type = super::schemas::RunStepStatus)]
     pub status: String,
+    #[schema(value_type = super::schemas::StepDetails)]
     pub step_details: Value,
+    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
     pub last_error: Option<Value>,
+    #[schema(required)]
     pub expired_at: Option<i64>,
+    #[schema(required)]
     pub cancelled_at: Option<i64>,
+    #[schema(required)]
     pub failed_at: Option<i64>,
+    #[schema(required)]
     pub completed_at: Option<i64>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
+    #[schema(required)]
     pub usage: Option<Usage>,
 }
 
@@ -222,101 +254,144 @@ pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
     derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
+    #[schema(pattern = "^asst_")]
     pub assistant_id: String,
+    /// Overrides the assistant's model for this run.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub model: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     pub reasoning_effort: Option<String>,
+    /// Replaces the assistant's instructions for this run.
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub instructions: Option<String>,
+    /// Appended to the instructions for this run.
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub additional_instructions: Option<String>,
+    /// Messages added to the thread before the run starts.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub additional_messages: Option<Vec<CreateMessage>>,
+    /// Replaces the assistant's tools for this run.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tools: Option<Vec<Tool>>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f64>,
+    /// Answer with Server-Sent Events while the run executes.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// The most prompt tokens the run may use over all its turns.
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_prompt_tokens: Option<i64>,
+    /// The most completion tokens the run may use over all its turns.
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::TruncationStrategy>)]
     pub truncation_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ToolChoice>)]
     pub tool_choice: Option<Value>,
+    /// Whether the model may call several functions at once (true by default).
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     pub response_format: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThreadAndRun {
+    #[schema(pattern = "^asst_")]
     pub assistant_id: String,
+    /// The thread to create (empty when not given).
     #[serde(default)]
     pub thread: Option<CreateThread>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub model: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub instructions: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tools: Option<Vec<Tool>>,
+    /// Become the thread's tool resources (unless `thread.tool_resources` is given).
     #[serde(default)]
     pub tool_resources: Option<ToolResourcesRequest>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f64>,
     #[serde(default)]
     pub stream: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_prompt_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::TruncationStrategy>)]
     pub truncation_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ToolChoice>)]
     pub tool_choice: Option<Value>,
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     pub response_format: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyRun {
+pub(crate) struct ModifyRun {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitToolOutputs {
+    /// One output for each pending call of `required_action`.
     pub tool_outputs: Vec<ToolOutput>,
     #[serde(default)]
     pub stream: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolOutput {
+    /// The `id` of the call this answers.
     #[serde(default)]
+    #[schema(value_type = String, required)]
     pub tool_call_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512000)]
     pub output: Option<String>,
 }
 

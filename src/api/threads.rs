@@ -14,14 +14,18 @@ use crate::ids::{derived_id, new_id, Kind};
 use crate::store::{self, keys, ETag, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// The thread object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Thread {
     pub id: String,
+    #[schema(schema_with = super::schemas::thread_object)]
     pub object: String,
+    /// Unix seconds.
     pub created_at: i64,
     pub tool_resources: ToolResources,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
 
@@ -36,23 +40,27 @@ pub struct ThreadRecord {
     pub active_run_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThread {
+    /// Messages to start the thread with.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub messages: Option<Vec<CreateMessage>>,
     #[serde(default)]
     pub tool_resources: Option<ToolResourcesRequest>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyThread {
+pub(crate) struct ModifyThread {
     #[serde(default)]
     tool_resources: Option<ToolResourcesRequest>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::ids::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The request forms of the tools, one plain struct each (a tagged enum would buffer the
 /// value and lose the path of an error inside it).
@@ -93,10 +94,10 @@ impl<'de> Deserialize<'de> for Tool {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Tool {
-    /// A struct variant (not a unit one) so that unknown fields are refused here too.
+    // A struct variant (not a unit one) so that unknown fields are refused here too.
     CodeInterpreter {},
     FileSearch {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,30 +108,35 @@ pub enum Tool {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSearchOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 50)]
     pub max_num_results: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranking_options: Option<RankingOptions>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankingOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::FileSearchRanker>)]
     pub ranker: Option<String>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub score_threshold: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionDef {
+    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
@@ -229,7 +235,7 @@ pub fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
 }
 
 /// `tool_resources` as requests send them (the `vector_stores` helper included).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolResourcesRequest {
     #[serde(default)]
@@ -238,24 +244,27 @@ pub struct ToolResourcesRequest {
     pub file_search: Option<FileSearchResourcesRequest>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeInterpreterResources {
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub file_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSearchResourcesRequest {
     #[serde(default)]
+    #[schema(max_items = 1)]
     pub vector_store_ids: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::schemas::VectorStoreHelper>>, max_items = 0)]
     pub vector_stores: Option<Vec<Value>>,
 }
 
 /// `tool_resources` as stored and answered.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ToolResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_interpreter: Option<CodeInterpreterResources>,
@@ -314,7 +323,7 @@ fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorS
     Ok(out)
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FileSearchResources {
     #[serde(default)]
     pub vector_store_ids: Vec<String>,
@@ -488,7 +497,7 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
 }
 
 /// A message content part, as stored and answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     Text { text: TextContent },
@@ -497,36 +506,47 @@ pub enum ContentPart {
     Refusal { refusal: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TextContent {
     pub value: String,
     #[serde(default)]
+    #[schema(value_type = Vec<super::schemas::Annotation>, required)]
     pub annotations: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageFile {
     pub file_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ImageDetail>)]
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageUrl {
+    #[schema(pattern = "^(https?:|data:)")]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ImageDetail>)]
     pub detail: Option<String>,
 }
 
 /// A content part as requests send it: text is a plain string there.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum InputPart {
-    Text { text: String },
-    ImageFile { image_file: ImageFile },
-    ImageUrl { image_url: ImageUrl },
+pub(crate) enum InputPart {
+    Text {
+        #[schema(max_length = 256000)]
+        text: String,
+    },
+    ImageFile {
+        image_file: ImageFile,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
 }
 
 fn part_error(param: &str, e: serde_json::Error) -> ApiError {
@@ -634,7 +654,7 @@ pub fn text_part(value: String) -> ContentPart {
 }
 
 /// A message attachment: a file and the tools it is for.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub file_id: String,
@@ -642,10 +662,10 @@ pub struct Attachment {
     pub tools: Vec<AttachmentTool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AttachmentTool {
-    /// Struct variants, so unknown fields are refused here too.
+    // Struct variants, so unknown fields are refused here too.
     CodeInterpreter {},
     FileSearch {},
 }

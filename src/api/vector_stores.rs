@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Files by ingestion status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FileCounts {
     pub in_progress: u64,
     pub completed: u64,
@@ -52,19 +54,27 @@ impl FileCounts {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A vector store: files chunked and embedded for search.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VectorStore {
     pub id: String,
+    #[schema(schema_with = super::schemas::vector_store_object)]
     pub object: String,
     pub created_at: i64,
     pub name: String,
+    /// Bytes of the stored chunks.
     pub usage_bytes: u64,
     pub file_counts: FileCounts,
+    #[schema(value_type = super::schemas::VectorStoreStatus)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::schemas::VectorStoreExpiresAfter)]
     pub expires_after: Option<Value>,
+    #[schema(required)]
     pub expires_at: Option<i64>,
+    #[schema(required)]
     pub last_active_at: Option<i64>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
 
@@ -94,17 +104,24 @@ impl VectorStoreRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A file in a vector store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VectorStoreFile {
+    /// The file's id.
     pub id: String,
+    #[schema(schema_with = super::schemas::vector_store_file_object)]
     pub object: String,
     pub usage_bytes: u64,
     pub created_at: i64,
     pub vector_store_id: String,
+    #[schema(value_type = super::schemas::VectorStoreFileStatus)]
     pub status: String,
+    #[schema(value_type = Option<super::schemas::VectorStoreFileError>, required)]
     pub last_error: Option<Value>,
+    #[schema(value_type = super::schemas::ChunkingStrategy)]
     pub chunking_strategy: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::schemas::Attributes)]
     pub attributes: Option<Map<String, Value>>,
 }
 
@@ -116,12 +133,15 @@ pub struct VectorStoreFileRecord {
     pub batch_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A batch of files added to a vector store together.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileBatch {
     pub id: String,
+    #[schema(schema_with = super::schemas::file_batch_object)]
     pub object: String,
     pub created_at: i64,
     pub vector_store_id: String,
+    #[schema(value_type = super::schemas::FileBatchStatus)]
     pub status: String,
     pub file_counts: FileCounts,
 }
@@ -134,87 +154,119 @@ pub struct FileBatchRecord {
     pub cancelled: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateVectorStore {
+pub(crate) struct CreateVectorStore {
+    /// Files to add (and ingest) at once.
     #[serde(default)]
+    #[schema(max_items = 500)]
     file_ids: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     description: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::VectorStoreExpiresAfter>)]
     expires_after: Option<Value>,
+    /// For `file_ids`; `auto` when not given.
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyVectorStore {
+pub(crate) struct ModifyVectorStore {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 256)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::VectorStoreExpiresAfter>)]
     expires_after: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateVectorStoreFile {
+pub(crate) struct CreateVectorStoreFile {
+    #[schema(pattern = "^file-")]
     file_id: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateAttributes {
+pub(crate) struct UpdateAttributes {
+    /// The new attributes (null or absent removes them).
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchFile {
+pub(crate) struct BatchFile {
+    #[schema(pattern = "^file-")]
     file_id: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
 /// One file of a batch: its id, chunking strategy and attributes.
 type BatchEntry = (String, Value, Option<Map<String, Value>>);
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `file_ids` and `files`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateFileBatch {
+pub(crate) struct CreateFileBatch {
+    /// Files with the batch's `chunking_strategy` and `attributes`.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 2000)]
     file_ids: Option<Vec<String>>,
+    /// Files each with their own chunking strategy and attributes.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 2000)]
     files: Option<Vec<BatchFile>>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchRequest {
+pub(crate) struct SearchRequest {
+    #[schema(value_type = super::schemas::SearchQuery)]
     query: Value,
+    /// Accepted and ignored: queries are searched as given.
     #[serde(default)]
     rewrite_query: Option<bool>,
+    /// 10 when not given.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
     max_num_results: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Filter>)]
     filters: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::SearchRankingOptions>)]
     ranking_options: Option<Value>,
 }
 
