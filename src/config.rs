@@ -845,6 +845,67 @@ mod tests {
     }
 
     #[test]
+    fn code_interpreter_settings_default_to_auto_and_name_bad_values() {
+        let s = settings(&[]).unwrap().code_interpreter;
+        assert_eq!(s.mode, CodeInterpreterMode::Auto);
+        assert_eq!(s.cell_timeout, Duration::from_secs(60));
+        assert_eq!(s.idle_timeout, Duration::from_secs(3600));
+        assert_eq!(s.local_dir, PathBuf::from("./data/code-interpreter"));
+        assert_eq!(s.memory_bytes, 2048 << 20);
+        assert!(s.pool_endpoint.is_none());
+        for (pairs, name) in [
+            (vec![("CODE_INTERPRETER", "maybe")], "CODE_INTERPRETER"),
+            (
+                vec![("CODE_INTERPRETER_TIMEOUT_SECONDS", "300")],
+                "CODE_INTERPRETER_TIMEOUT_SECONDS",
+            ),
+            (
+                vec![("CODE_INTERPRETER", "azure")],
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+            ),
+            (
+                vec![(
+                    "CODE_INTERPRETER_POOL_ENDPOINT",
+                    "https://r.dynamicsessions.io/p",
+                )],
+                "CODE_INTERPRETER_SESSION_KEY",
+            ),
+            (
+                vec![("CODE_INTERPRETER_SESSION_KEY", "short")],
+                "CODE_INTERPRETER_SESSION_KEY",
+            ),
+            (
+                vec![("CODE_INTERPRETER_POOL_ENDPOINT", "ftp://x")],
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+            ),
+            (
+                vec![("CODE_INTERPRETER_SANDBOX_UID", "0")],
+                "CODE_INTERPRETER_SANDBOX_UID",
+            ),
+        ] {
+            assert_eq!(settings(&pairs).unwrap_err().name, name, "{pairs:?}");
+        }
+        let azure = settings(&[
+            (
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+                "https://r.dynamicsessions.io/p/",
+            ),
+            ("CODE_INTERPRETER_SESSION_KEY", "0123456789abcdef-secret"),
+            ("IDENTITY_HEADER", "header-secret"),
+            ("DATA_DIR", "/srv/data"),
+        ])
+        .unwrap()
+        .code_interpreter;
+        assert_eq!(
+            azure.pool_endpoint.as_deref(),
+            Some("https://r.dynamicsessions.io/p")
+        );
+        assert_eq!(azure.local_dir, PathBuf::from("/srv/data/code-interpreter"));
+        let shown = format!("{azure:?}");
+        assert!(!shown.contains("0123456789abcdef-secret") && !shown.contains("header-secret"));
+    }
+
+    #[test]
     fn keys_may_name_tenants() {
         let s = settings(&[("ASSISTANTS_API_KEYS", "a, b=team-b")]).unwrap();
         assert_eq!(s.api_keys[0].tenant, DEFAULT_TENANT);

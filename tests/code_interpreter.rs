@@ -565,3 +565,72 @@ async fn nothing_of_the_service_environment_enters_the_sandbox() {
     assert!(!result.contains(&host_path), "{result}");
     assert!(!result.contains("CARGO"), "{result}");
 }
+
+#[cfg(target_arch = "x86_64")] // the syscall numbers below are x86_64's
+#[tokio::test]
+async fn the_seccomp_filter_denies_escape_routes_and_threads_still_work() {
+    let lab = lab();
+    let id = lab.session("thread_seccomp").await;
+    // x86_64 numbers; the x32 one is getpid with the x32 bit.
+    let code = r#"
+import ctypes, errno, os, socket, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(nr, *args):
+    rc = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    return errno.errorcode.get(ctypes.get_errno(), '?') if rc == -1 else 'allowed'
+calls = {
+    'ptrace': errno_of(101, 0, 0, 0, 0),
+    'unshare_user': errno_of(272, 0x10000000),
+    'clone_newns': errno_of(56, 0x00020000 | 17, 0, 0, 0, 0),
+    'clone3': errno_of(435, 0, 0),
+    'keyctl': errno_of(250, 0, 0),
+    'bpf': errno_of(321, 0, 0, 0),
+    'userfaultfd': errno_of(323, 0),
+    'perf_event_open': errno_of(298, 0, 0, -1, -1, 0),
+    'io_uring_setup': errno_of(425, 1, 0),
+    'personality': errno_of(135, 0xffffffff),
+    'mount': errno_of(165, 0, 0, 0, 0, 0),
+    'x32_getpid': errno_of(0x40000000 | 39),
+}
+for family in ('AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_PACKET'):
+    try:
+        socket.socket(getattr(socket, family), socket.SOCK_DGRAM if family != 'AF_NETLINK' else socket.SOCK_RAW)
+        calls[family] = 'allowed'
+    except OSError as e:
+        calls[family] = errno.errorcode.get(e.errno, '?')
+a, b = socket.socketpair()
+calls['unix_socketpair'] = 'allowed'
+out = []
+t = threading.Thread(target=lambda: out.append(sum(range(10))))
+t.start(); t.join()
+import numpy
+calls['thread'] = out[0]
+calls['numpy'] = int(numpy.arange(4).sum())
+calls
+"#;
+    let out = lab.run(&id, code).await;
+    let calls = out.result.clone().unwrap_or_else(|| panic!("{out:?}"));
+    for expected in [
+        "'ptrace': 'EPERM'",
+        "'unshare_user': 'EPERM'",
+        "'clone_newns': 'EPERM'",
+        "'clone3': 'ENOSYS'",
+        "'keyctl': 'EPERM'",
+        "'bpf': 'EPERM'",
+        "'userfaultfd': 'EPERM'",
+        "'perf_event_open': 'EPERM'",
+        "'io_uring_setup': 'EPERM'",
+        "'personality': 'EPERM'",
+        "'mount': 'EPERM'",
+        "'x32_getpid': 'ENOSYS'",
+        "'AF_INET': 'EAFNOSUPPORT'",
+        "'AF_INET6': 'EAFNOSUPPORT'",
+        "'AF_NETLINK': 'EAFNOSUPPORT'",
+        "'AF_PACKET': 'EAFNOSUPPORT'",
+        "'unix_socketpair': 'allowed'",
+        "'thread': 45",
+        "'numpy': 6",
+    ] {
+        assert!(calls.contains(expected), "{expected} in {calls}");
+    }
+}

@@ -160,7 +160,7 @@ pub fn read(dir: &Path, path: &str, max_bytes: u64) -> Result<Vec<u8>, ExecError
     let mut bytes = Vec::with_capacity(st.st_size as usize);
     // take(): the file may grow while we read; never return more than the limit.
     (&mut file)
-        .take(max_bytes + 1)
+        .take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| io_err("read", e))?;
     if bytes.len() as u64 > max_bytes {
