@@ -634,3 +634,53 @@ calls
         assert!(calls.contains(expected), "{expected} in {calls}");
     }
 }
+
+#[tokio::test]
+async fn memory_is_bounded_per_session_not_only_per_process() {
+    let lab = lab_with(|c| c.memory_bytes = 512 << 20);
+    if unsafe { libc::geteuid() } != 0 {
+        // Unprivileged, only a delegated cgroup v2 tree would do; the self-test reports it.
+        let report = lab.executor.self_test().await.unwrap();
+        assert_eq!(
+            lab.executor.session_memory_bounded(),
+            !report
+                .checks
+                .iter()
+                .any(|c| c.starts_with("no writable cgroup"))
+        );
+        return;
+    }
+    // As root (CI), the session gets a memory cgroup.
+    assert!(lab.executor.session_memory_bounded());
+    let bystander = lab.session("thread_memory_bystander").await;
+    lab.run(&bystander, "w = 'still here'").await;
+    let id = lab.session("thread_memory_fan_out").await;
+    // Four processes of 300 MB each: every one is within its RLIMIT_AS, their sum is not
+    // within the session's 512 MB.
+    let code = r#"
+import os
+kids = []
+for i in range(4):
+    pid = os.fork()
+    if pid == 0:
+        b = bytearray(300 * 2**20)
+        for j in range(0, len(b), 4096):
+            b[j] = 1
+        os._exit(0)
+    kids.append(pid)
+[os.WTERMSIG(s) if os.WIFSIGNALED(s) else 0 for s in (os.waitpid(p, 0)[1] for p in kids)]
+"#;
+    match lab.executor.execute(&id, code, CELL).await {
+        Ok(out) => {
+            let killed = out.result.unwrap_or_else(|| panic!("{}", out.logs));
+            assert!(killed.contains('9'), "some child was OOM-killed: {killed}");
+        }
+        // The OOM killer may pick the driver itself: the session is then lost, and only it.
+        Err(ExecError::SessionLost(_)) => {}
+        Err(other) => panic!("{other:?}"),
+    }
+    assert_eq!(
+        lab.run(&bystander, "w").await.result.as_deref(),
+        Some("'still here'")
+    );
+}

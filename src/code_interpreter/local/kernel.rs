@@ -7,6 +7,7 @@
 
 use super::super::session::hex;
 use super::super::{CellError, CellOutput, ExecError};
+use super::cgroup::SessionCgroup;
 use super::sandbox::{self, Paths};
 use super::LocalConfig;
 use base64::Engine as _;
@@ -39,6 +40,8 @@ pub struct Kernel {
     logs_open: bool,
     /// Output that arrived after the previous cell's marker (a background thread, say).
     pending: Vec<u8>,
+    /// The session's control groups, removed once its processes are gone.
+    cgroup: SessionCgroup,
 }
 
 pub enum CellFailure {
@@ -75,6 +78,7 @@ impl Kernel {
         cfg: &LocalConfig,
         paths: &Paths<'_>,
         drop_to: Option<(u32, u32)>,
+        cgroup: SessionCgroup,
     ) -> Result<Kernel, ExecError> {
         let mut filters = Vec::with_capacity(3);
         for path in paths.seccomp {
@@ -87,14 +91,21 @@ impl Kernel {
             filters[1].as_raw_fd(),
             filters[2].as_raw_fd(),
         ];
-        let mut cmd = sandbox::command(cfg, paths, fds, drop_to);
+        let mut cmd = sandbox::command(cfg, paths, fds, drop_to, cgroup.procs.clone());
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            ExecError::Unavailable(format!("cannot run {}: {e}", cfg.bwrap.display()))
-        })?;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                cgroup.remove().await;
+                return Err(ExecError::Unavailable(format!(
+                    "cannot run {}: {e}",
+                    cfg.bwrap.display()
+                )));
+            }
+        };
         drop(filters);
         let (Some(requests), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -141,6 +152,7 @@ impl Kernel {
             logs,
             logs_open: true,
             pending: Vec::new(),
+            cgroup,
         };
         let ready = timeout(START_TIMEOUT, kernel.replies.recv()).await;
         let ok = matches!(
@@ -189,6 +201,7 @@ impl Kernel {
         }
         let _ = self.child.start_kill();
         let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
+        self.cgroup.remove().await;
     }
 
     pub async fn run_cell(

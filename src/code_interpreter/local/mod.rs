@@ -9,11 +9,13 @@
 //!
 //! Children:
 //! - `sandbox`: the bubblewrap command line and the pre-exec limits;
+//! - `cgroup`: per-session memory and process groups, where the machine allows;
 //! - `seccomp`: the BPF filters given to bubblewrap;
 //! - `files`: host-side file access that never follows what the sandbox planted;
 //! - `kernel`: one running driver process and the protocol with it;
 //! - `selftest`: the start-up probe (no network, no host files, no secrets inside).
 
+mod cgroup;
 mod files;
 mod kernel;
 mod sandbox;
@@ -101,6 +103,7 @@ struct Inner {
     drop_to: Option<(u32, u32)>,
     sessions: Mutex<HashMap<SessionId, Arc<Session>>>,
     started: Instant,
+    cgroups: cgroup::Cgroups,
 }
 
 /// The files every session is built from, written at start-up.
@@ -170,6 +173,7 @@ impl LocalExecutor {
             drop_to,
             sessions: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            cgroups: cgroup::Cgroups::detect(),
             cfg,
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -180,6 +184,12 @@ impl LocalExecutor {
 
     pub fn config(&self) -> &LocalConfig {
         &self.inner.cfg
+    }
+
+    /// Whether each session's total memory is bounded by a control group (not only each of
+    /// its processes by RLIMIT_AS).
+    pub fn session_memory_bounded(&self) -> bool {
+        self.inner.cgroups.bounds_memory()
     }
 
     /// Sessions currently open (for tests and metrics).
@@ -258,7 +268,15 @@ impl Inner {
                 &self.runtime.seccomp[2],
             ],
         };
-        Kernel::start(&self.cfg, &paths, self.drop_to).await
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("session")
+            .to_string();
+        let group = self
+            .cgroups
+            .create(&name, self.cfg.memory_bytes, self.cfg.max_processes);
+        Kernel::start(&self.cfg, &paths, self.drop_to, group).await
     }
 
     /// Makes room for one more session: reaps nothing if there is room, else ends the least
@@ -363,6 +381,7 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The sandboxes die with their Child handles (kill_on_drop); their files go too.
         let _ = std::fs::remove_dir_all(&self.runtime.sessions);
+        self.cgroups.remove_all();
     }
 }
 

@@ -54,6 +54,7 @@ pub fn command(
     paths: &Paths<'_>,
     seccomp_fds: [i32; 3],
     drop_to: Option<(u32, u32)>,
+    cgroup_procs: Vec<std::ffi::CString>,
 ) -> Command {
     let mut cmd = Command::new(&cfg.bwrap);
     cmd.env_clear();
@@ -113,10 +114,10 @@ pub fn command(
         file_size: cfg.max_file_bytes,
     };
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (fcntl, dup2, setrlimit, setpgid, setgroups, setgid,
-    // setuid); it allocates nothing.
+    // async-signal-safe functions (fcntl, dup2, setrlimit, open, write, close, setpgid,
+    // setgroups, setgid, setuid); it allocates nothing (the paths were made before the fork).
     unsafe {
-        cmd.pre_exec(move || limits.apply(seccomp_fds, drop_to));
+        cmd.pre_exec(move || limits.apply(seccomp_fds, &cgroup_procs, drop_to));
     }
     cmd
 }
@@ -129,10 +130,15 @@ struct Limits {
 }
 
 impl Limits {
-    /// In the child: the seccomp files onto fds 3-5, rlimits, a process group of its own, and
-    /// (when we are root) the sandbox user. RLIMIT_NPROC is set later by the driver, from
-    /// inside the sandbox's user namespace (see driver.py).
-    fn apply(self, seccomp_fds: [i32; 3], drop_to: Option<(u32, u32)>) -> std::io::Result<()> {
+    /// In the child: the seccomp files onto fds 3-5, rlimits, the session's control groups, a
+    /// process group of its own, and (when we are root) the sandbox user. RLIMIT_NPROC is set
+    /// later by the driver, from inside the sandbox's user namespace (see driver.py).
+    fn apply(
+        self,
+        seccomp_fds: [i32; 3],
+        cgroup_procs: &[std::ffi::CString],
+        drop_to: Option<(u32, u32)>,
+    ) -> std::io::Result<()> {
         let check = |rc: libc::c_int| {
             if rc < 0 {
                 Err(std::io::Error::last_os_error())
@@ -163,6 +169,15 @@ impl Limits {
             set(libc::RLIMIT_FSIZE, self.file_size, self.file_size)?;
             set(libc::RLIMIT_NOFILE, 1024, 1024)?;
             set(libc::RLIMIT_CORE, 0, 0)?;
+            // Writing 0 to cgroup.procs moves the writer; while we are still root.
+            for procs in cgroup_procs {
+                let fd = check(libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC))?;
+                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+                if written != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             check(libc::setpgid(0, 0))?;
             if let Some((uid, gid)) = drop_to {
                 check(libc::setgroups(0, std::ptr::null()))?;

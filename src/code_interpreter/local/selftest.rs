@@ -269,6 +269,13 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         "no capabilities, not root",
         format!("CapEff {} uid {}", f.cap_eff, f.uid),
     )?;
+    // Not a condition: without a writable cgroup, memory is bounded per process only.
+    let groups = inner.cgroups.describe();
+    checks.push(if groups.is_empty() {
+        "no writable cgroup: memory is limited per process (RLIMIT_AS), not per session".into()
+    } else {
+        format!("per-session cgroup limits: {}", groups.join(", "))
+    });
     Ok(SelfTestReport {
         checks,
         versions: f.versions,
