@@ -211,6 +211,8 @@ impl Kernel {
         limit: Duration,
         max_log_bytes: usize,
     ) -> Result<CellOutput, CellFailure> {
+        // A zero interval would switch the driver's alarm off.
+        let limit = limit.max(Duration::from_millis(100));
         let marker = format!("\x1e{}\x1e", hex(&rand::random::<[u8; 16]>()));
         let request = serde_json::json!({
             "code": code,

@@ -85,14 +85,16 @@ struct Findings {
     versions: String,
 }
 
-/// Paths that exist inside by design (a protected path under one of them is not checked).
+/// Paths that exist inside by design, so a protected path under one of them cannot be
+/// checked: host content bound read-only (`/usr` but not `/usr/local`, a few `/etc` files),
+/// and the sandbox's own mounts. Under `/tmp` (a fresh tmpfs inside) only what the driver
+/// makes there is excluded, so a DATA_DIR under /tmp is still checked.
 fn visible_by_design(path: &Path) -> bool {
     const INSIDE: &[&str] = &[
         "/usr",
-        "/tmp",
         "/proc",
         "/dev",
-        "/mnt",
+        "/mnt/data",
         "/opt/ci",
         "/etc/alternatives",
         "/etc/fonts",
@@ -103,8 +105,17 @@ fn visible_by_design(path: &Path) -> bool {
         "/lib64",
         "/bin",
         "/sbin",
+        "/tmp/matplotlib",
     ];
-    path == Path::new("/") || INSIDE.iter().any(|p| path.starts_with(p))
+    if path.starts_with("/usr/local") {
+        return false;
+    }
+    path == Path::new("/")
+        || path == Path::new("/tmp")
+        || path == Path::new("/mnt")
+        || path == Path::new("/etc")
+        || path == Path::new("/opt")
+        || INSIDE.iter().any(|p| path.starts_with(p))
 }
 
 pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
@@ -132,7 +143,7 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
     let paths: Vec<String> = paths
         .into_iter()
         .map(|p| std::path::absolute(&p).unwrap_or(p))
-        .filter(|p| !visible_by_design(p) || p.starts_with("/usr/local"))
+        .filter(|p| !visible_by_design(p))
         .filter_map(|p| p.to_str().map(str::to_string))
         .collect();
 
@@ -234,6 +245,14 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         f.visible_paths.is_empty(),
         "host files invisible (DATA_DIR, /etc/shadow, /etc/passwd, /root, the working directory)",
         format!("visible: {:?}", f.visible_paths),
+    )?;
+    require(
+        paths.contains(&canary_file.to_string_lossy().into_owned()),
+        "the canary file was among the paths checked",
+        format!(
+            "{} is in a place the sandbox shows by design",
+            canary_file.display()
+        ),
     )?;
     // The sandbox reports hashes of every `NAME=value` it can see (its own environment and
     // every /proc/N/environ), so the check needs no secret to enter it.
