@@ -342,6 +342,13 @@ async fn settings_choose_the_executor_and_it_is_enabled_only_after_its_self_test
     ]))
     .await;
     assert_eq!(azure.executor().map(|e| e.kind()), Some("azure"));
+    // The start-up probe ran in a session derived from the key, kept for the next start.
+    let probe = SessionKey::new(b"a-long-random-session-key").session_id("", "self-test");
+    assert!(standin
+        .seen()
+        .iter()
+        .any(|s| s.path == "code/execute" && s.identifier == probe.as_str()));
+    assert!(!standin.seen().iter().any(|s| s.method == "DELETE"));
     assert_eq!(
         azure.session_id("default", "thread_x"),
         SessionKey::new(b"a-long-random-session-key").session_id("default", "thread_x")

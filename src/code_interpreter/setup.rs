@@ -43,7 +43,10 @@ impl CodeInterpreter {
         let built: Result<Arc<dyn CodeExecutor>, String> = match (ci.mode, &ci.pool_endpoint) {
             (CodeInterpreterMode::Off, _) => Err("it is turned off (CODE_INTERPRETER=off)".into()),
             (CodeInterpreterMode::Azure, Some(endpoint))
-            | (CodeInterpreterMode::Auto, Some(endpoint)) => azure_executor(ci, endpoint),
+            | (CodeInterpreterMode::Auto, Some(endpoint)) => {
+                // No tenant is empty, so this id is nobody's thread's.
+                azure_executor(ci, endpoint, key.session_id("", "self-test"))
+            }
             (CodeInterpreterMode::Azure, None) => {
                 Err("CODE_INTERPRETER=azure needs CODE_INTERPRETER_POOL_ENDPOINT".into())
             }
@@ -165,6 +168,7 @@ fn local_executor(ci: &CodeInterpreterSettings) -> Result<Arc<dyn CodeExecutor>,
 fn azure_executor(
     ci: &CodeInterpreterSettings,
     endpoint: &str,
+    self_test_session: SessionId,
 ) -> Result<Arc<dyn CodeExecutor>, String> {
     let identity = match (&ci.identity_endpoint, &ci.identity_header) {
         (Some(endpoint), Some(header)) => Identity::AppService {
@@ -177,7 +181,9 @@ fn azure_executor(
             client_id: ci.identity_client_id.clone(),
         },
     };
-    AzureExecutor::new(AzureConfig::new(endpoint.to_string(), identity))
+    let mut cfg = AzureConfig::new(endpoint.to_string(), identity);
+    cfg.self_test_session = Some(self_test_session);
+    AzureExecutor::new(cfg)
         .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
         .map_err(|e| e.to_string())
 }

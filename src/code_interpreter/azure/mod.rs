@@ -53,6 +53,10 @@ pub struct AzureConfig {
     /// A longer `Retry-After` gives up at once (`Busy`).
     pub max_retry_wait: Duration,
     pub request_timeout: Duration,
+    /// The session the self-test runs its probe in. A fixed one (derived from the session
+    /// key) is reused by every instance's start-up and left to the pool's cooldown, so cold
+    /// starts do not each allocate (and pay for) a session; `None`: a fresh one, deleted after.
+    pub self_test_session: Option<SessionId>,
 }
 
 impl AzureConfig {
@@ -64,6 +68,7 @@ impl AzureConfig {
             retry_base: Duration::from_millis(500),
             max_retry_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(120),
+            self_test_session: None,
         }
     }
 }
@@ -455,13 +460,18 @@ impl CodeExecutor for AzureExecutor {
              except Exception as e:\n    r['egress'] = 'blocked: %s' % type(e).__name__\n\
              print(json.dumps(r))\n"
         );
-        let probe = SessionId::probe("selftest");
+        let (probe, reused) = match &self.cfg.self_test_session {
+            Some(id) => (id.clone(), true),
+            None => (SessionId::probe("selftest"), false),
+        };
         let outcome = async {
             self.open_session(&probe).await?;
             self.execute(&probe, &code, Duration::from_secs(60)).await
         }
         .await;
-        let _ = self.end_session(&probe).await;
+        if !reused {
+            let _ = self.end_session(&probe).await;
+        }
         let output = outcome?;
         let line = output
             .logs
