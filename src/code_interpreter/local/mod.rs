@@ -237,8 +237,13 @@ impl Inner {
         }
     }
 
+    /// A directory of its own for each session instance (the id plus a random suffix), so
+    /// removing an ended session's files can never remove those of its successor.
     fn session_dir(&self, id: &SessionId) -> PathBuf {
-        self.runtime.sessions.join(id.as_str())
+        let suffix = super::session::hex(&rand::random::<[u8; 4]>());
+        self.runtime
+            .sessions
+            .join(format!("{}-{suffix}", id.as_str()))
     }
 
     /// An empty directory for a session, owned by the sandbox user.
