@@ -153,10 +153,11 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         req.top_p,
         req.response_format.as_ref(),
     )?;
-    let tool_resources = req
+    let mut tool_resources = req
         .tool_resources
         .unwrap_or_default()
         .resolve("tool_resources")?;
+    super::vector_stores::create_requested(ctx, &mut tool_resources, "tool_resources").await?;
     let assistant = Assistant {
         id: new_id(Kind::Assistant),
         object: "assistant".into(),

@@ -106,8 +106,13 @@ impl NewMessage {
     }
 }
 
-/// Stores a new message (create-only: one write).
+/// Stores a new message (create-only: one write), after giving its attachments to the
+/// thread's tools.
 pub async fn insert(ctx: &Ctx, message: &Message) -> Result<(), ApiError> {
+    if !message.attachments.is_empty() {
+        threads::add_attachments(ctx, &message.thread_id, &message.attachments, "attachments")
+            .await?;
+    }
     let key = keys::message(&ctx.tenant, &message.thread_id, &message.id);
     store::put_json(ctx.store.as_ref(), &key, message, PutMode::Create).await?;
     Ok(())

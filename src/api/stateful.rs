@@ -42,8 +42,9 @@ impl Stateful {
         }
     }
 
-    /// Runs the run's next turn inside this request, streaming its events. The turn goes
-    /// on (and its state is stored) even if the client goes away.
+    /// Runs the run's next turns inside this request, streaming their events, until the
+    /// run ends or waits for tool outputs. The turns go on (and their state is stored) even
+    /// if the client goes away.
     fn stream_run(
         &self,
         ctx: &Ctx,
@@ -59,7 +60,8 @@ impl Stateful {
         let engine = self.engine.clone();
         let queue = self.queue.clone();
         tokio::spawn(async move {
-            if let Outcome::Retry(reason) = engine.run_turn(&item, &mut sink).await {
+            let (outcome, item) = engine.run_streamed(item, &mut sink).await;
+            if let Outcome::Retry(reason) = outcome {
                 // Hand the turn to the queue so the run still finishes, and tell the client.
                 log::warn!(
                     "streamed turn of {} failed, queued instead: {reason}",

@@ -261,6 +261,57 @@ pub struct ToolResources {
     pub code_interpreter: Option<CodeInterpreterResources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_search: Option<FileSearchResources>,
+    /// Stores the request's `file_search.vector_stores` helper asks to create; created
+    /// (and their ids added to `file_search`) by `vector_stores::create_requested`.
+    #[serde(skip)]
+    pub new_vector_stores: Vec<NewVectorStore>,
+}
+
+/// One entry of the `file_search.vector_stores` helper, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewVectorStore {
+    pub file_ids: Vec<String>,
+    /// The stored form of the chunking strategy.
+    pub chunking_strategy: Value,
+    pub metadata: validate::Metadata,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorStoreHelper {
+    #[serde(default)]
+    file_ids: Vec<String>,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    metadata: Option<validate::Metadata>,
+}
+
+/// Parses the `vector_stores` helper (at most one store of at most 10,000 files).
+fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorStore>, ApiError> {
+    max_items(param, &items, 1)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let p = format!("{param}[{i}]");
+        let helper: VectorStoreHelper = serde_json::from_value(item)
+            .map_err(|e| ApiError::invalid_param(&p, format!("Invalid '{p}': {e}.")))?;
+        max_items(&format!("{p}.file_ids"), &helper.file_ids, 10_000)?;
+        for (j, id) in helper.file_ids.iter().enumerate() {
+            validate::id(&format!("{p}.file_ids[{j}]"), Kind::File, id)?;
+        }
+        let chunking_strategy = super::vector_stores::chunking(
+            &format!("{p}.chunking_strategy"),
+            helper.chunking_strategy.as_ref(),
+        )?;
+        let metadata = helper.metadata.unwrap_or_default();
+        validate::metadata(&format!("{p}.metadata"), &metadata)?;
+        out.push(NewVectorStore {
+            file_ids: helper.file_ids,
+            chunking_strategy,
+            metadata,
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -293,24 +344,46 @@ impl ToolResourcesRequest {
             }
             None => None,
         };
+        let mut new_vector_stores = Vec::new();
         let file_search = match self.file_search {
             Some(fs) => {
-                if fs.vector_stores.as_ref().is_some_and(|v| !v.is_empty()) {
-                    return Err(ApiError::invalid_param(
-                        &format!("{param}.file_search.vector_stores"),
-                        "Creating vector stores through 'tool_resources.file_search.vector_stores' \
-                         is not supported by this server yet; create the vector store first and \
-                         pass its id in 'vector_store_ids'.",
-                    ));
-                }
-                let Some(ids) = fs.vector_store_ids.or((!ids_required).then(Vec::new)) else {
-                    let p = format!("{param}.file_search.vector_store_ids");
-                    return Err(ApiError::invalid_param(
-                        &p,
-                        format!("Missing required parameter: '{p}'."),
-                    ));
-                };
+                let helpers = fs.vector_stores.filter(|v| !v.is_empty());
                 let p = format!("{param}.file_search.vector_store_ids");
+                let ids = match (fs.vector_store_ids, helpers) {
+                    (Some(ids), Some(_)) if !ids.is_empty() => {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.file_search"),
+                            format!(
+                                "Invalid '{param}.file_search': give either 'vector_store_ids' \
+                                 or 'vector_stores', not both."
+                            ),
+                        ))
+                    }
+                    (_, Some(helpers)) if ids_required => {
+                        new_vector_stores = vector_store_helpers(
+                            &format!("{param}.file_search.vector_stores"),
+                            helpers,
+                        )?;
+                        Vec::new()
+                    }
+                    (_, Some(_)) => {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.file_search.vector_stores"),
+                            format!(
+                                "Invalid '{param}.file_search.vector_stores': stores can be \
+                                 created this way only on create; pass 'vector_store_ids'."
+                            ),
+                        ))
+                    }
+                    (Some(ids), None) => ids,
+                    (None, None) if !ids_required => Vec::new(),
+                    (None, None) => {
+                        return Err(ApiError::invalid_param(
+                            &p,
+                            format!("Missing required parameter: '{p}'."),
+                        ))
+                    }
+                };
                 max_items(&p, &ids, 1)?;
                 for (i, id) in ids.iter().enumerate() {
                     validate::id(&format!("{p}[{i}]"), Kind::VectorStore, id)?;
@@ -324,6 +397,7 @@ impl ToolResourcesRequest {
         Ok(ToolResources {
             code_interpreter,
             file_search,
+            new_vector_stores,
         })
     }
 }

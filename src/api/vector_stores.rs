@@ -364,26 +364,57 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
         files::load(ctx, id).await?;
     }
+    let new = NewStore {
+        name: req.name.unwrap_or_default(),
+        description: req.description,
+        file_ids,
+        expires_after,
+        strategy,
+        metadata: meta,
+    };
+    let (record, _) = create_store(ctx, new_id(Kind::VectorStore), new).await?;
+    to_value(&record.store)
+}
+
+/// A vector store to create, validated.
+pub struct NewStore {
+    pub name: String,
+    pub description: Option<String>,
+    pub file_ids: Vec<String>,
+    pub expires_after: Option<Value>,
+    /// The stored form (`chunking`).
+    pub strategy: Value,
+    pub metadata: Metadata,
+}
+
+/// Stores a new vector store `id` (create-only) with its files, queued for ingestion.
+/// If `id` exists already (a thread's store another request made), that one is answered
+/// and the flag is false.
+pub async fn create_store(
+    ctx: &Ctx,
+    id: String,
+    new: NewStore,
+) -> Result<(VectorStoreRecord, bool), ApiError> {
     let at = now();
     let mut record = VectorStoreRecord {
         store: VectorStore {
-            id: new_id(Kind::VectorStore),
+            id,
             object: "vector_store".into(),
             created_at: at,
-            name: req.name.unwrap_or_default(),
+            name: new.name,
             usage_bytes: 0,
             file_counts: FileCounts::default(),
             status: "completed".into(),
-            expires_at: expires_at(expires_after.as_ref(), at),
-            expires_after,
+            expires_at: expires_at(new.expires_after.as_ref(), at),
+            expires_after: new.expires_after,
             last_active_at: Some(at),
-            metadata: meta,
+            metadata: new.metadata,
         },
-        description: req.description,
+        description: new.description,
         version: 0,
     };
-    let mut unique: Vec<String> = Vec::with_capacity(file_ids.len());
-    for id in &file_ids {
+    let mut unique: Vec<String> = Vec::with_capacity(new.file_ids.len());
+    for id in &new.file_ids {
         if !unique.contains(id) {
             unique.push(id.clone());
         }
@@ -392,18 +423,90 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         record.store.file_counts.moved(None, Some("in_progress"));
     }
     record.refresh_status();
-    store::put_json(
-        ctx.store.as_ref(),
-        &keys::vector_store(&ctx.tenant, &record.store.id),
-        &record,
-        PutMode::Create,
-    )
-    .await?;
+    let key = keys::vector_store(&ctx.tenant, &record.store.id);
+    match store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await {
+        Ok(_) => {}
+        Err(store::StoreError::Conflict) => {
+            return Ok((load(ctx, &record.store.id).await?, false));
+        }
+        Err(e) => return Err(e.into()),
+    }
     for file_id in &unique {
-        write_file_record(ctx, &record.store.id, file_id, strategy.clone(), None, None).await?;
+        write_file_record(
+            ctx,
+            &record.store.id,
+            file_id,
+            new.strategy.clone(),
+            None,
+            None,
+        )
+        .await?;
     }
     enqueue_ingestion(ctx, &record.store.id, &unique).await?;
-    to_value(&record.store)
+    Ok((record, true))
+}
+
+/// Adds files to a store (those it has already are left as they are) and queues their
+/// ingestion: what message attachments do to a thread's store.
+pub async fn add_files(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_ids: &[String],
+    strategy: Value,
+) -> Result<(), ApiError> {
+    let mut added = Vec::new();
+    for file_id in file_ids {
+        let (_, new) = write_file_record(ctx, vs_id, file_id, strategy.clone(), None, None).await?;
+        if new && !added.contains(file_id) {
+            added.push(file_id.clone());
+        }
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    update_store(ctx, vs_id, |r| {
+        for _ in &added {
+            r.store.file_counts.moved(None, Some("in_progress"));
+        }
+    })
+    .await?;
+    enqueue_ingestion(ctx, vs_id, &added).await
+}
+
+/// The stores a `tool_resources.file_search.vector_stores` helper asks for: created, and
+/// their ids added to the resources.
+pub async fn create_requested(
+    ctx: &Ctx,
+    resources: &mut super::types::ToolResources,
+    param: &str,
+) -> Result<(), ApiError> {
+    let requested = std::mem::take(&mut resources.new_vector_stores);
+    for (i, r) in requested.into_iter().enumerate() {
+        for (j, id) in r.file_ids.iter().enumerate() {
+            files::load(ctx, id).await.map_err(|e| match e {
+                ApiError::NotFound { .. } => ApiError::invalid_param(
+                    &format!("{param}.file_search.vector_stores[{i}].file_ids[{j}]"),
+                    format!("No file found with id '{id}'."),
+                ),
+                other => other,
+            })?;
+        }
+        let new = NewStore {
+            name: String::new(),
+            description: None,
+            file_ids: r.file_ids,
+            expires_after: None,
+            strategy: r.chunking_strategy,
+            metadata: r.metadata,
+        };
+        let (record, _) = create_store(ctx, new_id(Kind::VectorStore), new).await?;
+        resources
+            .file_search
+            .get_or_insert_with(Default::default)
+            .vector_store_ids
+            .push(record.store.id);
+    }
+    Ok(())
 }
 
 /// Stores a vector-store file in progress (counts and queueing are the caller's business).

@@ -5,8 +5,11 @@
 //! streamed run store the same objects.
 
 use super::events::EventSink;
+use super::{citations, file_search};
 use crate::api::messages::Message;
-use crate::api::runs::{answer_message_id, message_step_id, tool_step_id, RunRecord, RunStep};
+use crate::api::runs::{
+    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep,
+};
 use crate::api::types::{now, text_part, ContentPart};
 use crate::api::validate::Metadata;
 use crate::llm::{Delta, ToolCall, Usage};
@@ -30,6 +33,14 @@ pub struct LiveTurn<'a> {
     /// closed (clients allow one open step at a time), with its deltas.
     pending_tool_step: Option<Value>,
     pending_deltas: Vec<Value>,
+    /// The name `file_search` has for the model (its calls stream as `file_search`).
+    search_fn: Option<&'static str>,
+    include_search_content: bool,
+    /// The run's earlier search results, for citation annotations.
+    sources: Vec<Vec<String>>,
+    /// Text before this byte offset has been scanned for citation markers.
+    cited_upto: usize,
+    annotations_sent: usize,
 }
 
 /// How an attempt's open message and steps end.
@@ -58,7 +69,30 @@ impl<'a> LiveTurn<'a> {
             tool_step_open: false,
             pending_tool_step: None,
             pending_deltas: Vec::new(),
+            search_fn: file_search::function_name(record),
+            include_search_content: record.include_search_content,
+            sources: file_search::sources(record),
+            cited_upto: 0,
+            annotations_sent: 0,
         }
+    }
+
+    /// The run's earlier search results, for citation annotations.
+    pub fn sources(&self) -> &[Vec<String>] {
+        &self.sources
+    }
+
+    /// Whether `name` is a tool the server runs itself.
+    pub fn is_server_tool(&self, name: &str) -> bool {
+        self.search_fn == Some(name)
+    }
+
+    /// A step as clients see it (search result content only when asked for).
+    fn step_value(&self, step: &RunStep) -> Value {
+        shape_step(
+            serde_json::to_value(step).unwrap_or(Value::Null),
+            self.include_search_content,
+        )
     }
 
     pub fn message_id(&self) -> String {
@@ -87,6 +121,8 @@ impl<'a> LiveTurn<'a> {
         self.tool_step_open = false;
         self.pending_tool_step = None;
         self.pending_deltas.clear();
+        self.cited_upto = 0;
+        self.annotations_sent = 0;
     }
 
     fn step_object(&self, id: String, details: Value, status: &str) -> RunStep {
@@ -209,6 +245,7 @@ impl<'a> LiveTurn<'a> {
                         "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}],
                     }}),
                 );
+                self.stream_citations();
             }
             Delta::ToolCall {
                 index,
@@ -228,14 +265,26 @@ impl<'a> LiveTurn<'a> {
                     slot.name.push_str(name);
                 }
                 slot.arguments.push_str(&arguments);
-                let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
-                if let Some(id) = id {
-                    call["id"] = json!(id);
-                }
-                if let Some(name) = name {
-                    call["function"]["name"] = json!(name);
-                    call["function"]["output"] = Value::Null;
-                }
+                let (slot_name, slot_id) = (slot.name.clone(), slot.id.clone());
+                let server = self.is_server_tool(&slot_name);
+                let call = if server {
+                    // A built-in call shows as its tool, announced once; its arguments are
+                    // the engine's business ("always empty for now", as OpenAI streamed it).
+                    if name.is_none() {
+                        return;
+                    }
+                    json!({"index": index, "id": slot_id, "type": "file_search", "file_search": {}})
+                } else {
+                    let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
+                    if let Some(id) = id {
+                        call["id"] = json!(id);
+                    }
+                    if let Some(name) = name {
+                        call["function"]["name"] = json!(name);
+                        call["function"]["output"] = Value::Null;
+                    }
+                    call
+                };
                 let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
                     "step_details": {"type": "tool_calls", "tool_calls": [call]},
                 }});
@@ -245,6 +294,23 @@ impl<'a> LiveTurn<'a> {
                     self.sink.emit("thread.run.step.delta", delta);
                 }
             }
+        }
+    }
+
+    /// Announces citation markers completed by the latest text, as annotation deltas.
+    fn stream_citations(&mut self) {
+        let (found, settled) = citations::scan(&self.text, self.cited_upto, &self.sources);
+        self.cited_upto = settled;
+        for f in found {
+            let mut annotation = f.annotation;
+            annotation["index"] = json!(self.annotations_sent);
+            self.annotations_sent += 1;
+            self.sink.emit(
+                "thread.message.delta",
+                json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                    "content": [{"index": 0, "type": "text", "text": {"annotations": [annotation]}}],
+                }}),
+            );
         }
     }
 
@@ -280,10 +346,8 @@ impl<'a> LiveTurn<'a> {
         if !self.tool_step_open || step.status == "in_progress" {
             return;
         }
-        self.sink.emit(
-            step_event(&step.status),
-            serde_json::to_value(step).unwrap_or(Value::Null),
-        );
+        let value = self.step_value(step);
+        self.sink.emit(step_event(&step.status), value);
         self.tool_step_open = false;
     }
 
@@ -312,10 +376,16 @@ impl<'a> LiveTurn<'a> {
             (message, step)
         });
         let tool = self.tool_step_open.then(|| {
-            let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| json!({
-                "id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments, "output": null},
-            })).collect::<Vec<_>>()});
+            let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| {
+                if self.is_server_tool(&c.name) {
+                    json!({"id": c.id, "type": "file_search", "file_search": {}})
+                } else {
+                    json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments, "output": null},
+                    })
+                }
+            }).collect::<Vec<_>>()});
             let mut step = self.tool_step(details, step_status, None);
             step.last_error = last_error.clone();
             step

@@ -7,11 +7,19 @@
 //! turn (a repeated turn overwrites them), and the run itself moves on only through a
 //! conditional write that checks the turn and the status, so a cancel that lands while the
 //! model is answering always wins.
+//! A turn whose calls are all built-in tools the engine runs itself (`file_search`) stores
+//! them as a completed `tool_calls` step and goes on to the next turn: through the queue,
+//! or in the same request when the run is streamed.
 //! - `prompt`: the Chat Completions request of a turn;
+//! - `file_search`, `citations`: the built-in search tool and its citation annotations;
+//! - `live`: what an attempt has streamed so far;
 //! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
 
+pub mod citations;
 pub mod events;
+pub mod file_search;
 pub mod live;
+pub mod partial_json;
 pub mod prompt;
 
 use crate::api::messages::Message;
@@ -26,7 +34,7 @@ use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::retrieval::Retrieval;
-use crate::store::{self, keys, DynStore, PutMode, Update};
+use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
 use async_trait::async_trait;
 use events::{Discard, EventSink};
 use live::{Close, LiveTurn};
@@ -124,10 +132,21 @@ impl Engine {
         }
     }
 
-    /// Takes the turn `item` names, reporting to `sink`.
+    /// Takes the turn `item` names, reporting to `sink`. A turn that ran built-in tools
+    /// queues the next one.
     pub async fn run_turn(&self, item: &WorkItem, sink: &mut dyn EventSink) -> Outcome {
         let result = match item.kind {
-            WorkKind::Step => self.step(item, sink).await,
+            WorkKind::Step => match self.step(item, sink).await {
+                Ok(Some(next)) => {
+                    if let Err(e) = self.queue.enqueue(&next, Duration::ZERO).await {
+                        // The run looks stalled until a read of it queues the turn again.
+                        log::warn!("cannot queue the next turn of {}: {e}", next.run_id);
+                    }
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
             WorkKind::Expire => self.expire(item).await,
             WorkKind::Ingest => {
                 let ctx = self.ctx(&item.tenant);
@@ -142,6 +161,22 @@ impl Engine {
         }
     }
 
+    /// Takes the turns of a streamed run from `item` on, inside the request, until the run
+    /// stops or waits. Returns the outcome and the turn it ended at (to queue on a retry).
+    pub async fn run_streamed(
+        &self,
+        mut item: WorkItem,
+        sink: &mut dyn EventSink,
+    ) -> (Outcome, WorkItem) {
+        loop {
+            match self.step(&item, sink).await {
+                Ok(Some(next)) => item = next,
+                Ok(None) | Err(Stop::Nothing) => return (Outcome::Done, item),
+                Err(Stop::Retry(reason)) => return (Outcome::Retry(reason), item),
+            }
+        }
+    }
+
     /// Applies `change` to the run if it is still at turn `seq` and in one of `from`.
     async fn move_run(
         &self,
@@ -150,8 +185,21 @@ impl Engine {
         from: &[&str],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
+        Ok(self.move_run_from(ctx, item, from, None, change).await?.0)
+    }
+
+    /// `move_run` from the run as the caller last read or wrote it (`known`, with its ETag:
+    /// no read when nobody wrote since). Also returns the run's ETag after the move.
+    async fn move_run_from(
+        &self,
+        ctx: &Ctx,
+        item: &WorkItem,
+        from: &[&str],
+        known: Option<(RunRecord, ETag)>,
+        change: impl Fn(&mut RunRecord),
+    ) -> Result<(Moved, Option<ETag>), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
+        let moved = store::update_json_from(ctx.store.as_ref(), &key, known, |mut r: RunRecord| {
             if r.seq != item.seq {
                 return Ok::<_, ApiError>(Update::Keep(Moved::Stale));
             }
@@ -166,13 +214,22 @@ impl Engine {
             Ok(Update::Write(r.clone(), Moved::Applied(Box::new(r))))
         })
         .await?;
-        Ok(moved.unwrap_or(Moved::Stale))
+        Ok(match moved {
+            Some((m @ Moved::Applied(_), etag)) => (m, Some(etag)),
+            Some((m, _)) => (m, None),
+            None => (Moved::Stale, None),
+        })
     }
 
-    async fn step(&self, item: &WorkItem, sink: &mut dyn EventSink) -> Result<(), Stop> {
+    /// One turn; `Some(next)` when the run goes on at once with another turn.
+    async fn step(
+        &self,
+        item: &WorkItem,
+        sink: &mut dyn EventSink,
+    ) -> Result<Option<WorkItem>, Stop> {
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let Some((record, _)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
+        let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
         else {
             return Err(Stop::Nothing);
         };
@@ -180,27 +237,32 @@ impl Engine {
             return Err(Stop::Nothing);
         }
         let redelivered = record.run.status == "in_progress";
-        let record = match record.run.status.as_str() {
-            "cancelling" => return self.finish_cancel(&ctx, item, sink).await,
+        if record.run.status == "queued" && record.seq == 0 {
+            file_search::wait_until_ready(&ctx, &record).await?;
+        }
+        let (record, etag) = match record.run.status.as_str() {
+            "cancelling" => return self.finish_cancel(&ctx, item, sink).await.map(|_| None),
             "queued" => {
                 let started = self
-                    .move_run(&ctx, item, &["queued"], |r| {
+                    .move_run_from(&ctx, item, &["queued"], Some((record, etag)), |r| {
                         r.run.status = "in_progress".into();
                         r.run.started_at.get_or_insert_with(now);
                     })
                     .await?;
                 match started {
-                    Moved::Applied(r) => {
+                    (Moved::Applied(r), etag) => {
                         sink.emit("thread.run.in_progress", run_value(&r));
-                        *r
+                        (*r, etag)
                     }
-                    Moved::Cancelling => return self.finish_cancel(&ctx, item, sink).await,
-                    Moved::Stale => return Err(Stop::Nothing),
+                    (Moved::Cancelling, _) => {
+                        return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
+                    }
+                    (Moved::Stale, _) => return Err(Stop::Nothing),
                 }
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
-            "in_progress" => record,
+            "in_progress" => (record, Some(etag)),
             _ => return Err(Stop::Nothing),
         };
 
@@ -221,17 +283,22 @@ impl Engine {
                     "The {tool} tool is not supported by this server yet; remove it from the \
                      assistant's or the run's tools."
                 );
-                return self.fail(&ctx, item, "server_error", &message, sink).await;
+                return self
+                    .fail(&ctx, item, "server_error", &message, sink)
+                    .await
+                    .map(|()| None);
             }
             Err(prompt::PromptError::TooLong) => {
                 return self
                     .end_incomplete(&ctx, item, "max_prompt_tokens", sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
             Err(prompt::PromptError::NoCompletionBudget) => {
                 return self
                     .end_incomplete(&ctx, item, "max_completion_tokens", sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         };
 
@@ -243,7 +310,8 @@ impl Engine {
                     .await?;
                 return self
                     .fail(&ctx, item, e.run_error_code(), &e.to_string(), live.sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
             Err(Failure::Stop(stop)) => return Err(stop),
         };
@@ -265,12 +333,14 @@ impl Engine {
             }
         });
         let attempt = live.attempt;
-        self.commit(&ctx, item, &record, completion, usage, live)
+        let known = etag.map(|etag| (record.clone(), etag));
+        let next = self
+            .commit(&ctx, item, &record, known, (completion, usage), live)
             .await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
         }
-        Ok(())
+        Ok(next)
     }
 
     /// After this delivery committed a turn that another delivery had begun: deletes what
@@ -392,18 +462,18 @@ impl Engine {
     }
 
     /// Writes what the model answered and moves the run on; the stream hears of it after
-    /// the run has moved, so it never announces what a cancel then takes back.
+    /// the run has moved, so it never announces what a cancel then takes back. Built-in
+    /// tool calls are run here; `Some(next)` when the run goes on with another turn.
     async fn commit(
         &self,
         ctx: &Ctx,
         item: &WorkItem,
         record: &RunRecord,
-        completion: Completion,
-        usage: Usage,
+        known: Option<(RunRecord, ETag)>,
+        (completion, usage): (Completion, Usage),
         mut live: LiveTurn<'_>,
-    ) -> Result<(), Stop> {
+    ) -> Result<Option<WorkItem>, Stop> {
         let run = &record.run;
-        let seq = item.seq;
         let text = completion.text.clone();
         let has_calls = !completion.tool_calls.is_empty();
         let truncated = completion.finish_reason.as_deref() == Some("length");
@@ -416,6 +486,7 @@ impl Engine {
                     Tool::Function { function } => Some(function.name.as_str()),
                     _ => None,
                 })
+                .chain(file_search::function_name(record))
                 .collect();
             if let Some(bad) = completion
                 .tool_calls
@@ -430,7 +501,8 @@ impl Engine {
                     .await?;
                 return self
                     .fail(ctx, item, "server_error", &message, live.sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         }
 
@@ -448,7 +520,13 @@ impl Engine {
                 Some(r) if text.is_empty() => vec![ContentPart::Refusal {
                     refusal: r.to_string(),
                 }],
-                _ => vec![text_part(text.clone())],
+                _ => {
+                    let mut part = text_part(text.clone());
+                    if let ContentPart::Text { text: t } = &mut part {
+                        t.annotations = citations::annotate(&text, live.sources());
+                    }
+                    vec![part]
+                }
             };
             let message = live.message(
                 content,
@@ -473,47 +551,49 @@ impl Engine {
             stored_message = Some((message, step));
         }
 
-        let round = has_calls.then(|| ToolRound {
-            step_id: live.tool_step_id(),
-            text: (!text.is_empty()).then(|| text.clone()),
-            calls: completion
-                .tool_calls
-                .iter()
-                .enumerate()
-                .map(|(i, c)| RoundCall {
-                    id: if c.id.is_empty() {
-                        derived_id(
-                            Kind::ToolCall,
-                            &run.id,
-                            (seq * runs::MAX_ATTEMPTS + live.attempt) * 64 + i as u32,
-                        )
-                    } else {
-                        c.id.clone()
-                    },
-                    name: c.name.clone(),
-                    arguments: c.arguments.clone(),
-                    output: None,
-                })
-                .collect(),
-        });
+        let round = if has_calls {
+            let (step_id, attempt) = (live.tool_step_id(), live.attempt);
+            Some(
+                self.round(ctx, record, &completion, step_id, attempt)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        // The client answers its function calls; built-in calls are answered already.
+        let waits = round
+            .as_ref()
+            .is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
+        let mut tool_step = None;
         if let Some(round) = &round {
-            let step = live.tool_step(runs::tool_step_details(round), "in_progress", Some(usage));
+            let status = if waits { "in_progress" } else { "completed" };
+            let step = live.tool_step(runs::tool_step_details(round), status, Some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
+            tool_step = Some(step);
         }
 
         let expiry = self.settings.expiry;
         let moved = match &round {
+            Some(round) if !waits => {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
+                    add_usage(&mut r.run.usage, usage);
+                    r.rounds.push(round.clone());
+                    r.seq += 1;
+                })
+                .await?
+                .0
+            }
             Some(round) => {
                 let required = json!({
                     "type": "submit_tool_outputs",
-                    "submit_tool_outputs": {"tool_calls": round.calls.iter().map(|c| json!({
+                    "submit_tool_outputs": {"tool_calls": round.calls.iter().filter(|c| c.is_client_call()).map(|c| json!({
                         "id": c.id, "type": "function",
                         "function": {"name": c.name, "arguments": c.arguments},
                     })).collect::<Vec<_>>()},
                 });
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = "requires_action".into();
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
@@ -522,10 +602,11 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
             None => {
                 let status = if truncated { "incomplete" } else { "completed" };
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = status.into();
                     r.run.incomplete_details =
                         truncated.then(|| json!({"reason": "max_completion_tokens"}));
@@ -537,6 +618,7 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
         };
         let record = match moved {
@@ -545,7 +627,10 @@ impl Engine {
                 self.take_back(ctx, &written).await;
                 self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
                     .await?;
-                return self.finish_cancel(ctx, item, live.sink).await;
+                return self
+                    .finish_cancel(ctx, item, live.sink)
+                    .await
+                    .map(|()| None);
             }
             Moved::Stale => {
                 if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
@@ -572,6 +657,12 @@ impl Engine {
             live.open_message();
             live.close_message(message, step);
         }
+        if let (Some(step), false) = (&tool_step, waits) {
+            // Built-in calls done: the step is complete and the run goes on.
+            live.open_tool_step();
+            live.close_tool_step(step);
+            return Ok(Some(record.next_turn(&ctx.tenant)));
+        }
         if round.is_some() {
             live.open_tool_step();
             if let Some(e) = self
@@ -592,7 +683,13 @@ impl Engine {
             live.sink
                 .emit("thread.run.requires_action", run_value(&record));
         } else {
-            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            threads::release_active_run_from(
+                ctx,
+                &item.thread_id,
+                &item.run_id,
+                record.claimed_thread(),
+            )
+            .await?;
             let event = if truncated {
                 "thread.run.incomplete"
             } else {
@@ -600,7 +697,52 @@ impl Engine {
             };
             live.sink.emit(event, run_value(&record));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The tool round of a completion: client calls as they came, built-in calls run.
+    async fn round(
+        &self,
+        ctx: &Ctx,
+        record: &RunRecord,
+        completion: &Completion,
+        step_id: String,
+        attempt: u32,
+    ) -> Result<ToolRound, Stop> {
+        let run = &record.run;
+        let search_fn = file_search::function_name(record);
+        let mut searches = file_search::searches_so_far(record);
+        let mut calls = Vec::with_capacity(completion.tool_calls.len());
+        for (i, c) in completion.tool_calls.iter().enumerate() {
+            let id = if c.id.is_empty() {
+                derived_id(
+                    Kind::ToolCall,
+                    &run.id,
+                    (record.seq * runs::MAX_ATTEMPTS + attempt) * 64 + i as u32,
+                )
+            } else {
+                c.id.clone()
+            };
+            if search_fn == Some(c.name.as_str()) {
+                calls.push(
+                    file_search::run_call(ctx, record, id, &c.name, &c.arguments, searches).await?,
+                );
+                searches += 1;
+            } else {
+                calls.push(RoundCall {
+                    id,
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                    output: None,
+                    server: None,
+                });
+            }
+        }
+        Ok(ToolRound {
+            step_id,
+            text: (!completion.text.is_empty()).then(|| completion.text.clone()),
+            calls,
+        })
     }
 
     /// The run moved on while this turn wrote. If another delivery of the same turn

@@ -103,6 +103,7 @@ pub enum PromptError {
 /// Builds the request of the run's next turn from the thread's messages (ascending).
 pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, PromptError> {
     let run = &record.run;
+    let search = super::file_search::function_name(record);
     let mut functions = Vec::new();
     for tool in &run.tools {
         match tool {
@@ -123,16 +124,21 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
             Tool::CodeInterpreter {} => {
                 return Err(PromptError::UnsupportedTool("code_interpreter"))
             }
-            Tool::FileSearch { .. } => return Err(PromptError::UnsupportedTool("file_search")),
+            // Offered below, once, as the engine's own function.
+            Tool::FileSearch { .. } => {}
         }
     }
-    if let Some(kind) = run.tool_choice.get("type").and_then(Value::as_str) {
-        if kind == "code_interpreter" {
-            return Err(PromptError::UnsupportedTool("code_interpreter"));
-        }
-        if kind == "file_search" {
-            return Err(PromptError::UnsupportedTool("file_search"));
-        }
+    if let Some(name) = search {
+        functions.push(super::file_search::function_definition(name));
+    }
+    let mut tool_choice = run.tool_choice.clone();
+    match run.tool_choice.get("type").and_then(Value::as_str) {
+        Some("code_interpreter") => return Err(PromptError::UnsupportedTool("code_interpreter")),
+        Some("file_search") => match search {
+            Some(name) => tool_choice = json!({"type": "function", "function": {"name": name}}),
+            None => return Err(PromptError::UnsupportedTool("file_search")),
+        },
+        _ => {}
     }
 
     let mut system = run.instructions.clone();
@@ -145,6 +151,12 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
             system.push_str("\n\n");
         }
         system.push_str(extra);
+    }
+    if let Some(name) = search {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(&super::file_search::instructions(name));
     }
     let head: Vec<Value> = if system.is_empty() {
         Vec::new()
@@ -209,7 +221,7 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
     let mut body = json!({"model": run.model, "messages": messages});
     if !functions.is_empty() {
         body["tools"] = Value::Array(functions);
-        body["tool_choice"] = run.tool_choice.clone();
+        body["tool_choice"] = tool_choice;
         body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
     }
     if let Some(t) = run.temperature {

@@ -208,22 +208,45 @@ const UPDATE_ATTEMPTS: usize = 64;
 pub async fn update_json<T, R, E, F>(
     store: &dyn Store,
     key: &str,
-    mut change: F,
+    change: F,
 ) -> Result<Option<R>, E>
 where
     T: Serialize + DeserializeOwned,
     E: From<StoreError>,
     F: FnMut(T) -> Result<Update<T, R>, E>,
 {
+    Ok(update_json_from(store, key, None, change)
+        .await?
+        .map(|(result, _)| result))
+}
+
+/// `update_json` that starts from a value and its ETag the caller read already (one read
+/// fewer when nobody wrote in between; a lost race re-reads as usual). Also returns the
+/// object's ETag after the update (unchanged when the change kept it).
+pub async fn update_json_from<T, R, E, F>(
+    store: &dyn Store,
+    key: &str,
+    mut known: Option<(T, ETag)>,
+    mut change: F,
+) -> Result<Option<(R, ETag)>, E>
+where
+    T: Serialize + DeserializeOwned,
+    E: From<StoreError>,
+    F: FnMut(T) -> Result<Update<T, R>, E>,
+{
     for attempt in 0..UPDATE_ATTEMPTS {
-        let Some((current, etag)) = get_json::<T>(store, key).await? else {
-            return Ok(None);
+        let (current, etag) = match known.take() {
+            Some(k) => k,
+            None => match get_json::<T>(store, key).await? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
         };
         match change(current)? {
-            Update::Keep(result) => return Ok(Some(result)),
+            Update::Keep(result) => return Ok(Some((result, etag))),
             Update::Write(next, result) => {
                 match put_json(store, key, &next, PutMode::IfMatch(etag)).await {
-                    Ok(_) => return Ok(Some(result)),
+                    Ok(new_etag) => return Ok(Some((result, new_etag))),
                     Err(StoreError::Conflict) => {
                         // Someone else wrote in between: back off a little and re-read.
                         let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);
