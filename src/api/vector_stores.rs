@@ -13,8 +13,9 @@ use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::queue::{WorkItem, WorkKind};
-use crate::retrieval::index::{ChunkSet, Index};
+use crate::retrieval::index::{ChunkSet, Index, IndexBuilder};
 use crate::store::{self, keys, PutMode, Update};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -1246,6 +1247,9 @@ pub fn filter_matches(
     }
 }
 
+/// Chunk-set reads in flight while an index is built.
+const CHUNK_SET_READS: usize = 8;
+
 /// The index of a store, built (and cached) from its completed files' chunk sets.
 pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index>, ApiError> {
     let vs_id = &record.store.id;
@@ -1261,23 +1265,24 @@ pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index
         .collect();
     let records: Vec<VectorStoreFileRecord> =
         super::pagination::read_all(&ctx.store, &file_prefix, &ids).await?;
-    let mut sets = Vec::new();
-    for r in records.into_iter().filter(|r| r.file.status == "completed") {
-        if let Some((bytes, _)) = ctx
-            .store
-            .get(&keys::vector_store_chunk_set(
-                &ctx.tenant,
-                vs_id,
-                &r.file.id,
-            ))
-            .await?
-        {
-            if let Some(set) = ChunkSet::decode(&bytes) {
-                sets.push((set, r.file.attributes.clone()));
-            }
+    // Chunk sets are read a few at a time and quantised as they arrive, so a large store
+    // neither waits on one read after another nor holds all its f32 vectors at once.
+    let reads = records
+        .into_iter()
+        .filter(|r| r.file.status == "completed")
+        .map(|r| async move {
+            let key = keys::vector_store_chunk_set(&ctx.tenant, vs_id, &r.file.id);
+            let bytes = ctx.store.get(&key).await?.map(|(b, _)| b);
+            Ok::<_, ApiError>((bytes, r.file.attributes))
+        });
+    let mut reads = futures::stream::iter(reads).buffered(CHUNK_SET_READS);
+    let mut builder = IndexBuilder::new();
+    while let Some(read) = reads.next().await {
+        if let (Some(bytes), attributes) = read? {
+            builder.add_encoded(&bytes, attributes);
         }
     }
-    let index = Arc::new(Index::build(sets));
+    let index = Arc::new(builder.finish());
     ctx.retrieval
         .cache
         .put(&cache_key, record.version, index.clone());
@@ -1311,9 +1316,18 @@ pub async fn search_store(
     if let Some(f) = filters {
         validate_filter(f, "filters")?;
     }
-    let hits = index.search(&query, limit, min_score, |e| {
-        filters.is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
-    });
+    // A large index takes milliseconds of CPU to scan: off the async workers.
+    let filters = filters.cloned();
+    let searched = index.clone();
+    let hits = tokio::task::spawn_blocking(move || {
+        searched.search(&query, limit, min_score, |e| {
+            filters
+                .as_ref()
+                .is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("search task: {e}")))?;
     Ok(hits
         .into_iter()
         .map(|(i, score)| {
