@@ -259,7 +259,7 @@ pub struct FileSearchResourcesRequest {
     #[schema(max_items = 1)]
     pub vector_store_ids: Option<Vec<String>>,
     #[serde(default)]
-    #[schema(value_type = Option<Vec<super::schemas::VectorStoreHelper>>, max_items = 0)]
+    #[schema(value_type = Option<Vec<super::schemas::VectorStoreHelper>>, max_items = 1)]
     pub vector_stores: Option<Vec<Value>>,
 }
 
