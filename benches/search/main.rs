@@ -298,15 +298,18 @@ fn main() -> ExitCode {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} / {} | {} / {} | {} / {} | {} | {} ({}) | {} | {} | {} | {:.1e} |",
+            "| {} | {} | {} / {} / {} | {} | {} / {} | {} / {} | {} | {} | {} ({}) | {} | {} | {} | {:.1e} |",
             r["dims"],
             r["chunks"],
             r["search_p50_ms"],
             r["search_p99_ms"],
+            r["search_min_ms"],
+            r["search_cpu_ms"],
             r["filtered_p50_ms"],
             r["filtered_p99_ms"],
             r["exact_f32_p50_ms"],
-            r["exact_f32_p99_ms"],
+            r["exact_f32_min_ms"],
+            r["exact_f32_cpu_ms"],
             r["build_ms"],
             r["index_vectors_mb"],
             r["f32_vectors_mb"],
