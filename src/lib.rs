@@ -21,6 +21,7 @@ pub mod functions;
 pub mod http;
 pub mod ids;
 pub mod llm;
+pub mod memory;
 pub mod queue;
 pub mod retrieval;
 pub mod standin;

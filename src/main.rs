@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
             }
         }
     };
+    let trimmer = assistants::memory::spawn_trimmer();
     let local = listener.local_addr().unwrap_or(addr);
     if app.is_custom_handler() {
         log::info!(
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
     if let Some(w) = worker {
         w.abort();
     }
+    trimmer.abort();
     log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -193,7 +193,8 @@ async fn start_handler(llm: StandIn) -> Handler {
     )
     .build()
     .queue_client(queue_name);
-    let store = AzureBlobStore::new(&account, &container, request_retry()).unwrap();
+    let storage_http = assistants::store::azure::http_client().unwrap();
+    let store = AzureBlobStore::new(&account, &container, request_retry(), &storage_http).unwrap();
     Handler {
         child,
         base,
