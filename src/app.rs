@@ -4,6 +4,7 @@
 use crate::api::proxy::Proxy;
 use crate::api::stateful::Stateful;
 use crate::api::Backend;
+use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::{BackendSetting, QueueSetting, Settings, StorageSetting};
 use crate::engine::Engine;
 use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
@@ -114,6 +115,7 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
         llm,
         Arc::new(settings.runs.clone()),
         retrieval.clone(),
+        Arc::new(SharedCodeInterpreter::from_settings(settings)),
     ));
     Ok(Stored {
         store,
@@ -216,6 +218,17 @@ impl App {
                 runs.work_max_attempts,
                 runs.queue_poll_max,
             ))),
+        }
+    }
+
+    /// Starts the code interpreter (its executor and self-test) in the background, so that
+    /// its state is in the start-up log and the first run that needs it does not wait.
+    pub fn start_code_interpreter(&self) {
+        if let Some(stored) = &self.stored {
+            let shared = stored.engine.code_interpreter().clone();
+            tokio::spawn(async move {
+                shared.get().await;
+            });
         }
     }
 

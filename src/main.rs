@@ -41,6 +41,7 @@ async fn main() -> ExitCode {
             }
         }
     };
+    app.start_code_interpreter();
     let trimmer = assistants::memory::spawn_trimmer();
     let local = listener.local_addr().unwrap_or(addr);
     if app.is_custom_handler() {

@@ -106,6 +106,25 @@ pub enum ServerCall {
         ranking_options: Value,
         results: Vec<SearchHit>,
     },
+    /// A cell run in the thread's Python session.
+    CodeInterpreter {
+        /// The code as run.
+        input: String,
+        /// The step's outputs: `{"type": "logs", "logs"}` and `{"type": "image", "image":
+        /// {"file_id"}}`, in that order.
+        outputs: Vec<Value>,
+        /// Files the cell wrote to `/mnt/data`, stored as `assistants_output` files.
+        #[serde(default)]
+        files: Vec<OutputFile>,
+    },
+}
+
+/// A file a `code_interpreter` cell wrote, as the service stored it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputFile {
+    /// Relative to `/mnt/data`.
+    pub path: String,
+    pub file_id: String,
 }
 
 /// One `file_search` result: the chunk's text is stored, and shown only when the request
@@ -1187,6 +1206,11 @@ pub fn tool_call_details(c: &RoundCall) -> Value {
                     "content": [{"type": "text", "text": r.text}],
                 })).collect::<Vec<_>>(),
             },
+        }),
+        Some(ServerCall::CodeInterpreter { input, outputs, .. }) => json!({
+            "id": c.id,
+            "type": "code_interpreter",
+            "code_interpreter": {"input": input, "outputs": outputs},
         }),
     }
 }

@@ -111,6 +111,7 @@ impl Backend for Stateful {
             queue: self.queue.clone(),
             runs: self.runs.clone(),
             retrieval: self.retrieval.clone(),
+            code_interpreter: self.engine.code_interpreter().clone(),
             tenant: tenant.to_string(),
         };
         if matches!(request.operation, Operation::CreateFile) {

@@ -182,6 +182,14 @@ pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
         return Err(ApiError::not_found(Kind::Thread, thread_id));
     }
     store::delete_prefix(&ctx.store, &keys::thread_prefix(&ctx.tenant, thread_id)).await?;
+    // The thread's Python session (code_interpreter) ends with it, files and all.
+    let ci = ctx.code_interpreter.get().await;
+    if let Some(executor) = ci.executor() {
+        let session = ci.session_id(&ctx.tenant, thread_id);
+        if let Err(e) = executor.end_session(&session).await {
+            log::warn!("cannot end the code_interpreter session of a deleted thread: {e}");
+        }
+    }
     Ok(json!({"id": thread_id, "object": "thread.deleted", "deleted": true}))
 }
 

@@ -187,3 +187,48 @@ fn azure_executor(
         .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
         .map_err(|e| e.to_string())
 }
+
+/// The server's code interpreter, started once on first use (or at start-up, by `main`):
+/// the self-test spawns sandboxes, which a process that never runs code should not pay
+/// for, and starting is async while building the app is not. Shared by the API (thread
+/// deletion ends sessions) and the engine.
+pub struct SharedCodeInterpreter {
+    settings: Option<Box<Settings>>,
+    cell: tokio::sync::OnceCell<CodeInterpreter>,
+}
+
+impl SharedCodeInterpreter {
+    /// Started from `settings` on first use.
+    pub fn from_settings(settings: &Settings) -> SharedCodeInterpreter {
+        SharedCodeInterpreter {
+            settings: Some(Box::new(settings.clone())),
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// One that is already started (tests).
+    pub fn ready(ci: CodeInterpreter) -> SharedCodeInterpreter {
+        SharedCodeInterpreter {
+            settings: None,
+            cell: tokio::sync::OnceCell::new_with(Some(ci)),
+        }
+    }
+
+    /// The started code interpreter (starting it, with its self-test, the first time).
+    pub async fn get(&self) -> &CodeInterpreter {
+        self.cell
+            .get_or_init(|| async {
+                match &self.settings {
+                    Some(settings) => CodeInterpreter::start(settings).await,
+                    None => CodeInterpreter::disabled("it was not configured"),
+                }
+            })
+            .await
+    }
+
+    /// The code interpreter if it has been started (no start for a caller that only needs
+    /// a session that exists already).
+    pub fn started(&self) -> Option<&CodeInterpreter> {
+        self.cell.get()
+    }
+}

@@ -5,10 +5,12 @@
 //! streamed run store the same objects.
 
 use super::events::EventSink;
-use super::{citations, file_search};
+use super::partial_json::{string_field_prefix, FieldStream};
+use super::{citations, code_interpreter, file_search};
 use crate::api::messages::Message;
 use crate::api::runs::{
-    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep,
+    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep, ServerCall,
+    ToolRound,
 };
 use crate::api::types::{now, text_part, ContentPart};
 use crate::api::validate::Metadata;
@@ -35,6 +37,13 @@ pub struct LiveTurn<'a> {
     pending_deltas: Vec<Value>,
     /// The name `file_search` has for the model (its calls stream as `file_search`).
     search_fn: Option<&'static str>,
+    /// The name `code_interpreter` has for the model (its calls stream as
+    /// `code_interpreter`, the code as `input` deltas while it arrives).
+    code_fn: Option<&'static str>,
+    /// The code of each call so far, decoded from its streamed arguments.
+    code_streams: Vec<FieldStream>,
+    /// Figures the run's code drew since its last message: the message's first parts.
+    images: Vec<String>,
     include_search_content: bool,
     /// The run's earlier search results, for citation annotations.
     sources: Vec<Vec<String>>,
@@ -70,6 +79,9 @@ impl<'a> LiveTurn<'a> {
             pending_tool_step: None,
             pending_deltas: Vec::new(),
             search_fn: file_search::function_name(record),
+            code_fn: code_interpreter::function_name(record),
+            code_streams: Vec::new(),
+            images: code_interpreter::outputs_so_far(record).1,
             include_search_content: record.include_search_content,
             sources: file_search::sources(record),
             cited_upto: 0,
@@ -84,7 +96,23 @@ impl<'a> LiveTurn<'a> {
 
     /// Whether `name` is a tool the server runs itself.
     pub fn is_server_tool(&self, name: &str) -> bool {
-        self.search_fn == Some(name)
+        self.search_fn == Some(name) || self.code_fn == Some(name)
+    }
+
+    /// How a built-in call shows in a step while it has not run: its tool and what is known.
+    fn server_call_value(&self, name: &str, id: &str, arguments: &str) -> Value {
+        if self.code_fn == Some(name) {
+            let input = string_field_prefix(arguments, "code").unwrap_or_default();
+            json!({"id": id, "type": "code_interpreter",
+                   "code_interpreter": {"input": input, "outputs": []}})
+        } else {
+            json!({"id": id, "type": "file_search", "file_search": {}})
+        }
+    }
+
+    /// The index of the message's text part (after its figures).
+    fn text_index(&self) -> usize {
+        self.images.len()
     }
 
     /// A step as clients see it (search result content only when asked for).
@@ -121,6 +149,7 @@ impl<'a> LiveTurn<'a> {
         self.tool_step_open = false;
         self.pending_tool_step = None;
         self.pending_deltas.clear();
+        self.code_streams.clear();
         self.cited_upto = 0;
         self.annotations_sent = 0;
     }
@@ -206,6 +235,14 @@ impl<'a> LiveTurn<'a> {
         let message = serde_json::to_value(&message).unwrap_or(Value::Null);
         self.sink.emit("thread.message.created", message.clone());
         self.sink.emit("thread.message.in_progress", message);
+        for (index, file_id) in self.images.iter().enumerate() {
+            self.sink.emit(
+                "thread.message.delta",
+                json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                    "content": [{"index": index, "type": "image_file", "image_file": {"file_id": file_id}}],
+                }}),
+            );
+        }
         self.message_open = true;
     }
 
@@ -242,7 +279,7 @@ impl<'a> LiveTurn<'a> {
                 self.sink.emit(
                     "thread.message.delta",
                     json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
-                        "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}],
+                        "content": [{"index": self.text_index(), "type": "text", "text": {"value": text, "annotations": []}}],
                     }}),
                 );
                 self.stream_citations();
@@ -266,6 +303,22 @@ impl<'a> LiveTurn<'a> {
                 }
                 slot.arguments.push_str(&arguments);
                 let (slot_name, slot_id) = (slot.name.clone(), slot.id.clone());
+                if self.code_fn == Some(slot_name.as_str()) {
+                    // The code shows as it arrives, decoded from the `{"code": ...}` arguments.
+                    if name.is_some() {
+                        let head = json!({"index": index, "id": slot_id, "type": "code_interpreter",
+                                          "code_interpreter": {"input": "", "outputs": []}});
+                        self.step_delta(head);
+                    }
+                    while self.code_streams.len() <= index {
+                        self.code_streams.push(FieldStream::default());
+                    }
+                    if let Some(new) = self.code_streams[index].push(&arguments, "code") {
+                        self.step_delta(json!({"index": index, "type": "code_interpreter",
+                                               "code_interpreter": {"input": new}}));
+                    }
+                    return;
+                }
                 let server = self.is_server_tool(&slot_name);
                 let call = if server {
                     // A built-in call shows as its tool, announced once; its arguments are
@@ -285,14 +338,40 @@ impl<'a> LiveTurn<'a> {
                     }
                     call
                 };
-                let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
-                    "step_details": {"type": "tool_calls", "tool_calls": [call]},
-                }});
-                if self.pending_tool_step.is_some() {
-                    self.pending_deltas.push(delta);
-                } else {
-                    self.sink.emit("thread.run.step.delta", delta);
-                }
+                self.step_delta(call);
+            }
+        }
+    }
+
+    /// A `thread.run.step.delta` of the tool step with one call (held back with the step
+    /// while a message is open).
+    fn step_delta(&mut self, call: Value) {
+        let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
+            "step_details": {"type": "tool_calls", "tool_calls": [call]},
+        }});
+        if self.pending_tool_step.is_some() {
+            self.pending_deltas.push(delta);
+        } else {
+            self.sink.emit("thread.run.step.delta", delta);
+        }
+    }
+
+    /// One delta per `code_interpreter` call of the round with its outputs (logs, images),
+    /// sent once the engine has run the code and before the step completes.
+    pub fn code_outputs(&mut self, round: &ToolRound) {
+        for (index, call) in round.calls.iter().enumerate() {
+            if let Some(ServerCall::CodeInterpreter { outputs, .. }) = &call.server {
+                let outputs: Vec<Value> = outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let mut o = o.clone();
+                        o["index"] = json!(i);
+                        o
+                    })
+                    .collect();
+                self.step_delta(json!({"index": index, "type": "code_interpreter",
+                                       "code_interpreter": {"outputs": outputs}}));
             }
         }
     }
@@ -308,7 +387,7 @@ impl<'a> LiveTurn<'a> {
             self.sink.emit(
                 "thread.message.delta",
                 json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
-                    "content": [{"index": 0, "type": "text", "text": {"annotations": [annotation]}}],
+                    "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
                 }}),
             );
         }
@@ -378,7 +457,7 @@ impl<'a> LiveTurn<'a> {
         let tool = self.tool_step_open.then(|| {
             let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| {
                 if self.is_server_tool(&c.name) {
-                    json!({"id": c.id, "type": "file_search", "file_search": {}})
+                    self.server_call_value(&c.name, &c.id, &c.arguments)
                 } else {
                     json!({
                         "id": c.id, "type": "function",

@@ -7,15 +7,18 @@
 //! turn (a repeated turn overwrites them), and the run itself moves on only through a
 //! conditional write that checks the turn and the status, so a cancel that lands while the
 //! model is answering always wins.
-//! A turn whose calls are all built-in tools the engine runs itself (`file_search`) stores
+//! A turn whose calls are all built-in tools the engine runs itself (`file_search`,
+//! `code_interpreter`) stores
 //! them as a completed `tool_calls` step and goes on to the next turn: through the queue,
 //! or in the same request when the run is streamed.
 //! - `prompt`: the Chat Completions request of a turn;
 //! - `file_search`, `citations`: the built-in search tool and its citation annotations;
+//! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
 //! - `live`: what an attempt has streamed so far;
 //! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
 
 pub mod citations;
+pub mod code_interpreter;
 pub mod events;
 pub mod file_search;
 pub mod live;
@@ -26,8 +29,9 @@ use crate::api::messages::Message;
 use crate::api::pagination::read_all;
 use crate::api::runs::{self, answer_message_id, now_ms, RoundCall, RunRecord, RunStep, ToolRound};
 use crate::api::threads;
-use crate::api::types::{now, text_part, ContentPart, Tool};
+use crate::api::types::{now, text_part, ContentPart, ImageFile, Tool};
 use crate::api::Ctx;
+use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
@@ -36,6 +40,7 @@ use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::retrieval::Retrieval;
 use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
 use async_trait::async_trait;
+use code_interpreter::CodeTurn;
 use events::{Discard, EventSink};
 use live::{Close, LiveTurn};
 use serde_json::{json, Value};
@@ -48,6 +53,7 @@ pub struct Engine {
     llm: LlmClient,
     settings: Arc<RunSettings>,
     retrieval: Arc<Retrieval>,
+    code_interpreter: Arc<SharedCodeInterpreter>,
     /// Test hook: stop a turn right after it wrote its message, as a crash would.
     crash_after_message_write: std::sync::atomic::AtomicBool,
 }
@@ -88,6 +94,15 @@ impl From<store::StoreError> for Stop {
     }
 }
 
+/// A tool round with its built-in calls run.
+struct RanRound {
+    round: ToolRound,
+    /// Store keys of the files its calls wrote (to take back if a cancel wins).
+    written: Vec<String>,
+    /// A built-in tool failed in a way the run cannot go on from.
+    fatal: Option<String>,
+}
+
 /// What a conditional run update found.
 enum Moved {
     /// Applied; the new record.
@@ -105,6 +120,7 @@ impl Engine {
         llm: LlmClient,
         settings: Arc<RunSettings>,
         retrieval: Arc<Retrieval>,
+        code_interpreter: Arc<SharedCodeInterpreter>,
     ) -> Self {
         Engine {
             store,
@@ -112,8 +128,14 @@ impl Engine {
             llm,
             settings,
             retrieval,
+            code_interpreter,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The `code_interpreter` tool's executor, shared with the API.
+    pub fn code_interpreter(&self) -> &Arc<SharedCodeInterpreter> {
+        &self.code_interpreter
     }
 
     /// Test hook: the next turn that writes a message stops right after that write.
@@ -128,6 +150,7 @@ impl Engine {
             queue: self.queue.clone(),
             runs: self.settings.clone(),
             retrieval: self.retrieval.clone(),
+            code_interpreter: self.code_interpreter.clone(),
             tenant: tenant.to_string(),
         }
     }
@@ -276,7 +299,42 @@ impl Engine {
         ids.sort_unstable();
         let thread_messages: Vec<Message> = read_all(&ctx.store, &message_prefix, &ids).await?;
 
-        let prompt = match prompt::build(&record, &thread_messages) {
+        // The code interpreter, when the run has it: a run that needs it on a server that
+        // cannot run code fails at once, saying why.
+        let code_turn = match code_interpreter::function_name(&record) {
+            None => None,
+            Some(name) => {
+                let ci = self.code_interpreter.get().await;
+                let Some(executor) = ci.executor() else {
+                    let message = format!(
+                        "The code_interpreter tool is not available on this server: {}.",
+                        ci.unavailable_reason().unwrap_or("it is not configured")
+                    );
+                    return self
+                        .fail(&ctx, item, "server_error", &message, sink)
+                        .await
+                        .map(|()| None);
+                };
+                let files = code_interpreter::input_files(&ctx, &record).await?;
+                Some(CodeTurn {
+                    ci,
+                    executor: executor.as_ref(),
+                    name,
+                    files,
+                })
+            }
+        };
+        let code_tool = code_turn.as_ref().map(|t| prompt::CodeTool {
+            name: t.name,
+            definition: crate::code_interpreter::prompt::tool_definition(
+                t.name,
+                t.ci.cell_timeout(),
+                t.executor.kind(),
+            ),
+            instructions: code_interpreter::instructions(&t.files),
+        });
+
+        let prompt = match prompt::build(&record, &thread_messages, code_tool.as_ref()) {
             Ok(p) => p,
             Err(prompt::PromptError::UnsupportedTool(tool)) => {
                 let message = format!(
@@ -335,7 +393,15 @@ impl Engine {
         let attempt = live.attempt;
         let known = etag.map(|etag| (record.clone(), etag));
         let next = self
-            .commit(&ctx, item, &record, known, (completion, usage), live)
+            .commit(
+                &ctx,
+                item,
+                &record,
+                known,
+                (completion, usage),
+                live,
+                code_turn.as_ref(),
+            )
             .await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
@@ -464,6 +530,7 @@ impl Engine {
     /// Writes what the model answered and moves the run on; the stream hears of it after
     /// the run has moved, so it never announces what a cancel then takes back. Built-in
     /// tool calls are run here; `Some(next)` when the run goes on with another turn.
+    #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
         ctx: &Ctx,
@@ -472,6 +539,7 @@ impl Engine {
         known: Option<(RunRecord, ETag)>,
         (completion, usage): (Completion, Usage),
         mut live: LiveTurn<'_>,
+        code: Option<&CodeTurn<'_>>,
     ) -> Result<Option<WorkItem>, Stop> {
         let run = &record.run;
         let text = completion.text.clone();
@@ -487,6 +555,7 @@ impl Engine {
                     _ => None,
                 })
                 .chain(file_search::function_name(record))
+                .chain(code.map(|c| c.name))
                 .collect();
             if let Some(bad) = completion
                 .tool_calls
@@ -521,11 +590,31 @@ impl Engine {
                     refusal: r.to_string(),
                 }],
                 _ => {
+                    // Figures the run's code drew since its last message come first, as
+                    // OpenAI's answers had them; links to files its code wrote are
+                    // annotated like citations.
+                    let (written_files, images) = code_interpreter::outputs_so_far(record);
+                    let mut parts: Vec<ContentPart> = images
+                        .into_iter()
+                        .map(|file_id| ContentPart::ImageFile {
+                            image_file: ImageFile {
+                                file_id,
+                                detail: None,
+                            },
+                        })
+                        .collect();
                     let mut part = text_part(text.clone());
                     if let ContentPart::Text { text: t } = &mut part {
-                        t.annotations = citations::annotate(&text, live.sources());
+                        let mut annotations = citations::annotate(&text, live.sources());
+                        annotations.extend(code_interpreter::file_path_annotations(
+                            &text,
+                            &written_files,
+                        ));
+                        annotations.sort_by_key(|a| a["start_index"].as_u64().unwrap_or(0));
+                        t.annotations = annotations;
                     }
-                    vec![part]
+                    parts.push(part);
+                    parts
                 }
             };
             let message = live.message(
@@ -553,10 +642,20 @@ impl Engine {
 
         let round = if has_calls {
             let (step_id, attempt) = (live.tool_step_id(), live.attempt);
-            Some(
-                self.round(ctx, record, &completion, step_id, attempt)
-                    .await?,
-            )
+            let ran = self
+                .round(ctx, record, &completion, step_id, attempt, code)
+                .await?;
+            written.extend(ran.written);
+            if let Some(message) = ran.fatal {
+                self.take_back(ctx, &written).await;
+                self.close_unfinished(ctx, &mut live, Close::Failed, &message)
+                    .await?;
+                return self
+                    .fail(ctx, item, "server_error", &message, live.sink)
+                    .await
+                    .map(|()| None);
+            }
+            Some(ran.round)
         } else {
             None
         };
@@ -657,9 +756,13 @@ impl Engine {
             live.open_message();
             live.close_message(message, step);
         }
+        if let Some(round) = &round {
+            // What the code the engine ran printed and drew, before the step completes.
+            live.open_tool_step();
+            live.code_outputs(round);
+        }
         if let (Some(step), false) = (&tool_step, waits) {
             // Built-in calls done: the step is complete and the run goes on.
-            live.open_tool_step();
             live.close_tool_step(step);
             return Ok(Some(record.next_turn(&ctx.tenant)));
         }
@@ -708,11 +811,14 @@ impl Engine {
         completion: &Completion,
         step_id: String,
         attempt: u32,
-    ) -> Result<ToolRound, Stop> {
+        code: Option<&CodeTurn<'_>>,
+    ) -> Result<RanRound, Stop> {
         let run = &record.run;
         let search_fn = file_search::function_name(record);
         let mut searches = file_search::searches_so_far(record);
         let mut calls = Vec::with_capacity(completion.tool_calls.len());
+        let mut written = Vec::new();
+        let mut code_calls = 0;
         for (i, c) in completion.tool_calls.iter().enumerate() {
             let id = if c.id.is_empty() {
                 derived_id(
@@ -728,6 +834,36 @@ impl Engine {
                     file_search::run_call(ctx, record, id, &c.name, &c.arguments, searches).await?,
                 );
                 searches += 1;
+            } else if let Some(code) = code.filter(|t| t.name == c.name) {
+                let number = code_interpreter::call_number(record, attempt, i);
+                let ran = code_interpreter::run_call(
+                    ctx,
+                    code,
+                    record,
+                    id,
+                    &c.arguments,
+                    code_calls == 0,
+                    number,
+                )
+                .await?;
+                code_calls += 1;
+                match ran {
+                    Ok(ran) => {
+                        calls.push(ran.call);
+                        written.extend(ran.written);
+                    }
+                    Err(code_interpreter::Fatal(message)) => {
+                        return Ok(RanRound {
+                            round: ToolRound {
+                                step_id,
+                                text: None,
+                                calls,
+                            },
+                            written,
+                            fatal: Some(message),
+                        })
+                    }
+                }
             } else {
                 calls.push(RoundCall {
                     id,
@@ -738,10 +874,14 @@ impl Engine {
                 });
             }
         }
-        Ok(ToolRound {
-            step_id,
-            text: (!completion.text.is_empty()).then(|| completion.text.clone()),
-            calls,
+        Ok(RanRound {
+            round: ToolRound {
+                step_id,
+                text: (!completion.text.is_empty()).then(|| completion.text.clone()),
+                calls,
+            },
+            written,
+            fatal: None,
         })
     }
 

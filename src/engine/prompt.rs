@@ -100,8 +100,22 @@ pub enum PromptError {
     NoCompletionBudget,
 }
 
+/// The `code_interpreter` tool as a turn offers it.
+pub struct CodeTool {
+    pub name: &'static str,
+    /// The function definition (`code_interpreter::prompt::tool_definition`).
+    pub definition: Value,
+    /// What the instructions add (the files in `/mnt/data`).
+    pub instructions: Option<String>,
+}
+
 /// Builds the request of the run's next turn from the thread's messages (ascending).
-pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, PromptError> {
+/// `code` is the code interpreter when the run has it and the server can run it.
+pub fn build(
+    record: &RunRecord,
+    thread_messages: &[Message],
+    code: Option<&CodeTool>,
+) -> Result<Prompt, PromptError> {
     let run = &record.run;
     let search = super::file_search::function_name(record);
     let mut functions = Vec::new();
@@ -121,9 +135,10 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
                 }
                 functions.push(json!({"type": "function", "function": f}));
             }
-            Tool::CodeInterpreter {} => {
-                return Err(PromptError::UnsupportedTool("code_interpreter"))
-            }
+            Tool::CodeInterpreter {} => match code {
+                Some(code) => functions.push(code.definition.clone()),
+                None => return Err(PromptError::UnsupportedTool("code_interpreter")),
+            },
             // Offered below, once, as the engine's own function.
             Tool::FileSearch { .. } => {}
         }
@@ -133,7 +148,12 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
     }
     let mut tool_choice = run.tool_choice.clone();
     match run.tool_choice.get("type").and_then(Value::as_str) {
-        Some("code_interpreter") => return Err(PromptError::UnsupportedTool("code_interpreter")),
+        Some("code_interpreter") => match code {
+            Some(code) => {
+                tool_choice = json!({"type": "function", "function": {"name": code.name}})
+            }
+            None => return Err(PromptError::UnsupportedTool("code_interpreter")),
+        },
         Some("file_search") => match search {
             Some(name) => tool_choice = json!({"type": "function", "function": {"name": name}}),
             None => return Err(PromptError::UnsupportedTool("file_search")),
@@ -157,6 +177,12 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
             system.push_str("\n\n");
         }
         system.push_str(&super::file_search::instructions(name));
+    }
+    if let Some(extra) = code.and_then(|c| c.instructions.as_deref()) {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(extra);
     }
     let head: Vec<Value> = if system.is_empty() {
         Vec::new()
