@@ -5,8 +5,11 @@
 //! Azure store 34 MB after 64 concurrent lists, of which `malloc_trim` returned 19 MB
 //! (BENCHMARKS.md). The trimmer looks every few seconds at the CPU the process used: once
 //! it has gone quiet after being busy, and the resident size is more than
-//! `TRIM_ABOVE_START` above what it was at start, it calls `malloc_trim` once. Only on glibc
-//! on Linux; elsewhere it does nothing.
+//! `TRIM_ABOVE_START` above what it was at start, it calls `malloc_trim` once, and once more
+//! `RETRIM_AFTER` later if the process stayed quiet and is still that large: what the burst
+//! left behind is freed late too (pooled connections close after their idle timeout, 30 s
+//! for the storage client), after the first trim. Only on glibc on Linux; elsewhere it does
+//! nothing.
 
 use std::time::Duration;
 
@@ -16,6 +19,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 const QUIET_CPU: Duration = Duration::from_millis(100);
 /// Growth of the resident size since start that is worth a trim.
 const TRIM_ABOVE_START: u64 = 4 * 1024 * 1024;
+/// Quiet checks after a trim before the second one (35 s: past the storage client's 30 s
+/// idle-connection timeout).
+const RETRIM_AFTER: u32 = 7;
 
 /// Starts the trimmer on the current runtime; it runs until the task is aborted or the
 /// runtime stops.
@@ -27,6 +33,8 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut busy_since_trim = false;
+        // Quiet checks left before the second trim, after a first one.
+        let mut retrim_in: Option<u32> = None;
         loop {
             tick.tick().await;
             let (Some(rss), Some(cpu)) = (resident_bytes(), cpu_time()) else {
@@ -34,11 +42,19 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
             };
             let quiet = cpu.saturating_sub(last_cpu) < QUIET_CPU;
             last_cpu = cpu;
+            let large = rss > start_rss + TRIM_ABOVE_START;
             if !quiet {
                 busy_since_trim = true;
+                retrim_in = None;
             } else if busy_since_trim {
                 busy_since_trim = false;
-                if rss > start_rss + TRIM_ABOVE_START {
+                if large {
+                    trim();
+                    retrim_in = Some(RETRIM_AFTER);
+                }
+            } else if let Some(n) = retrim_in {
+                retrim_in = n.checked_sub(1).filter(|left| *left > 0);
+                if retrim_in.is_none() && large {
                     trim();
                 }
             }
