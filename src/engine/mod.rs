@@ -8,9 +8,8 @@
 //! conditional write that checks the turn and the status, so a cancel that lands while the
 //! model is answering always wins.
 //! A turn whose calls are all built-in tools the engine runs itself (`file_search`,
-//! `code_interpreter`) stores
-//! them as a completed `tool_calls` step and goes on to the next turn: through the queue,
-//! or in the same request when the run is streamed.
+//! `code_interpreter`) stores them as a completed `tool_calls` step and goes on to the next
+//! turn: through the queue, or in the same request when the run is streamed.
 //! - `prompt`: the Chat Completions request of a turn;
 //! - `file_search`, `citations`: the built-in search tool and its citation annotations;
 //! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
