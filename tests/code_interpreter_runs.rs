@@ -404,7 +404,11 @@ async fn sessions_belong_to_threads() {
     assert_eq!(other, "False");
     let sessions = || {
         // One directory per live session (the self-test's probes are gone by now).
-        std::fs::read_dir(dir.path().join("ci").join("sessions"))
+        let own = dir
+            .path()
+            .join("ci")
+            .join(format!("p{}", std::process::id()));
+        std::fs::read_dir(own.join("sessions"))
             .map(|d| d.count())
             .unwrap_or(0)
     };

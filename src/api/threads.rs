@@ -182,9 +182,13 @@ pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
         return Err(ApiError::not_found(Kind::Thread, thread_id));
     }
     store::delete_prefix(&ctx.store, &keys::thread_prefix(&ctx.tenant, thread_id)).await?;
-    // The thread's Python session (code_interpreter) ends with it, files and all.
-    let ci = ctx.code_interpreter.get().await;
-    if let Some(executor) = ci.executor() {
+    // The thread's Python session (code_interpreter) ends with it, files and all. Only a
+    // started executor can have sessions (`main` starts it at start-up).
+    if let Some((ci, executor)) = ctx
+        .code_interpreter
+        .started()
+        .and_then(|ci| ci.executor().map(|e| (ci, e)))
+    {
         let session = ci.session_id(&ctx.tenant, thread_id);
         if let Err(e) = executor.end_session(&session).await {
             log::warn!("cannot end the code_interpreter session of a deleted thread: {e}");

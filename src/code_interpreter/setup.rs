@@ -148,7 +148,7 @@ fn local_executor(ci: &CodeInterpreterSettings) -> Result<Arc<dyn CodeExecutor>,
         return Err(format!("{} is missing", ci.python.display()));
     }
     let data_dir = std::path::absolute(&ci.data_dir).unwrap_or_else(|_| ci.data_dir.clone());
-    let mut cfg = LocalConfig::new(ci.local_dir.clone());
+    let mut cfg = LocalConfig::new(process_dir(&ci.local_dir));
     cfg.bwrap = ci.bwrap.clone();
     cfg.python = ci.python.clone();
     cfg.memory_bytes = ci.memory_bytes;
@@ -163,6 +163,30 @@ fn local_executor(ci: &CodeInterpreterSettings) -> Result<Arc<dyn CodeExecutor>,
     LocalExecutor::new(cfg)
         .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
         .map_err(|e| e.to_string())
+}
+
+/// This process's own directory under `CODE_INTERPRETER_DIR` (`p<pid>`): the local
+/// executor clears its sessions directory when it starts, and several processes may share
+/// the setting (instances on one machine, test suites). Directories of processes that are
+/// gone are removed.
+fn process_dir(local_dir: &std::path::Path) -> std::path::PathBuf {
+    let own = std::process::id();
+    if let Ok(entries) = std::fs::read_dir(local_dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix('p'))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+                if pid != own && !alive {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+    local_dir.join(format!("p{own}"))
 }
 
 fn azure_executor(
