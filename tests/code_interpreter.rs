@@ -193,15 +193,32 @@ async fn a_fork_bomb_is_contained_and_other_sessions_carry_on() {
     assert_eq!(error.name, "BlockingIOError", "{error:?}");
     // The session itself still answers, as does the other one; the host can start processes.
     assert_eq!(lab.run(&id, "2 * 3").await.result.as_deref(), Some("6"));
+    // Nothing of the bomb runs on after its cell (its processes would burn the host's CPU
+    // until the session ended): only bwrap's init and the driver are left (killed processes
+    // can take a moment to be reaped on a busy machine), and the session can fork again.
+    let left = "import os\nsorted(int(p) for p in os.listdir('/proc') if p.isdigit())";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = lab.run(&id, left).await.result;
+        if seen.as_deref() == Some("[1, 2]") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bomb runs on: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // And it stays that way.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lab.run(&id, left).await.result.as_deref(), Some("[1, 2]"));
+    let forked = "import subprocess\nsubprocess.run(['true']).returncode";
+    assert_eq!(lab.run(&id, forked).await.result.as_deref(), Some("0"));
     assert_eq!(lab.run(&bystander, "z").await.result.as_deref(), Some("7"));
     assert!(std::process::Command::new("true")
         .status()
         .unwrap()
         .success());
 
-    // (The bomb's exited children stay zombies of the session until it ends: a bombed
-    // session can run code but not fork again; that is its own business.)
-    // Children left sleeping count against their session's limit only.
+    // Children left sleeping count against their session's limit only, and end with their
+    // cell.
     let sleepers = lab.session("thread_sleepers").await;
     let spawned = lab
         .run(
@@ -211,6 +228,10 @@ async fn a_fork_bomb_is_contained_and_other_sessions_carry_on() {
         .await;
     let n: u32 = spawned.result.unwrap().parse().unwrap();
     assert!(n > 10 && n < 64, "{n}");
+    assert_eq!(
+        lab.run(&sleepers, left).await.result.as_deref(),
+        Some("[1, 2]")
+    );
     assert_eq!(
         lab.run(&bystander, "z * 2").await.result.as_deref(),
         Some("14")

@@ -29,12 +29,15 @@ import os
 import resource
 import signal
 import sys
+import time
 import traceback
 import types
 
 MAX_REPR = 20000
 MAX_TRACEBACK = 20000
 MAX_IMAGES = 16
+# How long the driver waits after a cell for the processes it killed to be gone.
+STRAYS_GONE_S = 1.0
 
 
 def _private_fd(fd):
@@ -88,6 +91,7 @@ def main():
             return
         request = json.loads(line)
         response = run_cell(request, namespace, state)
+        _end_strays()
         response["marker_written"] = _write_marker(request["marker"])
         send(response)
 
@@ -157,6 +161,37 @@ def run_cell(request, namespace, state):
         if error is None:
             error = _error(e, e.__traceback__)
     return {"result": result, "error": error, "images": state["images"][:MAX_IMAGES]}
+
+
+def _end_strays():
+    """Ends every process the cell left behind: between cells the session is only the
+    namespace's init (bwrap) and this driver. So a fork bomb or a busy background process
+    cannot go on burning the host's CPU after its cell, and the next cell finds the
+    session's process limit free again (our children are reaped here, orphans by init; the
+    driver waits a moment for them to be gone)."""
+    me = os.getpid()
+    deadline = time.monotonic() + STRAYS_GONE_S
+    while True:
+        try:
+            # Every process of the namespace but init and the caller, in one pass of the
+            # kernel (no fork can slip in while it runs).
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass  # none left
+        while True:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+        try:
+            left = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, me)]
+        except OSError:
+            return
+        if not left or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _error(exc, tb):
