@@ -24,6 +24,7 @@ use crate::code_interpreter::{
 };
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
+use crate::store::{self, keys};
 use serde_json::{json, Value};
 use std::collections::HashSet;
 
@@ -158,6 +159,32 @@ fn ran_code_before(record: &RunRecord) -> bool {
         .any(|c| matches!(c.server, Some(ServerCall::CodeInterpreter { .. })))
 }
 
+/// How many of the thread's latest other runs `thread_ran_code` looks at.
+const RUNS_LOOKED_BACK: usize = 20;
+
+/// Whether an earlier run of the thread ran code, so that a session found new on this
+/// run's first call was lost since (expired, killed, or the server restarted) and the model
+/// must hear that its variables are gone. Only asked when a session had to be created.
+async fn thread_ran_code(ctx: &Ctx, record: &RunRecord) -> Result<bool, ApiError> {
+    let prefix = keys::runs(&ctx.tenant, &record.run.thread_id);
+    let mut run_keys = store::list_all(ctx.store.as_ref(), &prefix).await?;
+    // Ids sort by creation time: the newest first.
+    run_keys.sort_unstable();
+    let earlier = run_keys
+        .iter()
+        .rev()
+        .filter(|k| keys::last_segment(k) != record.run.id)
+        .take(RUNS_LOOKED_BACK);
+    for key in earlier {
+        if let Some((run, _)) = store::get_json::<RunRecord>(ctx.store.as_ref(), key).await? {
+            if ran_code_before(&run) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// The files the run's cells wrote so far, and the figures not yet shown in a message:
 /// those of the rounds from the last one whose turn wrote a message (its calls ran after
 /// that message) on.
@@ -194,7 +221,8 @@ pub struct Ran {
 /// Runs one call: opens the thread's session (uploading the run's files into a new one,
 /// or those missing from an existing one on the run's first call), runs the cell, stores
 /// its figures and files. A cell that raises or times out is a normal result the model
-/// reads; a lost session is opened again and the cell re-run once, with the model told.
+/// reads; a lost session is opened again and the cell re-run once, with the model told (also
+/// when it was lost between runs: an earlier run of the thread ran code).
 #[allow(clippy::too_many_arguments)]
 pub async fn run_call(
     ctx: &Ctx,
@@ -216,7 +244,9 @@ pub async fn run_call(
             Ok(o) => o,
             Err(e) => return Ok(exec_failure(e, &code, id, arguments, turn)),
         };
-        if opened == SessionOpen::Created && (used_before || attempt > 0) {
+        if opened == SessionOpen::Created
+            && (used_before || attempt > 0 || thread_ran_code(ctx, record).await?)
+        {
             restarted = true;
         }
         let sync_all = opened == SessionOpen::Created;
