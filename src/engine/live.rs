@@ -393,10 +393,27 @@ impl<'a> LiveTurn<'a> {
         }
     }
 
-    /// Ends the open message with its final (stored) form.
+    /// Ends the open message with its final (stored) form. Its `file_path` annotations
+    /// (known once the answer is whole) are streamed first, after the citations.
     pub fn close_message(&mut self, message: &Message, step: &RunStep) {
         if !self.message_open {
             return;
+        }
+        for part in &message.content {
+            let ContentPart::Text { text } = part else {
+                continue;
+            };
+            for annotation in text.annotations.iter().filter(|a| a["type"] == "file_path") {
+                let mut annotation = annotation.clone();
+                annotation["index"] = json!(self.annotations_sent);
+                self.annotations_sent += 1;
+                self.sink.emit(
+                    "thread.message.delta",
+                    json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                        "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
+                    }}),
+                );
+            }
         }
         let event = if message.status == "incomplete" {
             "thread.message.incomplete"
