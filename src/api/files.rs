@@ -24,6 +24,21 @@ pub const PURPOSES: &[&str] = &[
     "evals",
 ];
 
+/// The purpose of the files the service makes itself (`code_interpreter` figures and
+/// written files); never accepted in an upload.
+pub const OUTPUT_PURPOSE: &str = "assistants_output";
+
+/// Every purpose a file object can show: an upload's, or `OUTPUT_PURPOSE`.
+pub const OBJECT_PURPOSES: &[&str] = &[
+    "assistants",
+    "assistants_output",
+    "batch",
+    "fine-tune",
+    "vision",
+    "user_data",
+    "evals",
+];
+
 /// The file object (`OpenAIFile`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileObject {
@@ -39,7 +54,7 @@ pub struct FileObject {
     #[schema(value_type = i64)]
     pub expires_at: Option<i64>,
     pub filename: String,
-    #[schema(value_type = super::schemas::FilePurpose)]
+    #[schema(value_type = super::schemas::FileObjectPurpose)]
     pub purpose: String,
     #[schema(value_type = super::schemas::FileStatus)]
     pub status: String,
@@ -298,7 +313,7 @@ pub async fn put_output(
             bytes: content.len() as u64,
             created_at: now(),
             expires_at: None,
-            purpose: "assistants_output".into(),
+            purpose: OUTPUT_PURPOSE.into(),
             status: "processed".into(),
             status_details: None,
             filename: filename.clone(),

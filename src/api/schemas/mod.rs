@@ -66,6 +66,11 @@ string_enum!(
     FilePurpose = crate::api::files::PURPOSES
 );
 string_enum!(
+    /// What a file is for: an upload's purpose, or `assistants_output` for a file the
+    /// service made (the code_interpreter tool's figures and written files).
+    FileObjectPurpose = crate::api::files::OBJECT_PURPOSES
+);
+string_enum!(
     /// `queued` → `in_progress` → `completed`, `incomplete`, `failed`, `requires_action`
     /// (tool outputs wanted), `cancelling` → `cancelled`, or `expired` (tool outputs not
     /// submitted in time).

@@ -230,6 +230,17 @@ fn string_enums_agree_with_the_code() {
         doc["components"]["schemas"]["FilePurpose"]["enum"],
         serde_json::json!(crate::api::files::PURPOSES)
     );
+    // A file object's purpose: an upload's, or the one of the files the service makes.
+    let mut object: Vec<&str> = crate::api::files::OBJECT_PURPOSES.to_vec();
+    let mut expected: Vec<&str> = crate::api::files::PURPOSES.to_vec();
+    expected.push(crate::api::files::OUTPUT_PURPOSE);
+    object.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(object, expected);
+    assert_eq!(
+        doc["components"]["schemas"]["FileObjectPurpose"]["enum"],
+        serde_json::json!(crate::api::files::OBJECT_PURPOSES)
+    );
 }
 
 #[test]
