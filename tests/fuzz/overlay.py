@@ -176,8 +176,9 @@ def file_purpose_evals(spec):
 def closed_request_objects(spec):
     """O6: the API refuses unknown fields at any depth ("Unrecognized request argument
     supplied"); the spec says so (`additionalProperties: false`) only on the top-level
-    request schemas. Close every object schema reachable from a JSON request body that
-    lists `properties` and says nothing about extra ones. Schemas that allow extra keys on
+    request schemas. Close every object schema reachable from a request body (JSON, or a
+    JSON part of a multipart one) that lists `properties` and says nothing about extra
+    ones. Schemas that allow extra keys on
     purpose (Metadata, FunctionParameters, ResponseFormatJsonSchemaSchema) say so
     explicitly and are left alone; allOf members are left alone (closing one would refuse
     the other members' properties)."""
@@ -212,12 +213,9 @@ def closed_request_objects(spec):
             elif key in ("items", "anyOf", "oneOf", "additionalProperties", "not"):
                 walk(value)
 
-    for _, _, op in operations(spec):
-        body = op.get("requestBody")
-        if body:
-            for media, content in body["content"].items():
-                if media == "application/json":
-                    walk(content["schema"])
+    # Multipart bodies too: their JSON parts (a file's `expires_after`) are objects as well.
+    for body in request_bodies(spec):
+        walk(body)
     return n
 
 
@@ -447,6 +445,51 @@ def interoperable_integers(spec):
     return n
 
 
+def stream_event_data_is_json(spec):
+    """O19: on the wire an event's `data` is a line of JSON text, not an object. The spec's
+    `text/event-stream` schemas (added by the trimmed file) type `data` as the object it
+    holds, so every event would fail; `data` becomes a string whose JSON content
+    (`contentMediaType` / `contentSchema`) is that object, which schemathesis parses and
+    checks. `done`'s `[DONE]` is a plain string already and stays as it is."""
+    schemas = spec["components"]["schemas"]
+    seen = set()
+    n = 0
+
+    def walk(node):
+        nonlocal n
+        if isinstance(node, list):
+            for x in node:
+                walk(x)
+            return
+        if not isinstance(node, dict):
+            return
+        if "$ref" in node:
+            name = node["$ref"].split("/")[-1]
+            if name not in seen:
+                seen.add(name)
+                walk(schemas[name])
+            return
+        data = node.get("properties", {}).get("data")
+        if "event" in node.get("properties", {}) and isinstance(data, dict):
+            target = resolve(spec, data)
+            if target.get("type") != "string":
+                node["properties"]["data"] = mark({
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": data,
+                }, "O19-event-data-json")
+                n += 1
+        for key in ("oneOf", "anyOf", "allOf"):
+            walk(node.get(key, []))
+
+    for _, _, op in operations(spec):
+        for response in op.get("responses", {}).values():
+            stream = response.get("content", {}).get("text/event-stream")
+            if stream and "schema" in stream:
+                walk(stream["schema"])
+    return n
+
+
 CHANGES = [
     id_patterns,
     limits,
@@ -466,6 +509,7 @@ CHANGES = [
     batch_ids_xor_files,
     search_query_not_empty,
     interoperable_integers,
+    stream_event_data_is_json,
 ]
 
 
