@@ -2,7 +2,9 @@
 //! data on disk) is stopped while a run's model is answering, and started again. While it
 //! is down, requests answer 503 with `Retry-After` within seconds, in the OpenAI error
 //! shape and without storage internals; once it is back, the run ends cleanly (its turn is
-//! delivered again when its lease runs out) and the service works as before.
+//! delivered again when its lease runs out) and the service works as before. Then storage
+//! that is there but does not answer (the process stopped with SIGSTOP): 503 too, after the
+//! transport's read timeout, never a request held forever.
 
 mod support;
 
@@ -46,15 +48,14 @@ async fn azurite_stopped_during_a_run_and_started_again() {
     )
     .await;
     let api = app.api();
-    // The model answers slowly: the outage starts while it is still answering.
-    app.llm.script(
-        None,
-        vec![Response {
-            text: Some("an answer that takes a while to arrive in full".into()),
-            chunk_delay_ms: 300,
-            ..Default::default()
-        }],
-    );
+    // The model answers slowly: the outage starts while it is still answering. The turn
+    // that could not store its answer is done again, so the model answers twice.
+    let slow = Response {
+        text: Some("an answer that takes a while to arrive in full".into()),
+        chunk_delay_ms: 300,
+        ..Default::default()
+    };
+    app.llm.script(None, vec![slow.clone(), slow]);
     let asst = api.post("/assistants", json!({"model": "m"})).await.ok();
     let asst = asst["id"].as_str().unwrap().to_string();
     let run = api
@@ -149,4 +150,38 @@ async fn azurite_stopped_during_a_run_and_started_again() {
         .await;
     assert_eq!(done["status"], "completed");
     check_run(&api, tid2, rid2).await;
+
+    // Storage that accepts connections but does not answer (SIGSTOP): the same 503s, after
+    // the transport's read timeout, instead of requests held forever.
+    azurite.freeze();
+    let probes = [
+        (Method::GET, format!("/assistants/{asst}"), None),
+        (
+            Method::POST,
+            format!("/assistants/{asst}"),
+            Some(json!({"metadata": {"k": "v"}})),
+        ),
+    ];
+    let answers = futures::future::join_all(probes.into_iter().map(|(method, path, body)| {
+        let api = api.clone();
+        async move {
+            let started = Instant::now();
+            let answer = api.call(method, &path, body).await;
+            (path, answer, started.elapsed())
+        }
+    }))
+    .await;
+    azurite.thaw();
+    for (path, answer, took) in answers {
+        assert!(
+            took < Duration::from_secs(45),
+            "{path} took {took:?} while storage was frozen"
+        );
+        let text = answer.body.to_string();
+        assert!(answer.headers.get("retry-after").is_some(), "{path}");
+        answer.error(503);
+        assert_no_internals(&text, &azurite, &container);
+    }
+    let back = api.get(&format!("/assistants/{asst}")).await.ok();
+    assert_eq!(back["metadata"], json!({}), "{back}");
 }

@@ -50,6 +50,7 @@ impl AzureQueue {
         let client =
             QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
                 .retry(retry)
+                .transport(crate::store::azure::transport())
                 .build()
                 .queue_client(name);
         Ok(Arc::new(AzureQueue {

@@ -40,6 +40,26 @@ pub fn request_retry() -> RetryOptions {
     )
 }
 
+/// Longest silence from storage while a call waits for (or reads) its answer. The SDK's
+/// transport has none, so storage that accepts connections but does not answer (overloaded,
+/// frozen, a network black hole) would hold a request forever; with it the call fails and
+/// the request answers 503 (after at most two tries: ~20 s). Azure answers in milliseconds
+/// from the same region; a 4 MiB block upload needs more than 3 Mbit/s.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP transport of the blob and queue clients: the SDK's default (no connection reuse,
+/// `pool_max_idle_per_host(0)`, as `azure_core::new_http_client` builds it) with timeouts.
+pub fn transport() -> azure_core::TransportOptions {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    azure_core::TransportOptions::new(std::sync::Arc::new(client))
+}
+
 fn status_of(e: &azure_core::Error) -> Option<(u16, Option<String>)> {
     match e.kind() {
         azure_core::error::ErrorKind::HttpResponse { status, error_code } => {
@@ -78,6 +98,7 @@ impl AzureBlobStore {
         let credentials = account.credentials()?;
         let container = ClientBuilder::with_location(account.blob_location(), credentials)
             .retry(retry)
+            .transport(transport())
             .container_client(container);
         Ok(AzureBlobStore {
             container,

@@ -507,6 +507,24 @@ impl PrivateAzurite {
         }
     }
 
+    /// Freezes Azurite (SIGSTOP): connections are accepted, nothing is answered.
+    pub fn freeze(&self) {
+        if let Some(child) = &self.child {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGSTOP);
+            }
+        }
+    }
+
+    /// Lets a frozen Azurite go on (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(child) = &self.child {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGCONT);
+            }
+        }
+    }
+
     /// Stops Azurite (SIGTERM, so it saves its data; SIGKILL after 10 s).
     pub fn pause(&mut self) {
         if let Some(mut child) = self.child.take() {
