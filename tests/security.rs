@@ -550,14 +550,79 @@ async fn tenant_isolation_test(backend: Backend) {
 }
 both_backends!(tenant_isolation, tenant_isolation_test);
 
+/// HMAC-SHA256 (RFC 2104), for signing a SAS token below.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A connection string for the suite's Azurite that authenticates with an account SAS
+/// (blob and queue) instead of the account key, and the SAS signature: a SAS travels in
+/// request URLs, which the Azure SDK logs at debug.
+fn sas_connection_string() -> (String, String) {
+    use base64::Engine as _;
+    let with_key = azurite_connection_string();
+    let part = |name: &str| {
+        with_key
+            .split(';')
+            .find_map(|p| p.strip_prefix(name))
+            .unwrap_or_else(|| panic!("{name} in {with_key}"))
+            .to_string()
+    };
+    let (account, key) = (part("AccountName="), part("AccountKey="));
+    let (version, permissions, expiry) = ("2019-02-02", "rwdlacup", "2099-01-01T00:00:00Z");
+    let to_sign = format!("{account}\n{permissions}\nbq\nsco\n\n{expiry}\n\n\n{version}\n");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .unwrap();
+    let signature = url_encode(
+        &base64::engine::general_purpose::STANDARD.encode(hmac_sha256(&key, to_sign.as_bytes())),
+    );
+    let token = format!("sv={version}&ss=bq&srt=sco&sp={permissions}&se={expiry}&sig={signature}");
+    let connection = format!(
+        "AccountName={account};BlobEndpoint={};QueueEndpoint={};SharedAccessSignature={token}",
+        part("BlobEndpoint="),
+        part("QueueEndpoint=")
+    );
+    (connection, signature)
+}
+
 /// No secret in the log at debug level: the API keys (used and refused ones), the model
-/// endpoint's key, the storage account key.
+/// endpoint's key, the storage credential (a SAS token, which the Azure SDK would log with
+/// every request URL at debug).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_never_reach_the_log() {
     let llm = assistants::standin::StandIn::new();
     let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let base_url = format!("http://{llm_addr}/v1");
-    let connection = azurite_connection_string();
+    let (connection, sas_signature) = sas_connection_string();
+
     let logs = tempfile::tempdir().unwrap();
     let secret_a = "sk-tenant-a-0123456789abcdefSECRET";
     let secret_b = "sk-tenant-b-0123456789abcdefSECRET";
@@ -643,10 +708,15 @@ async fn keys_never_reach_the_log() {
         wrong,
         account_key,
         &account_key[..20],
+        &sas_signature,
+        "sig=",
     ] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
-    assert!(!log.contains("AccountKey"), "connection string in the log");
+    assert!(
+        !log.contains("SharedAccessSignature") && !log.contains("AccountKey"),
+        "connection string in the log"
+    );
 }
 
 /// Error answers carry no storage internals: not for a missing object, a refused request,
