@@ -22,10 +22,12 @@ const QUEUED: usize = 10;
 const WITH_TOOLS: usize = 4;
 const STREAMED: usize = 4;
 
-/// A slow answer: the turns are in the middle of it when the server dies.
+/// A slow answer (about 3 s): the turns are in the middle of it when the server dies.
 fn slow(text: &str) -> Response {
     Response {
-        text: Some(text.to_string()),
+        text: Some(format!(
+            "{text}, an answer of many words that the model sends one at a time"
+        )),
         chunk_delay_ms: 250,
         ..Default::default()
     }
