@@ -4,8 +4,10 @@
 #   ASSISTANTS_API_KEYS=sk-... OPENAI_API_KEY=sk-... infra/deploy.sh <resource-group> <name> [location]
 #
 # Optional environment: PLAN (flex | consumption, default flex), OPENAI_BASE_URL,
-# AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, AZURE_OPENAI_DEPLOYMENTS. Secrets are passed as
-# secure parameters from the environment; they are not written to any file.
+# AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, AZURE_OPENAI_DEPLOYMENTS, CODE_INTERPRETER
+# (true | false: the session pool for the code_interpreter tool, default true),
+# CODE_INTERPRETER_SESSION_KEY (default: the deployed app's, else a new random one). Secrets
+# are passed as secure parameters from the environment; they are not written to any file.
 #
 # Not run from this project's machines (they reach no Azure endpoint): written from the
 # Azure CLI and Functions documentation; see README "Deploy to Azure".
@@ -34,6 +36,16 @@ fi
 scripts/package.sh
 
 az group create --name "$RG" --location "$LOCATION" --output none
+
+# Session ids are derived from this key: keep the deployed one so threads keep their sessions.
+if [[ -z "${CODE_INTERPRETER_SESSION_KEY:-}" ]]; then
+    CODE_INTERPRETER_SESSION_KEY="$(az functionapp config appsettings list \
+        --resource-group "$RG" --name "$NAME-app" \
+        --query "[?name=='CODE_INTERPRETER_SESSION_KEY'].value | [0]" -o tsv 2>/dev/null || true)"
+fi
+if [[ -z "${CODE_INTERPRETER_SESSION_KEY:-}" ]]; then
+    CODE_INTERPRETER_SESSION_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+fi
 outputs="$(az deployment group create \
     --resource-group "$RG" \
     --template-file infra/main.bicep \
@@ -44,6 +56,8 @@ outputs="$(az deployment group create \
         azureOpenAiEndpoint="${AZURE_OPENAI_ENDPOINT:-}" \
         azureOpenAiApiKey="${AZURE_OPENAI_API_KEY:-}" \
         azureOpenAiDeployments="${AZURE_OPENAI_DEPLOYMENTS:-}" \
+        codeInterpreter="${CODE_INTERPRETER:-true}" \
+        codeInterpreterSessionKey="$CODE_INTERPRETER_SESSION_KEY" \
     --query properties.outputs --output json)"
 app="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["appName"]["value"])' <<<"$outputs")"
 api="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["apiBaseUrl"]["value"])' <<<"$outputs")"

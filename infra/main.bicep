@@ -1,7 +1,8 @@
 // Azure resources for the Assistants service as an Azure Functions custom handler:
 // a storage account (state container, `work` queue, deployment container), Application
-// Insights, a Function App on Flex Consumption (default) or Linux Consumption, and a
-// system-assigned identity with the storage roles the app needs.
+// Insights, a Function App on Flex Consumption (default) or Linux Consumption, a system-assigned
+// identity with the storage roles the app needs, and (unless codeInterpreter=false) an Azure
+// Container Apps code-interpreter session pool that runs the code_interpreter tool's Python.
 //
 // Secrets are parameters (pass them at deployment time, e.g. from Key Vault), never values
 // in this file. NOT compiled or deployed from this project's machines: no Bicep compiler can
@@ -40,6 +41,26 @@ param azureOpenAiDeployments string = ''
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+
+@description('Create a code-interpreter session pool for the code_interpreter tool (false: the tool is off).')
+param codeInterpreter bool = true
+
+@minValue(1)
+@maxValue(600)
+@description('Sessions the pool may hold at once (one per thread that used the tool recently).')
+param codeInterpreterMaxSessions int = 100
+
+@minValue(300)
+@maxValue(3600)
+@description('Seconds a session may stay idle before the pool ends it (and its variables and files).')
+param codeInterpreterCooldownSeconds int = 1800
+
+@secure()
+@description('Secret that session identifiers are derived from (HMAC of tenant and thread). Keep it across deployments: a new key orphans the sessions of existing threads. deploy.sh reuses the deployed one.')
+param codeInterpreterSessionKey string
+
+@description('Also grant Contributor on the pool: Microsoft Learn says a caller needs both Session Executor and Contributor on the pool; set false to try Session Executor alone.')
+param codeInterpreterGrantContributor bool = true
 
 var storageName = toLower('${name}st${uniqueString(resourceGroup().id)}')
 var deploymentContainer = 'app-package'
@@ -115,6 +136,30 @@ resource hostingPlan 'Microsoft.Web/serverfarms@2024-04-01' = {
   properties: { reserved: true }
 }
 
+// The code-interpreter session pool: Microsoft's Python image (PythonLTS), each session a
+// Hyper-V sandbox with its own /mnt/data, no outbound network (EgressDisabled), and no
+// managed identity inside the sessions (code there must not be able to get tokens).
+resource sessionPool 'Microsoft.App/sessionPools@2024-08-02-preview' = if (codeInterpreter) {
+  name: '${name}-sessions'
+  location: location
+  properties: {
+    poolManagementType: 'Dynamic'
+    containerType: 'PythonLTS'
+    scaleConfiguration: {
+      maxConcurrentSessions: codeInterpreterMaxSessions
+    }
+    dynamicPoolConfiguration: {
+      executionType: 'Timed'
+      cooldownPeriodInSeconds: codeInterpreterCooldownSeconds
+    }
+    sessionNetworkConfiguration: {
+      status: 'EgressDisabled'
+    }
+  }
+}
+
+var poolEndpoint = codeInterpreter ? sessionPool.properties.poolManagementEndpoint : ''
+
 // The storage connection string is a setting the Functions host and the service both read
 // (`AzureWebJobsStorage`); the service's legacy storage crates need a key.
 var storageConnection = 'DefaultEndpointsProtocol=https;AccountName=${storage.name};AccountKey=${storage.listKeys().keys[0].value};EndpointSuffix=${environment().suffixes.storage}'
@@ -132,6 +177,12 @@ var serviceSettings = [
   { name: 'AZURE_OPENAI_API_KEY', value: azureOpenAiApiKey }
   { name: 'AZURE_OPENAI_DEPLOYMENTS', value: azureOpenAiDeployments }
   { name: 'WORK_MAX_ATTEMPTS', value: '5' }
+  // The app reaches the pool with its managed identity (IDENTITY_ENDPOINT / IDENTITY_HEADER,
+  // set by the platform) and runs a self-test at start; without a pool the tool is off.
+  { name: 'CODE_INTERPRETER', value: codeInterpreter ? 'azure' : 'off' }
+  { name: 'CODE_INTERPRETER_POOL_ENDPOINT', value: poolEndpoint }
+  { name: 'CODE_INTERPRETER_SESSION_KEY', value: codeInterpreterSessionKey }
+  { name: 'CODE_INTERPRETER_TIMEOUT_SECONDS', value: '60' }
   { name: 'RUST_LOG', value: 'info' }
 ]
 
@@ -196,7 +247,35 @@ resource queueRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Roles for the app's identity on the session pool: "Azure ContainerApps Session Executor"
+// runs code and manages files in sessions.
+var sessionRoles = {
+  sessionExecutor: '0fb8eba5-a2bb-4abe-b1c1-49dfad359bb0'
+  contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c'
+}
+
+resource sessionExecutorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (codeInterpreter) {
+  scope: sessionPool
+  name: guid(resourceGroup().id, '${name}-sessions', app.id, sessionRoles.sessionExecutor)
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', sessionRoles.sessionExecutor)
+  }
+}
+
+resource sessionContributorRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (codeInterpreter && codeInterpreterGrantContributor) {
+  scope: sessionPool
+  name: guid(resourceGroup().id, '${name}-sessions', app.id, sessionRoles.contributor)
+  properties: {
+    principalId: app.identity.principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', sessionRoles.contributor)
+  }
+}
+
 output appName string = app.name
 output apiBaseUrl string = 'https://${app.properties.defaultHostName}/v1'
 output storageAccount string = storage.name
 output packageContainer string = deploymentContainer
+output sessionPoolEndpoint string = poolEndpoint

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the deployable Azure Functions package: dist/assistants-service.zip with
-#   host.json, openai/function.json, work/function.json, handler (mode 755)
+#   host.json, <function>/function.json for each folder of function-defs/, handler (mode 755)
 # The handler is a release build linked against glibc <= 2.28 (cargo-zigbuild), so it runs
 # on the Functions Linux images whatever their Debian release. Installs its tools into
 # .venv-tools (pinned in scripts/package-requirements.txt) on first use.

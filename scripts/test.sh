@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine:
-#   npm deps (Azurite, openai SDK) -> Python venv (openai SDK, pytest) -> cargo build ->
+#   npm deps (Azurite, openai SDK) -> Python venv (openai SDK, pytest) -> the code
+#   interpreter's sandbox (bubblewrap, Debian's numpy/pandas/matplotlib) -> cargo build ->
 #   Azurite -> cargo test -> Python SDK conformance tests -> Node SDK conformance tests ->
 #   spec fuzzing (schemathesis) -> the deployable package.
 # Extra arguments are passed to `cargo test` (e.g. scripts/test.sh -- --nocapture).
@@ -38,6 +39,11 @@ if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$want" ]]; then
 else
     echo "requirements are up to date"
 fi
+
+# b2. The local code_interpreter sandbox: bubblewrap and Debian's Python stack (apt, only
+#     what is missing).
+step "code interpreter sandbox packages"
+scripts/code-interpreter-deps.sh
 
 # c. Debug build of the server binary (the SDK tests start it as a subprocess).
 step "cargo build --bins"

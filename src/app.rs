@@ -4,6 +4,7 @@
 use crate::api::proxy::Proxy;
 use crate::api::stateful::Stateful;
 use crate::api::Backend;
+use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::{BackendSetting, QueueSetting, Settings, StorageSetting};
 use crate::engine::Engine;
 use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
@@ -13,7 +14,7 @@ use crate::queue::local::LocalQueue;
 use crate::queue::{DynQueue, WorkHandler};
 use crate::retrieval::index::IndexCache;
 use crate::retrieval::{Embedder, Retrieval};
-use crate::store::azure::{request_retry, AzureBlobStore};
+use crate::store::azure::{self, request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
 use std::future::Future;
@@ -21,17 +22,35 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
-/// Opens the store the settings name.
-pub fn open_store(settings: &Settings) -> Result<DynStore, String> {
+/// One HTTP client (one connection pool) for an app's Azure blob store and queue, built
+/// when the first of them needs it (a local app needs none).
+#[derive(Default)]
+struct AzureHttp(std::sync::OnceLock<reqwest::Client>);
+
+impl AzureHttp {
+    fn get(&self) -> Result<&reqwest::Client, String> {
+        if let Some(client) = self.0.get() {
+            return Ok(client);
+        }
+        let client = azure::http_client()?;
+        Ok(self.0.get_or_init(|| client))
+    }
+}
+
+/// Opens the store the settings name; an Azure store makes its calls through `azure_http`.
+fn open_store(settings: &Settings, azure_http: &AzureHttp) -> Result<DynStore, String> {
     match &settings.storage {
         StorageSetting::Local { data_dir } => LocalStore::open(data_dir.join("objects"))
             .map(|s| Arc::new(s) as DynStore)
             .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display())),
-        StorageSetting::Azure { account } => {
-            AzureBlobStore::new(account, &settings.container, request_retry())
-                .map(|s| Arc::new(s) as DynStore)
-                .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))
-        }
+        StorageSetting::Azure { account } => AzureBlobStore::new(
+            account,
+            &settings.container,
+            request_retry(),
+            azure_http.get()?,
+        )
+        .map(|s| Arc::new(s) as DynStore)
+        .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}")),
     }
 }
 
@@ -59,15 +78,21 @@ pub struct App {
 }
 
 fn open_stored(settings: &Settings) -> Result<Stored, String> {
-    let store = open_store(settings)?;
+    let azure_http = AzureHttp::default();
+    let store = open_store(settings, &azure_http)?;
     let queue_impl = match (&settings.queue, &settings.storage) {
         (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
             LocalQueue::open(data_dir.join("queue"), settings.runs.work_max_attempts)
                 .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display()))?,
         ),
         (QueueSetting::Azure, StorageSetting::Azure { account }) => Queue::Azure(
-            AzureQueue::new(account, &settings.queue_name, request_retry())
-                .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))?,
+            AzureQueue::new(
+                account,
+                &settings.queue_name,
+                request_retry(),
+                azure_http.get()?,
+            )
+            .map_err(|e| format!("STORAGE_CONNECTION_STRING: {e}"))?,
         ),
         _ => return Err("QUEUE: the queue and the store must both be local or both Azure".into()),
     };
@@ -90,6 +115,7 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
         llm,
         Arc::new(settings.runs.clone()),
         retrieval.clone(),
+        Arc::new(SharedCodeInterpreter::from_settings(settings)),
     ));
     Ok(Stored {
         store,
@@ -193,6 +219,17 @@ impl App {
                 runs.queue_poll_max,
                 runs.work_lease,
             ))),
+        }
+    }
+
+    /// Starts the code interpreter (its executor and self-test) in the background, so that
+    /// its state is in the start-up log and the first run that needs it does not wait.
+    pub fn start_code_interpreter(&self) {
+        if let Some(stored) = &self.stored {
+            let shared = stored.engine.code_interpreter().clone();
+            tokio::spawn(async move {
+                shared.get().await;
+            });
         }
     }
 

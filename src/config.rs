@@ -52,6 +52,8 @@ pub struct Settings {
     pub runs: RunSettings,
     /// What serves the API: the stored implementation, or a proxy to another server.
     pub backend: BackendSetting,
+    /// The code_interpreter tool's executor (`CODE_INTERPRETER_*`).
+    pub code_interpreter: CodeInterpreterSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +306,200 @@ fn valid_container(name: &str) -> bool {
         && !name.contains("--")
 }
 
+/// Which executor runs code_interpreter cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeInterpreterMode {
+    /// Azure when a pool endpoint is set; otherwise the local sandbox when its self-test
+    /// passes (never under the Functions host); otherwise off.
+    Auto,
+    Local,
+    Azure,
+    Off,
+}
+
+/// `CODE_INTERPRETER_*` settings. Secrets (the session key, the identity header) are not
+/// shown by `Debug`.
+#[derive(Clone)]
+pub struct CodeInterpreterSettings {
+    pub mode: CodeInterpreterMode,
+    /// Wall-clock limit of one cell (at most 220 s, ACA's limit).
+    pub cell_timeout: Duration,
+    /// A local session idle this long is ended (ACA pools have their own cooldown).
+    pub idle_timeout: Duration,
+    /// Secret from which session ids are derived (`CODE_INTERPRETER_SESSION_KEY`); required
+    /// with Azure, where sessions outlive the process and are shared by instances.
+    pub session_key: Option<String>,
+    /// DATA_DIR, which the sandbox must not see.
+    pub data_dir: PathBuf,
+    /// The local executor's working directory (`DATA_DIR/code-interpreter`).
+    pub local_dir: PathBuf,
+    pub bwrap: PathBuf,
+    pub python: PathBuf,
+    pub memory_bytes: u64,
+    pub cpu_seconds: u64,
+    pub max_processes: u32,
+    pub max_file_bytes: u64,
+    pub max_sessions: usize,
+    pub sandbox_uid: u32,
+    /// The pool management endpoint of an ACA code-interpreter session pool.
+    pub pool_endpoint: Option<String>,
+    /// App Service / Functions managed identity endpoint (set by the platform).
+    pub identity_endpoint: Option<String>,
+    pub identity_header: Option<String>,
+    /// Client id of a user-assigned identity (none: the system-assigned one).
+    pub identity_client_id: Option<String>,
+}
+
+impl std::fmt::Debug for CodeInterpreterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeInterpreterSettings")
+            .field("mode", &self.mode)
+            .field("cell_timeout", &self.cell_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field(
+                "session_key",
+                &self.session_key.as_ref().map(|_| "<hidden>"),
+            )
+            .field("local_dir", &self.local_dir)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("max_sessions", &self.max_sessions)
+            .field("pool_endpoint", &self.pool_endpoint)
+            .field("identity_endpoint", &self.identity_endpoint)
+            .field(
+                "identity_header",
+                &self.identity_header.as_ref().map(|_| "<hidden>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn code_interpreter_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<CodeInterpreterSettings, SettingError> {
+    let mode = match get("CODE_INTERPRETER")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("auto") => CodeInterpreterMode::Auto,
+        Some("local") => CodeInterpreterMode::Local,
+        Some("azure") => CodeInterpreterMode::Azure,
+        Some("off") => CodeInterpreterMode::Off,
+        Some(other) => {
+            return Err(err(
+                "CODE_INTERPRETER",
+                format!("{other:?} is not one of auto, local, azure, off"),
+            ))
+        }
+    };
+    let secs = |name: &'static str, default: f64, max: f64| {
+        number(
+            get,
+            name,
+            default,
+            |n| *n > 0.0 && *n <= max,
+            &format!("a number of seconds from 0 to {max}"),
+        )
+        .map(Duration::from_secs_f64)
+    };
+    let megabytes = |name: &'static str, default: u64| {
+        number(
+            get,
+            name,
+            default,
+            |n| *n >= 16,
+            "a number of megabytes >= 16",
+        )
+        .map(|n| n << 20)
+    };
+    let pool_endpoint = match get("CODE_INTERPRETER_POOL_ENDPOINT") {
+        Some(url) => {
+            let url = url.trim().trim_end_matches('/').to_string();
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(err(
+                    "CODE_INTERPRETER_POOL_ENDPOINT",
+                    "must be the pool management endpoint, https://<region>.dynamicsessions.io/subscriptions/.../sessionPools/<pool>",
+                ));
+            }
+            Some(url)
+        }
+        None => None,
+    };
+    let session_key = get("CODE_INTERPRETER_SESSION_KEY");
+    if let Some(key) = &session_key {
+        if key.len() < 16 {
+            return Err(err(
+                "CODE_INTERPRETER_SESSION_KEY",
+                "must be at least 16 characters of a random secret",
+            ));
+        }
+    }
+    let uses_azure = mode == CodeInterpreterMode::Azure
+        || (mode == CodeInterpreterMode::Auto && pool_endpoint.is_some());
+    if uses_azure && pool_endpoint.is_none() {
+        return Err(err(
+            "CODE_INTERPRETER_POOL_ENDPOINT",
+            "is required with CODE_INTERPRETER=azure",
+        ));
+    }
+    if uses_azure && session_key.is_none() {
+        return Err(err(
+            "CODE_INTERPRETER_SESSION_KEY",
+            "is required with an Azure session pool (sessions outlive the process and are shared by instances)",
+        ));
+    }
+    let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+    Ok(CodeInterpreterSettings {
+        mode,
+        cell_timeout: secs("CODE_INTERPRETER_TIMEOUT_SECONDS", 60.0, 220.0)?,
+        idle_timeout: secs("CODE_INTERPRETER_IDLE_SECONDS", 3600.0, 86400.0)?,
+        session_key,
+        local_dir: get("CODE_INTERPRETER_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("code-interpreter")),
+        data_dir,
+        bwrap: PathBuf::from(
+            get("CODE_INTERPRETER_BWRAP").unwrap_or_else(|| "/usr/bin/bwrap".into()),
+        ),
+        python: PathBuf::from(
+            get("CODE_INTERPRETER_PYTHON").unwrap_or_else(|| "/usr/bin/python3".into()),
+        ),
+        memory_bytes: megabytes("CODE_INTERPRETER_MEMORY_MB", 2048)?,
+        cpu_seconds: number(
+            get,
+            "CODE_INTERPRETER_CPU_SECONDS",
+            3600,
+            |n| *n >= 1,
+            "a number of seconds >= 1",
+        )?,
+        max_processes: number(
+            get,
+            "CODE_INTERPRETER_MAX_PROCESSES",
+            64,
+            |n| *n >= 8,
+            "a count >= 8",
+        )?,
+        max_file_bytes: megabytes("CODE_INTERPRETER_MAX_FILE_MB", 512)?,
+        max_sessions: number(
+            get,
+            "CODE_INTERPRETER_MAX_SESSIONS",
+            8,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        sandbox_uid: number(
+            get,
+            "CODE_INTERPRETER_SANDBOX_UID",
+            65534,
+            |n| *n != 0,
+            "a uid other than 0",
+        )?,
+        pool_endpoint,
+        identity_endpoint: get("IDENTITY_ENDPOINT"),
+        identity_header: get("IDENTITY_HEADER"),
+        identity_client_id: get("CODE_INTERPRETER_AZURE_CLIENT_ID"),
+    })
+}
+
 impl Settings {
     /// Reads the settings through `get` (the process environment in `from_env`).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
@@ -478,6 +674,7 @@ impl Settings {
                 ))
             }
         };
+        let code_interpreter = code_interpreter_settings(&lookup)?;
         let settings = Settings {
             port,
             bind,
@@ -493,6 +690,7 @@ impl Settings {
             embedding,
             runs,
             backend,
+            code_interpreter,
         };
         if settings.api_keys.is_empty()
             && settings.custom_handler_port.is_some()
@@ -649,6 +847,67 @@ mod tests {
         assert!(
             matches!(s.backend, BackendSetting::Proxy { ref base_url, .. } if base_url == "http://up/v1")
         );
+    }
+
+    #[test]
+    fn code_interpreter_settings_default_to_auto_and_name_bad_values() {
+        let s = settings(&[]).unwrap().code_interpreter;
+        assert_eq!(s.mode, CodeInterpreterMode::Auto);
+        assert_eq!(s.cell_timeout, Duration::from_secs(60));
+        assert_eq!(s.idle_timeout, Duration::from_secs(3600));
+        assert_eq!(s.local_dir, PathBuf::from("./data/code-interpreter"));
+        assert_eq!(s.memory_bytes, 2048 << 20);
+        assert!(s.pool_endpoint.is_none());
+        for (pairs, name) in [
+            (vec![("CODE_INTERPRETER", "maybe")], "CODE_INTERPRETER"),
+            (
+                vec![("CODE_INTERPRETER_TIMEOUT_SECONDS", "300")],
+                "CODE_INTERPRETER_TIMEOUT_SECONDS",
+            ),
+            (
+                vec![("CODE_INTERPRETER", "azure")],
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+            ),
+            (
+                vec![(
+                    "CODE_INTERPRETER_POOL_ENDPOINT",
+                    "https://r.dynamicsessions.io/p",
+                )],
+                "CODE_INTERPRETER_SESSION_KEY",
+            ),
+            (
+                vec![("CODE_INTERPRETER_SESSION_KEY", "short")],
+                "CODE_INTERPRETER_SESSION_KEY",
+            ),
+            (
+                vec![("CODE_INTERPRETER_POOL_ENDPOINT", "ftp://x")],
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+            ),
+            (
+                vec![("CODE_INTERPRETER_SANDBOX_UID", "0")],
+                "CODE_INTERPRETER_SANDBOX_UID",
+            ),
+        ] {
+            assert_eq!(settings(&pairs).unwrap_err().name, name, "{pairs:?}");
+        }
+        let azure = settings(&[
+            (
+                "CODE_INTERPRETER_POOL_ENDPOINT",
+                "https://r.dynamicsessions.io/p/",
+            ),
+            ("CODE_INTERPRETER_SESSION_KEY", "0123456789abcdef-secret"),
+            ("IDENTITY_HEADER", "header-secret"),
+            ("DATA_DIR", "/srv/data"),
+        ])
+        .unwrap()
+        .code_interpreter;
+        assert_eq!(
+            azure.pool_endpoint.as_deref(),
+            Some("https://r.dynamicsessions.io/p")
+        );
+        assert_eq!(azure.local_dir, PathBuf::from("/srv/data/code-interpreter"));
+        let shown = format!("{azure:?}");
+        assert!(!shown.contains("0123456789abcdef-secret") && !shown.contains("header-secret"));
     }
 
     #[test]

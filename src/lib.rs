@@ -5,12 +5,15 @@
 //! - `http`: warp routes, auth, request parsing, errors on the wire;
 //! - `api`: the operations (one module per resource) behind the `Backend` trait;
 //! - `store`: objects with ETags, on a local directory or Azure Blob Storage;
+//! - `code_interpreter`: sandboxed Python for the `code_interpreter` tool (bubblewrap
+//!   locally, Azure Container Apps dynamic sessions in production);
 //! - `config`: settings from the environment;
 //! - `app`: wiring of the above, shared by `main` and the tests;
 //! - `ids`, `error`: time-sortable ids; the one error type.
 
 pub mod api;
 pub mod app;
+pub mod code_interpreter;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -18,6 +21,7 @@ pub mod functions;
 pub mod http;
 pub mod ids;
 pub mod llm;
+pub mod memory;
 pub mod queue;
 pub mod retrieval;
 pub mod standin;

@@ -48,6 +48,8 @@ async fn main() -> ExitCode {
             }
         }
     };
+    app.start_code_interpreter();
+    let trimmer = assistants::memory::spawn_trimmer();
     let local = listener.local_addr().unwrap_or(addr);
     if app.is_custom_handler() {
         log::info!(
@@ -59,11 +61,16 @@ async fn main() -> ExitCode {
             "serving the Assistants API at http://{local}/v1 ({})",
             app.describe()
         );
+        log::info!(
+            "API documentation (Swagger UI) at http://{local}/docs/, OpenAPI document at \
+             http://{local}/openapi.json"
+        );
     }
     app.serve(listener, shutdown_signal()).await;
     if let Some(w) = worker {
         w.abort();
     }
+    trimmer.abort();
     log::info!("stopped");
     ExitCode::SUCCESS
 }

@@ -180,6 +180,32 @@ async fn message_lifecycle_test(backend: Backend) {
     assert_eq!(m1["assistant_id"], Value::Null);
     assert_eq!(m1["run_id"], Value::Null);
     assert_eq!(m1["attachments"], json!([]));
+    // Attached files must exist.
+    let e = app
+        .post(
+            &format!("/threads/{tid}/messages"),
+            json!({"role": "user", "content": "x",
+                   "attachments": [{"file_id": "file-xyz", "tools": [{"type": "file_search"}]}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(e["param"], "attachments[0].file_id");
+    let form = reqwest::multipart::Form::new()
+        .text("purpose", "assistants")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"notes".to_vec()).file_name("notes.txt"),
+        );
+    let uploaded: Value = app
+        .raw(Method::POST, "/files")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_id = id(&uploaded);
     let m2 = app
         .post(
             &format!("/threads/{tid}/messages"),
@@ -187,7 +213,7 @@ async fn message_lifecycle_test(backend: Backend) {
                    "content": [{"type": "text", "text": "look"},
                                {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
                                {"type": "image_file", "image_file": {"file_id": "file-123"}}],
-                   "attachments": [{"file_id": "file-xyz", "tools": [{"type": "file_search"}]}],
+                   "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}],
                    "metadata": {"a": "1"}}),
         )
         .await

@@ -72,6 +72,69 @@ fn every_route_is_reachable_through_the_function_definitions() {
     assert_eq!(queues["maxDequeueCount"], defaults.work_max_attempts);
 }
 
+/// Whether an Azure Functions route template (`docs/{*path}`, `v1/{*path}`, `openapi.json`)
+/// takes `path` (without the leading `/`): literals must be equal, `{name}` takes one
+/// segment, a trailing `{*name}` the rest (empty included).
+fn route_takes(template: &str, path: &str) -> bool {
+    let mut segments = path.split('/');
+    for part in template.split('/') {
+        if part.starts_with("{*") {
+            return true;
+        }
+        match segments.next() {
+            Some(s) if part.starts_with('{') && !s.is_empty() => {}
+            Some(s) if s == part => {}
+            _ => return false,
+        }
+    }
+    segments.next().is_none_or(str::is_empty)
+}
+
+/// The API documentation (`/openapi.json`, `/docs`, the page's files) is reachable through the
+/// HTTP functions too, without a key (anonymous), for GET.
+#[test]
+fn documentation_is_reachable_through_the_function_definitions() {
+    let host = read_json("host.json");
+    let route_prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
+    let mut triggers = Vec::new();
+    for entry in std::fs::read_dir("function-defs").unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.is_dir() {
+            let def = read_json(dir.join("function.json").to_str().unwrap());
+            let trigger = def["bindings"][0].clone();
+            if trigger["type"] == "httpTrigger" {
+                triggers.push(trigger);
+            }
+        }
+    }
+    let mut paths = vec!["/openapi.json".to_string(), "/docs".into(), "/docs/".into()];
+    paths.extend(
+        assistants::http::docs::PAGE_FILES
+            .iter()
+            .map(|f| format!("/docs/{f}")),
+    );
+    let headers = warp::http::HeaderMap::new();
+    for path in paths {
+        assert!(
+            assistants::http::docs::reply(&warp::http::Method::GET, &path, &headers).is_some(),
+            "{path} is not served"
+        );
+        let url_path = format!("{route_prefix}{path}");
+        let reachable = triggers.iter().any(|t| {
+            t["authLevel"] == "anonymous"
+                && t["methods"].as_array().unwrap().iter().any(|m| m == "get")
+                && route_takes(
+                    t["route"].as_str().unwrap(),
+                    url_path.trim_start_matches('/'),
+                )
+        });
+        assert!(reachable, "no HTTP function forwards GET {url_path}");
+    }
+    assert!(route_takes("v1/{*path}", "v1/assistants"));
+    assert!(!route_takes("openapi.json", "openapi.json/x"));
+    assert!(!route_takes("docs/{*path}", "documents"));
+}
+
 struct Handler {
     child: std::process::Child,
     base: String,
@@ -130,7 +193,8 @@ async fn start_handler(llm: StandIn) -> Handler {
     )
     .build()
     .queue_client(queue_name);
-    let store = AzureBlobStore::new(&account, &container, request_retry()).unwrap();
+    let storage_http = assistants::store::azure::http_client().unwrap();
+    let store = AzureBlobStore::new(&account, &container, request_retry(), &storage_http).unwrap();
     Handler {
         child,
         base,

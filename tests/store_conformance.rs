@@ -173,3 +173,107 @@ both_backends!(
     concurrent_updates_lose_nothing,
     concurrent_updates_lose_nothing_test
 );
+
+async fn get_many_reads_in_order_test(backend: Backend) {
+    let (s, _app) = store_for(backend).await;
+    let mut etags = Vec::new();
+    for i in 0..20 {
+        etags.push(
+            s.put(
+                &format!("m/k{i:02}"),
+                Bytes::from(format!("{{\"i\":{i}}}")),
+                PutMode::Create,
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    // Out of key order, with a missing key in the middle: answers follow the request.
+    let keys: Vec<String> = ["m/k07", "m/k03", "m/missing", "m/k19"]
+        .iter()
+        .map(|k| k.to_string())
+        .chain((0..20).map(|i| format!("m/k{i:02}")))
+        .collect();
+    let before = s.counts();
+    let found = s.get_many(&keys).await.unwrap();
+    assert_eq!(s.counts().reads - before.reads, keys.len() as u64);
+    assert_eq!(found.len(), keys.len());
+    assert_eq!(&found[0].as_ref().unwrap().0[..], b"{\"i\":7}");
+    assert_eq!(found[1].as_ref().unwrap().1, etags[3]);
+    assert!(found[2].is_none());
+    assert_eq!(&found[3].as_ref().unwrap().0[..], b"{\"i\":19}");
+    for i in 0..20 {
+        let (data, etag) = found[4 + i].as_ref().unwrap();
+        assert_eq!(&data[..], format!("{{\"i\":{i}}}").as_bytes());
+        assert_eq!(*etag, etags[i]);
+    }
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    // A key no backend accepts fails the whole call rather than reading as missing.
+    if backend == Backend::Local {
+        assert!(s.get_many(&["m/../x".to_string()]).await.is_err());
+    }
+}
+both_backends!(get_many_reads_in_order, get_many_reads_in_order_test);
+
+async fn update_from_a_known_value_test(backend: Backend) {
+    let (s, _app) = store_for(backend).await;
+    let e1 = store::put_json(s.as_ref(), "u/x", &json!({"n": 1}), PutMode::Create)
+        .await
+        .unwrap();
+    let bump = |mut v: serde_json::Value| {
+        let n = v["n"].as_i64().unwrap();
+        v["n"] = json!(n + 1);
+        Ok::<_, StoreError>(Update::Write(v, n + 1))
+    };
+    // From a fresh known value: one write, no read; the new ETag comes back.
+    let before = s.counts();
+    let done =
+        store::update_json_from(s.as_ref(), "u/x", Some((json!({"n": 1}), e1.clone())), bump)
+            .await
+            .unwrap()
+            .unwrap();
+    let used = s.counts();
+    assert_eq!(
+        (used.reads - before.reads, used.writes - before.writes),
+        (0, 1)
+    );
+    assert_eq!(done.0, 2);
+    let (_, e2) = s.get("u/x").await.unwrap().unwrap();
+    assert_eq!(done.1, e2);
+    // From a stale known value: the write loses, the object is re-read, nothing is lost.
+    let done = store::update_json_from(s.as_ref(), "u/x", Some((json!({"n": 1}), e1)), bump)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.0, 3);
+    let (v, etag) = store::get_json::<serde_json::Value>(s.as_ref(), "u/x")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(v["n"], 3);
+    assert_eq!(done.1, etag);
+    // Keep returns the known ETag and neither reads nor writes.
+    let before = s.counts();
+    let kept = store::update_json_from(
+        s.as_ref(),
+        "u/x",
+        Some((v, etag.clone())),
+        |_: serde_json::Value| Ok::<_, StoreError>(Update::Keep("kept")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let used = s.counts();
+    assert_eq!(
+        (used.reads - before.reads, used.writes - before.writes),
+        (0, 0)
+    );
+    assert_eq!(kept, ("kept", etag.clone()));
+    // A known value of an object deleted since: not found.
+    assert!(s.delete("u/x").await.unwrap());
+    let gone = store::update_json_from(s.as_ref(), "u/x", Some((json!({"n": 3}), etag)), bump)
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+}
+both_backends!(update_from_a_known_value, update_from_a_known_value_test);

@@ -1126,11 +1126,14 @@ async fn crud_azurite_rows(
     let account = assistants::store::connection_string::StorageAccount::parse(
         &Bench::connection_string(blob_addr, blob_addr),
     )?;
+    // The service's own store, with the service's own transport.
+    let service_http = assistants::store::azure::http_client()?;
     let sdk: assistants::store::DynStore =
         std::sync::Arc::new(assistants::store::azure::AzureBlobStore::new(
             &account,
             &container,
             assistants::store::azure::request_retry(),
+            &service_http,
         )?);
     let sdk_pooled = azure_storage_blobs::prelude::ClientBuilder::with_location(
         account.blob_location(),
@@ -1147,6 +1150,7 @@ async fn crud_azurite_rows(
             &account,
             &write_container,
             assistants::store::azure::request_retry(),
+            &service_http,
         )?);
     let bare = Bare {
         blob,

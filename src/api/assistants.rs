@@ -13,78 +13,113 @@ use crate::ids::{new_id, Kind};
 use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// The stored and answered assistant object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Assistant {
     pub id: String,
+    #[schema(schema_with = super::schemas::assistant_object)]
     pub object: String,
+    /// Unix seconds.
     pub created_at: i64,
+    #[schema(required)]
     pub name: Option<String>,
+    #[schema(required)]
     pub description: Option<String>,
     pub model: String,
+    #[schema(required)]
     pub instructions: Option<String>,
     pub tools: Vec<Tool>,
     pub tool_resources: ToolResources,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
+    #[schema(required, minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
+    #[schema(required, minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f64>,
+    #[schema(value_type = super::schemas::ResponseFormat)]
     pub response_format: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     pub reasoning_effort: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateAssistant {
+pub(crate) struct CreateAssistant {
+    /// The model (or Azure OpenAI deployment) runs use unless they name another.
+    #[schema(min_length = 1, max_length = 256)]
     model: String,
     #[serde(default)]
+    #[schema(max_length = 256)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     description: Option<String>,
+    /// The system instructions of its runs.
     #[serde(default)]
+    #[schema(max_length = 256000)]
     instructions: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     reasoning_effort: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 128)]
     tools: Option<Vec<Tool>>,
     #[serde(default)]
     tool_resources: Option<ToolResourcesRequest>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Metadata>,
+    /// Sampling temperature; 1 when not given.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     temperature: Option<f64>,
+    /// Nucleus sampling; 1 when not given.
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     top_p: Option<f64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     response_format: Option<Value>,
 }
 
 /// Modify: every field optional; an explicit `null` clears a nullable field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyAssistant {
+pub(crate) struct ModifyAssistant {
     #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256)]
     model: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 256)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 512)]
     description: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 256000)]
     instructions: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     reasoning_effort: Option<Option<String>>,
     #[serde(default)]
+    #[schema(max_items = 128)]
     tools: Option<Vec<Tool>>,
     #[serde(default)]
     tool_resources: Option<ToolResourcesRequest>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0.0, maximum = 2.0)]
     temperature: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<f64>, minimum = 0.0, maximum = 1.0)]
     top_p: Option<Option<f64>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     response_format: Option<Option<Value>>,
 }
 
@@ -153,10 +188,11 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         req.top_p,
         req.response_format.as_ref(),
     )?;
-    let tool_resources = req
+    let mut tool_resources = req
         .tool_resources
         .unwrap_or_default()
         .resolve("tool_resources")?;
+    super::vector_stores::create_requested(ctx, &mut tool_resources, "tool_resources").await?;
     let assistant = Assistant {
         id: new_id(Kind::Assistant),
         object: "assistant".into(),

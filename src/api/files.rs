@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 pub const PURPOSES: &[&str] = &[
     "assistants",
@@ -24,19 +25,26 @@ pub const PURPOSES: &[&str] = &[
 ];
 
 /// The file object (`OpenAIFile`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileObject {
     pub id: String,
+    #[schema(schema_with = super::schemas::file_object)]
     pub object: String,
+    /// The file's size.
     pub bytes: u64,
     pub created_at: i64,
-    /// Optional and not nullable in the spec: left out when the file does not expire.
+    /// When the file expires (Unix seconds); left out when it does not (optional and not
+    /// nullable in the spec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64)]
     pub expires_at: Option<i64>,
     pub filename: String,
+    #[schema(value_type = super::schemas::FilePurpose)]
     pub purpose: String,
+    #[schema(value_type = super::schemas::FileStatus)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub status_details: Option<String>,
 }
 
@@ -271,6 +279,48 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
         let _ = ctx.store.delete(&data_key).await;
     }
     result
+}
+
+/// Stores a file the service made (a `code_interpreter` output: purpose `assistants_output`)
+/// under an id the caller chose; a repeated turn overwrites the same id. Returns the keys
+/// written (data first), so that a turn a cancel takes back can delete them.
+pub async fn put_output(
+    ctx: &Ctx,
+    id: &str,
+    filename: &str,
+    content: Bytes,
+) -> Result<[String; 2], ApiError> {
+    let filename = clean_filename(filename);
+    let record = FileRecord {
+        file: FileObject {
+            id: id.to_string(),
+            object: "file".into(),
+            bytes: content.len() as u64,
+            created_at: now(),
+            expires_at: None,
+            purpose: "assistants_output".into(),
+            status: "processed".into(),
+            status_details: None,
+            filename: filename.clone(),
+        },
+        content_type: content_type_for(&filename, None),
+    };
+    let data_key = keys::file_data(&ctx.tenant, id);
+    ctx.store
+        .put(&data_key, content, PutMode::Overwrite)
+        .await?;
+    let key = keys::file(&ctx.tenant, id);
+    store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Overwrite).await?;
+    Ok([data_key, key])
+}
+
+/// The stored bytes of a file of this tenant (none when they are gone).
+pub async fn read_content(ctx: &Ctx, file_id: &str) -> Result<Option<Bytes>, ApiError> {
+    Ok(ctx
+        .store
+        .get(&keys::file_data(&ctx.tenant, file_id))
+        .await?
+        .map(|(bytes, _)| bytes))
 }
 
 /// Reads a file of this tenant (expired files are gone), or the 404.

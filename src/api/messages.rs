@@ -11,41 +11,59 @@ use crate::ids::{new_id, Kind};
 use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A message of a thread.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     pub id: String,
+    #[schema(schema_with = super::schemas::message_object)]
     pub object: String,
+    /// Unix seconds.
     pub created_at: i64,
     pub thread_id: String,
+    #[schema(value_type = super::schemas::MessageStatus)]
     pub status: String,
+    #[schema(value_type = Option<super::schemas::MessageIncompleteDetails>, required)]
     pub incomplete_details: Option<Value>,
+    #[schema(required)]
     pub completed_at: Option<i64>,
+    #[schema(required)]
     pub incomplete_at: Option<i64>,
+    #[schema(value_type = super::schemas::MessageRole)]
     pub role: String,
     pub content: Vec<ContentPart>,
+    /// The assistant whose run wrote the message (null for messages from the API).
+    #[schema(required)]
     pub assistant_id: Option<String>,
+    /// The run that wrote the message (null for messages from the API).
+    #[schema(required)]
     pub run_id: Option<String>,
     pub attachments: Vec<Attachment>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
 
 /// A message as create-message (and thread creation, and `additional_messages`) send it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMessage {
+    #[schema(value_type = super::schemas::MessageRole)]
     pub role: String,
+    #[schema(value_type = super::schemas::MessageContentInput)]
     pub content: Value,
     #[serde(default)]
     pub attachments: Option<Vec<Attachment>>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyMessage {
+pub(crate) struct ModifyMessage {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
@@ -106,8 +124,13 @@ impl NewMessage {
     }
 }
 
-/// Stores a new message (create-only: one write).
+/// Stores a new message (create-only: one write), after giving its attachments to the
+/// thread's tools.
 pub async fn insert(ctx: &Ctx, message: &Message) -> Result<(), ApiError> {
+    if !message.attachments.is_empty() {
+        threads::add_attachments(ctx, &message.thread_id, &message.attachments, "attachments")
+            .await?;
+    }
     let key = keys::message(&ctx.tenant, &message.thread_id, &message.id);
     store::put_json(ctx.store.as_ref(), &key, message, PutMode::Create).await?;
     Ok(())

@@ -16,6 +16,7 @@ pub mod operation;
 pub mod pagination;
 pub mod proxy;
 pub mod runs;
+pub mod schemas;
 pub mod shapes;
 pub mod stateful;
 pub mod threads;
@@ -42,6 +43,8 @@ pub struct Ctx {
     pub runs: Arc<RunSettings>,
     /// Embeddings and search indexes, for vector stores and `file_search`.
     pub retrieval: Arc<crate::retrieval::Retrieval>,
+    /// The `code_interpreter` tool's executor (started on first use).
+    pub code_interpreter: Arc<crate::code_interpreter::SharedCodeInterpreter>,
     /// Validated tenant name: the first segment of every key this call touches.
     pub tenant: String,
 }

@@ -3,7 +3,6 @@
 
 use crate::error::ApiError;
 use crate::store::{self, keys, DynStore};
-use futures::stream::{self, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -154,36 +153,23 @@ pub fn without_internal_fields(mut page: Value) -> Value {
     page
 }
 
-/// How many objects of one page are read at once.
-const READ_CONCURRENCY: usize = 16;
+/// How many objects a filtered list reads per batch (at least).
+const READ_BATCH: usize = 16;
 
-/// Reads the objects under `prefix` named by `ids` (each the last key segment), in order.
+/// Reads the objects under `prefix` named by `ids` (each the last key segment), in order,
+/// with one `get_many` (one blocking task on the local store, concurrent gets on Azure).
 /// Objects deleted meanwhile are left out.
-pub async fn read_all<T: DeserializeOwned + Send + 'static>(
+pub async fn read_all<T: DeserializeOwned>(
     store: &DynStore,
     prefix: &str,
     ids: &[String],
 ) -> Result<Vec<T>, ApiError> {
-    // Each read owns its key and a handle to the store, so the reads can run concurrently.
-    let reads: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            let key = format!("{prefix}{id}");
-            let store = store.clone();
-            async move {
-                let found = store::get_json::<T>(store.as_ref(), &key).await?;
-                Ok::<_, ApiError>(found.map(|(v, _)| v))
-            }
-        })
-        .collect();
-    let results: Vec<Result<Option<T>, ApiError>> = stream::iter(reads)
-        .buffered(READ_CONCURRENCY)
-        .collect()
-        .await;
+    let keys: Vec<String> = ids.iter().map(|id| format!("{prefix}{id}")).collect();
+    let found = store.get_many(&keys).await?;
     let mut out = Vec::with_capacity(ids.len());
-    for r in results {
-        if let Some(v) = r? {
-            out.push(v);
+    for (key, object) in keys.iter().zip(found) {
+        if let Some((bytes, _)) = object {
+            out.push(store::parse_json(key, &bytes)?);
         }
     }
     Ok(out)
@@ -224,7 +210,7 @@ where
     }
     let mut kept: Vec<T> = Vec::new();
     let mut has_more = false;
-    for batch in candidates.chunks(query.limit.max(READ_CONCURRENCY)) {
+    for batch in candidates.chunks(query.limit.max(READ_BATCH)) {
         let objects: Vec<T> = read_all(store, prefix, batch).await?;
         for o in objects {
             if filter(&o) {

@@ -21,49 +21,125 @@ use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::Duration;
+use utoipa::ToSchema;
 
 /// The run object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     pub id: String,
+    #[schema(schema_with = super::schemas::run_object)]
     pub object: String,
     pub created_at: i64,
     pub thread_id: String,
     pub assistant_id: String,
+    #[schema(value_type = super::schemas::RunStatus)]
     pub status: String,
+    #[schema(value_type = Option<super::schemas::RequiredAction>, required)]
     pub required_action: Option<Value>,
+    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
     pub last_error: Option<Value>,
+    #[schema(required)]
     pub expires_at: Option<i64>,
+    #[schema(required)]
     pub started_at: Option<i64>,
+    #[schema(required)]
     pub cancelled_at: Option<i64>,
+    #[schema(required)]
     pub failed_at: Option<i64>,
+    #[schema(required)]
     pub completed_at: Option<i64>,
+    #[schema(value_type = Option<super::schemas::RunIncompleteDetails>, required)]
     pub incomplete_details: Option<Value>,
     pub model: String,
     pub instructions: String,
     pub tools: Vec<Tool>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
+    #[schema(required)]
     pub usage: Option<Usage>,
+    #[schema(required)]
     pub temperature: Option<f64>,
+    #[schema(required)]
     pub top_p: Option<f64>,
+    #[schema(required)]
     pub max_prompt_tokens: Option<u64>,
+    #[schema(required)]
     pub max_completion_tokens: Option<u64>,
+    #[schema(value_type = super::schemas::TruncationStrategy)]
     pub truncation_strategy: Value,
+    #[schema(value_type = super::schemas::ToolChoice)]
     pub tool_choice: Value,
     pub parallel_tool_calls: bool,
+    #[schema(value_type = super::schemas::ResponseFormat)]
     pub response_format: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     pub reasoning_effort: Option<String>,
 }
 
-/// One call of a tool round, with its output once submitted.
+/// One call of a tool round, with its output once submitted (or, for a tool the server
+/// runs itself, once run).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RoundCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
     pub output: Option<String>,
+    /// Set when the server ran the call (a built-in tool); `None` for a function the
+    /// client runs and answers through `submit_tool_outputs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerCall>,
 }
+
+impl RoundCall {
+    /// Whether the client must submit this call's output.
+    pub fn is_client_call(&self) -> bool {
+        self.server.is_none()
+    }
+}
+
+/// What the server did for a built-in tool call, as its run step shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerCall {
+    FileSearch {
+        ranking_options: Value,
+        results: Vec<SearchHit>,
+    },
+    /// A cell run in the thread's Python session.
+    CodeInterpreter {
+        /// The code as run.
+        input: String,
+        /// The step's outputs: `{"type": "logs", "logs"}` and `{"type": "image", "image":
+        /// {"file_id"}}`, in that order.
+        outputs: Vec<Value>,
+        /// Files the cell wrote to `/mnt/data`, stored as `assistants_output` files.
+        #[serde(default)]
+        files: Vec<OutputFile>,
+    },
+}
+
+/// A file a `code_interpreter` cell wrote, as the service stored it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutputFile {
+    /// Relative to `/mnt/data`.
+    pub path: String,
+    pub file_id: String,
+}
+
+/// One `file_search` result: the chunk's text is stored, and shown only when the request
+/// asks for it (`include[]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SearchHit {
+    pub file_id: String,
+    pub file_name: String,
+    pub score: f32,
+    pub text: String,
+}
+
+/// The `include[]` value that shows `file_search` result content in run steps.
+pub const INCLUDE_SEARCH_CONTENT: &str =
+    "step_details.tool_calls[*].file_search.results[*].content";
 
 /// A turn that ended in tool calls: replayed to the model on every later turn of the run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -89,6 +165,33 @@ pub struct RunRecord {
     /// Last change, Unix milliseconds (for the stall check).
     #[serde(rename = "_updated_ms", default)]
     pub updated_ms: u64,
+    /// The run was created with `include[]` asking for `file_search` result content (its
+    /// stream shows it).
+    #[serde(rename = "_include_search_content", default)]
+    pub include_search_content: bool,
+    /// The thread as this run's claim left it, with its ETag: the run releases the claim
+    /// from it without reading the thread again (when nothing changed the thread since).
+    #[serde(
+        rename = "_claimed_thread",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub claimed_thread: Option<ClaimedThread>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimedThread {
+    pub record: threads::ThreadRecord,
+    pub etag: String,
+}
+
+impl RunRecord {
+    /// The claimed thread and its ETag, for `threads::release_active_run_from`.
+    pub fn claimed_thread(&self) -> Option<(threads::ThreadRecord, store::ETag)> {
+        self.claimed_thread
+            .as_ref()
+            .map(|c| (c.record.clone(), store::ETag(c.etag.clone())))
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -121,24 +224,35 @@ impl Run {
 }
 
 /// The run step object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunStep {
     pub id: String,
+    #[schema(schema_with = super::schemas::run_step_object)]
     pub object: String,
     pub created_at: i64,
     pub assistant_id: String,
     pub thread_id: String,
     pub run_id: String,
     #[serde(rename = "type")]
+    #[schema(value_type = super::schemas::RunStepType)]
     pub step_type: String,
+    #[schema(value_type = super::schemas::RunStepStatus)]
     pub status: String,
+    #[schema(value_type = super::schemas::StepDetails)]
     pub step_details: Value,
+    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
     pub last_error: Option<Value>,
+    #[schema(required)]
     pub expired_at: Option<i64>,
+    #[schema(required)]
     pub cancelled_at: Option<i64>,
+    #[schema(required)]
     pub failed_at: Option<i64>,
+    #[schema(required)]
     pub completed_at: Option<i64>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
+    #[schema(required)]
     pub usage: Option<Usage>,
 }
 
@@ -159,101 +273,144 @@ pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
     derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
+    #[schema(pattern = "^asst_")]
     pub assistant_id: String,
+    /// Overrides the assistant's model for this run.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub model: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
     pub reasoning_effort: Option<String>,
+    /// Replaces the assistant's instructions for this run.
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub instructions: Option<String>,
+    /// Appended to the instructions for this run.
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub additional_instructions: Option<String>,
+    /// Messages added to the thread before the run starts.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub additional_messages: Option<Vec<CreateMessage>>,
+    /// Replaces the assistant's tools for this run.
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tools: Option<Vec<Tool>>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f64>,
+    /// Answer with Server-Sent Events while the run executes.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// The most prompt tokens the run may use over all its turns.
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_prompt_tokens: Option<i64>,
+    /// The most completion tokens the run may use over all its turns.
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::TruncationStrategy>)]
     pub truncation_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ToolChoice>)]
     pub tool_choice: Option<Value>,
+    /// Whether the model may call several functions at once (true by default).
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     pub response_format: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThreadAndRun {
+    #[schema(pattern = "^asst_")]
     pub assistant_id: String,
+    /// The thread to create (empty when not given).
     #[serde(default)]
     pub thread: Option<CreateThread>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
     pub model: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 256000)]
     pub instructions: Option<String>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub tools: Option<Vec<Tool>>,
+    /// Become the thread's tool resources (unless `thread.tool_resources` is given).
     #[serde(default)]
     pub tool_resources: Option<ToolResourcesRequest>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 2.0)]
     pub temperature: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub top_p: Option<f64>,
     #[serde(default)]
     pub stream: Option<bool>,
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_prompt_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 256)]
     pub max_completion_tokens: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::TruncationStrategy>)]
     pub truncation_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ToolChoice>)]
     pub tool_choice: Option<Value>,
     #[serde(default)]
     pub parallel_tool_calls: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ResponseFormat>)]
     pub response_format: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyRun {
+pub(crate) struct ModifyRun {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitToolOutputs {
+    /// One output for each pending call of `required_action`.
     pub tool_outputs: Vec<ToolOutput>,
     #[serde(default)]
     pub stream: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolOutput {
+    /// The `id` of the call this answers.
     #[serde(default)]
+    #[schema(value_type = String, required)]
     pub tool_call_id: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512000)]
     pub output: Option<String>,
 }
 
@@ -369,6 +526,7 @@ struct RunPlan {
     additional_instructions: Option<String>,
     /// With ids made before the run's, so they sort before the run's answer.
     additional_messages: Vec<(String, messages::NewMessage)>,
+    include_search_content: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -473,21 +631,32 @@ async fn plan_run(
         run,
         additional_instructions,
         additional_messages: new_messages,
+        include_search_content: false,
     })
 }
 
 /// Writes a planned run: claims the thread (one active run per thread), adds the extra
 /// messages, stores the run and queues its first turn.
-async fn start_run(ctx: &Ctx, plan: RunPlan, enqueue: bool) -> Result<RunRecord, ApiError> {
+async fn start_run(
+    ctx: &Ctx,
+    plan: RunPlan,
+    enqueue: bool,
+    thread: Option<(threads::ThreadRecord, store::ETag)>,
+) -> Result<RunRecord, ApiError> {
     let thread_id = plan.run.thread_id.clone();
     let run_id = plan.run.id.clone();
-    claim_thread(ctx, &thread_id, &run_id).await?;
+    let (claimed, etag) = claim_thread(ctx, &thread_id, &run_id, thread).await?;
     let record = RunRecord {
         run: plan.run,
         additional_instructions: plan.additional_instructions,
         seq: 0,
         rounds: Vec::new(),
         updated_ms: now_ms(),
+        include_search_content: plan.include_search_content,
+        claimed_thread: Some(ClaimedThread {
+            record: claimed,
+            etag: etag.0,
+        }),
     };
     let written = async {
         for (id, new) in plan.additional_messages {
@@ -538,19 +707,24 @@ pub async fn claim_is_live(ctx: &Ctx, thread_id: &str, active: &str) -> Result<b
 /// Claims the thread for `run_id`. A claim left by a crash is taken over: one held by a run
 /// that is already terminal, or by a run that was never stored although its creation
 /// began more than a minute ago (the run id tells when).
-async fn claim_thread(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
-    match threads::claim_active_run(ctx, thread_id, run_id).await {
-        Ok(()) => Ok(()),
+async fn claim_thread(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(threads::ThreadRecord, store::ETag)>,
+) -> Result<(threads::ThreadRecord, store::ETag), ApiError> {
+    match threads::claim_active_run(ctx, thread_id, run_id, known).await {
+        Ok(claimed) => Ok(claimed),
         Err(e @ ApiError::InvalidRequest { .. }) => {
             let record = threads::load_record(ctx, thread_id).await?;
             let Some(active) = record.active_run_id else {
-                return Box::pin(claim_thread(ctx, thread_id, run_id)).await;
+                return Box::pin(claim_thread(ctx, thread_id, run_id, None)).await;
             };
             if claim_is_live(ctx, thread_id, &active).await? {
                 return Err(e);
             }
             threads::release_active_run(ctx, thread_id, &active).await?;
-            threads::claim_active_run(ctx, thread_id, run_id).await
+            threads::claim_active_run(ctx, thread_id, run_id, None).await
         }
         Err(e) => Err(e),
     }
@@ -598,11 +772,11 @@ pub async fn create(
     enqueue: impl Fn(bool) -> bool,
 ) -> Result<(RunRecord, bool), ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
-    check_include(query)?;
+    let include_search_content = check_include(query)?;
     let req: CreateRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
-    threads::load_record(ctx, thread_id).await?;
-    let plan = plan_run(
+    let thread = threads::load_tagged(ctx, thread_id).await?;
+    let mut plan = plan_run(
         ctx,
         thread_id,
         &req.assistant_id,
@@ -623,7 +797,11 @@ pub async fn create(
         req.response_format,
     )
     .await?;
-    Ok((start_run(ctx, plan, enqueue(stream)).await?, stream))
+    plan.include_search_content = include_search_content;
+    Ok((
+        start_run(ctx, plan, enqueue(stream), Some(thread)).await?,
+        stream,
+    ))
 }
 
 /// Creates a thread and starts a run on it. Returns the thread too (streams start with it).
@@ -668,21 +846,45 @@ pub async fn create_thread_and_run(
         req.response_format,
     )
     .await?;
-    let record = start_run(ctx, plan, enqueue(stream)).await?;
+    let record = start_run(ctx, plan, enqueue(stream), None).await?;
     Ok((thread.thread, record, stream))
 }
 
-fn check_include(query: &Query) -> Result<(), ApiError> {
+/// Checks `include[]`; whether it asks for `file_search` result content.
+fn check_include(query: &Query) -> Result<bool, ApiError> {
+    let mut content = false;
     for (k, v) in query {
         if k == "include[]" || k == "include" {
-            one_of(
-                "include",
-                v,
-                &["step_details.tool_calls[*].file_search.results[*].content"],
-            )?;
+            one_of("include", v, &[INCLUDE_SEARCH_CONTENT])?;
+            content = true;
         }
     }
-    Ok(())
+    Ok(content)
+}
+
+/// Drops `file_search` result content from a step (JSON) unless it was asked for.
+pub fn shape_step(mut step: Value, include_content: bool) -> Value {
+    if include_content {
+        return step;
+    }
+    if let Some(calls) = step
+        .pointer_mut("/step_details/tool_calls")
+        .and_then(Value::as_array_mut)
+    {
+        for call in calls {
+            if let Some(results) = call
+                .pointer_mut("/file_search/results")
+                .and_then(Value::as_array_mut)
+            {
+                for r in results {
+                    if let Some(r) = r.as_object_mut() {
+                        r.remove("content");
+                    }
+                }
+            }
+        }
+    }
+    step
 }
 
 pub async fn load(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<RunRecord, ApiError> {
@@ -914,7 +1116,11 @@ pub async fn submit_tool_outputs(
             return Err(ApiError::internal("requires_action without a tool round"));
         };
         for (id, _) in &outputs {
-            if !round.calls.iter().any(|c| c.id == *id) {
+            if !round
+                .calls
+                .iter()
+                .any(|c| c.id == *id && c.is_client_call())
+            {
                 return Err(ApiError::invalid_param(
                     "tool_outputs",
                     format!("No tool call found with id '{id}' in this run's pending tool calls."),
@@ -924,7 +1130,7 @@ pub async fn submit_tool_outputs(
         let missing: Vec<&str> = round
             .calls
             .iter()
-            .filter(|c| !outputs.iter().any(|(id, _)| *id == c.id))
+            .filter(|c| c.is_client_call() && !outputs.iter().any(|(id, _)| *id == c.id))
             .map(|c| c.id.as_str())
             .collect();
         if !missing.is_empty() {
@@ -935,6 +1141,7 @@ pub async fn submit_tool_outputs(
                     round
                         .calls
                         .iter()
+                        .filter(|c| c.is_client_call())
                         .map(|c| c.id.as_str())
                         .collect::<Vec<_>>(),
                     outputs
@@ -944,7 +1151,7 @@ pub async fn submit_tool_outputs(
                 ),
             ));
         }
-        for call in round.calls.iter_mut() {
+        for call in round.calls.iter_mut().filter(|c| c.is_client_call()) {
             call.output = outputs
                 .iter()
                 .find(|(id, _)| *id == call.id)
@@ -970,16 +1177,44 @@ pub async fn submit_tool_outputs(
     Ok((record, stream))
 }
 
-/// The `step_details` of a tool round.
+/// The `step_details` of a tool round (as stored: `file_search` results with content).
 pub fn tool_step_details(round: &ToolRound) -> Value {
     json!({
         "type": "tool_calls",
-        "tool_calls": round.calls.iter().map(|c| json!({
+        "tool_calls": round.calls.iter().map(tool_call_details).collect::<Vec<_>>(),
+    })
+}
+
+/// One call as a step shows it: a function with its output, or a built-in tool's record.
+pub fn tool_call_details(c: &RoundCall) -> Value {
+    match &c.server {
+        None => json!({
             "id": c.id,
             "type": "function",
             "function": {"name": c.name, "arguments": c.arguments, "output": c.output},
-        })).collect::<Vec<_>>(),
-    })
+        }),
+        Some(ServerCall::FileSearch {
+            ranking_options,
+            results,
+        }) => json!({
+            "id": c.id,
+            "type": "file_search",
+            "file_search": {
+                "ranking_options": ranking_options,
+                "results": results.iter().map(|r| json!({
+                    "file_id": r.file_id,
+                    "file_name": r.file_name,
+                    "score": r.score,
+                    "content": [{"type": "text", "text": r.text}],
+                })).collect::<Vec<_>>(),
+            },
+        }),
+        Some(ServerCall::CodeInterpreter { input, outputs, .. }) => json!({
+            "id": c.id,
+            "type": "code_interpreter",
+            "code_interpreter": {"input": input, "outputs": outputs},
+        }),
+    }
 }
 
 /// Writes a tool-calls step from its round (overwriting: the round is the truth).
@@ -1028,17 +1263,23 @@ pub async fn list_steps(
     run_id: &str,
     query: &Query,
 ) -> Result<Value, ApiError> {
-    check_include(query)?;
+    let include_content = check_include(query)?;
     let q = ListQuery::parse(query, 100, 20)?;
     load(ctx, thread_id, run_id).await?;
-    list_objects(
+    let mut page = list_objects(
         &ctx.store,
         &keys::steps(&ctx.tenant, thread_id, run_id),
         &q,
         |s: &RunStep| &s.id,
         None::<fn(&RunStep) -> bool>,
     )
-    .await
+    .await?;
+    if let Some(data) = page.get_mut("data").and_then(Value::as_array_mut) {
+        for step in data.iter_mut() {
+            *step = shape_step(step.take(), include_content);
+        }
+    }
+    Ok(page)
 }
 
 pub async fn get_step(
@@ -1048,12 +1289,12 @@ pub async fn get_step(
     step_id: &str,
     query: &Query,
 ) -> Result<Value, ApiError> {
-    check_include(query)?;
+    let include_content = check_include(query)?;
     super::path_id(Kind::Step, step_id)?;
     load(ctx, thread_id, run_id).await?;
     let key = keys::step(&ctx.tenant, thread_id, run_id, step_id);
     match store::get_json::<RunStep>(ctx.store.as_ref(), &key).await? {
-        Some((s, _)) => to_value(&s),
+        Some((s, _)) => Ok(shape_step(to_value(&s)?, include_content)),
         None => Err(ApiError::not_found(Kind::Step, step_id)),
     }
 }
@@ -1062,7 +1303,7 @@ pub async fn get_step(
 pub async fn load_step(ctx: &Ctx, record: &RunRecord, step_id: &str) -> Result<Value, ApiError> {
     let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
     match store::get_json::<RunStep>(ctx.store.as_ref(), &key).await? {
-        Some((s, _)) => to_value(&s),
+        Some((s, _)) => Ok(shape_step(to_value(&s)?, record.include_search_content)),
         None => Err(ApiError::not_found(Kind::Step, step_id)),
     }
 }

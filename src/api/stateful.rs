@@ -42,8 +42,9 @@ impl Stateful {
         }
     }
 
-    /// Runs the run's next turn inside this request, streaming its events. The turn goes
-    /// on (and its state is stored) even if the client goes away.
+    /// Runs the run's next turns inside this request, streaming their events, until the
+    /// run ends or waits for tool outputs. The turns go on (and their state is stored) even
+    /// if the client goes away.
     fn stream_run(
         &self,
         ctx: &Ctx,
@@ -68,7 +69,8 @@ impl Stateful {
             }
         });
         tokio::spawn(async move {
-            if let Outcome::Retry(reason) = engine.run_turn(&item, &mut sink).await {
+            let (outcome, item) = engine.run_streamed(item, &mut sink).await;
+            if let Outcome::Retry(reason) = outcome {
                 // Hand the turn to the queue so the run still finishes, and tell the client.
                 log::warn!(
                     "streamed turn of {} failed, queued instead: {reason}",
@@ -118,6 +120,7 @@ impl Backend for Stateful {
             queue: self.queue.clone(),
             runs: self.runs.clone(),
             retrieval: self.retrieval.clone(),
+            code_interpreter: self.engine.code_interpreter().clone(),
             tenant: tenant.to_string(),
         };
         if matches!(request.operation, Operation::CreateFile) {

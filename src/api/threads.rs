@@ -2,22 +2,30 @@
 
 use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
-use super::types::{now, ToolResources, ToolResourcesRequest};
+use super::types::{
+    now, Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, ToolResources,
+    ToolResourcesRequest,
+};
 use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body, Metadata};
+use super::vector_stores;
 use super::Ctx;
 use crate::error::ApiError;
-use crate::ids::{new_id, Kind};
-use crate::store::{self, keys, PutMode, Update};
+use crate::ids::{derived_id, new_id, Kind};
+use crate::store::{self, keys, ETag, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// The thread object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Thread {
     pub id: String,
+    #[schema(schema_with = super::schemas::thread_object)]
     pub object: String,
+    /// Unix seconds.
     pub created_at: i64,
     pub tool_resources: ToolResources,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
 
@@ -32,23 +40,27 @@ pub struct ThreadRecord {
     pub active_run_id: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateThread {
+    /// Messages to start the thread with.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub messages: Option<Vec<CreateMessage>>,
     #[serde(default)]
     pub tool_resources: Option<ToolResourcesRequest>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     pub metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyThread {
+pub(crate) struct ModifyThread {
     #[serde(default)]
     tool_resources: Option<ToolResourcesRequest>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
@@ -68,7 +80,7 @@ pub async fn create_from(
     };
     let meta = req.metadata.unwrap_or_default();
     metadata(&field("metadata"), &meta)?;
-    let tool_resources = req
+    let mut tool_resources = req
         .tool_resources
         .unwrap_or_default()
         .resolve(&field("tool_resources"))?;
@@ -78,6 +90,19 @@ pub async fn create_from(
     for (i, m) in requested.into_iter().enumerate() {
         new_messages.push(m.validate(&format!("{}[{i}]", field("messages")))?);
     }
+    // Attached files must exist before anything is stored.
+    for (i, m) in new_messages.iter().enumerate() {
+        for (j, a) in m.attachments.iter().enumerate() {
+            if let Err(ApiError::NotFound { .. }) = super::files::load(ctx, &a.file_id).await {
+                let p = format!("{}[{i}].attachments[{j}].file_id", field("messages"));
+                return Err(ApiError::invalid_param(
+                    &p,
+                    format!("No file found with id '{}'.", a.file_id),
+                ));
+            }
+        }
+    }
+    vector_stores::create_requested(ctx, &mut tool_resources, &field("tool_resources")).await?;
     let record = ThreadRecord {
         thread: Thread {
             id: new_id(Kind::Thread),
@@ -104,10 +129,15 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 
 /// Reads a thread record of this tenant, or the 404.
 pub async fn load_record(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, ApiError> {
+    Ok(load_tagged(ctx, thread_id).await?.0)
+}
+
+/// `load_record` with the record's ETag (for a conditional update without another read).
+pub async fn load_tagged(ctx: &Ctx, thread_id: &str) -> Result<(ThreadRecord, ETag), ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
     let key = keys::thread(&ctx.tenant, thread_id);
     match store::get_json::<ThreadRecord>(ctx.store.as_ref(), &key).await? {
-        Some((t, _)) => Ok(t),
+        Some(found) => Ok(found),
         None => Err(ApiError::not_found(Kind::Thread, thread_id)),
     }
 }
@@ -152,33 +182,179 @@ pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
         return Err(ApiError::not_found(Kind::Thread, thread_id));
     }
     store::delete_prefix(&ctx.store, &keys::thread_prefix(&ctx.tenant, thread_id)).await?;
+    // The thread's Python session (code_interpreter) ends with it, files and all.
+    let ci = ctx.code_interpreter.get().await;
+    if let Some(executor) = ci.executor() {
+        let session = ci.session_id(&ctx.tenant, thread_id);
+        if let Err(e) = executor.end_session(&session).await {
+            log::warn!("cannot end the code_interpreter session of a deleted thread: {e}");
+        }
+    }
     Ok(json!({"id": thread_id, "object": "thread.deleted", "deleted": true}))
 }
 
-/// Marks `run_id` as the thread's active run, unless another run is active (400).
-pub async fn claim_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
+/// How long a thread's own vector store (made for message attachments) lives after its
+/// last use, as on OpenAI.
+const THREAD_STORE_DAYS: u64 = 7;
+
+/// Gives the thread's tools the files of a message's attachments: `file_search` files go
+/// into the thread's vector store (made on first use, with an id derived from the
+/// thread's, so concurrent messages agree on it), `code_interpreter` files into its
+/// `code_interpreter` resources. Files must exist (400 otherwise).
+pub async fn add_attachments(
+    ctx: &Ctx,
+    thread_id: &str,
+    attachments: &[Attachment],
+    param: &str,
+) -> Result<(), ApiError> {
+    let mut search: Vec<String> = Vec::new();
+    let mut code: Vec<String> = Vec::new();
+    for (i, a) in attachments.iter().enumerate() {
+        super::files::load(ctx, &a.file_id)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound { .. } => ApiError::invalid_param(
+                    &format!("{param}[{i}].file_id"),
+                    format!("No file found with id '{}'.", a.file_id),
+                ),
+                other => other,
+            })?;
+        for tool in &a.tools {
+            let list = match tool {
+                AttachmentTool::FileSearch {} => &mut search,
+                AttachmentTool::CodeInterpreter {} => &mut code,
+            };
+            if !list.contains(&a.file_id) {
+                list.push(a.file_id.clone());
+            }
+        }
+    }
+    if search.is_empty() && code.is_empty() {
+        return Ok(());
+    }
+    let thread = load_record(ctx, thread_id).await?;
+    let mut store_id = None;
+    if !search.is_empty() {
+        let strategy = vector_stores::chunking("chunking_strategy", None)?;
+        let existing = thread
+            .thread
+            .tool_resources
+            .file_search
+            .as_ref()
+            .and_then(|fs| fs.vector_store_ids.first().cloned());
+        let usable = match existing {
+            Some(id) => match vector_stores::load(ctx, &id).await {
+                Ok(_) => Some(id),
+                Err(ApiError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let id = match usable {
+            Some(id) => {
+                vector_stores::add_files(ctx, &id, &search, strategy).await?;
+                id
+            }
+            None => {
+                let id = derived_id(Kind::VectorStore, thread_id, 0);
+                let new = vector_stores::NewStore {
+                    name: String::new(),
+                    description: None,
+                    file_ids: search.clone(),
+                    expires_after: Some(
+                        json!({"anchor": "last_active_at", "days": THREAD_STORE_DAYS}),
+                    ),
+                    strategy: strategy.clone(),
+                    metadata: Metadata::new(),
+                };
+                let (_, created) = vector_stores::create_store(ctx, id.clone(), new).await?;
+                if !created {
+                    vector_stores::add_files(ctx, &id, &search, strategy).await?;
+                }
+                id
+            }
+        };
+        store_id = Some(id);
+    }
     let key = keys::thread(&ctx.tenant, thread_id);
-    let claimed = store::update_json(ctx.store.as_ref(), &key, |mut t: ThreadRecord| {
-        match &t.active_run_id {
+    store::update_json(ctx.store.as_ref(), &key, |mut t: ThreadRecord| {
+        let resources = &mut t.thread.tool_resources;
+        let mut changed = false;
+        if let Some(id) = &store_id {
+            let fs = resources
+                .file_search
+                .get_or_insert_with(FileSearchResources::default);
+            if !fs.vector_store_ids.contains(id) {
+                fs.vector_store_ids = vec![id.clone()];
+                changed = true;
+            }
+        }
+        if !code.is_empty() {
+            let ci = resources
+                .code_interpreter
+                .get_or_insert_with(CodeInterpreterResources::default);
+            for id in &code {
+                if !ci.file_ids.contains(id) {
+                    ci.file_ids.push(id.clone());
+                    changed = true;
+                }
+            }
+        }
+        Ok::<_, ApiError>(if changed {
+            Update::Write(t, ())
+        } else {
+            Update::Keep(())
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// Marks `run_id` as the thread's active run, unless another run is active (400). `known`:
+/// the thread as the caller read it, with its ETag (saves a read). Returns the thread as
+/// claimed, with its ETag (the run keeps it to release the claim without a read).
+pub async fn claim_active_run(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(ThreadRecord, ETag)>,
+) -> Result<(ThreadRecord, ETag), ApiError> {
+    let key = keys::thread(&ctx.tenant, thread_id);
+    let claimed = store::update_json_from(
+        ctx.store.as_ref(),
+        &key,
+        known,
+        |mut t: ThreadRecord| match &t.active_run_id {
             Some(active) if active != run_id => Err(ApiError::invalid(
                 format!("Thread {thread_id} already has an active run {active}."),
                 None,
             )),
-            Some(_) => Ok(Update::Keep(())),
+            Some(_) => Ok(Update::Keep(t)),
             None => {
                 t.active_run_id = Some(run_id.to_string());
-                Ok(Update::Write(t, ()))
+                Ok(Update::Write(t.clone(), t))
             }
-        }
-    })
+        },
+    )
     .await?;
     claimed.ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
 /// Clears the thread's active run if it is still `run_id`.
 pub async fn release_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
+    release_active_run_from(ctx, thread_id, run_id, None).await
+}
+
+/// `release_active_run` from the thread as the run claimed it (no read when the thread has
+/// not changed since).
+pub async fn release_active_run_from(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(ThreadRecord, ETag)>,
+) -> Result<(), ApiError> {
     let key = keys::thread(&ctx.tenant, thread_id);
-    store::update_json(ctx.store.as_ref(), &key, |mut t: ThreadRecord| {
+    store::update_json_from(ctx.store.as_ref(), &key, known, |mut t: ThreadRecord| {
         if t.active_run_id.as_deref() == Some(run_id) {
             t.active_run_id = None;
             Ok::<_, ApiError>(Update::Write(t, ()))

@@ -6,6 +6,7 @@ use crate::error::ApiError;
 use crate::ids::Kind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The request forms of the tools, one plain struct each (a tagged enum would buffer the
 /// value and lose the path of an error inside it).
@@ -93,10 +94,10 @@ impl<'de> Deserialize<'de> for Tool {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Tool {
-    /// A struct variant (not a unit one) so that unknown fields are refused here too.
+    // A struct variant (not a unit one) so that unknown fields are refused here too.
     CodeInterpreter {},
     FileSearch {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,30 +108,35 @@ pub enum Tool {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSearchOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 50)]
     pub max_num_results: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranking_options: Option<RankingOptions>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RankingOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::FileSearchRanker>)]
     pub ranker: Option<String>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub score_threshold: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionDef {
+    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
@@ -229,7 +235,7 @@ pub fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
 }
 
 /// `tool_resources` as requests send them (the `vector_stores` helper included).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ToolResourcesRequest {
     #[serde(default)]
@@ -238,32 +244,86 @@ pub struct ToolResourcesRequest {
     pub file_search: Option<FileSearchResourcesRequest>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeInterpreterResources {
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub file_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSearchResourcesRequest {
     #[serde(default)]
+    #[schema(max_items = 1)]
     pub vector_store_ids: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<super::schemas::VectorStoreHelper>>, max_items = 1)]
     pub vector_stores: Option<Vec<Value>>,
 }
 
 /// `tool_resources` as stored and answered.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct ToolResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_interpreter: Option<CodeInterpreterResources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_search: Option<FileSearchResources>,
+    /// Stores the request's `file_search.vector_stores` helper asks to create; created
+    /// (and their ids added to `file_search`) by `vector_stores::create_requested`.
+    #[serde(skip)]
+    pub new_vector_stores: Vec<NewVectorStore>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// One entry of the `file_search.vector_stores` helper, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewVectorStore {
+    pub file_ids: Vec<String>,
+    /// The stored form of the chunking strategy.
+    pub chunking_strategy: Value,
+    pub metadata: validate::Metadata,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VectorStoreHelper {
+    #[serde(default)]
+    file_ids: Vec<String>,
+    #[serde(default)]
+    chunking_strategy: Option<Value>,
+    #[serde(default)]
+    metadata: Option<validate::Metadata>,
+}
+
+/// Parses the `vector_stores` helper (at most one store of at most 10,000 files).
+fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorStore>, ApiError> {
+    max_items(param, &items, 1)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let p = format!("{param}[{i}]");
+        let helper: VectorStoreHelper = serde_json::from_value(item)
+            .map_err(|e| ApiError::invalid_param(&p, format!("Invalid '{p}': {e}.")))?;
+        max_items(&format!("{p}.file_ids"), &helper.file_ids, 10_000)?;
+        for (j, id) in helper.file_ids.iter().enumerate() {
+            validate::id(&format!("{p}.file_ids[{j}]"), Kind::File, id)?;
+        }
+        let chunking_strategy = super::vector_stores::chunking(
+            &format!("{p}.chunking_strategy"),
+            helper.chunking_strategy.as_ref(),
+        )?;
+        let metadata = helper.metadata.unwrap_or_default();
+        validate::metadata(&format!("{p}.metadata"), &metadata)?;
+        out.push(NewVectorStore {
+            file_ids: helper.file_ids,
+            chunking_strategy,
+            metadata,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FileSearchResources {
     #[serde(default)]
     pub vector_store_ids: Vec<String>,
@@ -293,24 +353,46 @@ impl ToolResourcesRequest {
             }
             None => None,
         };
+        let mut new_vector_stores = Vec::new();
         let file_search = match self.file_search {
             Some(fs) => {
-                if fs.vector_stores.as_ref().is_some_and(|v| !v.is_empty()) {
-                    return Err(ApiError::invalid_param(
-                        &format!("{param}.file_search.vector_stores"),
-                        "Creating vector stores through 'tool_resources.file_search.vector_stores' \
-                         is not supported by this server yet; create the vector store first and \
-                         pass its id in 'vector_store_ids'.",
-                    ));
-                }
-                let Some(ids) = fs.vector_store_ids.or((!ids_required).then(Vec::new)) else {
-                    let p = format!("{param}.file_search.vector_store_ids");
-                    return Err(ApiError::invalid_param(
-                        &p,
-                        format!("Missing required parameter: '{p}'."),
-                    ));
-                };
+                let helpers = fs.vector_stores.filter(|v| !v.is_empty());
                 let p = format!("{param}.file_search.vector_store_ids");
+                let ids = match (fs.vector_store_ids, helpers) {
+                    (Some(ids), Some(_)) if !ids.is_empty() => {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.file_search"),
+                            format!(
+                                "Invalid '{param}.file_search': give either 'vector_store_ids' \
+                                 or 'vector_stores', not both."
+                            ),
+                        ))
+                    }
+                    (_, Some(helpers)) if ids_required => {
+                        new_vector_stores = vector_store_helpers(
+                            &format!("{param}.file_search.vector_stores"),
+                            helpers,
+                        )?;
+                        Vec::new()
+                    }
+                    (_, Some(_)) => {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.file_search.vector_stores"),
+                            format!(
+                                "Invalid '{param}.file_search.vector_stores': stores can be \
+                                 created this way only on create; pass 'vector_store_ids'."
+                            ),
+                        ))
+                    }
+                    (Some(ids), None) => ids,
+                    (None, None) if !ids_required => Vec::new(),
+                    (None, None) => {
+                        return Err(ApiError::invalid_param(
+                            &p,
+                            format!("Missing required parameter: '{p}'."),
+                        ))
+                    }
+                };
                 max_items(&p, &ids, 1)?;
                 for (i, id) in ids.iter().enumerate() {
                     validate::id(&format!("{p}[{i}]"), Kind::VectorStore, id)?;
@@ -324,6 +406,7 @@ impl ToolResourcesRequest {
         Ok(ToolResources {
             code_interpreter,
             file_search,
+            new_vector_stores,
         })
     }
 }
@@ -414,7 +497,7 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
 }
 
 /// A message content part, as stored and answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContentPart {
     Text { text: TextContent },
@@ -423,36 +506,47 @@ pub enum ContentPart {
     Refusal { refusal: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct TextContent {
     pub value: String,
     #[serde(default)]
+    #[schema(value_type = Vec<super::schemas::Annotation>, required)]
     pub annotations: Vec<Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageFile {
     pub file_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ImageDetail>)]
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImageUrl {
+    #[schema(pattern = "^(https?:|data:)")]
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<super::schemas::ImageDetail>)]
     pub detail: Option<String>,
 }
 
 /// A content part as requests send it: text is a plain string there.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum InputPart {
-    Text { text: String },
-    ImageFile { image_file: ImageFile },
-    ImageUrl { image_url: ImageUrl },
+pub(crate) enum InputPart {
+    Text {
+        #[schema(max_length = 256000)]
+        text: String,
+    },
+    ImageFile {
+        image_file: ImageFile,
+    },
+    ImageUrl {
+        image_url: ImageUrl,
+    },
 }
 
 fn part_error(param: &str, e: serde_json::Error) -> ApiError {
@@ -560,7 +654,7 @@ pub fn text_part(value: String) -> ContentPart {
 }
 
 /// A message attachment: a file and the tools it is for.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attachment {
     pub file_id: String,
@@ -568,10 +662,10 @@ pub struct Attachment {
     pub tools: Vec<AttachmentTool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AttachmentTool {
-    /// Struct variants, so unknown fields are refused here too.
+    // Struct variants, so unknown fields are refused here too.
     CodeInterpreter {},
     FileSearch {},
 }

@@ -13,14 +13,17 @@ use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::queue::{WorkItem, WorkKind};
-use crate::retrieval::index::{ChunkSet, Index};
+use crate::retrieval::index::{ChunkSet, Index, IndexBuilder};
 use crate::store::{self, keys, PutMode, Update};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// Files by ingestion status.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct FileCounts {
     pub in_progress: u64,
     pub completed: u64,
@@ -52,19 +55,27 @@ impl FileCounts {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A vector store: files chunked and embedded for search.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VectorStore {
     pub id: String,
+    #[schema(schema_with = super::schemas::vector_store_object)]
     pub object: String,
     pub created_at: i64,
     pub name: String,
+    /// Bytes of the stored chunks.
     pub usage_bytes: u64,
     pub file_counts: FileCounts,
+    #[schema(value_type = super::schemas::VectorStoreStatus)]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::schemas::VectorStoreExpiresAfter)]
     pub expires_after: Option<Value>,
+    #[schema(required)]
     pub expires_at: Option<i64>,
+    #[schema(required)]
     pub last_active_at: Option<i64>,
+    #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
 
@@ -94,17 +105,24 @@ impl VectorStoreRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A file in a vector store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VectorStoreFile {
+    /// The file's id.
     pub id: String,
+    #[schema(schema_with = super::schemas::vector_store_file_object)]
     pub object: String,
     pub usage_bytes: u64,
     pub created_at: i64,
     pub vector_store_id: String,
+    #[schema(value_type = super::schemas::VectorStoreFileStatus)]
     pub status: String,
+    #[schema(value_type = Option<super::schemas::VectorStoreFileError>, required)]
     pub last_error: Option<Value>,
+    #[schema(value_type = super::schemas::ChunkingStrategy)]
     pub chunking_strategy: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::schemas::Attributes)]
     pub attributes: Option<Map<String, Value>>,
 }
 
@@ -116,12 +134,15 @@ pub struct VectorStoreFileRecord {
     pub batch_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A batch of files added to a vector store together.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileBatch {
     pub id: String,
+    #[schema(schema_with = super::schemas::file_batch_object)]
     pub object: String,
     pub created_at: i64,
     pub vector_store_id: String,
+    #[schema(value_type = super::schemas::FileBatchStatus)]
     pub status: String,
     pub file_counts: FileCounts,
 }
@@ -134,87 +155,119 @@ pub struct FileBatchRecord {
     pub cancelled: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateVectorStore {
+pub(crate) struct CreateVectorStore {
+    /// Files to add (and ingest) at once.
     #[serde(default)]
+    #[schema(max_items = 500)]
     file_ids: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(max_length = 256)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     description: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::VectorStoreExpiresAfter>)]
     expires_after: Option<Value>,
+    /// For `file_ids`; `auto` when not given.
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Metadata>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ModifyVectorStore {
+pub(crate) struct ModifyVectorStore {
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 256)]
     name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::VectorStoreExpiresAfter>)]
     expires_after: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateVectorStoreFile {
+pub(crate) struct CreateVectorStoreFile {
+    #[schema(pattern = "^file-")]
     file_id: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateAttributes {
+pub(crate) struct UpdateAttributes {
+    /// The new attributes (null or absent removes them).
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchFile {
+pub(crate) struct BatchFile {
+    #[schema(pattern = "^file-")]
     file_id: String,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
 /// One file of a batch: its id, chunking strategy and attributes.
 type BatchEntry = (String, Value, Option<Map<String, Value>>);
 
-#[derive(Debug, Deserialize)]
+/// Exactly one of `file_ids` and `files`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateFileBatch {
+pub(crate) struct CreateFileBatch {
+    /// Files with the batch's `chunking_strategy` and `attributes`.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 2000)]
     file_ids: Option<Vec<String>>,
+    /// Files each with their own chunking strategy and attributes.
     #[serde(default)]
+    #[schema(min_items = 1, max_items = 2000)]
     files: Option<Vec<BatchFile>>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Attributes>)]
     attributes: Option<Map<String, Value>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SearchRequest {
+pub(crate) struct SearchRequest {
+    #[schema(value_type = super::schemas::SearchQuery)]
     query: Value,
+    /// Accepted and ignored: queries are searched as given.
     #[serde(default)]
     rewrite_query: Option<bool>,
+    /// 10 when not given.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50)]
     max_num_results: Option<i64>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Filter>)]
     filters: Option<Value>,
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::SearchRankingOptions>)]
     ranking_options: Option<Value>,
 }
 
@@ -367,26 +420,57 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
         files::load(ctx, id).await?;
     }
+    let new = NewStore {
+        name: req.name.unwrap_or_default(),
+        description: req.description,
+        file_ids,
+        expires_after,
+        strategy,
+        metadata: meta,
+    };
+    let (record, _) = create_store(ctx, new_id(Kind::VectorStore), new).await?;
+    to_value(&record.store)
+}
+
+/// A vector store to create, validated.
+pub struct NewStore {
+    pub name: String,
+    pub description: Option<String>,
+    pub file_ids: Vec<String>,
+    pub expires_after: Option<Value>,
+    /// The stored form (`chunking`).
+    pub strategy: Value,
+    pub metadata: Metadata,
+}
+
+/// Stores a new vector store `id` (create-only) with its files, queued for ingestion.
+/// If `id` exists already (a thread's store another request made), that one is answered
+/// and the flag is false.
+pub async fn create_store(
+    ctx: &Ctx,
+    id: String,
+    new: NewStore,
+) -> Result<(VectorStoreRecord, bool), ApiError> {
     let at = now();
     let mut record = VectorStoreRecord {
         store: VectorStore {
-            id: new_id(Kind::VectorStore),
+            id,
             object: "vector_store".into(),
             created_at: at,
-            name: req.name.unwrap_or_default(),
+            name: new.name,
             usage_bytes: 0,
             file_counts: FileCounts::default(),
             status: "completed".into(),
-            expires_at: expires_at(expires_after.as_ref(), at),
-            expires_after,
+            expires_at: expires_at(new.expires_after.as_ref(), at),
+            expires_after: new.expires_after,
             last_active_at: Some(at),
-            metadata: meta,
+            metadata: new.metadata,
         },
-        description: req.description,
+        description: new.description,
         version: 0,
     };
-    let mut unique: Vec<String> = Vec::with_capacity(file_ids.len());
-    for id in &file_ids {
+    let mut unique: Vec<String> = Vec::with_capacity(new.file_ids.len());
+    for id in &new.file_ids {
         if !unique.contains(id) {
             unique.push(id.clone());
         }
@@ -395,18 +479,90 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         record.store.file_counts.moved(None, Some("in_progress"));
     }
     record.refresh_status();
-    store::put_json(
-        ctx.store.as_ref(),
-        &keys::vector_store(&ctx.tenant, &record.store.id),
-        &record,
-        PutMode::Create,
-    )
-    .await?;
+    let key = keys::vector_store(&ctx.tenant, &record.store.id);
+    match store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await {
+        Ok(_) => {}
+        Err(store::StoreError::Conflict) => {
+            return Ok((load(ctx, &record.store.id).await?, false));
+        }
+        Err(e) => return Err(e.into()),
+    }
     for file_id in &unique {
-        write_file_record(ctx, &record.store.id, file_id, strategy.clone(), None, None).await?;
+        write_file_record(
+            ctx,
+            &record.store.id,
+            file_id,
+            new.strategy.clone(),
+            None,
+            None,
+        )
+        .await?;
     }
     enqueue_ingestion(ctx, &record.store.id, &unique).await?;
-    to_value(&record.store)
+    Ok((record, true))
+}
+
+/// Adds files to a store (those it has already are left as they are) and queues their
+/// ingestion: what message attachments do to a thread's store.
+pub async fn add_files(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_ids: &[String],
+    strategy: Value,
+) -> Result<(), ApiError> {
+    let mut added = Vec::new();
+    for file_id in file_ids {
+        let (_, new) = write_file_record(ctx, vs_id, file_id, strategy.clone(), None, None).await?;
+        if new && !added.contains(file_id) {
+            added.push(file_id.clone());
+        }
+    }
+    if added.is_empty() {
+        return Ok(());
+    }
+    update_store(ctx, vs_id, |r| {
+        for _ in &added {
+            r.store.file_counts.moved(None, Some("in_progress"));
+        }
+    })
+    .await?;
+    enqueue_ingestion(ctx, vs_id, &added).await
+}
+
+/// The stores a `tool_resources.file_search.vector_stores` helper asks for: created, and
+/// their ids added to the resources.
+pub async fn create_requested(
+    ctx: &Ctx,
+    resources: &mut super::types::ToolResources,
+    param: &str,
+) -> Result<(), ApiError> {
+    let requested = std::mem::take(&mut resources.new_vector_stores);
+    for (i, r) in requested.into_iter().enumerate() {
+        for (j, id) in r.file_ids.iter().enumerate() {
+            files::load(ctx, id).await.map_err(|e| match e {
+                ApiError::NotFound { .. } => ApiError::invalid_param(
+                    &format!("{param}.file_search.vector_stores[{i}].file_ids[{j}]"),
+                    format!("No file found with id '{id}'."),
+                ),
+                other => other,
+            })?;
+        }
+        let new = NewStore {
+            name: String::new(),
+            description: None,
+            file_ids: r.file_ids,
+            expires_after: None,
+            strategy: r.chunking_strategy,
+            metadata: r.metadata,
+        };
+        let (record, _) = create_store(ctx, new_id(Kind::VectorStore), new).await?;
+        resources
+            .file_search
+            .get_or_insert_with(Default::default)
+            .vector_store_ids
+            .push(record.store.id);
+    }
+    Ok(())
 }
 
 /// Stores a vector-store file in progress (counts and queueing are the caller's business).
@@ -1094,6 +1250,9 @@ pub fn filter_matches(
     }
 }
 
+/// Chunk-set reads in flight while an index is built.
+const CHUNK_SET_READS: usize = 8;
+
 /// The index of a store, built (and cached) from its completed files' chunk sets.
 pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index>, ApiError> {
     let vs_id = &record.store.id;
@@ -1109,23 +1268,24 @@ pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index
         .collect();
     let records: Vec<VectorStoreFileRecord> =
         super::pagination::read_all(&ctx.store, &file_prefix, &ids).await?;
-    let mut sets = Vec::new();
-    for r in records.into_iter().filter(|r| r.file.status == "completed") {
-        if let Some((bytes, _)) = ctx
-            .store
-            .get(&keys::vector_store_chunk_set(
-                &ctx.tenant,
-                vs_id,
-                &r.file.id,
-            ))
-            .await?
-        {
-            if let Some(set) = ChunkSet::decode(&bytes) {
-                sets.push((set, r.file.attributes.clone()));
-            }
+    // Chunk sets are read a few at a time and quantised as they arrive, so a large store
+    // neither waits on one read after another nor holds all its f32 vectors at once.
+    let reads = records
+        .into_iter()
+        .filter(|r| r.file.status == "completed")
+        .map(|r| async move {
+            let key = keys::vector_store_chunk_set(&ctx.tenant, vs_id, &r.file.id);
+            let bytes = ctx.store.get(&key).await?.map(|(b, _)| b);
+            Ok::<_, ApiError>((bytes, r.file.attributes))
+        });
+    let mut reads = futures::stream::iter(reads).buffered(CHUNK_SET_READS);
+    let mut builder = IndexBuilder::new();
+    while let Some(read) = reads.next().await {
+        if let (Some(bytes), attributes) = read? {
+            builder.add_encoded(&bytes, attributes);
         }
     }
-    let index = Arc::new(Index::build(sets));
+    let index = Arc::new(builder.finish());
     ctx.retrieval
         .cache
         .put(&cache_key, record.version, index.clone());
@@ -1159,9 +1319,18 @@ pub async fn search_store(
     if let Some(f) = filters {
         validate_filter(f, "filters")?;
     }
-    let hits = index.search(&query, limit, min_score, |e| {
-        filters.is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
-    });
+    // A large index takes milliseconds of CPU to scan: off the async workers.
+    let filters = filters.cloned();
+    let searched = index.clone();
+    let hits = tokio::task::spawn_blocking(move || {
+        searched.search(&query, limit, min_score, |e| {
+            filters
+                .as_ref()
+                .is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("search task: {e}")))?;
     Ok(hits
         .into_iter()
         .map(|(i, score)| {

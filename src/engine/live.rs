@@ -5,8 +5,13 @@
 //! streamed run store the same objects.
 
 use super::events::EventSink;
+use super::partial_json::{string_field_prefix, FieldStream};
+use super::{citations, code_interpreter, file_search};
 use crate::api::messages::Message;
-use crate::api::runs::{answer_message_id, message_step_id, tool_step_id, RunRecord, RunStep};
+use crate::api::runs::{
+    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep, ServerCall,
+    ToolRound,
+};
 use crate::api::types::{now, text_part, ContentPart};
 use crate::api::validate::Metadata;
 use crate::llm::{Delta, ToolCall, Usage};
@@ -30,6 +35,21 @@ pub struct LiveTurn<'a> {
     /// closed (clients allow one open step at a time), with its deltas.
     pending_tool_step: Option<Value>,
     pending_deltas: Vec<Value>,
+    /// The name `file_search` has for the model (its calls stream as `file_search`).
+    search_fn: Option<&'static str>,
+    /// The name `code_interpreter` has for the model (its calls stream as
+    /// `code_interpreter`, the code as `input` deltas while it arrives).
+    code_fn: Option<&'static str>,
+    /// The code of each call so far, decoded from its streamed arguments.
+    code_streams: Vec<FieldStream>,
+    /// Figures the run's code drew since its last message: the message's first parts.
+    images: Vec<String>,
+    include_search_content: bool,
+    /// The run's earlier search results, for citation annotations.
+    sources: Vec<Vec<String>>,
+    /// Text before this byte offset has been scanned for citation markers.
+    cited_upto: usize,
+    annotations_sent: usize,
 }
 
 /// How an attempt's open message and steps end.
@@ -58,7 +78,49 @@ impl<'a> LiveTurn<'a> {
             tool_step_open: false,
             pending_tool_step: None,
             pending_deltas: Vec::new(),
+            search_fn: file_search::function_name(record),
+            code_fn: code_interpreter::function_name(record),
+            code_streams: Vec::new(),
+            images: code_interpreter::outputs_so_far(record).1,
+            include_search_content: record.include_search_content,
+            sources: file_search::sources(record),
+            cited_upto: 0,
+            annotations_sent: 0,
         }
+    }
+
+    /// The run's earlier search results, for citation annotations.
+    pub fn sources(&self) -> &[Vec<String>] {
+        &self.sources
+    }
+
+    /// Whether `name` is a tool the server runs itself.
+    pub fn is_server_tool(&self, name: &str) -> bool {
+        self.search_fn == Some(name) || self.code_fn == Some(name)
+    }
+
+    /// How a built-in call shows in a step while it has not run: its tool and what is known.
+    fn server_call_value(&self, name: &str, id: &str, arguments: &str) -> Value {
+        if self.code_fn == Some(name) {
+            let input = string_field_prefix(arguments, "code").unwrap_or_default();
+            json!({"id": id, "type": "code_interpreter",
+                   "code_interpreter": {"input": input, "outputs": []}})
+        } else {
+            json!({"id": id, "type": "file_search", "file_search": {}})
+        }
+    }
+
+    /// The index of the message's text part (after its figures).
+    fn text_index(&self) -> usize {
+        self.images.len()
+    }
+
+    /// A step as clients see it (search result content only when asked for).
+    fn step_value(&self, step: &RunStep) -> Value {
+        shape_step(
+            serde_json::to_value(step).unwrap_or(Value::Null),
+            self.include_search_content,
+        )
     }
 
     pub fn message_id(&self) -> String {
@@ -87,6 +149,9 @@ impl<'a> LiveTurn<'a> {
         self.tool_step_open = false;
         self.pending_tool_step = None;
         self.pending_deltas.clear();
+        self.code_streams.clear();
+        self.cited_upto = 0;
+        self.annotations_sent = 0;
     }
 
     fn step_object(&self, id: String, details: Value, status: &str) -> RunStep {
@@ -170,6 +235,14 @@ impl<'a> LiveTurn<'a> {
         let message = serde_json::to_value(&message).unwrap_or(Value::Null);
         self.sink.emit("thread.message.created", message.clone());
         self.sink.emit("thread.message.in_progress", message);
+        for (index, file_id) in self.images.iter().enumerate() {
+            self.sink.emit(
+                "thread.message.delta",
+                json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                    "content": [{"index": index, "type": "image_file", "image_file": {"file_id": file_id}}],
+                }}),
+            );
+        }
         self.message_open = true;
     }
 
@@ -206,9 +279,10 @@ impl<'a> LiveTurn<'a> {
                 self.sink.emit(
                     "thread.message.delta",
                     json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
-                        "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}],
+                        "content": [{"index": self.text_index(), "type": "text", "text": {"value": text, "annotations": []}}],
                     }}),
                 );
+                self.stream_citations();
             }
             Delta::ToolCall {
                 index,
@@ -228,23 +302,94 @@ impl<'a> LiveTurn<'a> {
                     slot.name.push_str(name);
                 }
                 slot.arguments.push_str(&arguments);
-                let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
-                if let Some(id) = id {
-                    call["id"] = json!(id);
+                let (slot_name, slot_id) = (slot.name.clone(), slot.id.clone());
+                if self.code_fn == Some(slot_name.as_str()) {
+                    // The code shows as it arrives, decoded from the `{"code": ...}` arguments.
+                    if name.is_some() {
+                        let head = json!({"index": index, "id": slot_id, "type": "code_interpreter",
+                                          "code_interpreter": {"input": "", "outputs": []}});
+                        self.step_delta(head);
+                    }
+                    while self.code_streams.len() <= index {
+                        self.code_streams.push(FieldStream::default());
+                    }
+                    if let Some(new) = self.code_streams[index].push(&arguments, "code") {
+                        self.step_delta(json!({"index": index, "type": "code_interpreter",
+                                               "code_interpreter": {"input": new}}));
+                    }
+                    return;
                 }
-                if let Some(name) = name {
-                    call["function"]["name"] = json!(name);
-                    call["function"]["output"] = Value::Null;
-                }
-                let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
-                    "step_details": {"type": "tool_calls", "tool_calls": [call]},
-                }});
-                if self.pending_tool_step.is_some() {
-                    self.pending_deltas.push(delta);
+                let server = self.is_server_tool(&slot_name);
+                let call = if server {
+                    // A built-in call shows as its tool, announced once; its arguments are
+                    // the engine's business ("always empty for now", as OpenAI streamed it).
+                    if name.is_none() {
+                        return;
+                    }
+                    json!({"index": index, "id": slot_id, "type": "file_search", "file_search": {}})
                 } else {
-                    self.sink.emit("thread.run.step.delta", delta);
-                }
+                    let mut call = json!({"index": index, "type": "function", "function": {"arguments": arguments}});
+                    if let Some(id) = id {
+                        call["id"] = json!(id);
+                    }
+                    if let Some(name) = name {
+                        call["function"]["name"] = json!(name);
+                        call["function"]["output"] = Value::Null;
+                    }
+                    call
+                };
+                self.step_delta(call);
             }
+        }
+    }
+
+    /// A `thread.run.step.delta` of the tool step with one call (held back with the step
+    /// while a message is open).
+    fn step_delta(&mut self, call: Value) {
+        let delta = json!({"id": self.tool_step_id(), "object": "thread.run.step.delta", "delta": {
+            "step_details": {"type": "tool_calls", "tool_calls": [call]},
+        }});
+        if self.pending_tool_step.is_some() {
+            self.pending_deltas.push(delta);
+        } else {
+            self.sink.emit("thread.run.step.delta", delta);
+        }
+    }
+
+    /// One delta per `code_interpreter` call of the round with its outputs (logs, images),
+    /// sent once the engine has run the code and before the step completes.
+    pub fn code_outputs(&mut self, round: &ToolRound) {
+        for (index, call) in round.calls.iter().enumerate() {
+            if let Some(ServerCall::CodeInterpreter { outputs, .. }) = &call.server {
+                let outputs: Vec<Value> = outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let mut o = o.clone();
+                        o["index"] = json!(i);
+                        o
+                    })
+                    .collect();
+                self.step_delta(json!({"index": index, "type": "code_interpreter",
+                                       "code_interpreter": {"outputs": outputs}}));
+            }
+        }
+    }
+
+    /// Announces citation markers completed by the latest text, as annotation deltas.
+    fn stream_citations(&mut self) {
+        let (found, settled) = citations::scan(&self.text, self.cited_upto, &self.sources);
+        self.cited_upto = settled;
+        for f in found {
+            let mut annotation = f.annotation;
+            annotation["index"] = json!(self.annotations_sent);
+            self.annotations_sent += 1;
+            self.sink.emit(
+                "thread.message.delta",
+                json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                    "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
+                }}),
+            );
         }
     }
 
@@ -280,10 +425,8 @@ impl<'a> LiveTurn<'a> {
         if !self.tool_step_open || step.status == "in_progress" {
             return;
         }
-        self.sink.emit(
-            step_event(&step.status),
-            serde_json::to_value(step).unwrap_or(Value::Null),
-        );
+        let value = self.step_value(step);
+        self.sink.emit(step_event(&step.status), value);
         self.tool_step_open = false;
     }
 
@@ -312,10 +455,16 @@ impl<'a> LiveTurn<'a> {
             (message, step)
         });
         let tool = self.tool_step_open.then(|| {
-            let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| json!({
-                "id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments, "output": null},
-            })).collect::<Vec<_>>()});
+            let details = json!({"type": "tool_calls", "tool_calls": self.calls.iter().map(|c| {
+                if self.is_server_tool(&c.name) {
+                    self.server_call_value(&c.name, &c.id, &c.arguments)
+                } else {
+                    json!({
+                        "id": c.id, "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments, "output": null},
+                    })
+                }
+            }).collect::<Vec<_>>()});
             let mut step = self.tool_step(details, step_status, None);
             step.last_error = last_error.clone();
             step

@@ -7,27 +7,40 @@
 //! turn (a repeated turn overwrites them), and the run itself moves on only through a
 //! conditional write that checks the turn and the status, so a cancel that lands while the
 //! model is answering always wins.
+//! A turn whose calls are all built-in tools the engine runs itself (`file_search`,
+//! `code_interpreter`) stores
+//! them as a completed `tool_calls` step and goes on to the next turn: through the queue,
+//! or in the same request when the run is streamed.
 //! - `prompt`: the Chat Completions request of a turn;
+//! - `file_search`, `citations`: the built-in search tool and its citation annotations;
+//! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
+//! - `live`: what an attempt has streamed so far;
 //! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
 
+pub mod citations;
+pub mod code_interpreter;
 pub mod events;
+pub mod file_search;
 pub mod live;
+pub mod partial_json;
 pub mod prompt;
 
 use crate::api::messages::Message;
 use crate::api::pagination::read_all;
 use crate::api::runs::{self, answer_message_id, now_ms, RoundCall, RunRecord, RunStep, ToolRound};
 use crate::api::threads;
-use crate::api::types::{now, text_part, ContentPart, Tool};
+use crate::api::types::{now, text_part, ContentPart, ImageFile, Tool};
 use crate::api::Ctx;
+use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::retrieval::Retrieval;
-use crate::store::{self, keys, DynStore, PutMode, Update};
+use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
 use async_trait::async_trait;
+use code_interpreter::CodeTurn;
 use events::{Discard, EventSink};
 use live::{Close, LiveTurn};
 use serde_json::{json, Value};
@@ -40,6 +53,7 @@ pub struct Engine {
     llm: LlmClient,
     settings: Arc<RunSettings>,
     retrieval: Arc<Retrieval>,
+    code_interpreter: Arc<SharedCodeInterpreter>,
     /// Test hook: stop a turn right after it wrote its message, as a crash would.
     crash_after_message_write: std::sync::atomic::AtomicBool,
 }
@@ -80,6 +94,15 @@ impl From<store::StoreError> for Stop {
     }
 }
 
+/// A tool round with its built-in calls run.
+struct RanRound {
+    round: ToolRound,
+    /// Store keys of the files its calls wrote (to take back if a cancel wins).
+    written: Vec<String>,
+    /// A built-in tool failed in a way the run cannot go on from.
+    fatal: Option<String>,
+}
+
 /// What a conditional run update found.
 enum Moved {
     /// Applied; the new record.
@@ -97,6 +120,7 @@ impl Engine {
         llm: LlmClient,
         settings: Arc<RunSettings>,
         retrieval: Arc<Retrieval>,
+        code_interpreter: Arc<SharedCodeInterpreter>,
     ) -> Self {
         Engine {
             store,
@@ -104,8 +128,14 @@ impl Engine {
             llm,
             settings,
             retrieval,
+            code_interpreter,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The `code_interpreter` tool's executor, shared with the API.
+    pub fn code_interpreter(&self) -> &Arc<SharedCodeInterpreter> {
+        &self.code_interpreter
     }
 
     /// Test hook: the next turn that writes a message stops right after that write.
@@ -120,14 +150,26 @@ impl Engine {
             queue: self.queue.clone(),
             runs: self.settings.clone(),
             retrieval: self.retrieval.clone(),
+            code_interpreter: self.code_interpreter.clone(),
             tenant: tenant.to_string(),
         }
     }
 
-    /// Takes the turn `item` names, reporting to `sink`.
+    /// Takes the turn `item` names, reporting to `sink`. A turn that ran built-in tools
+    /// queues the next one.
     pub async fn run_turn(&self, item: &WorkItem, sink: &mut dyn EventSink) -> Outcome {
         let result = match item.kind {
-            WorkKind::Step => self.step(item, sink).await,
+            WorkKind::Step => match self.step(item, sink).await {
+                Ok(Some(next)) => {
+                    if let Err(e) = self.queue.enqueue(&next, Duration::ZERO).await {
+                        // The run looks stalled until a read of it queues the turn again.
+                        log::warn!("cannot queue the next turn of {}: {e}", next.run_id);
+                    }
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
             WorkKind::Expire => self.expire(item).await,
             WorkKind::Ingest => {
                 let ctx = self.ctx(&item.tenant);
@@ -142,6 +184,22 @@ impl Engine {
         }
     }
 
+    /// Takes the turns of a streamed run from `item` on, inside the request, until the run
+    /// stops or waits. Returns the outcome and the turn it ended at (to queue on a retry).
+    pub async fn run_streamed(
+        &self,
+        mut item: WorkItem,
+        sink: &mut dyn EventSink,
+    ) -> (Outcome, WorkItem) {
+        loop {
+            match self.step(&item, sink).await {
+                Ok(Some(next)) => item = next,
+                Ok(None) | Err(Stop::Nothing) => return (Outcome::Done, item),
+                Err(Stop::Retry(reason)) => return (Outcome::Retry(reason), item),
+            }
+        }
+    }
+
     /// Applies `change` to the run if it is still at turn `seq` and in one of `from`.
     async fn move_run(
         &self,
@@ -150,8 +208,21 @@ impl Engine {
         from: &[&str],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
+        Ok(self.move_run_from(ctx, item, from, None, change).await?.0)
+    }
+
+    /// `move_run` from the run as the caller last read or wrote it (`known`, with its ETag:
+    /// no read when nobody wrote since). Also returns the run's ETag after the move.
+    async fn move_run_from(
+        &self,
+        ctx: &Ctx,
+        item: &WorkItem,
+        from: &[&str],
+        known: Option<(RunRecord, ETag)>,
+        change: impl Fn(&mut RunRecord),
+    ) -> Result<(Moved, Option<ETag>), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
+        let moved = store::update_json_from(ctx.store.as_ref(), &key, known, |mut r: RunRecord| {
             if r.seq != item.seq {
                 return Ok::<_, ApiError>(Update::Keep(Moved::Stale));
             }
@@ -166,13 +237,22 @@ impl Engine {
             Ok(Update::Write(r.clone(), Moved::Applied(Box::new(r))))
         })
         .await?;
-        Ok(moved.unwrap_or(Moved::Stale))
+        Ok(match moved {
+            Some((m @ Moved::Applied(_), etag)) => (m, Some(etag)),
+            Some((m, _)) => (m, None),
+            None => (Moved::Stale, None),
+        })
     }
 
-    async fn step(&self, item: &WorkItem, sink: &mut dyn EventSink) -> Result<(), Stop> {
+    /// One turn; `Some(next)` when the run goes on at once with another turn.
+    async fn step(
+        &self,
+        item: &WorkItem,
+        sink: &mut dyn EventSink,
+    ) -> Result<Option<WorkItem>, Stop> {
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let Some((record, _)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
+        let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
         else {
             return Err(Stop::Nothing);
         };
@@ -180,27 +260,32 @@ impl Engine {
             return Err(Stop::Nothing);
         }
         let redelivered = record.run.status == "in_progress";
-        let record = match record.run.status.as_str() {
-            "cancelling" => return self.finish_cancel(&ctx, item, sink).await,
+        if record.run.status == "queued" && record.seq == 0 {
+            file_search::wait_until_ready(&ctx, &record).await?;
+        }
+        let (record, etag) = match record.run.status.as_str() {
+            "cancelling" => return self.finish_cancel(&ctx, item, sink).await.map(|_| None),
             "queued" => {
                 let started = self
-                    .move_run(&ctx, item, &["queued"], |r| {
+                    .move_run_from(&ctx, item, &["queued"], Some((record, etag)), |r| {
                         r.run.status = "in_progress".into();
                         r.run.started_at.get_or_insert_with(now);
                     })
                     .await?;
                 match started {
-                    Moved::Applied(r) => {
+                    (Moved::Applied(r), etag) => {
                         sink.emit("thread.run.in_progress", run_value(&r));
-                        *r
+                        (*r, etag)
                     }
-                    Moved::Cancelling => return self.finish_cancel(&ctx, item, sink).await,
-                    Moved::Stale => return Err(Stop::Nothing),
+                    (Moved::Cancelling, _) => {
+                        return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
+                    }
+                    (Moved::Stale, _) => return Err(Stop::Nothing),
                 }
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
-            "in_progress" => record,
+            "in_progress" => (record, Some(etag)),
             _ => return Err(Stop::Nothing),
         };
 
@@ -214,24 +299,64 @@ impl Engine {
         ids.sort_unstable();
         let thread_messages: Vec<Message> = read_all(&ctx.store, &message_prefix, &ids).await?;
 
-        let prompt = match prompt::build(&record, &thread_messages) {
+        // The code interpreter, when the run has it: a run that needs it on a server that
+        // cannot run code fails at once, saying why.
+        let code_turn = match code_interpreter::function_name(&record) {
+            None => None,
+            Some(name) => {
+                let ci = self.code_interpreter.get().await;
+                let Some(executor) = ci.executor() else {
+                    let message = format!(
+                        "The code_interpreter tool is not available on this server: {}.",
+                        ci.unavailable_reason().unwrap_or("it is not configured")
+                    );
+                    return self
+                        .fail(&ctx, item, "server_error", &message, sink)
+                        .await
+                        .map(|()| None);
+                };
+                let files = code_interpreter::input_files(&ctx, &record).await?;
+                Some(CodeTurn {
+                    ci,
+                    executor: executor.as_ref(),
+                    name,
+                    files,
+                })
+            }
+        };
+        let code_tool = code_turn.as_ref().map(|t| prompt::CodeTool {
+            name: t.name,
+            definition: crate::code_interpreter::prompt::tool_definition(
+                t.name,
+                t.ci.cell_timeout(),
+                t.executor.kind(),
+            ),
+            instructions: code_interpreter::instructions(&t.files),
+        });
+
+        let prompt = match prompt::build(&record, &thread_messages, code_tool.as_ref()) {
             Ok(p) => p,
             Err(prompt::PromptError::UnsupportedTool(tool)) => {
                 let message = format!(
                     "The {tool} tool is not supported by this server yet; remove it from the \
                      assistant's or the run's tools."
                 );
-                return self.fail(&ctx, item, "server_error", &message, sink).await;
+                return self
+                    .fail(&ctx, item, "server_error", &message, sink)
+                    .await
+                    .map(|()| None);
             }
             Err(prompt::PromptError::TooLong) => {
                 return self
                     .end_incomplete(&ctx, item, "max_prompt_tokens", sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
             Err(prompt::PromptError::NoCompletionBudget) => {
                 return self
                     .end_incomplete(&ctx, item, "max_completion_tokens", sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         };
 
@@ -243,7 +368,8 @@ impl Engine {
                     .await?;
                 return self
                     .fail(&ctx, item, e.run_error_code(), &e.to_string(), live.sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
             Err(Failure::Stop(stop)) => return Err(stop),
         };
@@ -265,12 +391,22 @@ impl Engine {
             }
         });
         let attempt = live.attempt;
-        self.commit(&ctx, item, &record, completion, usage, live)
+        let known = etag.map(|etag| (record.clone(), etag));
+        let next = self
+            .commit(
+                &ctx,
+                item,
+                &record,
+                known,
+                (completion, usage),
+                live,
+                code_turn.as_ref(),
+            )
             .await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
         }
-        Ok(())
+        Ok(next)
     }
 
     /// After this delivery committed a turn that another delivery had begun: deletes what
@@ -392,18 +528,20 @@ impl Engine {
     }
 
     /// Writes what the model answered and moves the run on; the stream hears of it after
-    /// the run has moved, so it never announces what a cancel then takes back.
+    /// the run has moved, so it never announces what a cancel then takes back. Built-in
+    /// tool calls are run here; `Some(next)` when the run goes on with another turn.
+    #[allow(clippy::too_many_arguments)]
     async fn commit(
         &self,
         ctx: &Ctx,
         item: &WorkItem,
         record: &RunRecord,
-        completion: Completion,
-        usage: Usage,
+        known: Option<(RunRecord, ETag)>,
+        (completion, usage): (Completion, Usage),
         mut live: LiveTurn<'_>,
-    ) -> Result<(), Stop> {
+        code: Option<&CodeTurn<'_>>,
+    ) -> Result<Option<WorkItem>, Stop> {
         let run = &record.run;
-        let seq = item.seq;
         let text = completion.text.clone();
         let has_calls = !completion.tool_calls.is_empty();
         let truncated = completion.finish_reason.as_deref() == Some("length");
@@ -416,6 +554,8 @@ impl Engine {
                     Tool::Function { function } => Some(function.name.as_str()),
                     _ => None,
                 })
+                .chain(file_search::function_name(record))
+                .chain(code.map(|c| c.name))
                 .collect();
             if let Some(bad) = completion
                 .tool_calls
@@ -430,7 +570,8 @@ impl Engine {
                     .await?;
                 return self
                     .fail(ctx, item, "server_error", &message, live.sink)
-                    .await;
+                    .await
+                    .map(|()| None);
             }
         }
 
@@ -448,7 +589,33 @@ impl Engine {
                 Some(r) if text.is_empty() => vec![ContentPart::Refusal {
                     refusal: r.to_string(),
                 }],
-                _ => vec![text_part(text.clone())],
+                _ => {
+                    // Figures the run's code drew since its last message come first, as
+                    // OpenAI's answers had them; links to files its code wrote are
+                    // annotated like citations.
+                    let (written_files, images) = code_interpreter::outputs_so_far(record);
+                    let mut parts: Vec<ContentPart> = images
+                        .into_iter()
+                        .map(|file_id| ContentPart::ImageFile {
+                            image_file: ImageFile {
+                                file_id,
+                                detail: None,
+                            },
+                        })
+                        .collect();
+                    let mut part = text_part(text.clone());
+                    if let ContentPart::Text { text: t } = &mut part {
+                        let mut annotations = citations::annotate(&text, live.sources());
+                        annotations.extend(code_interpreter::file_path_annotations(
+                            &text,
+                            &written_files,
+                        ));
+                        annotations.sort_by_key(|a| a["start_index"].as_u64().unwrap_or(0));
+                        t.annotations = annotations;
+                    }
+                    parts.push(part);
+                    parts
+                }
             };
             let message = live.message(
                 content,
@@ -473,47 +640,59 @@ impl Engine {
             stored_message = Some((message, step));
         }
 
-        let round = has_calls.then(|| ToolRound {
-            step_id: live.tool_step_id(),
-            text: (!text.is_empty()).then(|| text.clone()),
-            calls: completion
-                .tool_calls
-                .iter()
-                .enumerate()
-                .map(|(i, c)| RoundCall {
-                    id: if c.id.is_empty() {
-                        derived_id(
-                            Kind::ToolCall,
-                            &run.id,
-                            (seq * runs::MAX_ATTEMPTS + live.attempt) * 64 + i as u32,
-                        )
-                    } else {
-                        c.id.clone()
-                    },
-                    name: c.name.clone(),
-                    arguments: c.arguments.clone(),
-                    output: None,
-                })
-                .collect(),
-        });
+        let round = if has_calls {
+            let (step_id, attempt) = (live.tool_step_id(), live.attempt);
+            let ran = self
+                .round(ctx, record, &completion, step_id, attempt, code)
+                .await?;
+            written.extend(ran.written);
+            if let Some(message) = ran.fatal {
+                self.take_back(ctx, &written).await;
+                self.close_unfinished(ctx, &mut live, Close::Failed, &message)
+                    .await?;
+                return self
+                    .fail(ctx, item, "server_error", &message, live.sink)
+                    .await
+                    .map(|()| None);
+            }
+            Some(ran.round)
+        } else {
+            None
+        };
+        // The client answers its function calls; built-in calls are answered already.
+        let waits = round
+            .as_ref()
+            .is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
+        let mut tool_step = None;
         if let Some(round) = &round {
-            let step = live.tool_step(runs::tool_step_details(round), "in_progress", Some(usage));
+            let status = if waits { "in_progress" } else { "completed" };
+            let step = live.tool_step(runs::tool_step_details(round), status, Some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
+            tool_step = Some(step);
         }
 
         let expiry = self.settings.expiry;
         let moved = match &round {
+            Some(round) if !waits => {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
+                    add_usage(&mut r.run.usage, usage);
+                    r.rounds.push(round.clone());
+                    r.seq += 1;
+                })
+                .await?
+                .0
+            }
             Some(round) => {
                 let required = json!({
                     "type": "submit_tool_outputs",
-                    "submit_tool_outputs": {"tool_calls": round.calls.iter().map(|c| json!({
+                    "submit_tool_outputs": {"tool_calls": round.calls.iter().filter(|c| c.is_client_call()).map(|c| json!({
                         "id": c.id, "type": "function",
                         "function": {"name": c.name, "arguments": c.arguments},
                     })).collect::<Vec<_>>()},
                 });
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = "requires_action".into();
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
@@ -522,10 +701,11 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
             None => {
                 let status = if truncated { "incomplete" } else { "completed" };
-                self.move_run(ctx, item, &["in_progress"], |r| {
+                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
                     r.run.status = status.into();
                     r.run.incomplete_details =
                         truncated.then(|| json!({"reason": "max_completion_tokens"}));
@@ -537,6 +717,7 @@ impl Engine {
                     r.seq += 1;
                 })
                 .await?
+                .0
             }
         };
         let record = match moved {
@@ -545,7 +726,10 @@ impl Engine {
                 self.take_back(ctx, &written).await;
                 self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
                     .await?;
-                return self.finish_cancel(ctx, item, live.sink).await;
+                return self
+                    .finish_cancel(ctx, item, live.sink)
+                    .await
+                    .map(|()| None);
             }
             Moved::Stale => {
                 if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
@@ -572,6 +756,16 @@ impl Engine {
             live.open_message();
             live.close_message(message, step);
         }
+        if let Some(round) = &round {
+            // What the code the engine ran printed and drew, before the step completes.
+            live.open_tool_step();
+            live.code_outputs(round);
+        }
+        if let (Some(step), false) = (&tool_step, waits) {
+            // Built-in calls done: the step is complete and the run goes on.
+            live.close_tool_step(step);
+            return Ok(Some(record.next_turn(&ctx.tenant)));
+        }
         if round.is_some() {
             live.open_tool_step();
             if let Some(e) = self
@@ -592,7 +786,13 @@ impl Engine {
             live.sink
                 .emit("thread.run.requires_action", run_value(&record));
         } else {
-            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            threads::release_active_run_from(
+                ctx,
+                &item.thread_id,
+                &item.run_id,
+                record.claimed_thread(),
+            )
+            .await?;
             let event = if truncated {
                 "thread.run.incomplete"
             } else {
@@ -600,7 +800,89 @@ impl Engine {
             };
             live.sink.emit(event, run_value(&record));
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// The tool round of a completion: client calls as they came, built-in calls run.
+    async fn round(
+        &self,
+        ctx: &Ctx,
+        record: &RunRecord,
+        completion: &Completion,
+        step_id: String,
+        attempt: u32,
+        code: Option<&CodeTurn<'_>>,
+    ) -> Result<RanRound, Stop> {
+        let run = &record.run;
+        let search_fn = file_search::function_name(record);
+        let mut searches = file_search::searches_so_far(record);
+        let mut calls = Vec::with_capacity(completion.tool_calls.len());
+        let mut written = Vec::new();
+        let mut code_calls = 0;
+        for (i, c) in completion.tool_calls.iter().enumerate() {
+            let id = if c.id.is_empty() {
+                derived_id(
+                    Kind::ToolCall,
+                    &run.id,
+                    (record.seq * runs::MAX_ATTEMPTS + attempt) * 64 + i as u32,
+                )
+            } else {
+                c.id.clone()
+            };
+            if search_fn == Some(c.name.as_str()) {
+                calls.push(
+                    file_search::run_call(ctx, record, id, &c.name, &c.arguments, searches).await?,
+                );
+                searches += 1;
+            } else if let Some(code) = code.filter(|t| t.name == c.name) {
+                let number = code_interpreter::call_number(record, attempt, i);
+                let ran = code_interpreter::run_call(
+                    ctx,
+                    code,
+                    record,
+                    id,
+                    &c.arguments,
+                    code_calls == 0,
+                    number,
+                )
+                .await?;
+                code_calls += 1;
+                match ran {
+                    Ok(ran) => {
+                        calls.push(ran.call);
+                        written.extend(ran.written);
+                    }
+                    Err(code_interpreter::Fatal(message)) => {
+                        return Ok(RanRound {
+                            round: ToolRound {
+                                step_id,
+                                text: None,
+                                calls,
+                            },
+                            written,
+                            fatal: Some(message),
+                        })
+                    }
+                }
+            } else {
+                calls.push(RoundCall {
+                    id,
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                    output: None,
+                    server: None,
+                });
+            }
+        }
+        Ok(RanRound {
+            round: ToolRound {
+                step_id,
+                text: (!completion.text.is_empty()).then(|| completion.text.clone()),
+                calls,
+            },
+            written,
+            fatal: None,
+        })
     }
 
     /// The run moved on while this turn wrote. If another delivery of the same turn

@@ -100,9 +100,24 @@ pub enum PromptError {
     NoCompletionBudget,
 }
 
+/// The `code_interpreter` tool as a turn offers it.
+pub struct CodeTool {
+    pub name: &'static str,
+    /// The function definition (`code_interpreter::prompt::tool_definition`).
+    pub definition: Value,
+    /// What the instructions add (the files in `/mnt/data`).
+    pub instructions: Option<String>,
+}
+
 /// Builds the request of the run's next turn from the thread's messages (ascending).
-pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, PromptError> {
+/// `code` is the code interpreter when the run has it and the server can run it.
+pub fn build(
+    record: &RunRecord,
+    thread_messages: &[Message],
+    code: Option<&CodeTool>,
+) -> Result<Prompt, PromptError> {
     let run = &record.run;
+    let search = super::file_search::function_name(record);
     let mut functions = Vec::new();
     for tool in &run.tools {
         match tool {
@@ -120,19 +135,30 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
                 }
                 functions.push(json!({"type": "function", "function": f}));
             }
-            Tool::CodeInterpreter {} => {
-                return Err(PromptError::UnsupportedTool("code_interpreter"))
-            }
-            Tool::FileSearch { .. } => return Err(PromptError::UnsupportedTool("file_search")),
+            Tool::CodeInterpreter {} => match code {
+                Some(code) => functions.push(code.definition.clone()),
+                None => return Err(PromptError::UnsupportedTool("code_interpreter")),
+            },
+            // Offered below, once, as the engine's own function.
+            Tool::FileSearch { .. } => {}
         }
     }
-    if let Some(kind) = run.tool_choice.get("type").and_then(Value::as_str) {
-        if kind == "code_interpreter" {
-            return Err(PromptError::UnsupportedTool("code_interpreter"));
-        }
-        if kind == "file_search" {
-            return Err(PromptError::UnsupportedTool("file_search"));
-        }
+    if let Some(name) = search {
+        functions.push(super::file_search::function_definition(name));
+    }
+    let mut tool_choice = run.tool_choice.clone();
+    match run.tool_choice.get("type").and_then(Value::as_str) {
+        Some("code_interpreter") => match code {
+            Some(code) => {
+                tool_choice = json!({"type": "function", "function": {"name": code.name}})
+            }
+            None => return Err(PromptError::UnsupportedTool("code_interpreter")),
+        },
+        Some("file_search") => match search {
+            Some(name) => tool_choice = json!({"type": "function", "function": {"name": name}}),
+            None => return Err(PromptError::UnsupportedTool("file_search")),
+        },
+        _ => {}
     }
 
     let mut system = run.instructions.clone();
@@ -141,6 +167,18 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
         .as_deref()
         .filter(|s| !s.is_empty())
     {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(extra);
+    }
+    if let Some(name) = search {
+        if !system.is_empty() {
+            system.push_str("\n\n");
+        }
+        system.push_str(&super::file_search::instructions(name));
+    }
+    if let Some(extra) = code.and_then(|c| c.instructions.as_deref()) {
         if !system.is_empty() {
             system.push_str("\n\n");
         }
@@ -209,7 +247,7 @@ pub fn build(record: &RunRecord, thread_messages: &[Message]) -> Result<Prompt, 
     let mut body = json!({"model": run.model, "messages": messages});
     if !functions.is_empty() {
         body["tools"] = Value::Array(functions);
-        body["tool_choice"] = run.tool_choice.clone();
+        body["tool_choice"] = tool_choice;
         body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
     }
     if let Some(t) = run.temperature {

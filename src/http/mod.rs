@@ -2,9 +2,12 @@
 //! an `Operation`, reads the body within the limit, calls the `Backend`, and writes the
 //! answer or the OpenAI-shaped error with the headers SDKs read.
 //! - `router`: method + path to operation;
-//! - `auth`: bearer keys and tenants.
+//! - `auth`: bearer keys and tenants;
+//! - `openapi`: the OpenAPI document of the API; `docs`: it and Swagger UI, served.
 
 pub mod auth;
+pub mod docs;
+pub mod openapi;
 pub mod router;
 
 use crate::api::{ApiRequest, Backend, Operation, Reply};
@@ -131,13 +134,11 @@ async fn handle(
     headers: &HeaderMap,
     body: impl Stream<Item = Result<impl Buf + Send + 'static, warp::Error>> + Unpin + Send + 'static,
 ) -> Result<Reply, ApiError> {
-    if path == "/" && method == Method::GET {
-        // The Functions host polls `/` for readiness; people land here too.
-        return Ok(Reply::json(serde_json::json!({
-            "object": "service",
-            "name": "assistants-service",
-            "api": "/v1",
-        })));
+    // `/` (the Functions host polls it for readiness; people land there too) and the API
+    // documentation: static, the same for everyone, so no key is asked for. Only exact paths
+    // outside `/v1` match, so no API route is served without the key check below.
+    if let Some(reply) = docs::reply(method, path, headers) {
+        return Ok(reply);
     }
     let unknown = || ApiError::UnknownRoute {
         method: method.to_string(),

@@ -41,16 +41,18 @@ pub fn decode(text: &str) -> Option<WorkItem> {
 }
 
 impl AzureQueue {
+    /// The queue `name`, its calls going through `http` (see `store::azure::http_client`).
     pub fn new(
         account: &StorageAccount,
         name: &str,
         retry: RetryOptions,
+        http: &reqwest::Client,
     ) -> Result<Arc<Self>, String> {
         let credentials = account.credentials()?;
         let client =
             QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
                 .retry(retry)
-                .transport(crate::store::azure::transport())
+                .transport(crate::store::azure::transport(http))
                 .build()
                 .queue_client(name);
         Ok(Arc::new(AzureQueue {

@@ -1,6 +1,12 @@
-//! Text out of uploaded files, by format: plain text, Markdown, JSON, CSV, HTML.
-//! A file that is not text ends its vector-store file `failed` with `unsupported_file`; one
-//! that claims a text format but cannot be read as one with `invalid_file`.
+//! Text out of uploaded files, by format: plain text, Markdown, JSON, CSV, HTML, PDF and
+//! DOCX. A file of another type ends its vector-store file `failed` with `unsupported_file`;
+//! one that claims a known format but cannot be read as one with `invalid_file`.
+//!
+//! PDF goes through `pdf-extract` (on `lopdf`), which can panic on malformed documents: it
+//! runs under `catch_unwind`, so a bad upload fails that file and nothing else. DOCX is a
+//! zip holding `word/document.xml`, read with `zip` and `quick-xml`: paragraphs become lines.
+
+use std::io::Read;
 
 #[derive(Debug, PartialEq)]
 pub enum ExtractError {
@@ -51,13 +57,17 @@ pub fn extract(filename: &str, content_type: &str, bytes: &[u8]) -> Result<Strin
             serde_json::to_string_pretty(&value).unwrap_or_default()
         }
         "html" | "htm" => html_text(&text()?),
+        "pdf" => pdf_text(filename, bytes)?,
+        "docx" => docx_text(filename, bytes)?,
         e if TEXT_EXTENSIONS.contains(&e) => text()?,
+        _ if content_type.starts_with("application/pdf") => pdf_text(filename, bytes)?,
+        _ if content_type.starts_with(DOCX_TYPE) => docx_text(filename, bytes)?,
         _ if content_type.starts_with("text/html") => html_text(&text()?),
         _ if content_type.starts_with("text/") || content_type == "application/json" => text()?,
         _ => {
             return Err(ExtractError::Unsupported(format!(
                 "{filename}: files of this type ({}) cannot be searched; supported are text, \
-                 Markdown, JSON, CSV and HTML.",
+                 Markdown, JSON, CSV, HTML, PDF and DOCX.",
                 if ext.is_empty() {
                     content_type.to_string()
                 } else {
@@ -72,6 +82,109 @@ pub fn extract(filename: &str, content_type: &str, bytes: &[u8]) -> Result<Strin
         )));
     }
     Ok(out)
+}
+
+const DOCX_TYPE: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+
+/// Largest `word/document.xml` read out of a DOCX (its markup is several times its text):
+/// a guard against zip bombs.
+const DOCX_XML_LIMIT: u64 = 256 << 20;
+
+/// The text of a PDF, page by page. `pdf-extract` panics on some malformed files; the
+/// panic is caught and the file reported as invalid.
+fn pdf_text(filename: &str, bytes: &[u8]) -> Result<String, ExtractError> {
+    let invalid =
+        |why: String| ExtractError::Invalid(format!("{filename} is not a readable PDF: {why}."));
+    if !bytes.starts_with(b"%PDF-") {
+        return Err(invalid("it does not start with a PDF header".into()));
+    }
+    let result = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    match result {
+        Ok(Ok(text)) => Ok(tidy_lines(&text)),
+        Ok(Err(e)) => Err(invalid(e.to_string())),
+        Err(_) => Err(invalid("its structure could not be parsed".into())),
+    }
+}
+
+/// The text of a DOCX document: each paragraph (`w:p`) a line, tabs and breaks kept.
+fn docx_text(filename: &str, bytes: &[u8]) -> Result<String, ExtractError> {
+    use quick_xml::events::Event;
+    let invalid =
+        |why: String| ExtractError::Invalid(format!("{filename} is not a readable DOCX: {why}."));
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| invalid(e.to_string()))?;
+    let mut xml = Vec::new();
+    archive
+        .by_name("word/document.xml")
+        .map_err(|e| invalid(format!("word/document.xml: {e}")))?
+        .take(DOCX_XML_LIMIT)
+        .read_to_end(&mut xml)
+        .map_err(|e| invalid(format!("word/document.xml: {e}")))?;
+    let mut reader = quick_xml::Reader::from_reader(xml.as_slice());
+    let mut buf = Vec::new();
+    let mut out = String::new();
+    // Only `w:t` holds document text (field codes, properties and the like are elsewhere).
+    let mut in_text = false;
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => match e.name().as_ref() {
+                b"w:t" => in_text = true,
+                b"w:tab" => out.push('\t'),
+                b"w:br" | b"w:cr" => out.push('\n'),
+                _ => {}
+            },
+            Ok(Event::Empty(e)) => match e.name().as_ref() {
+                b"w:tab" => out.push('\t'),
+                b"w:br" | b"w:cr" | b"w:p" => out.push('\n'),
+                _ => {}
+            },
+            Ok(Event::End(e)) => match e.name().as_ref() {
+                b"w:t" => in_text = false,
+                b"w:p" => out.push('\n'),
+                _ => {}
+            },
+            Ok(Event::Text(t)) if in_text => {
+                let text = t
+                    .decode()
+                    .map_err(|e| invalid(format!("word/document.xml: {e}")))?;
+                out.push_str(
+                    &quick_xml::escape::unescape(&text)
+                        .map_err(|e| invalid(format!("word/document.xml: {e}")))?,
+                );
+            }
+            Ok(Event::GeneralRef(r)) if in_text => {
+                // An entity such as `&amp;` (quick-xml reports these apart from the text).
+                let name = r
+                    .decode()
+                    .map_err(|e| invalid(format!("word/document.xml: {e}")))?;
+                let entity = format!("&{name};");
+                out.push_str(&quick_xml::escape::unescape(&entity).unwrap_or_default());
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return Err(invalid(format!("word/document.xml: {e}"))),
+        }
+        buf.clear();
+    }
+    Ok(tidy_lines(&out))
+}
+
+/// Lines trimmed at the end, runs of blank lines down to one.
+fn tidy_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines().map(str::trim_end) {
+        if line.trim().is_empty() {
+            blank += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank > 0 { "\n\n" } else { "\n" });
+        }
+        blank = 0;
+        out.push_str(line);
+    }
+    out
 }
 
 /// The readable text of an HTML document: no tags, scripts or styles; block elements
@@ -168,6 +281,81 @@ mod tests {
         assert_eq!(
             extract("a.txt", "text/plain", b"   ").unwrap_err().code(),
             "invalid_file"
+        );
+    }
+
+    const OFFICE_PDF: &[u8] = include_bytes!("../../tests/fixtures/glaciers.pdf");
+    const OFFICE_DOCX: &[u8] = include_bytes!("../../tests/fixtures/lighthouses.docx");
+
+    #[test]
+    fn office_documents_give_their_text() {
+        let pdf = extract("glaciers.pdf", "application/pdf", OFFICE_PDF).unwrap();
+        assert!(pdf.starts_with("How glaciers shape the land"), "{pdf}");
+        assert!(pdf.contains("glaciers carve valleys"), "{pdf}");
+        // By content type alone, too.
+        assert_eq!(
+            extract("upload", "application/pdf", OFFICE_PDF).unwrap(),
+            pdf
+        );
+        let docx = extract("lighthouses.docx", "", OFFICE_DOCX).unwrap();
+        let lines: Vec<&str> = docx.lines().collect();
+        assert_eq!(lines[0], "Lighthouse keepers");
+        assert!(
+            lines[2].starts_with("Before automation, keepers lived"),
+            "{docx}"
+        );
+        assert_eq!(extract("upload", DOCX_TYPE, OFFICE_DOCX).unwrap(), docx);
+    }
+
+    #[test]
+    fn broken_documents_are_invalid_not_fatal() {
+        for (name, bytes) in [
+            ("a.pdf", &b"%PDF-1.7 and then nothing"[..]),
+            ("a.pdf", &b"not a pdf"[..]),
+            ("a.pdf", &OFFICE_PDF[..OFFICE_PDF.len() / 2]),
+            ("a.docx", &b"PK\x03\x04 not really a zip"[..]),
+            ("a.docx", &OFFICE_DOCX[..OFFICE_DOCX.len() / 2]),
+            ("a.docx", OFFICE_PDF),
+        ] {
+            let e = extract(name, "", bytes).unwrap_err();
+            assert_eq!(e.code(), "invalid_file", "{name}: {e:?}");
+        }
+        // Damaged copies (bytes overwritten all through the file): each gives text or
+        // `invalid_file`, and none panics out of `extract`.
+        let mut seed = 12345u64;
+        for round in 0..60 {
+            let mut bytes = OFFICE_PDF.to_vec();
+            for _ in 0..(1 + round % 8) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = 16 + (seed >> 33) as usize % (bytes.len() - 16);
+                bytes[at] = (seed >> 20) as u8;
+            }
+            if let Err(e) = extract("a.pdf", "", &bytes) {
+                assert_eq!(e.code(), "invalid_file");
+            }
+        }
+    }
+
+    #[test]
+    fn docx_markup_becomes_lines() {
+        let xml = r#"<w:document xmlns:w="w"><w:body>
+            <w:p><w:r><w:t>Fish &amp; chips</w:t></w:r><w:r><w:tab/><w:t xml:space="preserve"> for two</w:t></w:r></w:p>
+            <w:p><w:r><w:instrText>PAGE</w:instrText><w:t>Line one</w:t><w:br/><w:t>line two</w:t></w:r></w:p>
+            <w:p/><w:p><w:r><w:t>&lt;end&gt;</w:t></w:r></w:p>
+            </w:body></w:document>"#;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file(
+            "word/document.xml",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut zip, xml.as_bytes()).unwrap();
+        let bytes = zip.finish().unwrap().into_inner();
+        assert_eq!(
+            extract("a.docx", "", &bytes).unwrap(),
+            "Fish & chips\t for two\nLine one\nline two\n\n<end>"
         );
     }
 

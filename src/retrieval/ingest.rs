@@ -105,9 +105,18 @@ pub async fn ingest(ctx: &Ctx, item: &WorkItem) -> Result<(), IngestStop> {
     else {
         return Ok(fail("invalid_file", "The file's content is missing.".into()).await?);
     };
-    let text = match extract(&file.file.filename, &file.content_type, &bytes) {
-        Ok(t) => t,
-        Err(e) => return Ok(fail(e.code(), e.message().to_string()).await?),
+    // Extraction is CPU work (a PDF may take seconds): off the async workers. A panic in
+    // it (already caught for PDF) would end that task only, and fails the file.
+    let (filename, content_type) = (file.file.filename.clone(), file.content_type.clone());
+    let extracted =
+        tokio::task::spawn_blocking(move || extract(&filename, &content_type, &bytes)).await;
+    let text = match extracted {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Ok(fail(e.code(), e.message().to_string()).await?),
+        Err(_) => {
+            let message = format!("{} could not be read.", file.file.filename);
+            return Ok(fail("invalid_file", message).await?);
+        }
     };
     let strategy = &record.file.chunking_strategy["static"];
     let max_tokens = strategy["max_chunk_size_tokens"].as_u64().unwrap_or(800) as usize;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Uploads are staged in blocks of this size.
@@ -28,6 +29,38 @@ pub struct AzureBlobStore {
     counters: OpCounters,
 }
 
+/// Longest silence from storage while a call waits for (or reads) its answer. The SDK's
+/// transport has none, so storage that accepts connections but does not answer (overloaded,
+/// frozen, a network black hole) would hold a request forever; with it the call fails and
+/// the request answers 503 (after at most two tries: ~20 s). Azure answers in milliseconds
+/// from the same region; a 4 MiB block upload needs more than 3 Mbit/s.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The HTTP client for Azure Storage calls, shared by one app's blob store and queue (one
+/// connection pool, one TLS configuration). azure_core 0.21's default transport turns
+/// connection reuse off (`pool_max_idle_per_host(0)`, a workaround for an old hyper hang),
+/// so every storage call would open a new connection (on Azure: a TCP and a TLS handshake);
+/// this one keeps them open between calls. Build one per app, not one per process: hyper's
+/// connections belong to the tokio runtime that opened them.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        // Drop idle connections before servers and load balancers do (Azure's close idle
+        // connections after minutes). A server that closes one first (Azurite after 5 s) is
+        // noticed and the connection is not reused; a request that races such a close fails
+        // with an I/O error before the server took it, and the SDK's retry policy retries it.
+        .pool_idle_timeout(Duration::from_secs(30))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .build()
+        .map_err(|e| format!("cannot build the storage HTTP client: {e}"))
+}
+
+/// The SDK transport over `http`.
+pub fn transport(http: &reqwest::Client) -> azure_core::TransportOptions {
+    azure_core::TransportOptions::new(Arc::new(http.clone()))
+}
+
 /// Retries for calls on a request path: a few quick ones, so a storage outage becomes a 503
 /// in seconds instead of hanging the client for the SDK's default minute.
 pub fn request_retry() -> RetryOptions {
@@ -38,26 +71,6 @@ pub fn request_retry() -> RetryOptions {
             .max_total_elapsed(Duration::from_secs(8))
             .max_delay(Duration::from_secs(2)),
     )
-}
-
-/// Longest silence from storage while a call waits for (or reads) its answer. The SDK's
-/// transport has none, so storage that accepts connections but does not answer (overloaded,
-/// frozen, a network black hole) would hold a request forever; with it the call fails and
-/// the request answers 503 (after at most two tries: ~20 s). Azure answers in milliseconds
-/// from the same region; a 4 MiB block upload needs more than 3 Mbit/s.
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The HTTP transport of the blob and queue clients: the SDK's default (no connection reuse,
-/// `pool_max_idle_per_host(0)`, as `azure_core::new_http_client` builds it) with timeouts.
-pub fn transport() -> azure_core::TransportOptions {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .build()
-        .unwrap_or_default();
-    azure_core::TransportOptions::new(std::sync::Arc::new(client))
 }
 
 fn status_of(e: &azure_core::Error) -> Option<(u16, Option<String>)> {
@@ -90,15 +103,17 @@ fn is_container_missing(e: &azure_core::Error) -> bool {
 }
 
 impl AzureBlobStore {
+    /// A store on `container` whose calls go through `http` (see `http_client`).
     pub fn new(
         account: &StorageAccount,
         container: &str,
         retry: RetryOptions,
+        http: &reqwest::Client,
     ) -> Result<Self, String> {
         let credentials = account.credentials()?;
         let container = ClientBuilder::with_location(account.blob_location(), credentials)
             .retry(retry)
-            .transport(transport())
+            .transport(transport(http))
             .container_client(container);
         Ok(AzureBlobStore {
             container,

@@ -6,20 +6,30 @@
 //! makes check-and-write atomic for this process; the directory belongs to one process. The
 //! ETag is a hash of the content: a write based on what was read is valid exactly when the
 //! content is still what was read.
+//!
+//! Each store operation does all its file work with `std::fs` in one `spawn_blocking` task
+//! (and `get_many` reads a whole page of objects in one): a hand-off to the blocking pool and
+//! back costs more CPU than reading a small file, so one per operation, not one per system
+//! call (see BENCHMARKS.md, finding 2).
 
 use super::{ByteStream, ETag, ListPage, OpCounters, OpCounts, PutMode, Store, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use tokio::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 const LOCK_SHARDS: usize = 256;
 
 pub struct LocalStore {
+    files: Arc<Files>,
+    counters: OpCounters,
+}
+
+/// The directory and the per-key locks, shared with the blocking tasks.
+struct Files {
     root: PathBuf,
     locks: Vec<Mutex<()>>,
-    counters: OpCounters,
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -49,19 +59,18 @@ fn valid_segment(segment: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-impl LocalStore {
-    /// Opens (and creates) the store directory.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
-        let root = root.into();
-        std::fs::create_dir_all(&root)
-            .map_err(|e| io_error(&format!("cannot create {}", root.display()), e))?;
-        Ok(LocalStore {
-            root,
-            locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
-            counters: OpCounters::default(),
-        })
-    }
+/// Runs one operation's file work on the blocking pool.
+async fn blocking<T, F>(work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Other(format!("store task: {e}")))?
+}
 
+impl Files {
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         if !key.split('/').all(valid_segment) {
             return Err(StoreError::Other(format!("invalid key {key:?}")));
@@ -69,36 +78,112 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
-    fn lock_for(&self, key: &str) -> &Mutex<()> {
-        &self.locks[(fnv1a(key.as_bytes()) as usize) % LOCK_SHARDS]
+    fn lock(&self, key: &str) -> MutexGuard<'_, ()> {
+        let shard = &self.locks[(fnv1a(key.as_bytes()) as usize) % LOCK_SHARDS];
+        // The lock guards no data, so a panic elsewhere while holding it leaves nothing
+        // inconsistent behind.
+        shard
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn read_file(path: &Path) -> Result<Option<Bytes>, StoreError> {
-        match tokio::fs::read(path).await {
-            Ok(data) => Ok(Some(Bytes::from(data))),
+    fn read(path: &Path) -> Result<Option<(Bytes, ETag)>, StoreError> {
+        match std::fs::read(path) {
+            Ok(data) => {
+                let etag = etag_of(&data);
+                Ok(Some((Bytes::from(data), etag)))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error("read", e)),
         }
     }
 
-    async fn write_temp(path: &Path, data: &[u8]) -> Result<PathBuf, StoreError> {
+    /// Writes `data` to a new temporary file beside `path`, creating the directory when it
+    /// is missing.
+    fn write_temp(path: &Path, data: &[u8]) -> Result<PathBuf, StoreError> {
         let dir = path
             .parent()
             .ok_or_else(|| StoreError::Other("key without parent".into()))?;
         let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
-        // A concurrent delete may remove the directory once it is empty, between our
-        // creating it and writing into it: then create it again.
+        // Usually the directory exists. A concurrent delete may also remove it once it is
+        // empty, between our creating it and writing into it: then create it again.
         let mut attempts = 0;
         loop {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| io_error("create dir", e))?;
-            match tokio::fs::write(&tmp, data).await {
+            match std::fs::write(&tmp, data) {
                 Ok(()) => return Ok(tmp),
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => attempts += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    std::fs::create_dir_all(dir).map_err(|e| io_error("create dir", e))?;
+                }
                 Err(e) => return Err(io_error("write", e)),
             }
         }
+    }
+
+    fn put(&self, key: &str, path: &Path, data: &[u8], mode: PutMode) -> Result<ETag, StoreError> {
+        let etag = etag_of(data);
+        let tmp = Self::write_temp(path, data)?;
+        let mode_was_create = matches!(mode, PutMode::Create);
+        let result = match mode {
+            PutMode::Overwrite => std::fs::rename(&tmp, path).map_err(|e| io_error("rename", e)),
+            PutMode::Create => {
+                let _guard = self.lock(key);
+                // A hard link fails atomically when the name exists.
+                match std::fs::hard_link(&tmp, path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Conflict),
+                    Err(e) => Err(io_error("link", e)),
+                }
+            }
+            PutMode::IfMatch(expected) => {
+                let _guard = self.lock(key);
+                match Self::read(path)? {
+                    None => Err(StoreError::NotFound),
+                    Some((_, current)) if current != expected => Err(StoreError::Conflict),
+                    Some(_) => std::fs::rename(&tmp, path).map_err(|e| io_error("rename", e)),
+                }
+            }
+        };
+        // After a rename the temporary name is gone; after a link or a failure it remains.
+        if mode_was_create || result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| etag)
+    }
+
+    fn delete(&self, key: &str, path: &Path) -> Result<bool, StoreError> {
+        let _guard = self.lock(key);
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                // Tidy up directories that became empty (fails harmlessly when not empty).
+                let mut dir = path.parent();
+                while let Some(d) = dir {
+                    if d == self.root || std::fs::remove_dir(d).is_err() {
+                        break;
+                    }
+                    dir = d.parent();
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error("delete", e)),
+        }
+    }
+}
+
+impl LocalStore {
+    /// Opens (and creates) the store directory.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| io_error(&format!("cannot create {}", root.display()), e))?;
+        Ok(LocalStore {
+            files: Arc::new(Files {
+                root,
+                locks: (0..LOCK_SHARDS).map(|_| Mutex::new(())).collect(),
+            }),
+            counters: OpCounters::default(),
+        })
     }
 }
 
@@ -140,49 +225,26 @@ fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io
 #[async_trait]
 impl Store for LocalStore {
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ETag)>, StoreError> {
-        let path = self.path_of(key)?;
+        let path = self.files.path_of(key)?;
         self.counters.read();
-        Ok(Self::read_file(&path).await?.map(|data| {
-            let etag = etag_of(&data);
-            (data, etag)
-        }))
+        blocking(move || Files::read(&path)).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<(Bytes, ETag)>>, StoreError> {
+        let paths = keys
+            .iter()
+            .map(|key| self.files.path_of(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.counters.read_many(paths.len());
+        blocking(move || paths.iter().map(|path| Files::read(path)).collect()).await
     }
 
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag, StoreError> {
-        let path = self.path_of(key)?;
+        let path = self.files.path_of(key)?;
         self.counters.write();
-        let etag = etag_of(&data);
-        let tmp = Self::write_temp(&path, &data).await?;
-        let result = async {
-            match mode {
-                PutMode::Overwrite => tokio::fs::rename(&tmp, &path)
-                    .await
-                    .map_err(|e| io_error("rename", e)),
-                PutMode::Create => {
-                    let _guard = self.lock_for(key).lock().await;
-                    // A hard link fails atomically when the name exists.
-                    match tokio::fs::hard_link(&tmp, &path).await {
-                        Ok(()) => Ok(()),
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StoreError::Conflict),
-                        Err(e) => Err(io_error("link", e)),
-                    }
-                }
-                PutMode::IfMatch(expected) => {
-                    let _guard = self.lock_for(key).lock().await;
-                    match Self::read_file(&path).await? {
-                        None => Err(StoreError::NotFound),
-                        Some(current) if etag_of(&current) != expected => Err(StoreError::Conflict),
-                        Some(_) => tokio::fs::rename(&tmp, &path)
-                            .await
-                            .map_err(|e| io_error("rename", e)),
-                    }
-                }
-            }
-        }
-        .await;
-        // After a rename the temporary name is gone; after a link or a failure it remains.
-        let _ = tokio::fs::remove_file(&tmp).await;
-        result.map(|()| etag)
+        let files = self.files.clone();
+        let key = key.to_string();
+        blocking(move || files.put(&key, &path, &data, mode)).await
     }
 
     async fn list_page(
@@ -199,56 +261,46 @@ impl Store for LocalStore {
         if !dir_part.is_empty() && !dir_part.split('/').all(valid_segment) {
             return Err(StoreError::Other(format!("invalid prefix {prefix:?}")));
         }
-        let root = self.root.clone();
+        let root = self.files.root.clone();
         let dir = root.join(dir_part);
-        let prefix_owned = prefix.to_string();
-        let mut keys = tokio::task::spawn_blocking(move || {
-            let mut out = Vec::new();
-            walk(&root, &dir, &prefix_owned, &mut out).map(|()| out)
+        let prefix = prefix.to_string();
+        blocking(move || {
+            let mut keys = Vec::new();
+            walk(&root, &dir, &prefix, &mut keys).map_err(|e| io_error("list", e))?;
+            keys.sort_unstable();
+            if let Some(marker) = marker {
+                keys.retain(|k| k.as_str() > marker.as_str());
+            }
+            let next = if keys.len() > max {
+                keys.truncate(max);
+                keys.last().cloned()
+            } else {
+                None
+            };
+            Ok(ListPage { keys, next })
         })
         .await
-        .map_err(|e| StoreError::Other(e.to_string()))?
-        .map_err(|e| io_error("list", e))?;
-        keys.sort_unstable();
-        if let Some(marker) = marker {
-            keys.retain(|k| k.as_str() > marker.as_str());
-        }
-        let next = if keys.len() > max {
-            keys.truncate(max);
-            keys.last().cloned()
-        } else {
-            None
-        };
-        Ok(ListPage { keys, next })
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let path = self.path_of(key)?;
+        let path = self.files.path_of(key)?;
         self.counters.delete();
-        let _guard = self.lock_for(key).lock().await;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {
-                // Tidy up directories that became empty (fails harmlessly when not empty).
-                let mut dir = path.parent().map(Path::to_path_buf);
-                while let Some(d) = dir {
-                    if d == self.root || tokio::fs::remove_dir(&d).await.is_err() {
-                        break;
-                    }
-                    dir = d.parent().map(Path::to_path_buf);
-                }
-                Ok(true)
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_error("delete", e)),
-        }
+        let files = self.files.clone();
+        let key = key.to_string();
+        blocking(move || files.delete(&key, &path)).await
     }
 
     async fn put_stream(&self, key: &str, mut chunks: ByteStream<'_>) -> Result<u64, StoreError> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
-        let path = self.path_of(key)?;
+        let path = self.files.path_of(key)?;
         self.counters.write();
-        let tmp = Self::write_temp(&path, b"").await?;
+        let tmp = {
+            let path = path.clone();
+            blocking(move || Files::write_temp(&path, b"")).await?
+        };
+        // The chunks arrive over time: each is written as it comes (an upload is large and
+        // rare, so a hand-off per chunk does not matter here).
         let written = async {
             let mut file = tokio::fs::OpenOptions::new()
                 .write(true)

@@ -86,7 +86,10 @@ impl OpCounters {
         }
     }
     pub(crate) fn read(&self) {
-        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.read_many(1);
+    }
+    pub(crate) fn read_many(&self, n: usize) {
+        self.reads.fetch_add(n as u64, Ordering::Relaxed);
     }
     pub(crate) fn write(&self) {
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +106,19 @@ impl OpCounters {
 pub trait Store: Send + Sync + 'static {
     /// The object and its ETag, or `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ETag)>, StoreError>;
+    /// Several objects, in the order of `keys` (`None` for one that does not exist); one
+    /// read each. The default makes the gets concurrently; a backend that can batch them
+    /// overrides it (the local store reads them all in one blocking task).
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<(Bytes, ETag)>>, StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        // Collected first: a lazily mapped iterator here makes the future's lifetimes too
+        // general for the compiler to prove it `Send`.
+        let gets: Vec<_> = keys.iter().map(|key| self.get(key)).collect();
+        stream::iter(gets)
+            .buffered(GET_MANY_CONCURRENCY)
+            .try_collect()
+            .await
+    }
     /// Writes the object under `mode`; returns the new ETag.
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<ETag, StoreError>;
     /// Keys under `prefix` in ascending order, at most `max` of them, from `marker` on.
@@ -129,6 +145,9 @@ pub type ByteStream<'a> = futures::stream::BoxStream<'a, Result<Bytes, StoreErro
 
 /// The shared handle every layer holds.
 pub type DynStore = Arc<dyn Store>;
+
+/// How many gets the default `get_many` has in flight at once.
+const GET_MANY_CONCURRENCY: usize = 16;
 
 /// How many keys to ask for per listing call (Azure's maximum page size).
 const LIST_PAGE: usize = 5000;
@@ -172,12 +191,14 @@ pub async fn get_json<T: DeserializeOwned>(
 ) -> Result<Option<(T, ETag)>, StoreError> {
     match store.get(key).await? {
         None => Ok(None),
-        Some((bytes, etag)) => {
-            let value = serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Other(format!("corrupt object {key}: {e}")))?;
-            Ok(Some((value, etag)))
-        }
+        Some((bytes, etag)) => Ok(Some((parse_json(key, &bytes)?, etag))),
     }
+}
+
+/// Parses a stored JSON object read from `key`.
+pub fn parse_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Other(format!("corrupt object {key}: {e}")))
 }
 
 /// Serialises and writes a JSON object.
@@ -208,22 +229,51 @@ const UPDATE_ATTEMPTS: usize = 64;
 pub async fn update_json<T, R, E, F>(
     store: &dyn Store,
     key: &str,
-    mut change: F,
+    change: F,
 ) -> Result<Option<R>, E>
 where
     T: Serialize + DeserializeOwned,
     E: From<StoreError>,
     F: FnMut(T) -> Result<Update<T, R>, E>,
 {
+    Ok(update_json_from(store, key, None, change)
+        .await?
+        .map(|(result, _)| result))
+}
+
+/// `update_json` that starts from a value and its ETag the caller holds already (one it just
+/// read or wrote), so the usual case is one write and no read; the object is re-read only
+/// when that write loses (the value changed meanwhile). A `Keep` decided on `known` is as
+/// fresh as `known`. Also returns the object's ETag after the update (unchanged when the
+/// change kept it), so a later update can start from it.
+pub async fn update_json_from<T, R, E, F>(
+    store: &dyn Store,
+    key: &str,
+    mut known: Option<(T, ETag)>,
+    mut change: F,
+) -> Result<Option<(R, ETag)>, E>
+where
+    T: Serialize + DeserializeOwned,
+    E: From<StoreError>,
+    F: FnMut(T) -> Result<Update<T, R>, E>,
+{
     for attempt in 0..UPDATE_ATTEMPTS {
-        let Some((current, etag)) = get_json::<T>(store, key).await? else {
-            return Ok(None);
+        let from_known = known.is_some();
+        let (current, etag) = match known.take() {
+            Some(k) => k,
+            None => match get_json::<T>(store, key).await? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
         };
         match change(current)? {
-            Update::Keep(result) => return Ok(Some(result)),
+            Update::Keep(result) => return Ok(Some((result, etag))),
             Update::Write(next, result) => {
                 match put_json(store, key, &next, PutMode::IfMatch(etag)).await {
-                    Ok(_) => return Ok(Some(result)),
+                    Ok(new_etag) => return Ok(Some((result, new_etag))),
+                    Err(StoreError::Conflict) if from_known => {
+                        // The known value was already stale: re-read at once.
+                    }
                     Err(StoreError::Conflict) => {
                         // Someone else wrote in between: back off a little and re-read.
                         let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);

@@ -6,6 +6,7 @@ that share words are near each other)."""
 from __future__ import annotations
 
 import io
+import json
 
 import openai
 import pytest
@@ -82,3 +83,93 @@ def test_file_batches_upload_and_poll_and_bad_files(client):
     assert failed[0].last_error.code == "unsupported_file"
     with pytest.raises(openai.BadRequestError):
         client.vector_stores.search(vector_store_id=vs.id, query="x", max_num_results=100)
+
+
+INCLUDE = ["step_details.tool_calls[*].file_search.results[*].content"]
+
+
+def _kb_assistant(client, llm):
+    vs = client.vector_stores.create(name="kb")
+    for data, name in [(OSLO, "oslo.txt"), (SOUP, "soup.txt")]:
+        assert client.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=named(data, name)).status == "completed"
+    return client.beta.assistants.create(
+        model=llm.model,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+    )
+
+
+def test_file_search_run_cites_the_file(client, llm):
+    asst = _kb_assistant(client, llm)
+    answer = "Oslo is the capital【0:0†oslo.txt】."
+    llm.script(
+        {"tool_calls": [{"name": "file_search", "arguments": json.dumps({"queries": ["capital of Norway"]})}]},
+        {"text": answer},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Capital of Norway?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id, include=INCLUDE)
+    assert run.status == "completed", run
+
+    steps = list(client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc", include=INCLUDE))
+    assert [s.type for s in steps] == ["tool_calls", "message_creation"]
+    call = steps[0].step_details.tool_calls[0]
+    assert call.type == "file_search"
+    results = call.file_search.results
+    assert results[0].file_name == "oslo.txt"
+    assert "Oslo is the capital" in results[0].content[0].text
+    bare = client.beta.threads.runs.steps.retrieve(step_id=steps[0].id, run_id=run.id, thread_id=thread.id)
+    assert bare.step_details.tool_calls[0].file_search.results[0].content is None
+
+    message = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data[0]
+    text = message.content[0].text
+    assert text.value == answer
+    [citation] = text.annotations
+    assert citation.type == "file_citation"
+    assert citation.file_citation.file_id == results[0].file_id
+    assert text.value[citation.start_index : citation.end_index] == citation.text == "【0:0†oslo.txt】"
+
+
+def test_file_search_run_streams_with_the_sdk_helpers(client, llm):
+    asst = _kb_assistant(client, llm)
+    llm.script(
+        {"tool_calls": [{"name": "file_search", "arguments": json.dumps({"queries": ["tomato soup"]})}]},
+        {"text": "Simmer tomatoes【0:0†soup.txt】 for twenty minutes."},
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "How to cook soup?"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=asst.id) as stream:
+        seen = list(stream)
+        run = stream.get_final_run()
+        messages = stream.get_final_messages()
+        steps = stream.get_final_run_steps()
+    events = [e.event for e in seen]
+    assert run.status == "completed"
+    assert events.index("thread.run.step.completed") < events.index("thread.message.created")
+    # The accumulated step shows the call as file_search (its delta is typed, and empty,
+    # as OpenAI streamed it); the completed event carries the results.
+    tool_step = next(s for s in steps if s.type == "tool_calls")
+    assert tool_step.step_details.tool_calls[0].type == "file_search"
+    completed = next(e.data for e in seen if e.event == "thread.run.step.completed" and e.data.type == "tool_calls")
+    result = completed.step_details.tool_calls[0].file_search.results[0]
+    assert result.file_name == "soup.txt" and result.content is None
+    [citation] = messages[-1].content[0].text.annotations
+    assert citation.file_citation.file_id == result.file_id
+    assert messages[-1].content[0].text.value.endswith("for twenty minutes.")
+
+
+def test_message_attachments_search_a_thread_store(client, llm):
+    f = client.files.create(file=named(SOUP, "soup.txt"), purpose="assistants")
+    asst = client.beta.assistants.create(model=llm.model, tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Soup?", "attachments": [{"file_id": f.id, "tools": [{"type": "file_search"}]}]}]
+    )
+    [vs_id] = client.beta.threads.retrieve(thread.id).tool_resources.file_search.vector_store_ids
+    llm.script(
+        {"tool_calls": [{"name": "file_search", "arguments": json.dumps({"queries": ["soup"]})}]},
+        {"text": "Basil【0:0†soup.txt】."},
+    )
+    # Started at once: the run waits until the attachment is searchable.
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=asst.id)
+    assert run.status == "completed", run
+    assert client.vector_stores.retrieve(vs_id).file_counts.completed == 1
+    message = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
+    assert message.content[0].text.annotations[0].file_citation.file_id == f.id

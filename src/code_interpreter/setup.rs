@@ -1,0 +1,234 @@
+//! The code interpreter a server starts with: an executor chosen from the settings, enabled
+//! only when its self-test passes, or the reason it is not available (for the run's
+//! `last_error` and the start-up log).
+
+use super::azure::identity::{Identity, IMDS_ENDPOINT};
+use super::azure::{AzureConfig, AzureExecutor};
+use super::local::{LocalConfig, LocalExecutor};
+use super::{CodeExecutor, SessionId, SessionKey};
+use crate::config::{CodeInterpreterMode, CodeInterpreterSettings, Settings};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The tool's executor (or why there is none), the session key and the cell limit.
+#[derive(Clone)]
+pub struct CodeInterpreter {
+    executor: Option<Arc<dyn CodeExecutor>>,
+    unavailable: Option<String>,
+    key: SessionKey,
+    cell_timeout: Duration,
+}
+
+impl std::fmt::Debug for CodeInterpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeInterpreter")
+            .field("executor", &self.executor.as_ref().map(|e| e.kind()))
+            .field("unavailable", &self.unavailable)
+            .field("cell_timeout", &self.cell_timeout)
+            .finish()
+    }
+}
+
+impl CodeInterpreter {
+    /// Builds the executor the settings ask for and runs its self-test; logs the outcome.
+    /// Never fails: a backend that cannot be used leaves the tool off, with the reason.
+    pub async fn start(settings: &Settings) -> CodeInterpreter {
+        let ci = &settings.code_interpreter;
+        let key = match &ci.session_key {
+            Some(k) => SessionKey::new(k.as_bytes()),
+            // Local sessions die with the process, so a per-process key loses nothing.
+            None => SessionKey::random(),
+        };
+        let under_functions = settings.custom_handler_port.is_some();
+        let built: Result<Arc<dyn CodeExecutor>, String> = match (ci.mode, &ci.pool_endpoint) {
+            (CodeInterpreterMode::Off, _) => Err("it is turned off (CODE_INTERPRETER=off)".into()),
+            (CodeInterpreterMode::Azure, Some(endpoint))
+            | (CodeInterpreterMode::Auto, Some(endpoint)) => {
+                // No tenant is empty, so this id is nobody's thread's.
+                azure_executor(ci, endpoint, key.session_id("", "self-test"))
+            }
+            (CodeInterpreterMode::Azure, None) => {
+                Err("CODE_INTERPRETER=azure needs CODE_INTERPRETER_POOL_ENDPOINT".into())
+            }
+            (CodeInterpreterMode::Auto, None) if under_functions => Err(
+                "no session pool is configured (CODE_INTERPRETER_POOL_ENDPOINT); the local \
+                 sandbox is not used under the Azure Functions host"
+                    .into(),
+            ),
+            (CodeInterpreterMode::Auto, None) | (CodeInterpreterMode::Local, _) => {
+                local_executor(ci)
+            }
+        };
+        let explicit = ci.mode != CodeInterpreterMode::Auto;
+        let executor = match built {
+            Ok(executor) => executor,
+            Err(reason) => {
+                if explicit && ci.mode != CodeInterpreterMode::Off {
+                    log::error!("code_interpreter is unavailable: {reason}");
+                } else {
+                    log::info!("code_interpreter is unavailable: {reason}");
+                }
+                return CodeInterpreter::disabled(reason);
+            }
+        };
+        match executor.self_test().await {
+            Ok(report) => {
+                log::info!(
+                    "code_interpreter enabled ({} executor; {}); self-test: {}",
+                    executor.kind(),
+                    report.versions,
+                    report.checks.join("; ")
+                );
+                CodeInterpreter::enabled(executor, key, ci.cell_timeout)
+            }
+            Err(e) => {
+                let reason = format!("the {} executor's {e}", executor.kind());
+                if explicit {
+                    log::error!("code_interpreter is unavailable: {reason}");
+                } else {
+                    log::warn!("code_interpreter is unavailable: {reason}");
+                }
+                CodeInterpreter::disabled(reason)
+            }
+        }
+    }
+
+    /// An enabled tool around an executor whose self-test the caller has run (tests).
+    pub fn enabled(
+        executor: Arc<dyn CodeExecutor>,
+        key: SessionKey,
+        cell_timeout: Duration,
+    ) -> CodeInterpreter {
+        CodeInterpreter {
+            executor: Some(executor),
+            unavailable: None,
+            key,
+            cell_timeout,
+        }
+    }
+
+    pub fn disabled(reason: impl Into<String>) -> CodeInterpreter {
+        CodeInterpreter {
+            executor: None,
+            unavailable: Some(reason.into()),
+            key: SessionKey::random(),
+            cell_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The executor, when the tool is available.
+    pub fn executor(&self) -> Option<&Arc<dyn CodeExecutor>> {
+        self.executor.as_ref()
+    }
+
+    /// Why the tool is not available (for a run's `last_error`), when it is not.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.unavailable.as_deref()
+    }
+
+    /// The session of a thread.
+    pub fn session_id(&self, tenant: &str, thread_id: &str) -> SessionId {
+        self.key.session_id(tenant, thread_id)
+    }
+
+    /// The wall-clock limit of one cell.
+    pub fn cell_timeout(&self) -> Duration {
+        self.cell_timeout
+    }
+}
+
+fn local_executor(ci: &CodeInterpreterSettings) -> Result<Arc<dyn CodeExecutor>, String> {
+    if !ci.bwrap.exists() {
+        return Err(format!(
+            "bubblewrap is not installed ({} is missing; apt-get install bubblewrap)",
+            ci.bwrap.display()
+        ));
+    }
+    if !ci.python.exists() {
+        return Err(format!("{} is missing", ci.python.display()));
+    }
+    let data_dir = std::path::absolute(&ci.data_dir).unwrap_or_else(|_| ci.data_dir.clone());
+    let mut cfg = LocalConfig::new(ci.local_dir.clone());
+    cfg.bwrap = ci.bwrap.clone();
+    cfg.python = ci.python.clone();
+    cfg.memory_bytes = ci.memory_bytes;
+    cfg.cpu_seconds = ci.cpu_seconds;
+    cfg.max_processes = ci.max_processes;
+    cfg.max_file_bytes = ci.max_file_bytes;
+    cfg.max_sessions = ci.max_sessions;
+    cfg.idle_timeout = ci.idle_timeout;
+    cfg.sandbox_uid = ci.sandbox_uid;
+    cfg.sandbox_gid = ci.sandbox_uid;
+    cfg.protected_paths = vec![data_dir.join("objects"), data_dir];
+    LocalExecutor::new(cfg)
+        .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
+        .map_err(|e| e.to_string())
+}
+
+fn azure_executor(
+    ci: &CodeInterpreterSettings,
+    endpoint: &str,
+    self_test_session: SessionId,
+) -> Result<Arc<dyn CodeExecutor>, String> {
+    let identity = match (&ci.identity_endpoint, &ci.identity_header) {
+        (Some(endpoint), Some(header)) => Identity::AppService {
+            endpoint: endpoint.clone(),
+            header: header.clone(),
+            client_id: ci.identity_client_id.clone(),
+        },
+        _ => Identity::Imds {
+            endpoint: IMDS_ENDPOINT.to_string(),
+            client_id: ci.identity_client_id.clone(),
+        },
+    };
+    let mut cfg = AzureConfig::new(endpoint.to_string(), identity);
+    cfg.self_test_session = Some(self_test_session);
+    AzureExecutor::new(cfg)
+        .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
+        .map_err(|e| e.to_string())
+}
+
+/// The server's code interpreter, started once on first use (or at start-up, by `main`):
+/// the self-test spawns sandboxes, which a process that never runs code should not pay
+/// for, and starting is async while building the app is not. Shared by the API (thread
+/// deletion ends sessions) and the engine.
+pub struct SharedCodeInterpreter {
+    settings: Option<Box<Settings>>,
+    cell: tokio::sync::OnceCell<CodeInterpreter>,
+}
+
+impl SharedCodeInterpreter {
+    /// Started from `settings` on first use.
+    pub fn from_settings(settings: &Settings) -> SharedCodeInterpreter {
+        SharedCodeInterpreter {
+            settings: Some(Box::new(settings.clone())),
+            cell: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// One that is already started (tests).
+    pub fn ready(ci: CodeInterpreter) -> SharedCodeInterpreter {
+        SharedCodeInterpreter {
+            settings: None,
+            cell: tokio::sync::OnceCell::new_with(Some(ci)),
+        }
+    }
+
+    /// The started code interpreter (starting it, with its self-test, the first time).
+    pub async fn get(&self) -> &CodeInterpreter {
+        self.cell
+            .get_or_init(|| async {
+                match &self.settings {
+                    Some(settings) => CodeInterpreter::start(settings).await,
+                    None => CodeInterpreter::disabled("it was not configured"),
+                }
+            })
+            .await
+    }
+
+    /// The code interpreter if it has been started (no start for a caller that only needs
+    /// a session that exists already).
+    pub fn started(&self) -> Option<&CodeInterpreter> {
+        self.cell.get()
+    }
+}
