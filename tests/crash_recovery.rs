@@ -1,8 +1,10 @@
 //! The server killed (SIGKILL) in the middle of runs, twice, with Azure storage and the
 //! Azure queue (on Azurite): queued runs, runs in their second turn after tool outputs,
-//! streamed runs, and message creates in flight. After each restart every run reaches a
-//! terminal status on its own: queued turns come back when their lease runs out
-//! (`WORK_LEASE_SECONDS`), streamed ones through their watchdog item (`RUN_STALL_SECONDS`).
+//! streamed runs, streamed runs in their second turn after a `file_search` call (the stream
+//! goes on in the same request), and message creates in flight. After each restart every
+//! run reaches a terminal status on its own: queued turns come back when their lease runs
+//! out (`WORK_LEASE_SECONDS`), streamed ones through their turn's watchdog item
+//! (`RUN_STALL_SECONDS`).
 //! Runs are watched through list calls, which (unlike a run read) never re-queue anything.
 //! Afterwards each run has exactly one answer and consistent steps, and every message whose
 //! create was answered 200 is there, once.
@@ -21,6 +23,7 @@ use support::{azurite_connection_string, call, unique_name, KEY_A};
 const QUEUED: usize = 10;
 const WITH_TOOLS: usize = 4;
 const STREAMED: usize = 4;
+const STREAMED_SEARCH: usize = 2;
 
 /// A slow answer (about 3 s): the turns are in the middle of it when the server dies.
 fn slow(text: &str) -> Response {
@@ -220,6 +223,32 @@ async fn killed_in_the_middle_of_runs_twice() {
         );
         runs.push(start_streamed(&api, &asst, &model).await);
     }
+    // Streamed runs whose first turn is a quick search (of no stores): the stream takes
+    // the second, slow turn at once, in the same request.
+    let search_asst = api
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "file_search"}]}),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut search_runs: Vec<(String, String)> = Vec::new();
+    for i in 0..STREAMED_SEARCH {
+        let model = format!("search-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                call(&[("file_search", r#"{"queries":["anything"]}"#)]),
+                slow(&format!("found nothing {i}")),
+                slow(&format!("found nothing {i}")),
+            ],
+        );
+        search_runs.push(start_streamed(&api, &search_asst, &model).await);
+    }
+    runs.extend(search_runs.iter().cloned());
 
     // Messages created on threads of their own, up to the moment of the crash; those
     // answered 200 must all survive.
@@ -260,8 +289,25 @@ async fn killed_in_the_middle_of_runs_twice() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Which streamed search runs are in their second turn (the search step completed).
+    let mut in_second_turn = 0;
+    for (tid, rid) in &search_runs {
+        let steps = api
+            .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
+            .await;
+        if steps
+            .iter()
+            .any(|s| s["type"] == "tool_calls" && s["status"] == "completed")
+        {
+            in_second_turn += 1;
+        }
+    }
     let before = statuses(&api, &runs).await;
     server.kill();
+    assert!(
+        in_second_turn >= 1,
+        "no streamed search run in its second turn at the crash: {before:?}"
+    );
     let interrupted = before.values().filter(|s| *s == "in_progress").count();
     assert!(
         interrupted >= 3,
@@ -309,8 +355,29 @@ async fn killed_in_the_middle_of_runs_twice() {
             "-3 C"
         );
     }
+    for (tid, rid) in &search_runs {
+        let steps = api
+            .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
+            .await;
+        let kinds: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|s| (s["type"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("tool_calls", "completed"),
+                ("message_creation", "completed")
+            ],
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps[0]["step_details"]["tool_calls"][0]["type"],
+            "file_search"
+        );
+    }
     // The interrupted turns were answered again: more model calls than turns.
-    let turns = runs.len() + tool_runs.len();
+    let turns = runs.len() + tool_runs.len() + search_runs.len();
     assert!(
         llm.requests().len() >= turns + interrupted,
         "{} model calls for {turns} turns, {interrupted} interrupted",

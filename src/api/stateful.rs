@@ -59,15 +59,6 @@ impl Stateful {
         let item = record.next_turn(&ctx.tenant);
         let engine = self.engine.clone();
         let queue = self.queue.clone();
-        // If this process dies during the turn, nothing else would take it up: a delayed
-        // copy of its work item does (and finds nothing to do if the turn finished).
-        let watchdog = (queue.clone(), item.clone(), self.runs.stall_after);
-        tokio::spawn(async move {
-            let (queue, item, delay) = watchdog;
-            if let Err(e) = queue.enqueue(&item, delay).await {
-                log::warn!("cannot queue the watchdog of {}: {e}", item.run_id);
-            }
-        });
         tokio::spawn(async move {
             let (outcome, item) = engine.run_streamed(item, &mut sink).await;
             if let Outcome::Retry(reason) = outcome {
