@@ -420,7 +420,13 @@ async fn expiry_test(backend: Backend) {
 both_backends!(expiry, expiry_test);
 
 async fn model_failures_test(backend: Backend) {
-    let app = spawn_app_with(backend, &[("LLM_MAX_ATTEMPTS", "3")]).await;
+    // No code interpreter on this server (with the default `auto` it depends on whether
+    // the machine has the sandbox): a run that needs it must fail at once, below.
+    let app = spawn_app_with(
+        backend,
+        &[("LLM_MAX_ATTEMPTS", "3"), ("CODE_INTERPRETER", "off")],
+    )
+    .await;
     let asst = assistant(&app, json!({"model": "m"})).await;
 
     // 429 with Retry-After, then an answer: retried and completed.
@@ -536,7 +542,7 @@ async fn model_failures_test(backend: Backend) {
         "whole answer"
     );
 
-    // A tool the engine cannot run fails the run at once with a clear message.
+    // A tool the server cannot run fails the run at once with a clear message.
     let ci = assistant(
         &app,
         json!({"model": "m", "tools": [{"type": "code_interpreter"}]}),
