@@ -42,6 +42,14 @@ E8  Comparison filters. `in` and `nin` compare with a list of values, the others
     between `type` and `value` the spec leaves out. In positive cases a comparison with a
     list value becomes `in` (`eq`, `gte`, `lte`) or `nin` (the others), and `in` / `nin`
     with a single value becomes `eq` / `ne`.
+E9  A referenced file that does not exist. A message attachment's `file_id`, or a file of
+    the `tool_resources.file_search.vector_stores` helper, must name a stored file; the
+    server refuses the request with 400 naming that field ("No file found with id
+    'file-…'."), as the request itself is what is invalid, before anything is stored. The
+    spec cannot say "an existing file", and schemathesis accepts only a 404 for a missing
+    reference. Only "schema-valid request rejected" (ST202) with status 400, exactly that
+    message and a `param` ending in an attachment's `file_id` or the helper's `file_ids[n]`
+    is dropped.
 """
 
 import os
@@ -215,6 +223,29 @@ def _tool_choice_function(case, response):
     return isinstance(param, str) and param.startswith("tool_choice.function")
 
 
+MISSING_FILE_PARAM = re.compile(
+    r"(.*\.)?attachments\[\d+\]\.file_id"
+    r"|(.*\.)?tool_resources\.file_search\.vector_stores\[\d+\]\.file_ids\[\d+\]"
+)
+
+
+def _missing_referenced_file(response):
+    """E9: a 400 for an attachment's (or the vector_stores helper's) file that does not exist."""
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json()["error"]
+        message, param = error["message"], error["param"]
+    except Exception:
+        return False
+    return (
+        isinstance(message, str)
+        and isinstance(param, str)
+        and re.fullmatch(r"No file found with id '.*'\.", message) is not None
+        and MISSING_FILE_PARAM.fullmatch(param) is not None
+    )
+
+
 def _referenced_not_found(failure, response):
     """E5: the 404 names a kind of object that the "creating" operation's path does not."""
     if response.status_code != 404:
@@ -247,13 +278,15 @@ def _log_dropped(reason, failure, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keep every failure except E4's, E5's and E7's (returns False to drop one)."""
+    """Keep every failure except E4's, E5's, E7's and E9's (returns False to drop one)."""
     code = getattr(failure, "code", None)
     reason = None
     if code == "ST202" and _state_conflict(case, response):
         reason = "E4"
     elif code == "ST202" and _tool_choice_function(case, response):
         reason = "E7"
+    elif code == "ST202" and _missing_referenced_file(response):
+        reason = "E9"
     elif code == "ST302" and _referenced_not_found(failure, response):
         reason = "E5"
     if reason is None:

@@ -11,8 +11,8 @@ tests/fuzz/README.md ("Spec exceptions"); each is marked `x-fuzz-overlay: <id>` 
 Most changes *add* constraints the API's documentation states in prose (limits, id
 prefixes, unknown-field rejection), so the negative tests get stronger; O3-O5 widen a
 response schema where the spec contradicts itself or the documented wire format; O8 adds
-links; O14 (temporary) takes out one feature the server does not support yet. None turns
-a check off.
+links. None turns a check off. (O14, which took out the `vector_stores` helper of
+`tool_resources.file_search` until the server had it, is gone.)
 """
 
 import json
@@ -365,28 +365,6 @@ def tool_call_id_required(spec):
     return 1
 
 
-def no_inline_vector_stores(spec):
-    """O14 (temporary, with E1): `tool_resources.file_search.vector_stores` creates vector
-    stores inline, which the server does not support yet (400 naming the field, as 501 is
-    for the vector store endpoints). The branch is taken out of the create assistant / create
-    thread schemas, so the field counts as unknown (negative tests still send it and expect
-    a 4xx). Remove with E1 once vector stores are built."""
-    n = 0
-    for body in request_bodies(spec):
-        for node in object_schemas(spec, body):
-            file_search = node.get("properties", {}).get("file_search")
-            if not file_search or "vector_stores" not in file_search.get("properties", {}):
-                continue
-            del file_search["properties"]["vector_stores"]
-            branches = [b for b in file_search.get("oneOf", []) if b.get("required") != ["vector_stores"]]
-            assert len(branches) == 1, file_search.get("oneOf")
-            file_search.pop("oneOf")
-            file_search["required"] = branches[0]["required"]
-            mark(file_search, "O14-no-inline-vector-stores")
-            n += 1
-    return n
-
-
 def chunk_overlap_not_negative(spec):
     """O15: chunk_overlap_tokens is a token count ("must not exceed half of
     max_chunk_size_tokens", its description); a negative overlap is refused. minimum 0.
@@ -504,7 +482,6 @@ CHANGES = [
     metadata_limits,
     truncation_needs_count,
     tool_call_id_required,
-    no_inline_vector_stores,
     chunk_overlap_not_negative,
     batch_ids_xor_files,
     search_query_not_empty,
