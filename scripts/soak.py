@@ -7,11 +7,12 @@
 W workers (threads), each with its own OpenAI client (the official Python SDK), repeat a
 mixed workload until the time is up: assistant and thread CRUD with messages, queued runs
 (create_and_poll), streamed runs (runs.stream), function calls answered with
-submit_tool_outputs (the stand-in is scripted per call through its /_script endpoint), and
-runs cancelled while the model answers slowly. Every HTTP exchange is counted through httpx
+submit_tool_outputs (the stand-in is scripted per call through its /_script endpoint), runs
+cancelled while the model answers slowly, file_search runs over a fresh vector store (queued
+and streamed in turn) and code_interpreter runs in the local sandbox. Every HTTP exchange is counted through httpx
 event hooks; an error is any exception, any 5xx, any 4xx the workload did not ask for, or a
-run that does not end as expected. The server's resident memory is sampled every 30 s from
-/proc. The report (Markdown, with the figures as JSON at the end) goes to stdout and FILE.
+run that does not end as expected. The server's resident memory and open file descriptors are
+sampled every 30 s from /proc. The report (Markdown, with the figures as JSON at the end) goes to stdout and FILE.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import random
 import threading
 import time
@@ -75,6 +77,15 @@ def rss_kib(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def load_average() -> str:
+    with open("/proc/loadavg", encoding="utf-8") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def script(standin_url: str, model: str, responses: list[dict]) -> None:
@@ -135,6 +146,8 @@ class Worker(threading.Thread):
             (self.streamed_run, 20),
             (self.tool_run, 15),
             (self.cancelled_run, 10),
+            (self.file_search_run, 8),
+            (self.code_interpreter_run, 4),
         ]
         functions = [f for f, _ in operations]
         weights = [w for _, w in operations]
@@ -249,6 +262,75 @@ class Worker(threading.Thread):
         self.stats.run("cancelled")
         self.client.beta.threads.delete(t.id)
 
+    def file_search_run(self) -> None:
+        """A file in a new vector store, a run (streamed or queued, in turn) that searches it
+        and cites it; then the store, the file and the rest deleted."""
+        c = self.client
+        model = self.model("search")
+        vs = c.vector_stores.create(name="soak")
+        text = f"The soak file {self.counter} says that Oslo is the capital of Norway.\n"
+        done = c.vector_stores.files.upload_and_poll(
+            vector_store_id=vs.id, file=("oslo.txt", text.encode())
+        )
+        assert done.status == "completed", done
+        answer = "Oslo is the capital【0:0†oslo.txt】."
+        script(self.args.standin_url, model, [
+            {"tool_calls": [{"name": "file_search",
+                             "arguments": json.dumps({"queries": ["capital of Norway"]})}]},
+            {"text": answer},
+        ])
+        a = c.beta.assistants.create(
+            model=model, tools=[{"type": "file_search"}],
+            tool_resources={"file_search": {"vector_store_ids": [vs.id]}},
+        )
+        t = c.beta.threads.create(messages=[{"role": "user", "content": "Capital of Norway?"}])
+        streamed = self.counter % 2 == 0
+        if streamed:
+            with c.beta.threads.runs.stream(thread_id=t.id, assistant_id=a.id) as stream:
+                for _ in stream:
+                    pass
+                run = stream.get_final_run()
+        else:
+            run = c.beta.threads.runs.create_and_poll(
+                thread_id=t.id, assistant_id=a.id, poll_interval_ms=100
+            )
+        assert run.status == "completed", run
+        steps = c.beta.threads.runs.steps.list(run.id, thread_id=t.id, order="asc")
+        assert [s.type for s in steps.data] == ["tool_calls", "message_creation"], steps
+        message = c.beta.threads.messages.list(t.id, run_id=run.id).data[0]
+        [citation] = message.content[0].text.annotations
+        assert citation.file_citation.file_id == done.id, citation
+        self.stats.run("file_search (streamed)" if streamed else "file_search (queued)")
+        c.beta.threads.delete(t.id)
+        c.beta.assistants.delete(a.id)
+        assert c.vector_stores.delete(vs.id).deleted
+        assert c.files.delete(done.id).deleted
+
+    def code_interpreter_run(self) -> None:
+        """A queued run whose model runs a cell in the thread's sandbox session (started for
+        the run, ended when the thread is deleted)."""
+        c = self.client.beta
+        model = self.model("code")
+        script(self.args.standin_url, model, [
+            {"tool_calls": [{"name": "python",
+                             "arguments": json.dumps({"code": "print(sum(range(10)))"})}]},
+            {"text": "The sum is 45."},
+        ])
+        a = c.assistants.create(model=model, tools=[{"type": "code_interpreter"}])
+        t = c.threads.create(messages=[{"role": "user", "content": "Sum 0..9"}])
+        run = c.threads.runs.create_and_poll(
+            thread_id=t.id, assistant_id=a.id, poll_interval_ms=100
+        )
+        assert run.status == "completed", run
+        steps = c.threads.runs.steps.list(run.id, thread_id=t.id, order="asc")
+        call = steps.data[0].step_details.tool_calls[0]
+        assert call.type == "code_interpreter", call
+        logs = [o.logs for o in call.code_interpreter.outputs if o.type == "logs"]
+        assert len(logs) == 1 and logs[0].strip() == "45", call
+        self.stats.run("code_interpreter")
+        c.threads.delete(t.id)
+        c.assistants.delete(a.id)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -262,20 +344,29 @@ def main() -> int:
 
     stats = Stats()
     rss_start = rss_kib(args.server_pid)
+    fds_start = open_fds(args.server_pid)
+    load_start = load_average()
     started = time.monotonic()
     stop_at = started + args.seconds
     workers = [Worker(n, args, stats, stop_at) for n in range(args.workers)]
     for w in workers:
         w.start()
     samples = [(0, rss_start)]
+    fd_samples = [(0, fds_start)]
     while any(w.is_alive() for w in workers):
         time.sleep(1)
         elapsed = time.monotonic() - started
         if elapsed - samples[-1][0] >= 30:
             samples.append((round(elapsed), rss_kib(args.server_pid)))
+            fd_samples.append((round(elapsed), open_fds(args.server_pid)))
     elapsed = time.monotonic() - started
+    load_end = load_average()
+    # Work still queued when the clients stop (deletes, delayed watchdog items) settles.
+    time.sleep(5)
     rss_end = rss_kib(args.server_pid)
+    fds_end = open_fds(args.server_pid)
     samples.append((round(elapsed), rss_end))
+    fd_samples.append((round(elapsed), fds_end))
     figures = {
         "seconds": round(elapsed, 1),
         "workers": args.workers,
@@ -290,6 +381,9 @@ def main() -> int:
         "rss_kib_start": rss_start,
         "rss_kib_end": rss_end,
         "rss_kib_samples": samples,
+        "open_fds_samples": fd_samples,
+        "load_average_start": load_start,
+        "load_average_end": load_end,
     }
     lines = [
         f"- duration: {figures['seconds']} s, {args.workers} workers",
@@ -300,6 +394,9 @@ def main() -> int:
         f"- server RSS: {rss_start / 1024:.1f} MiB idle at the start, "
         f"{samples[1][1] / 1024:.1f} MiB after the first 30 s, {rss_end / 1024:.1f} MiB at the end; "
         f"every 30 s: {', '.join(f'{kib / 1024:.1f}' for _, kib in samples)} MiB",
+        f"- server open file descriptors: {fds_start} at the start, {fds_end} at the end; "
+        f"every 30 s: {', '.join(str(n) for _, n in fd_samples)}",
+        f"- load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end",
     ]
     for example in stats.error_examples:
         lines.append(f"  - {example.splitlines()[0]}")

@@ -9,8 +9,9 @@
 # Builds the release binaries, starts a throw-away Azurite (scripts/azurite.sh), the Chat
 # Completions stand-in and the server (Azure storage and the Azure queue, key sk-soak) on
 # free loopback ports, runs scripts/soak.py (the official Python SDK from .venv-test:
-# CRUD, queued runs, streamed runs, tool calls with submit_tool_outputs, cancels), then
-# stops everything. Exits non-zero when the workload saw any error.
+# CRUD, queued runs, streamed runs, tool calls with submit_tool_outputs, cancels,
+# file_search runs over a fresh vector store, code_interpreter runs in the local sandbox),
+# then stops everything. Exits non-zero when the workload saw any error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$(pwd)"
@@ -31,12 +32,18 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import openai' 2>/d
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 fi
 
+step "code interpreter sandbox packages"
+scripts/code-interpreter-deps.sh
+
 step "cargo build --release --bins"
 cargo build --release --bins
 SERVER_BIN="$ROOT/target/release/assistants-service"
 STANDIN_BIN="$ROOT/target/release/llm-standin"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/assistants-soak.XXXXXX")"
+# The code interpreter's sessions live below it; run as root they run as another user, who
+# must be able to pass through.
+chmod 711 "$WORK"
 STANDIN_PID=""
 SERVER_PID=""
 # shellcheck source=scripts/azurite.sh
@@ -74,6 +81,7 @@ env PORT="$PORT" BIND=127.0.0.1 STORAGE=azure \
     STORAGE_CONNECTION_STRING="$AZURITE_CONNECTION_STRING" \
     STORAGE_CONTAINER="soak$RANDOM" QUEUE_NAME="soak$RANDOM" \
     ASSISTANTS_API_KEYS=sk-soak OPENAI_BASE_URL="$STANDIN_URL" OPENAI_API_KEY=sk-standin \
+    CODE_INTERPRETER=local CODE_INTERPRETER_DIR="$WORK/code-interpreter" \
     RUST_LOG="${RUST_LOG:-warn}" \
     "$SERVER_BIN" >"$WORK/server.log" 2>&1 </dev/null &
 SERVER_PID=$!
