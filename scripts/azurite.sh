@@ -34,7 +34,8 @@ _azurite_port_open() {
 }
 
 azurite_start() {
-    local bin="${_AZURITE_REPO_ROOT}/node_modules/.bin/azurite"
+    # AZURITE_BIN: another Azurite executable than the project's (npm ci installs that one).
+    local bin="${AZURITE_BIN:-${_AZURITE_REPO_ROOT}/node_modules/.bin/azurite}"
     if [[ ! -x "$bin" ]]; then
         echo "azurite.sh: $bin not found; run 'npm ci' in ${_AZURITE_REPO_ROOT} first" >&2
         return 1

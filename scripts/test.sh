@@ -2,7 +2,8 @@
 # Run the whole test suite on a fresh machine:
 #   npm deps (Azurite, openai SDK) -> Python venv (openai SDK, pytest) -> the code
 #   interpreter's sandbox (bubblewrap, Debian's numpy/pandas/matplotlib) -> cargo build ->
-#   Azurite -> cargo test -> Python SDK conformance tests -> Node SDK conformance tests.
+#   Azurite -> cargo test -> Python SDK conformance tests -> Node SDK conformance tests ->
+#   spec fuzzing (schemathesis) -> the deployable package.
 # Extra arguments are passed to `cargo test` (e.g. scripts/test.sh -- --nocapture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -87,14 +88,22 @@ step "node SDK conformance tests"
 node_rc=0
 node --test tests/sdk/node/ || node_rc=$?
 
-# h. The deployable package (release build for glibc 2.28) and its layout tests.
+# h. Spec fuzzing: schemathesis (pinned, in tests/fuzz/.venv) against the server with the
+#    official spec, all 44 operations; fails on any 5xx, response outside the spec, or
+#    accepted request the spec forbids (tests/fuzz/README.md lists the documented exceptions).
+#    The example count keeps it to a few minutes.
+step "spec fuzzing (tests/fuzz/run.sh)"
+fuzz_rc=0
+FUZZ_SKIP_BUILD=1 FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-15}" tests/fuzz/run.sh || fuzz_rc=$?
+
+# i. The deployable package (release build for glibc 2.28) and its layout tests.
 step "package (scripts/package.sh) and its tests"
 pkg_rc=0
 { scripts/package.sh \
     && PACKAGE_ZIP="$ROOT/dist/assistants-service.zip" "$VENV/bin/python" -m pytest tests/package -q; } \
     || pkg_rc=$?
 
-if ((py_rc != 0 || node_rc != 0 || pkg_rc != 0)); then
-    echo "tests failed (SDK pytest exit $py_rc, node --test exit $node_rc, package exit $pkg_rc)" >&2
+if ((py_rc != 0 || node_rc != 0 || fuzz_rc != 0 || pkg_rc != 0)); then
+    echo "tests failed (SDK pytest exit $py_rc, node --test exit $node_rc, fuzzing exit $fuzz_rc, package exit $pkg_rc)" >&2
     exit 1
 fi

@@ -217,6 +217,7 @@ impl App {
                 runs.work_concurrency,
                 runs.work_max_attempts,
                 runs.queue_poll_max,
+                runs.work_lease,
             ))),
         }
     }

@@ -94,6 +94,9 @@ pub struct RunSettings {
     pub work_concurrency: usize,
     /// The Azure queue poller's longest wait between polls when idle.
     pub queue_poll_max: Duration,
+    /// How long a work item the Azure queue poller took stays invisible (renewed while its
+    /// turn runs): after a crash, its items come back within this time.
+    pub work_lease: Duration,
     /// A run whose state has not changed for this long while queued or in progress is
     /// handed to the queue again when it is read (heals a crash between write and enqueue).
     pub stall_after: Duration,
@@ -113,6 +116,7 @@ impl Default for RunSettings {
             work_max_attempts: 5,
             work_concurrency: 64,
             queue_poll_max: Duration::from_millis(1000),
+            work_lease: Duration::from_secs(60),
             stall_after: Duration::from_secs(600),
             poll_after_ms: 200,
             max_file_bytes: 512 * 1024 * 1024,
@@ -207,6 +211,7 @@ fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, Set
             |n| *n >= 10,
             "a number of milliseconds >= 10",
         )?),
+        work_lease: secs("WORK_LEASE_SECONDS", d.work_lease)?,
         stall_after: secs("RUN_STALL_SECONDS", d.stall_after)?,
         poll_after_ms: d.poll_after_ms,
         max_file_bytes: number(

@@ -6,7 +6,14 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        // The Azure SDK logs whole requests at debug (URLs with a SAS token, headers):
+        // never below info, whatever RUST_LOG says.
+        .filter_module("azure_core", log::LevelFilter::Info)
+        .filter_module("azure_storage", log::LevelFilter::Info)
+        .filter_module("azure_storage_blobs", log::LevelFilter::Info)
+        .filter_module("azure_storage_queues", log::LevelFilter::Info)
+        .init();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

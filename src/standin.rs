@@ -13,8 +13,17 @@
 //!
 //! A scripted `Response` is JSON with any of: `text`, `tool_calls` (`[{name, arguments,
 //! id?}]`), `finish_reason`, `usage`, `chunk_delay_ms`, `first_chunk_delay_ms`,
+//! `answer_delay_ms` (silence before the status line: a model that does not answer),
+//! `stall_ms` (silence after the answer's content, before it finishes),
 //! `error` (`{status, message, retry_after?}`), `cut_off` (end the stream without finishing),
-//! `malformed` (send a chunk that is not JSON).
+//! `malformed` (send a chunk that is not JSON), `reset` (`"at_once"`: reset the TCP
+//! connection instead of answering; `"mid_stream"`: stream the answer's chunks, then reset
+//! it where the finish would be).
+//!
+//! Connections are served by hyper through `FaultIo`, which resets the connection (RST, by
+//! closing with a zero linger) when the bytes about to be written carry `FAULT_MARKER`: a
+//! response header for `at_once`, an SSE comment for `mid_stream`. Nothing of that write
+//! reaches the client.
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -67,7 +76,26 @@ pub struct Response {
     pub cut_off: bool,
     #[serde(default)]
     pub malformed: bool,
+    #[serde(default)]
+    pub answer_delay_ms: u64,
+    #[serde(default)]
+    pub stall_ms: u64,
+    #[serde(default)]
+    pub reset: Option<Reset>,
 }
+
+/// Where a scripted connection reset happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reset {
+    /// Before any byte of the answer.
+    AtOnce,
+    /// After the answer's content chunks, before it finishes.
+    MidStream,
+}
+
+/// Bytes that make `FaultIo` reset the connection instead of writing them.
+const FAULT_MARKER: &str = "x-standin-fault: reset";
 
 #[derive(Default)]
 struct State {
@@ -195,7 +223,9 @@ impl StandIn {
         }
     }
 
-    fn answer(
+    /// The answer to one chat completion request: the next scripted response, after its
+    /// `answer_delay_ms`.
+    async fn answer(
         &self,
         body: Value,
         path: &str,
@@ -203,6 +233,21 @@ impl StandIn {
         headers: &warp::http::HeaderMap,
     ) -> warp::reply::Response {
         let response = self.next_response(&body, path, query, headers);
+        if response.answer_delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(response.answer_delay_ms)).await;
+        }
+        Self::render(&response, &body)
+    }
+
+    fn render(response: &Response, body: &Value) -> warp::reply::Response {
+        if response.reset == Some(Reset::AtOnce) {
+            let mut reply = warp::reply().into_response();
+            reply.headers_mut().insert(
+                "x-standin-fault",
+                warp::http::HeaderValue::from_static("reset"),
+            );
+            return reply;
+        }
         if let Some(error) = &response.error {
             let status =
                 StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -298,7 +343,8 @@ impl StandIn {
         if response.malformed {
             chunks.push("{\"choices\": [ this is not json".into());
         }
-        if !response.cut_off {
+        let reset = response.reset == Some(Reset::MidStream);
+        if !response.cut_off && !reset {
             chunks.push(chunk(json!({}), Some(&finish)).to_string());
             let mut usage_chunk = chunk(json!({}), None);
             usage_chunk["choices"] = json!([]);
@@ -308,13 +354,28 @@ impl StandIn {
         }
         let first_delay = Duration::from_millis(response.first_chunk_delay_ms);
         let delay = Duration::from_millis(response.chunk_delay_ms);
-        let stream = futures::stream::iter(chunks.into_iter().enumerate()).then(
-            move |(i, data)| async move {
-                let wait = if i == 0 { first_delay } else { delay };
+        // The chunk after the content (the finish, or the reset) comes after `stall_ms`.
+        let stall_at = 1 + text_pieces.len() + 3 * calls.len() + usize::from(response.malformed);
+        let stall = Duration::from_millis(response.stall_ms);
+        let events = chunks.into_iter().map(|data| Event::default().data(data));
+        // The reset comes a little after the last chunk, so that the chunks before it are
+        // written (and read) on their own.
+        let fault = reset.then(|| Event::default().comment(FAULT_MARKER));
+        let stream = futures::stream::iter(events.chain(fault).enumerate()).then(
+            move |(i, event)| async move {
+                let wait = match i {
+                    0 => first_delay,
+                    _ => delay.max(if reset {
+                        Duration::from_millis(20)
+                    } else {
+                        Duration::ZERO
+                    }),
+                };
+                let wait = if i == stall_at { wait.max(stall) } else { wait };
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
-                Ok::<_, Infallible>(Event::default().data(data))
+                Ok::<_, Infallible>(event)
             },
         );
         warp::sse::reply(stream).into_response()
@@ -383,7 +444,7 @@ impl StandIn {
                                 .into_response())
                             }
                         };
-                        Ok(me.answer(body, tail.as_str(), &query, &headers))
+                        Ok(me.answer(body, tail.as_str(), &query, &headers).await)
                     }
                 },
             );
@@ -431,8 +492,70 @@ impl StandIn {
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let listener = crate::app::bind(addr)?;
         let bound = listener.local_addr()?;
-        let routes = self.routes();
-        tokio::spawn(warp::serve(routes).incoming(listener).run());
+        let service = hyper_util::service::TowerToHyperService::new(warp::service(self.routes()));
+        tokio::spawn(async move {
+            loop {
+                let stream = match listener.accept().await {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // Out of descriptors, most likely: let some connections end.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(FaultIo(stream));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, service)
+                        .await;
+                });
+            }
+        });
         Ok(bound)
+    }
+}
+
+/// A connection that resets itself (RST) instead of writing bytes that carry
+/// `FAULT_MARKER`: the write fails, hyper drops the connection, and the zero linger turns
+/// the close into a reset.
+struct FaultIo(tokio::net::TcpStream);
+
+impl tokio::io::AsyncRead for FaultIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for FaultIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let marker = FAULT_MARKER.as_bytes();
+        if buf.windows(marker.len()).any(|w| w == marker) {
+            let _ = self.0.set_zero_linger();
+            return std::task::Poll::Ready(Err(std::io::ErrorKind::ConnectionReset.into()));
+        }
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }

@@ -346,6 +346,18 @@ async fn vector_stores_helper_test(backend: Backend) {
         .as_str()
         .unwrap()
         .starts_with("vs_"));
+    // An empty helper list asks for no store (the spec allows it, as it allows no ids).
+    let empty = app
+        .post(
+            "/threads",
+            json!({"tool_resources": {"file_search": {"vector_stores": []}}}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        empty["tool_resources"]["file_search"]["vector_store_ids"],
+        json!([])
+    );
     // Both forms at once, more than one store, unknown fields, unknown files: 400.
     for bad in [
         json!({"vector_store_ids": ["vs_abc"], "vector_stores": [{"file_ids": []}]}),

@@ -4,6 +4,7 @@
 //! implementation (`stateful`) keeps everything in a `Store`; a proxy can forward instead.
 //! - `operation`: the enum of every API operation with its path ids;
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
+//! - `shapes`: the JSON types of every request field (from the spec), checked first;
 //! - `assistants`, `threads`, `messages`: one module per resource;
 //! - `stateful`: the stored backend's dispatch;
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
@@ -16,6 +17,7 @@ pub mod pagination;
 pub mod proxy;
 pub mod runs;
 pub mod schemas;
+pub mod shapes;
 pub mod stateful;
 pub mod threads;
 pub mod types;

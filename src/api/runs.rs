@@ -817,6 +817,8 @@ pub async fn create_thread_and_run(
     assistants::load(ctx, &req.assistant_id).await?;
     let mut thread_req = req.thread.unwrap_or_default();
     if let Some(tr) = req.tool_resources {
+        // Checked even when the thread's own win: a bad value is never silently ignored.
+        tr.clone().resolve_for_modify("tool_resources")?;
         // The run-level resources become the thread's (the thread's own win if both).
         if thread_req.tool_resources.is_none() {
             thread_req.tool_resources = Some(tr);

@@ -118,6 +118,7 @@ impl Backend for Stateful {
             return Ok(Reply::json(files::create(&ctx, request).await?));
         }
         let body = &request.body;
+        super::shapes::check(request.operation.name(), body)?;
         let query = &request.query;
         let value = match &request.operation {
             ListFiles => files::list(&ctx, query).await?,

@@ -356,6 +356,8 @@ impl ToolResourcesRequest {
         let mut new_vector_stores = Vec::new();
         let file_search = match self.file_search {
             Some(fs) => {
+                // `vector_stores: []` asks for no store: as valid as `vector_store_ids: []`.
+                let helpers_given = fs.vector_stores.is_some();
                 let helpers = fs.vector_stores.filter(|v| !v.is_empty());
                 let p = format!("{param}.file_search.vector_store_ids");
                 let ids = match (fs.vector_store_ids, helpers) {
@@ -385,7 +387,7 @@ impl ToolResourcesRequest {
                         ))
                     }
                     (Some(ids), None) => ids,
-                    (None, None) if !ids_required => Vec::new(),
+                    (None, None) if !ids_required || helpers_given => Vec::new(),
                     (None, None) => {
                         return Err(ApiError::invalid_param(
                             &p,

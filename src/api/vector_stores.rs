@@ -278,7 +278,10 @@ pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
         return Ok(auto);
     };
     match v.get("type").and_then(Value::as_str) {
-        Some("auto") => Ok(auto),
+        Some("auto") => {
+            reject_unknown(v, param, &["type"])?;
+            Ok(auto)
+        }
         Some("static") => {
             let s = &v["static"];
             reject_unknown(v, param, &["type", "static"])?;
@@ -1342,6 +1345,10 @@ pub async fn search_store(
 
 pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
     let req: SearchRequest = parse_body(body)?;
+    // Checked here too: `search_store` looks at the filter only when the store has chunks.
+    if let Some(f) = &req.filters {
+        validate_filter(f, "filters")?;
+    }
     let queries: Vec<String> = match &req.query {
         Value::String(s) if !s.trim().is_empty() => vec![s.clone()],
         Value::Array(items)

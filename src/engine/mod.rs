@@ -191,12 +191,27 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> (Outcome, WorkItem) {
         loop {
+            self.queue_watchdog(&item);
             match self.step(&item, sink).await {
                 Ok(Some(next)) => item = next,
                 Ok(None) | Err(Stop::Nothing) => return (Outcome::Done, item),
                 Err(Stop::Retry(reason)) => return (Outcome::Retry(reason), item),
             }
         }
+    }
+
+    /// Queues a copy of a streamed turn's work item, due after `stall_after`: if this process
+    /// dies during the turn, nothing else would take it up; the copy does (and finds nothing
+    /// to do if the turn finished). One per turn, as the loop of `run_streamed` goes on.
+    fn queue_watchdog(&self, item: &WorkItem) {
+        let queue = self.queue.clone();
+        let item = item.clone();
+        let delay = self.settings.stall_after;
+        tokio::spawn(async move {
+            if let Err(e) = queue.enqueue(&item, delay).await {
+                log::warn!("cannot queue the watchdog of {}: {e}", item.run_id);
+            }
+        });
     }
 
     /// Applies `change` to the run if it is still at turn `seq` and in one of `from`.

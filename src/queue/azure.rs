@@ -16,8 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a taken message stays invisible before its lease is renewed.
-const LEASE: Duration = Duration::from_secs(60);
 /// Azure's limit for a message's initial invisibility.
 const MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -83,6 +81,7 @@ impl AzureQueue {
         concurrency: usize,
         max_attempts: u32,
         max_idle_wait: Duration,
+        lease: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let queue = self.clone();
         tokio::spawn(async move {
@@ -99,7 +98,7 @@ impl AzureQueue {
                     .client
                     .get_messages()
                     .number_of_messages(free)
-                    .visibility_timeout(LEASE)
+                    .visibility_timeout(lease)
                     .await;
                 let messages = match batch {
                     Ok(r) => r.messages,
@@ -123,7 +122,7 @@ impl AzureQueue {
                     let handler = handler.clone();
                     tokio::spawn(async move {
                         queue
-                            .handle_message(handler.as_ref(), message, max_attempts)
+                            .handle_message(handler.as_ref(), message, max_attempts, lease)
                             .await;
                         drop(permit);
                     });
@@ -137,6 +136,7 @@ impl AzureQueue {
         handler: &dyn WorkHandler,
         message: azure_storage_queues::operations::Message,
         max_attempts: u32,
+        lease: Duration,
     ) {
         let attempt = message.dequeue_count.min(u64::from(u32::MAX)) as u32;
         let Some(item) = decode(&message.message_text) else {
@@ -156,11 +156,11 @@ impl AzureQueue {
             let text = message.message_text.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(LEASE / 2).await;
+                    tokio::time::sleep(lease / 2).await;
                     let mut current = receipt.lock().await;
                     match client
                         .pop_receipt_client(current.clone())
-                        .update(text.clone(), LEASE)
+                        .update(text.clone(), lease)
                         .await
                     {
                         Ok(r) => {

@@ -29,6 +29,14 @@ pub struct AzureBlobStore {
     counters: OpCounters,
 }
 
+/// Longest silence from storage while a call waits for (or reads) its answer. The SDK's
+/// transport has none, so storage that accepts connections but does not answer (overloaded,
+/// frozen, a network black hole) would hold a request forever; with it the call fails and
+/// the request answers 503 (after at most two tries: ~20 s). Azure answers in milliseconds
+/// from the same region; a 4 MiB block upload needs more than 3 Mbit/s.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The HTTP client for Azure Storage calls, shared by one app's blob store and queue (one
 /// connection pool, one TLS configuration). azure_core 0.21's default transport turns
 /// connection reuse off (`pool_max_idle_per_host(0)`, a workaround for an old hyper hang),
@@ -42,6 +50,8 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         // noticed and the connection is not reused; a request that races such a close fails
         // with an I/O error before the server took it, and the SDK's retry policy retries it.
         .pool_idle_timeout(Duration::from_secs(30))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
         .build()
         .map_err(|e| format!("cannot build the storage HTTP client: {e}"))
 }

@@ -32,6 +32,24 @@ D1  Test data. A run needs an existing assistant; a random `asst_...` id is almo
     FUZZ_ASSISTANT_ID; every other generated `assistant_id` of create run / create thread and
     run that already has the `asst_` prefix is replaced with it (prefix kept, so validity is
     unchanged). The others still test the 404 path.
+E7  A tool choice that names a function. `tool_choice: {"type": "function"}` must say which
+    function, and that function must be one of the run's tools; the spec makes `function`
+    optional (it is not needed for the other types) and cannot relate it to `tools`. Only
+    "schema-valid request rejected" (ST202) with status 400 and a `param` under
+    `tool_choice.function` is dropped.
+E8  Comparison filters. `in` and `nin` compare with a list of values, the others with one
+    value (the server refuses `eq` with a list and `in` with a single value), a relation
+    between `type` and `value` the spec leaves out. In positive cases a comparison with a
+    list value becomes `in` (`eq`, `gte`, `lte`) or `nin` (the others), and `in` / `nin`
+    with a single value becomes `eq` / `ne`.
+E9  A referenced file that does not exist. A message attachment's `file_id`, or a file of
+    the `tool_resources.file_search.vector_stores` helper, must name a stored file; the
+    server refuses the request with 400 naming that field ("No file found with id
+    'file-…'."), as the request itself is what is invalid, before anything is stored. The
+    spec cannot say "an existing file", and schemathesis accepts only a 404 for a missing
+    reference. Only "schema-valid request rejected" (ST202) with status 400, exactly that
+    message and a `param` ending in an attachment's `file_id` or the helper's `file_ids[n]`
+    is dropped.
 """
 
 import os
@@ -110,6 +128,22 @@ def _halve_overlaps(node):
         _halve_overlaps(value)
 
 
+def _scalar_comparisons(node):
+    """E8: `in` / `nin` compare with a list, the other comparisons with one value."""
+    if isinstance(node, list):
+        for item in node:
+            _scalar_comparisons(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kind, value = node.get("type"), node.get("value")
+    if isinstance(value, list) and kind in ("eq", "ne", "gt", "gte", "lt", "lte"):
+        node["type"] = "in" if kind in ("eq", "gte", "lte") else "nin"
+    elif "value" in node and not isinstance(value, list) and kind in ("in", "nin"):
+        node["type"] = "eq" if kind == "in" else "ne"
+    _scalar_comparisons(node.get("filters"))
+
+
 def _known_assistant(body):
     known = os.environ.get("FUZZ_ASSISTANT_ID")
     value = body.get("assistant_id")
@@ -136,6 +170,8 @@ def before_call(context, case, kwargs):
         _distinct_tool_call_ids(body)
     if positive:
         _halve_overlaps(body)
+    if positive and label == "POST /vector_stores/{vector_store_id}/search":
+        _scalar_comparisons(body.get("filters"))
     if label in RUN_CREATORS:
         _known_assistant(body)
 
@@ -176,6 +212,40 @@ COLLECTION_NOUNS = {
 }
 
 
+def _tool_choice_function(case, response):
+    """E7: a run's tool choice of type function without a function the run has."""
+    if case.operation.label not in RUN_CREATORS or response.status_code != 400:
+        return False
+    try:
+        param = response.json()["error"]["param"]
+    except Exception:
+        return False
+    return isinstance(param, str) and param.startswith("tool_choice.function")
+
+
+MISSING_FILE_PARAM = re.compile(
+    r"(.*\.)?attachments\[\d+\]\.file_id"
+    r"|(.*\.)?tool_resources\.file_search\.vector_stores\[\d+\]\.file_ids\[\d+\]"
+)
+
+
+def _missing_referenced_file(response):
+    """E9: a 400 for an attachment's (or the vector_stores helper's) file that does not exist."""
+    if response.status_code != 400:
+        return False
+    try:
+        error = response.json()["error"]
+        message, param = error["message"], error["param"]
+    except Exception:
+        return False
+    return (
+        isinstance(message, str)
+        and isinstance(param, str)
+        and re.fullmatch(r"No file found with id '.*'\.", message) is not None
+        and MISSING_FILE_PARAM.fullmatch(param) is not None
+    )
+
+
 def _referenced_not_found(failure, response):
     """E5: the 404 names a kind of object that the "creating" operation's path does not."""
     if response.status_code != 404:
@@ -208,11 +278,15 @@ def _log_dropped(reason, failure, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keep every failure except E4's and E5's (returns False to drop one)."""
+    """Keep every failure except E4's, E5's, E7's and E9's (returns False to drop one)."""
     code = getattr(failure, "code", None)
     reason = None
     if code == "ST202" and _state_conflict(case, response):
         reason = "E4"
+    elif code == "ST202" and _tool_choice_function(case, response):
+        reason = "E7"
+    elif code == "ST202" and _missing_referenced_file(response):
+        reason = "E9"
     elif code == "ST302" and _referenced_not_found(failure, response):
         reason = "E5"
     if reason is None:

@@ -11,8 +11,8 @@ tests/fuzz/README.md ("Spec exceptions"); each is marked `x-fuzz-overlay: <id>` 
 Most changes *add* constraints the API's documentation states in prose (limits, id
 prefixes, unknown-field rejection), so the negative tests get stronger; O3-O5 widen a
 response schema where the spec contradicts itself or the documented wire format; O8 adds
-links; O14 (temporary) takes out one feature the server does not support yet. None turns
-a check off.
+links. None turns a check off. (O14, which took out the `vector_stores` helper of
+`tool_resources.file_search` until the server had it, is gone.)
 """
 
 import json
@@ -176,8 +176,9 @@ def file_purpose_evals(spec):
 def closed_request_objects(spec):
     """O6: the API refuses unknown fields at any depth ("Unrecognized request argument
     supplied"); the spec says so (`additionalProperties: false`) only on the top-level
-    request schemas. Close every object schema reachable from a JSON request body that
-    lists `properties` and says nothing about extra ones. Schemas that allow extra keys on
+    request schemas. Close every object schema reachable from a request body (JSON, or a
+    JSON part of a multipart one) that lists `properties` and says nothing about extra
+    ones. Schemas that allow extra keys on
     purpose (Metadata, FunctionParameters, ResponseFormatJsonSchemaSchema) say so
     explicitly and are left alone; allOf members are left alone (closing one would refuse
     the other members' properties)."""
@@ -212,12 +213,9 @@ def closed_request_objects(spec):
             elif key in ("items", "anyOf", "oneOf", "additionalProperties", "not"):
                 walk(value)
 
-    for _, _, op in operations(spec):
-        body = op.get("requestBody")
-        if body:
-            for media, content in body["content"].items():
-                if media == "application/json":
-                    walk(content["schema"])
+    # Multipart bodies too: their JSON parts (a file's `expires_after`) are objects as well.
+    for body in request_bodies(spec):
+        walk(body)
     return n
 
 
@@ -367,28 +365,6 @@ def tool_call_id_required(spec):
     return 1
 
 
-def no_inline_vector_stores(spec):
-    """O14 (temporary, with E1): `tool_resources.file_search.vector_stores` creates vector
-    stores inline, which the server does not support yet (400 naming the field, as 501 is
-    for the vector store endpoints). The branch is taken out of the create assistant / create
-    thread schemas, so the field counts as unknown (negative tests still send it and expect
-    a 4xx). Remove with E1 once vector stores are built."""
-    n = 0
-    for body in request_bodies(spec):
-        for node in object_schemas(spec, body):
-            file_search = node.get("properties", {}).get("file_search")
-            if not file_search or "vector_stores" not in file_search.get("properties", {}):
-                continue
-            del file_search["properties"]["vector_stores"]
-            branches = [b for b in file_search.get("oneOf", []) if b.get("required") != ["vector_stores"]]
-            assert len(branches) == 1, file_search.get("oneOf")
-            file_search.pop("oneOf")
-            file_search["required"] = branches[0]["required"]
-            mark(file_search, "O14-no-inline-vector-stores")
-            n += 1
-    return n
-
-
 def chunk_overlap_not_negative(spec):
     """O15: chunk_overlap_tokens is a token count ("must not exceed half of
     max_chunk_size_tokens", its description); a negative overlap is refused. minimum 0.
@@ -447,6 +423,51 @@ def interoperable_integers(spec):
     return n
 
 
+def stream_event_data_is_json(spec):
+    """O19: on the wire an event's `data` is a line of JSON text, not an object. The spec's
+    `text/event-stream` schemas (added by the trimmed file) type `data` as the object it
+    holds, so every event would fail; `data` becomes a string whose JSON content
+    (`contentMediaType` / `contentSchema`) is that object, which schemathesis parses and
+    checks. `done`'s `[DONE]` is a plain string already and stays as it is."""
+    schemas = spec["components"]["schemas"]
+    seen = set()
+    n = 0
+
+    def walk(node):
+        nonlocal n
+        if isinstance(node, list):
+            for x in node:
+                walk(x)
+            return
+        if not isinstance(node, dict):
+            return
+        if "$ref" in node:
+            name = node["$ref"].split("/")[-1]
+            if name not in seen:
+                seen.add(name)
+                walk(schemas[name])
+            return
+        data = node.get("properties", {}).get("data")
+        if "event" in node.get("properties", {}) and isinstance(data, dict):
+            target = resolve(spec, data)
+            if target.get("type") != "string":
+                node["properties"]["data"] = mark({
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": data,
+                }, "O19-event-data-json")
+                n += 1
+        for key in ("oneOf", "anyOf", "allOf"):
+            walk(node.get(key, []))
+
+    for _, _, op in operations(spec):
+        for response in op.get("responses", {}).values():
+            stream = response.get("content", {}).get("text/event-stream")
+            if stream and "schema" in stream:
+                walk(stream["schema"])
+    return n
+
+
 CHANGES = [
     id_patterns,
     limits,
@@ -461,11 +482,11 @@ CHANGES = [
     metadata_limits,
     truncation_needs_count,
     tool_call_id_required,
-    no_inline_vector_stores,
     chunk_overlap_not_negative,
     batch_ids_xor_files,
     search_query_not_empty,
     interoperable_integers,
+    stream_event_data_is_json,
 ]
 
 

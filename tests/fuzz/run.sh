@@ -118,7 +118,11 @@ assistant="$(curl -sf "$BASE_URL/assistants" -H "Authorization: Bearer $API_KEY"
 FUZZ_ASSISTANT_ID="$("$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$assistant")"
 echo "test assistant $FUZZ_ASSISTANT_ID"
 
-# 4. the spec copy with the documented exceptions, then schemathesis.
+# 4. the server's request-shape table is the spec's (src/api/shapes.rs), the spec copy with
+#    the documented exceptions, then schemathesis.
+step "request-shape table (src/api/shapes.rs) matches the spec"
+"$VENV/bin/python" "$FUZZ_DIR/shapes.py" "$SPEC" --check "$ROOT/src/api/shapes.rs"
+
 step "spec overlay"
 "$VENV/bin/python" "$FUZZ_DIR/overlay.py" "$SPEC" "$WORK/spec.json"
 

@@ -2,6 +2,8 @@
 //! on Azurite (a fresh container), and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod remote;
+
 use assistants::app::App;
 use assistants::config::Settings;
 use assistants::standin::StandIn;
@@ -186,6 +188,11 @@ impl Answer {
 }
 
 impl TestApp {
+    /// A client of this server for the helpers in `remote` (same key).
+    pub fn api(&self) -> remote::Api {
+        remote::Api::new(&self.base, &self.key)
+    }
+
     pub fn with_key(&self, key: &str) -> TestAppKey<'_> {
         TestAppKey {
             app: self,

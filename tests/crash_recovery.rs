@@ -1,0 +1,404 @@
+//! The server killed (SIGKILL) in the middle of runs, twice, with Azure storage and the
+//! Azure queue (on Azurite): queued runs, runs in their second turn after tool outputs,
+//! streamed runs, streamed runs in their second turn after a `file_search` call (the stream
+//! goes on in the same request), and message creates in flight. After each restart every
+//! run reaches a terminal status on its own: queued turns come back when their lease runs
+//! out (`WORK_LEASE_SECONDS`), streamed ones through their turn's watchdog item
+//! (`RUN_STALL_SECONDS`).
+//! Runs are watched through list calls, which (unlike a run read) never re-queue anything.
+//! Afterwards each run has exactly one answer and consistent steps, and every message whose
+//! create was answered 200 is there, once.
+
+mod support;
+
+use assistants::standin::{Response, StandIn};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::remote::{check_run, Api, ServerProcess, TERMINAL};
+use support::{azurite_connection_string, call, unique_name, KEY_A};
+
+const QUEUED: usize = 10;
+const WITH_TOOLS: usize = 4;
+const STREAMED: usize = 4;
+const STREAMED_SEARCH: usize = 2;
+
+/// A slow answer (about 3 s): the turns are in the middle of it when the server dies.
+fn slow(text: &str) -> Response {
+    Response {
+        text: Some(format!(
+            "{text}, an answer of many words that the model sends one at a time"
+        )),
+        chunk_delay_ms: 250,
+        ..Default::default()
+    }
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+}
+
+/// Starts a streamed run on a new thread; returns (thread, run) as soon as the run is
+/// announced and keeps reading the stream (until the server dies) in the background.
+async fn start_streamed(api: &Api, asst: &str, model: &str) -> (String, String) {
+    let response = api
+        .http
+        .post(format!("{}/threads/runs", api.base))
+        .bearer_auth(&api.key)
+        .header("OpenAI-Beta", "assistants=v2")
+        .json(
+            &json!({"assistant_id": asst, "model": model, "stream": true,
+            "thread": {"messages": [{"role": "user", "content": format!("streamed {model}")}]}}),
+        )
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let mut text = String::new();
+    let mut decoder = assistants::llm::sse::Decoder::default();
+    while let Some(Ok(chunk)) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        for (event, data) in decoder.feed_events(&chunk) {
+            if event.as_deref() == Some("thread.run.created") {
+                let run: Value = serde_json::from_str(&data).expect("run");
+                tokio::spawn(async move { while body.next().await.is_some() {} });
+                return (
+                    run["thread_id"].as_str().unwrap().to_string(),
+                    run["id"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    panic!("no thread.run.created in {text}");
+}
+
+/// The status of every run, read through list calls only.
+async fn statuses(api: &Api, runs: &[(String, String)]) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (tid, rid) in runs {
+        if let Ok(answer) = api
+            .try_call(reqwest::Method::GET, &format!("/threads/{tid}/runs"), None)
+            .await
+        {
+            for run in answer.body["data"].as_array().cloned().unwrap_or_default() {
+                if run["id"] == rid.as_str() {
+                    out.insert(rid.clone(), run["status"].as_str().unwrap().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn wait_all(api: &Api, runs: &[(String, String)], until: &[&str], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = statuses(api, runs).await;
+        let pending: Vec<_> = runs
+            .iter()
+            .filter(|(_, rid)| !now.get(rid).is_some_and(|s| until.contains(&s.as_str())))
+            .map(|(_, rid)| (rid.clone(), now.get(rid).cloned()))
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "runs not {until:?} after {timeout:?}: {pending:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_in_the_middle_of_runs_twice() {
+    let llm = StandIn::new();
+    let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let base_url = format!("http://{llm_addr}/v1");
+    let connection = azurite_connection_string();
+    let (container, queue) = (unique_name("crash"), unique_name("crash"));
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(
+        &[
+            ("STORAGE", "azure"),
+            ("STORAGE_CONNECTION_STRING", &connection),
+            ("STORAGE_CONTAINER", &container),
+            ("QUEUE_NAME", &queue),
+            ("OPENAI_BASE_URL", &base_url),
+            ("WORK_LEASE_SECONDS", "3"),
+            ("RUN_STALL_SECONDS", "6"),
+            ("QUEUE_POLL_MAX_MS", "200"),
+        ],
+        &logs.path().join("server.log"),
+    )
+    .await;
+    let api = server.api(KEY_A);
+    let asst = api
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [weather_tool()]}),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Each run has a model of its own; every turn of it answers slowly twice (the first
+    // delivery and the one after the first crash), then the stand-in echoes.
+    let mut runs: Vec<(String, String)> = Vec::new();
+    let mut tool_runs: Vec<(String, String)> = Vec::new();
+    for i in 0..WITH_TOOLS {
+        let model = format!("tools-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                call(&[("get_weather", r#"{"city":"Oslo"}"#)]),
+                slow(&format!("cold in Oslo {i}")),
+                slow(&format!("cold in Oslo {i}")),
+            ],
+        );
+        let run = api
+            .post(
+                "/threads/runs",
+                json!({"assistant_id": asst, "model": model,
+                "thread": {"messages": [{"role": "user", "content": format!("weather {i}")}]}}),
+            )
+            .await
+            .ok();
+        tool_runs.push((
+            run["thread_id"].as_str().unwrap().to_string(),
+            run["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    wait_all(
+        &api,
+        &tool_runs,
+        &["requires_action"],
+        Duration::from_secs(60),
+    )
+    .await;
+    for (tid, rid) in &tool_runs {
+        let run = api.get(&format!("/threads/{tid}/runs/{rid}")).await.ok();
+        let call_id = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"].clone();
+        api.post(
+            &format!("/threads/{tid}/runs/{rid}/submit_tool_outputs"),
+            json!({"tool_outputs": [{"tool_call_id": call_id, "output": "-3 C"}]}),
+        )
+        .await
+        .ok();
+    }
+    runs.extend(tool_runs.iter().cloned());
+    for i in 0..QUEUED {
+        let model = format!("queued-{i}");
+        llm.script(
+            Some(&model),
+            vec![slow(&format!("answer {i}")), slow(&format!("answer {i}"))],
+        );
+        let run = api
+            .post(
+                "/threads/runs",
+                json!({"assistant_id": asst, "model": model,
+                "thread": {"messages": [{"role": "user", "content": format!("question {i}")}]}}),
+            )
+            .await
+            .ok();
+        runs.push((
+            run["thread_id"].as_str().unwrap().to_string(),
+            run["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    for i in 0..STREAMED {
+        let model = format!("streamed-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                slow(&format!("streamed answer {i}")),
+                slow(&format!("streamed answer {i}")),
+            ],
+        );
+        runs.push(start_streamed(&api, &asst, &model).await);
+    }
+    // Streamed runs whose first turn is a quick search (of no stores): the stream takes
+    // the second, slow turn at once, in the same request.
+    let search_asst = api
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "file_search"}]}),
+        )
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut search_runs: Vec<(String, String)> = Vec::new();
+    for i in 0..STREAMED_SEARCH {
+        let model = format!("search-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                call(&[("file_search", r#"{"queries":["anything"]}"#)]),
+                slow(&format!("found nothing {i}")),
+                slow(&format!("found nothing {i}")),
+            ],
+        );
+        search_runs.push(start_streamed(&api, &search_asst, &model).await);
+    }
+    runs.extend(search_runs.iter().cloned());
+
+    // Messages created on threads of their own, up to the moment of the crash; those
+    // answered 200 must all survive.
+    let acknowledged: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let side_thread = api.post("/threads", json!({})).await.ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let writer = {
+        let (api, acknowledged, tid) = (api.clone(), acknowledged.clone(), side_thread.clone());
+        tokio::spawn(async move {
+            for i in 0.. {
+                let body = json!({"role": "user", "content": format!("note {i}")});
+                match api
+                    .try_call(
+                        reqwest::Method::POST,
+                        &format!("/threads/{tid}/messages"),
+                        Some(body),
+                    )
+                    .await
+                {
+                    Ok(a) if a.status == 200 => acknowledged.lock().unwrap().push((
+                        a.body["id"].as_str().unwrap().to_string(),
+                        format!("note {i}"),
+                    )),
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
+    };
+
+    // Kill once most turns are under way.
+    wait_all(
+        &api,
+        &runs[..WITH_TOOLS + QUEUED / 2],
+        &["in_progress", "completed"],
+        Duration::from_secs(60),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Which streamed search runs are in their second turn (the search step completed).
+    let mut in_second_turn = 0;
+    for (tid, rid) in &search_runs {
+        let steps = api
+            .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
+            .await;
+        if steps
+            .iter()
+            .any(|s| s["type"] == "tool_calls" && s["status"] == "completed")
+        {
+            in_second_turn += 1;
+        }
+    }
+    let before = statuses(&api, &runs).await;
+    server.kill();
+    assert!(
+        in_second_turn >= 1,
+        "no streamed search run in its second turn at the crash: {before:?}"
+    );
+    let interrupted = before.values().filter(|s| *s == "in_progress").count();
+    assert!(
+        interrupted >= 3,
+        "few turns under way at the crash: {before:?}"
+    );
+    server.restart().await;
+    // Kill again while the recovered turns run.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    server.kill();
+    server.restart().await;
+
+    wait_all(&api, &runs, TERMINAL, Duration::from_secs(120)).await;
+    writer.abort();
+
+    for (tid, rid) in &runs {
+        let state = check_run(&api, tid, rid).await;
+        assert_eq!(state.run["status"], "completed", "{}", state.run);
+        assert_eq!(state.answers().len(), 1, "one answer: {:?}", state.messages);
+        // The thread holds its user message(s) and the one answer, nothing twice.
+        let messages = api.list_all(&format!("/threads/{tid}/messages")).await;
+        let ids: HashSet<&str> = messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), messages.len(), "duplicate ids: {messages:?}");
+        let users = messages.iter().filter(|m| m["role"] == "user").count();
+        assert_eq!(users, 1, "{messages:?}");
+        assert_eq!(messages.len(), 2, "{messages:?}");
+    }
+    for (tid, rid) in &tool_runs {
+        let steps = api
+            .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
+            .await;
+        let kinds: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|s| (s["type"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("tool_calls", "completed"),
+                ("message_creation", "completed")
+            ],
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps[0]["step_details"]["tool_calls"][0]["function"]["output"],
+            "-3 C"
+        );
+    }
+    for (tid, rid) in &search_runs {
+        let steps = api
+            .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
+            .await;
+        let kinds: Vec<(&str, &str)> = steps
+            .iter()
+            .map(|s| (s["type"].as_str().unwrap(), s["status"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("tool_calls", "completed"),
+                ("message_creation", "completed")
+            ],
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps[0]["step_details"]["tool_calls"][0]["type"],
+            "file_search"
+        );
+    }
+    // The interrupted turns were answered again: more model calls than turns.
+    let turns = runs.len() + tool_runs.len() + search_runs.len();
+    assert!(
+        llm.requests().len() >= turns + interrupted,
+        "{} model calls for {turns} turns, {interrupted} interrupted",
+        llm.requests().len()
+    );
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(!acknowledged.is_empty());
+    let stored = api
+        .list_all(&format!("/threads/{side_thread}/messages"))
+        .await;
+    let stored: HashMap<&str, &str> = stored
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_str().unwrap(),
+                m["content"][0]["text"]["value"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for (id, text) in &acknowledged {
+        assert_eq!(stored.get(id.as_str()), Some(&text.as_str()), "lost {id}");
+    }
+    server.stop();
+}
