@@ -7,8 +7,8 @@
 //! it has gone quiet after being busy, and the resident size is more than
 //! `TRIM_ABOVE_START` above what it was at start, it calls `malloc_trim` once, and once more
 //! `RETRIM_AFTER` later if the process stayed quiet and is still that large: what the burst
-//! left behind is freed late too (pooled connections close after their idle timeout, 30 s
-//! for the storage client), after the first trim. Only on glibc on Linux; elsewhere it does
+//! left behind is freed late too (pooled connections and idle blocking-pool threads go
+//! after their idle timeouts), after the first trim. Only on glibc on Linux; elsewhere it does
 //! nothing.
 
 use std::time::Duration;
@@ -19,8 +19,9 @@ const CHECK_EVERY: Duration = Duration::from_secs(5);
 const QUIET_CPU: Duration = Duration::from_millis(100);
 /// Growth of the resident size since start that is worth a trim.
 const TRIM_ABOVE_START: u64 = 4 * 1024 * 1024;
-/// Quiet checks after a trim before the second one (35 s: past the storage client's 30 s
-/// idle-connection timeout).
+/// Quiet checks after a trim before the second one (35 s: what a burst leaves is freed
+/// late too, e.g. connections of the storage pool and the blocking pool's threads, which
+/// exit after 10 s idle).
 const RETRIM_AFTER: u32 = 7;
 
 /// Starts the trimmer on the current runtime; it runs until the task is aborted or the

@@ -36,6 +36,8 @@ pub struct AzureBlobStore {
 /// from the same region; a 4 MiB block upload needs more than 3 Mbit/s.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle storage connection is kept for reuse (see `http_client`).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The HTTP client for Azure Storage calls, shared by one app's blob store and queue (one
 /// connection pool, one TLS configuration). azure_core 0.21's default transport turns
@@ -45,11 +47,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// connections belong to the tokio runtime that opened them.
 pub fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
-        // Drop idle connections before servers and load balancers do (Azure's close idle
-        // connections after minutes). A server that closes one first (Azurite after 5 s) is
-        // noticed and the connection is not reused; a request that races such a close fails
-        // with an I/O error before the server took it, and the SDK's retry policy retries it.
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Drop idle connections before the server does: Azure's load balancers keep them
+        // for minutes, Azurite (Node's default keep-alive) for 5 s. A pooled connection the
+        // server already closed fails the request that takes it with an I/O error, and after
+        // a burst the pool holds dozens of them: a quiet spell longer than the server's
+        // keep-alive made every retry of a request take another dead one, so requests failed
+        // in batches with "retry policy expired" (seen in the soak and under the Functions
+        // emulator). 4 s is below both.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .build()
