@@ -50,6 +50,7 @@ class Stats:
         self.runs: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.error_examples: list[str] = []
+        self.started = time.monotonic()
 
     def response(self, status: int) -> None:
         with self.lock:
@@ -68,24 +69,59 @@ class Stats:
         with self.lock:
             self.errors[operation] += 1
             if len(self.error_examples) < 20:
-                self.error_examples.append(f"{operation}: {detail[:500]}")
+                at = time.monotonic() - self.started
+                self.error_examples.append(f"{at:.0f} s, {operation}: {detail[:500]}")
 
 
 def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+    """Resident memory of `pid`, 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return 0
 
 
 def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
 
 
 def load_average() -> str:
     with open("/proc/loadavg", encoding="utf-8") as f:
         return " ".join(f.read().split()[:3])
+
+
+class StorageProbe(threading.Thread):
+    """Times a request to Azurite every second (an unauthenticated list: answered 403 at
+    once by a responsive Azurite), so that a stall of the storage itself shows in the report
+    beside the errors it causes."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url.rstrip("/") + "?comp=list"
+        self.stopped = threading.Event()
+        self.started = time.monotonic()
+        self.slow: list[tuple[int, float]] = []  # (seconds into the soak, seconds taken)
+        self.longest = 0.0
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            began = time.monotonic()
+            try:
+                urllib.request.urlopen(self.url, timeout=300).read()
+            except Exception:  # noqa: BLE001 - a 403 (or any answer) is an answer
+                pass
+            took = time.monotonic() - began
+            self.longest = max(self.longest, took)
+            if took >= 1.0:
+                self.slow.append((round(began - self.started), round(took, 1)))
+            time.sleep(max(0.0, 1.0 - took))
 
 
 def script(standin_url: str, model: str, responses: list[dict]) -> None:
@@ -158,7 +194,11 @@ class Worker(threading.Thread):
                 operation()
                 self.stats.done(name)
             except Exception as e:  # noqa: BLE001 - every failure is counted, then go on
-                self.stats.error(name, f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=3)}")
+                request = getattr(e, "request", None)
+                where = f" ({request.method} {request.url.path})" if request is not None else ""
+                self.stats.error(
+                    name, f"{type(e).__name__}{where}: {e}\n{traceback.format_exc(limit=3)}"
+                )
             finally:
                 self.expected = set()
 
@@ -337,17 +377,23 @@ def main() -> int:
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--standin-url", required=True)
     parser.add_argument("--server-pid", type=int, required=True)
+    parser.add_argument("--azurite-pid", type=int)
+    parser.add_argument("--azurite-url", help="Azurite's blob endpoint, probed every second")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--report")
     args = parser.parse_args()
 
     stats = Stats()
+    azurite = [(0, rss_kib(args.azurite_pid))] if args.azurite_pid else []
     rss_start = rss_kib(args.server_pid)
     fds_start = open_fds(args.server_pid)
     load_start = load_average()
     started = time.monotonic()
     stop_at = started + args.seconds
+    probe = StorageProbe(args.azurite_url) if args.azurite_url else None
+    if probe:
+        probe.start()
     workers = [Worker(n, args, stats, stop_at) for n in range(args.workers)]
     for w in workers:
         w.start()
@@ -359,14 +405,21 @@ def main() -> int:
         if elapsed - samples[-1][0] >= 30:
             samples.append((round(elapsed), rss_kib(args.server_pid)))
             fd_samples.append((round(elapsed), open_fds(args.server_pid)))
+            if azurite:
+                azurite.append((round(elapsed), rss_kib(args.azurite_pid)))
     elapsed = time.monotonic() - started
     load_end = load_average()
     # Work still queued when the clients stop (deletes, delayed watchdog items) settles.
     time.sleep(5)
+    if probe:
+        probe.stopped.set()
+        probe.join()
     rss_end = rss_kib(args.server_pid)
     fds_end = open_fds(args.server_pid)
     samples.append((round(elapsed), rss_end))
     fd_samples.append((round(elapsed), fds_end))
+    if azurite:
+        azurite.append((round(elapsed), rss_kib(args.azurite_pid)))
     figures = {
         "seconds": round(elapsed, 1),
         "workers": args.workers,
@@ -382,6 +435,9 @@ def main() -> int:
         "rss_kib_end": rss_end,
         "rss_kib_samples": samples,
         "open_fds_samples": fd_samples,
+        "azurite_rss_kib_samples": azurite,
+        "azurite_probe_longest_seconds": round(probe.longest, 1) if probe else None,
+        "azurite_probe_slow": probe.slow if probe else None,
         "load_average_start": load_start,
         "load_average_end": load_end,
     }
@@ -396,6 +452,10 @@ def main() -> int:
         f"every 30 s: {', '.join(f'{kib / 1024:.1f}' for _, kib in samples)} MiB",
         f"- server open file descriptors: {fds_start} at the start, {fds_end} at the end; "
         f"every 30 s: {', '.join(str(n) for _, n in fd_samples)}",
+        f"- Azurite RSS every 30 s: {', '.join(f'{kib / 1024:.0f}' for _, kib in azurite)} MiB",
+        f"- Azurite probe (a request every second): longest answer "
+        f"{probe.longest if probe else 0:.1f} s; answers of 1 s or more (at s, took s): "
+        f"{probe.slow if probe else None}",
         f"- load average (1, 5, 15 min): {load_start} at the start, {load_end} at the end",
     ]
     for example in stats.error_examples:

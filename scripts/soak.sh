@@ -58,6 +58,7 @@ stop() {
             wait "$pid" 2>/dev/null || true
         fi
     done
+    [[ -n "${AZURITE_LOG:-}" && -f "$AZURITE_LOG" ]] && cp "$AZURITE_LOG" "$(dirname "$REPORT")/azurite.log"
     azurite_stop
     [[ -f "$WORK/server.log" ]] && cp "$WORK/server.log" "$(dirname "$REPORT")/server.log"
     rm -rf "$WORK"
@@ -95,8 +96,10 @@ done
 step "workload: $SECONDS_TO_RUN s, $WORKERS workers"
 rc=0
 "$VENV/bin/python" scripts/soak.py --base-url "$BASE_URL" --standin-url "$STANDIN_URL" \
-    --server-pid "$SERVER_PID" --seconds "$SECONDS_TO_RUN" --workers "$WORKERS" \
+    --server-pid "$SERVER_PID" --azurite-pid "$AZURITE_PID" \
+    --azurite-url "http://127.0.0.1:$AZURITE_BLOB_PORT/devstoreaccount1" --seconds "$SECONDS_TO_RUN" --workers "$WORKERS" \
     --report "$REPORT" || rc=$?
 kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server died during the soak" >&2; rc=1; }
-echo "report: ${REPORT#"$ROOT"/} (server log beside it)"
+kill -0 "$AZURITE_PID" 2>/dev/null || { echo "Azurite died during the soak" >&2; rc=1; }
+echo "report: ${REPORT#"$ROOT"/} (server and Azurite logs beside it)"
 exit "$rc"
