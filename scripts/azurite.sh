@@ -7,8 +7,14 @@
 # Run:       scripts/azurite.sh                 # start, print the exports, wait (Ctrl-C stops)
 #            scripts/azurite.sh -- CMD ARGS...  # run CMD with Azurite up, stop it afterwards
 #
-# Azurite keeps everything in memory (--inMemoryPersistence; never combined with --location),
-# runs from a private temp dir, and logs to $AZURITE_LOG.
+# Azurite runs from a private temp dir and logs to $AZURITE_LOG. It keeps everything in memory
+# (--inMemoryPersistence; never combined with --location), unless AZURITE_PERSISTENCE=disk:
+# then data and extents go to files in the temp dir (Azurite's default mode). Long runs (the
+# soak) need disk: in memory every blob or message write is an extent of its own, and the
+# periodic mark-and-sweep removes each unreferenced one with a linear scan of the extent
+# table, blocking Node's event loop: the queue's sweep every 60 s pauses Azurite for seconds,
+# growing with the load, and the blob sweep 10 min after start for many minutes. On disk,
+# writes share 64 MB extent files and the sweeps have little to do.
 
 _AZURITE_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 AZURITE_ACCOUNT_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
@@ -45,9 +51,18 @@ azurite_start() {
     read -r AZURITE_BLOB_PORT AZURITE_QUEUE_PORT AZURITE_TABLE_PORT <<<"$ports"
     AZURITE_WORKDIR="$(mktemp -d "${TMPDIR:-/tmp}/azurite.XXXXXX")"
     AZURITE_LOG="${AZURITE_WORKDIR}/azurite.log"
+    local persistence=(--inMemoryPersistence)
+    case "${AZURITE_PERSISTENCE:-memory}" in
+        memory) ;;
+        disk) persistence=(--location "$AZURITE_WORKDIR/data") ;;
+        *)
+            echo "azurite.sh: AZURITE_PERSISTENCE is memory or disk, not '$AZURITE_PERSISTENCE'" >&2
+            return 1
+            ;;
+    esac
 
     # Run from the temp dir so nothing Azurite writes lands in the repository.
-    (cd "$AZURITE_WORKDIR" && exec "$bin" --silent --inMemoryPersistence --skipApiVersionCheck \
+    (cd "$AZURITE_WORKDIR" && exec "$bin" --silent "${persistence[@]}" --skipApiVersionCheck \
         --disableTelemetry \
         --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 \
         --blobPort "$AZURITE_BLOB_PORT" --queuePort "$AZURITE_QUEUE_PORT" \

@@ -114,7 +114,7 @@ class StorageProbe(threading.Thread):
         while not self.stopped.is_set():
             began = time.monotonic()
             try:
-                urllib.request.urlopen(self.url, timeout=300).read()
+                urllib.request.urlopen(self.url, timeout=30).read()
             except Exception:  # noqa: BLE001 - a 403 (or any answer) is an answer
                 pass
             took = time.monotonic() - began

@@ -66,8 +66,8 @@ stop() {
 trap stop EXIT
 trap 'exit 130' INT TERM
 
-step "Azurite, stand-in, server"
-azurite_start
+step "Azurite (on disk: see scripts/azurite.sh), stand-in, server"
+AZURITE_PERSISTENCE=disk azurite_start
 "$STANDIN_BIN" 0 >"$WORK/standin.out" 2>"$WORK/standin.log" </dev/null &
 STANDIN_PID=$!
 STANDIN_URL=""
