@@ -2,17 +2,19 @@
 """The soak workload (scripts/soak.sh starts the services and runs this).
 
     soak.py --base-url URL --standin-url URL --server-pid PID --seconds N [--workers W]
-            [--report FILE]
+            [--report FILE] [--azurite-pid PID] [--azurite-url BLOB_ENDPOINT]
 
 W workers (threads), each with its own OpenAI client (the official Python SDK), repeat a
 mixed workload until the time is up: assistant and thread CRUD with messages, queued runs
 (create_and_poll), streamed runs (runs.stream), function calls answered with
 submit_tool_outputs (the stand-in is scripted per call through its /_script endpoint), runs
 cancelled while the model answers slowly, file_search runs over a fresh vector store (queued
-and streamed in turn) and code_interpreter runs in the local sandbox. Every HTTP exchange is counted through httpx
-event hooks; an error is any exception, any 5xx, any 4xx the workload did not ask for, or a
-run that does not end as expected. The server's resident memory and open file descriptors are
-sampled every 30 s from /proc. The report (Markdown, with the figures as JSON at the end) goes to stdout and FILE.
+and streamed in turn) and code_interpreter runs in the local sandbox. Every HTTP exchange is
+counted through httpx event hooks; an error is any exception, any 5xx, any 4xx the workload
+did not ask for, or a run that does not end as expected. The server's resident memory and
+open file descriptors are sampled every 30 s from /proc (Azurite's RSS too, given its pid),
+and Azurite, given its blob endpoint, is probed every second. The report (Markdown, with the
+figures as JSON at the end) goes to stdout and FILE.
 """
 
 from __future__ import annotations
