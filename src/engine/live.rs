@@ -381,16 +381,21 @@ impl<'a> LiveTurn<'a> {
         let (found, settled) = citations::scan(&self.text, self.cited_upto, &self.sources);
         self.cited_upto = settled;
         for f in found {
-            let mut annotation = f.annotation;
-            annotation["index"] = json!(self.annotations_sent);
-            self.annotations_sent += 1;
-            self.sink.emit(
-                "thread.message.delta",
-                json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
-                    "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
-                }}),
-            );
+            self.stream_annotation(f.annotation);
         }
+    }
+
+    /// Sends one annotation of the open message's text as a delta, numbered in the order
+    /// sent (citations while the text arrives, `file_path` ones at the end).
+    fn stream_annotation(&mut self, mut annotation: Value) {
+        annotation["index"] = json!(self.annotations_sent);
+        self.annotations_sent += 1;
+        self.sink.emit(
+            "thread.message.delta",
+            json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
+                "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
+            }}),
+        );
     }
 
     /// Ends the open message with its final (stored) form. Its `file_path` annotations
@@ -404,15 +409,7 @@ impl<'a> LiveTurn<'a> {
                 continue;
             };
             for annotation in text.annotations.iter().filter(|a| a["type"] == "file_path") {
-                let mut annotation = annotation.clone();
-                annotation["index"] = json!(self.annotations_sent);
-                self.annotations_sent += 1;
-                self.sink.emit(
-                    "thread.message.delta",
-                    json!({"id": self.message_id(), "object": "thread.message.delta", "delta": {
-                        "content": [{"index": self.text_index(), "type": "text", "text": {"annotations": [annotation]}}],
-                    }}),
-                );
+                self.stream_annotation(annotation.clone());
             }
         }
         let event = if message.status == "incomplete" {
