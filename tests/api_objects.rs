@@ -190,22 +190,7 @@ async fn message_lifecycle_test(backend: Backend) {
         .await
         .error(400);
     assert_eq!(e["param"], "attachments[0].file_id");
-    let form = reqwest::multipart::Form::new()
-        .text("purpose", "assistants")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"notes".to_vec()).file_name("notes.txt"),
-        );
-    let uploaded: Value = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let file_id = id(&uploaded);
+    let file_id = app.upload(b"notes", "notes.txt").await;
     let m2 = app
         .post(
             &format!("/threads/{tid}/messages"),

@@ -7,7 +7,6 @@
 
 mod support;
 
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{call, say, spawn_app_with, Backend, TestApp};
@@ -44,21 +43,6 @@ async fn app(backend: Backend, dir: &tempfile::TempDir) -> TestApp {
     .await
 }
 
-async fn upload(app: &TestApp, bytes: &[u8], filename: &str) -> String {
-    let form = Form::new().text("purpose", "assistants").part(
-        "file",
-        Part::bytes(bytes.to_vec()).file_name(filename.to_string()),
-    );
-    let r = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    id(&r.json::<Value>().await.unwrap())
-}
-
 fn chat_requests(app: &TestApp) -> Vec<Value> {
     app.llm
         .requests()
@@ -79,7 +63,7 @@ fn code_args(code: &str) -> String {
 async fn csv_and_plot_test(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let app = app(backend, &dir).await;
-    let csv = upload(&app, SALES.as_bytes(), "sales.csv").await;
+    let csv = app.upload(SALES.as_bytes(), "sales.csv").await;
     let asst = id(&app
         .post(
             "/assistants",

@@ -234,12 +234,10 @@ async fn two_instances_share_200_runs() {
             let api = apis[i % 2].clone();
             let asst = asst.clone();
             async move {
-                let run = api
-                    .post("/threads/runs", json!({"assistant_id": asst, "model": format!("m-{i}"),
-                        "thread": {"messages": [{"role": "user", "content": format!("question {i}")}]}}))
-                    .await
-                    .ok();
-                (i, run["thread_id"].as_str().unwrap().to_string(), id(&run))
+                let (tid, rid) = api
+                    .create_thread_and_run(&asst, Some(&format!("m-{i}")), &format!("question {i}"))
+                    .await;
+                (i, tid, rid)
             }
         })
         .buffer_unordered(16)

@@ -162,18 +162,10 @@ async fn killed_in_the_middle_of_runs_twice() {
                 slow(&format!("cold in Oslo {i}")),
             ],
         );
-        let run = api
-            .post(
-                "/threads/runs",
-                json!({"assistant_id": asst, "model": model,
-                "thread": {"messages": [{"role": "user", "content": format!("weather {i}")}]}}),
-            )
-            .await
-            .ok();
-        tool_runs.push((
-            run["thread_id"].as_str().unwrap().to_string(),
-            run["id"].as_str().unwrap().to_string(),
-        ));
+        tool_runs.push(
+            api.create_thread_and_run(&asst, Some(&model), &format!("weather {i}"))
+                .await,
+        );
     }
     wait_all(
         &api,
@@ -199,18 +191,10 @@ async fn killed_in_the_middle_of_runs_twice() {
             Some(&model),
             vec![slow(&format!("answer {i}")), slow(&format!("answer {i}"))],
         );
-        let run = api
-            .post(
-                "/threads/runs",
-                json!({"assistant_id": asst, "model": model,
-                "thread": {"messages": [{"role": "user", "content": format!("question {i}")}]}}),
-            )
-            .await
-            .ok();
-        runs.push((
-            run["thread_id"].as_str().unwrap().to_string(),
-            run["id"].as_str().unwrap().to_string(),
-        ));
+        runs.push(
+            api.create_thread_and_run(&asst, Some(&model), &format!("question {i}"))
+                .await,
+        );
     }
     for i in 0..STREAMED {
         let model = format!("streamed-{i}");

@@ -6,27 +6,9 @@
 
 mod support;
 
-use reqwest::multipart::{Form, Part};
-use reqwest::Method;
 use serde_json::{json, Value};
 use std::io::Write;
 use support::{spawn_app, Backend, TestApp};
-
-async fn upload(app: &TestApp, bytes: &[u8], filename: &str) -> String {
-    let form = Form::new().text("purpose", "assistants").part(
-        "file",
-        Part::bytes(bytes.to_vec()).file_name(filename.to_string()),
-    );
-    let r = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
 
 async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..800 {
@@ -150,37 +132,33 @@ const BREAD: [&str; 3] = [
 
 async fn pdf_and_docx_are_searchable_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let telescope = upload(&app, &pdf(&TELESCOPE), "hubble.pdf").await;
-    let bread = upload(&app, &docx(&BREAD), "sourdough.docx").await;
+    let telescope = app.upload(&pdf(&TELESCOPE), "hubble.pdf").await;
+    let bread = app.upload(&docx(&BREAD), "sourdough.docx").await;
     // Files made by LibreOffice (embedded font subsets, compressed streams, styles).
-    let office_pdf = upload(
-        &app,
-        include_bytes!("fixtures/glaciers.pdf"),
-        "glaciers.pdf",
-    )
-    .await;
-    let office_docx = upload(
-        &app,
-        include_bytes!("fixtures/lighthouses.docx"),
-        "lighthouses.docx",
-    )
-    .await;
+    let office_pdf = app
+        .upload(include_bytes!("fixtures/glaciers.pdf"), "glaciers.pdf")
+        .await;
+    let office_docx = app
+        .upload(
+            include_bytes!("fixtures/lighthouses.docx"),
+            "lighthouses.docx",
+        )
+        .await;
     // Broken: a PDF cut off after its header, a "PDF" that is not one, and a DOCX that is
     // a zip without a document.
     let full = pdf(&TELESCOPE);
-    let truncated = upload(&app, &full[..full.len() / 3], "cut.pdf").await;
-    let not_pdf = upload(&app, b"just some words, no PDF at all", "fake.pdf").await;
+    let truncated = app.upload(&full[..full.len() / 3], "cut.pdf").await;
+    let not_pdf = app
+        .upload(b"just some words, no PDF at all", "fake.pdf")
+        .await;
     let mut empty_zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     empty_zip
         .start_file("readme.txt", zip::write::SimpleFileOptions::default())
         .unwrap();
     empty_zip.write_all(b"not a document").unwrap();
-    let no_document = upload(
-        &app,
-        &empty_zip.finish().unwrap().into_inner(),
-        "empty.docx",
-    )
-    .await;
+    let no_document = app
+        .upload(&empty_zip.finish().unwrap().into_inner(), "empty.docx")
+        .await;
 
     let vs_id = app
         .post(

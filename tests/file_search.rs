@@ -6,7 +6,6 @@
 
 mod support;
 
-use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{call, say, spawn_app, Backend, TestApp};
@@ -20,21 +19,6 @@ const SOUP: &str =
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
-}
-
-async fn upload(app: &TestApp, text: &str, filename: &str) -> String {
-    let form = Form::new().text("purpose", "assistants").part(
-        "file",
-        Part::bytes(text.as_bytes().to_vec()).file_name(filename.to_string()),
-    );
-    let r = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    id(&r.json::<Value>().await.unwrap())
 }
 
 async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
@@ -72,8 +56,8 @@ fn chat_requests(app: &TestApp) -> Vec<Value> {
 
 async fn run_with_citations_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO, "norway.txt").await;
-    let soup = upload(&app, SOUP, "soup.md").await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
+    let soup = app.upload(SOUP.as_bytes(), "soup.md").await;
     let vs = ready_store(&app, &[&oslo, &soup]).await;
     let asst = id(&app
         .post(
@@ -207,8 +191,8 @@ both_backends!(run_with_citations, run_with_citations_test);
 
 async fn attachments_make_a_thread_store_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO, "norway.txt").await;
-    let soup = upload(&app, SOUP, "soup.md").await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
+    let soup = app.upload(SOUP.as_bytes(), "soup.md").await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -255,7 +239,7 @@ async fn attachments_make_a_thread_store_test(backend: Backend) {
     assert_eq!(vs["expires_after"]["days"], 7);
 
     // A second message's attachment goes into the same store.
-    let third = upload(&app, "Basil is a herb.", "herbs.txt").await;
+    let third = app.upload("Basil is a herb.".as_bytes(), "herbs.txt").await;
     app.post(
         &format!("/threads/{thread_id}/messages"),
         json!({"role": "user", "content": "and basil?",
@@ -308,7 +292,7 @@ both_backends!(
 
 async fn vector_stores_helper_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO, "norway.txt").await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
     let thread = app
         .post(
             "/threads",
@@ -412,7 +396,7 @@ async fn stream(app: &TestApp, path: &str, mut body: Value) -> Vec<(String, Valu
 
 async fn streamed_search_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO, "norway.txt").await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
     let vs = ready_store(&app, &[&oslo]).await;
     let asst = id(&app
         .post(
@@ -507,7 +491,7 @@ both_backends!(streamed_search, streamed_search_test);
 
 async fn search_with_a_client_function_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO, "norway.txt").await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
     let vs = ready_store(&app, &[&oslo]).await;
     let asst = id(&app
         .post(

@@ -324,47 +324,25 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
         .post("/assistants", json!({"model": "m", "tools": [tool]}))
         .await
         .ok());
-    let run = api
-        .post(
-            "/threads/runs",
-            json!({"assistant_id": asst,
-            "thread": {"messages": [{"role": "user", "content": "q"}]}}),
-        )
-        .await
-        .ok();
-    let (tid, rid) = (run["thread_id"].as_str().unwrap().to_string(), id(&run));
+    let (tid, rid) = api.create_thread_and_run(&asst, None, "q").await;
     api.wait_run(&tid, &rid, &["requires_action"], Duration::from_secs(20))
         .await;
     let message = api.list_all(&format!("/threads/{tid}/messages")).await;
     let step = api
         .list_all(&format!("/threads/{tid}/runs/{rid}/steps"))
         .await;
-    let form = reqwest::multipart::Form::new()
-        .text("purpose", "assistants")
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(b"tenant a's secret notes".to_vec()).file_name("a.txt"),
-        );
-    let file: Value = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let file = app.upload(b"tenant a's secret notes", "a.txt").await;
     let vs = id(&api.post("/vector_stores", json!({"name": "a"})).await.ok());
     api.post(
         &format!("/vector_stores/{vs}/files"),
-        json!({"file_id": id(&file)}),
+        json!({"file_id": file}),
     )
     .await
     .ok();
     let batch = api
         .post(
             &format!("/vector_stores/{vs}/file_batches"),
-            json!({"file_ids": [id(&file)]}),
+            json!({"file_ids": [file]}),
         )
         .await
         .ok();
@@ -374,7 +352,7 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
         ("m", id(&message[0])),
         ("r", rid),
         ("s", id(&step[0])),
-        ("f", id(&file)),
+        ("f", file),
         ("v", vs),
         ("b", id(&batch)),
     ])
@@ -652,15 +630,7 @@ async fn keys_never_reach_the_log() {
         .post("/assistants", json!({"model": "m", "tools": [tool]}))
         .await
         .ok());
-    let run = api
-        .post(
-            "/threads/runs",
-            json!({"assistant_id": asst,
-            "thread": {"messages": [{"role": "user", "content": "q"}]}}),
-        )
-        .await
-        .ok();
-    let (tid, rid) = (run["thread_id"].as_str().unwrap().to_string(), id(&run));
+    let (tid, rid) = api.create_thread_and_run(&asst, None, "q").await;
     let waiting = api
         .wait_run(&tid, &rid, &["requires_action"], Duration::from_secs(30))
         .await;

@@ -58,18 +58,7 @@ async fn azurite_stopped_during_a_run_and_started_again() {
     app.llm.script(None, vec![slow.clone(), slow]);
     let asst = api.post("/assistants", json!({"model": "m"})).await.ok();
     let asst = asst["id"].as_str().unwrap().to_string();
-    let run = api
-        .post(
-            "/threads/runs",
-            json!({"assistant_id": asst,
-                   "thread": {"messages": [{"role": "user", "content": "q"}]}}),
-        )
-        .await
-        .ok();
-    let (tid, rid) = (
-        run["thread_id"].as_str().unwrap().to_string(),
-        run["id"].as_str().unwrap().to_string(),
-    );
+    let (tid, rid) = api.create_thread_and_run(&asst, None, "q").await;
     api.wait_run(&tid, &rid, &["in_progress"], Duration::from_secs(20))
         .await;
 
@@ -135,21 +124,12 @@ async fn azurite_stopped_during_a_run_and_started_again() {
     let messages = api.list_all(&format!("/threads/{tid}/messages")).await;
     assert_eq!(messages.len(), 2, "{messages:?}");
     // And the service works as before.
-    let again = api
-        .post(
-            "/threads/runs",
-            json!({"assistant_id": asst,
-                   "thread": {"messages": [{"role": "user", "content": "again"}]}}),
-        )
-        .await
-        .ok();
-    let tid2 = again["thread_id"].as_str().unwrap();
-    let rid2 = again["id"].as_str().unwrap();
+    let (tid2, rid2) = api.create_thread_and_run(&asst, None, "again").await;
     let done = api
-        .wait_run(tid2, rid2, TERMINAL, Duration::from_secs(30))
+        .wait_run(&tid2, &rid2, TERMINAL, Duration::from_secs(30))
         .await;
     assert_eq!(done["status"], "completed");
-    check_run(&api, tid2, rid2).await;
+    check_run(&api, &tid2, &rid2).await;
 
     // Storage that accepts connections but does not answer (SIGSTOP): the same 503s, after
     // the transport's read timeout, instead of requests held forever.

@@ -3,26 +3,8 @@
 
 mod support;
 
-use reqwest::multipart::{Form, Part};
-use reqwest::Method;
 use serde_json::{json, Value};
 use support::{spawn_app, Backend, TestApp};
-
-async fn upload(app: &TestApp, text: &[u8], filename: &str) -> String {
-    let form = Form::new().text("purpose", "assistants").part(
-        "file",
-        Part::bytes(text.to_vec()).file_name(filename.to_string()),
-    );
-    let r = app
-        .raw(Method::POST, "/files")
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
 
 async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..400 {
@@ -43,14 +25,14 @@ const SOUP: &str =
 
 async fn ingest_and_search_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let oslo = upload(&app, OSLO.as_bytes(), "norway.txt").await;
-    let rust = upload(&app, RUST.as_bytes(), "rust.md").await;
-    let soup = upload(
-        &app,
-        format!("<html><body><h1>Soup</h1><p>{SOUP}</p></body></html>").as_bytes(),
-        "soup.html",
-    )
-    .await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
+    let rust = app.upload(RUST.as_bytes(), "rust.md").await;
+    let soup = app
+        .upload(
+            format!("<html><body><h1>Soup</h1><p>{SOUP}</p></body></html>").as_bytes(),
+            "soup.html",
+        )
+        .await;
     let vs = app
         .post(
             "/vector_stores",
@@ -228,9 +210,9 @@ both_backends!(ingest_and_search, ingest_and_search_test);
 
 async fn batches_and_bad_files_test(backend: Backend) {
     let app = spawn_app(backend).await;
-    let good = upload(&app, OSLO.as_bytes(), "a.txt").await;
-    let binary = upload(&app, &[0u8, 159, 146, 150, 0, 1], "blob.bin").await;
-    let broken_json = upload(&app, b"{\"unterminated\": ", "data.json").await;
+    let good = app.upload(OSLO.as_bytes(), "a.txt").await;
+    let binary = app.upload(&[0u8, 159, 146, 150, 0, 1], "blob.bin").await;
+    let broken_json = app.upload(b"{\"unterminated\": ", "data.json").await;
     let vs_id = app.post("/vector_stores", json!({})).await.ok()["id"]
         .as_str()
         .unwrap()

@@ -224,6 +224,25 @@ impl TestApp {
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(&self.key)
     }
+
+    /// Uploads `bytes` as `filename` with purpose `assistants` (must answer 200): its id.
+    pub async fn upload(&self, bytes: &[u8], filename: &str) -> String {
+        let form = reqwest::multipart::Form::new()
+            .text("purpose", "assistants")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(filename.to_string()),
+            );
+        let answer = self
+            .raw(Method::POST, "/files")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let file: Value = answer.json().await.unwrap();
+        file["id"].as_str().unwrap().to_string()
+    }
 }
 
 impl TestApp {

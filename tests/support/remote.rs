@@ -107,6 +107,26 @@ impl Api {
         }
     }
 
+    /// `POST /threads/runs`: a run of `assistant_id` (on `model`, if given) on a new thread
+    /// holding one user message; `(thread id, run id)`.
+    pub async fn create_thread_and_run(
+        &self,
+        assistant_id: &str,
+        model: Option<&str>,
+        content: &str,
+    ) -> (String, String) {
+        let mut body = json!({"assistant_id": assistant_id,
+            "thread": {"messages": [{"role": "user", "content": content}]}});
+        if let Some(model) = model {
+            body["model"] = json!(model);
+        }
+        let run = self.post("/threads/runs", body).await.ok();
+        (
+            run["thread_id"].as_str().unwrap().to_string(),
+            run["id"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Polls a run until its status is one of `until` (`timeout` at most).
     pub async fn wait_run(
         &self,
@@ -393,19 +413,8 @@ impl ServerProcess {
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -527,19 +536,8 @@ impl PrivateAzurite {
 
     /// Stops Azurite (SIGTERM, so it saves its data; SIGKILL after 10 s).
     pub fn pause(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 }
@@ -551,4 +549,20 @@ impl Drop for PrivateAzurite {
             let _ = child.wait();
         }
     }
+}
+
+/// SIGTERM, then SIGKILL if the process has not exited within 10 s.
+fn terminate(mut child: Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
