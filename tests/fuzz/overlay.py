@@ -3,7 +3,7 @@
 
     overlay.py SPEC_IN OUT.json
 
-The official file (shared/openai-assistants-openapi.yaml) is never edited. Each change below
+The official file (tests/spec/openai-assistants-openapi.yaml) is never edited. Each change below
 is a place where that spec is looser or stricter than the API it describes, so that
 schemathesis would otherwise report the server for doing what the real API did (or push it
 to do something the real API did not). Every change is listed, with its reason, in

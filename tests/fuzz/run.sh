@@ -12,7 +12,8 @@
 # known false positives (filtered.txt, for review) go to tests/fuzz/out/.
 #
 # Environment:
-#   FUZZ_SPEC          the spec (default: ../shared/openai-assistants-openapi.yaml beside the repo)
+#   FUZZ_SPEC          the spec (default: tests/spec/openai-assistants-openapi.yaml, the official
+#                      spec kept in the repository so that a clone alone runs the suite)
 #   FUZZ_MAX_EXAMPLES  test cases per operation and phase (default 25)
 #   FUZZ_SEED          hypothesis seed (default 1, so runs are repeatable; "random" for a new one)
 #   FUZZ_SKIP_BUILD=1  use target/debug as it is
@@ -23,7 +24,10 @@ FUZZ_DIR="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$FUZZ_DIR/../.." && pwd)"
 cd "$ROOT"
 
-SPEC="${FUZZ_SPEC:-$ROOT/../shared/openai-assistants-openapi.yaml}"
+SPEC="${FUZZ_SPEC:-$ROOT/tests/spec/openai-assistants-openapi.yaml}"
+# The team's copy beside the repository, where there is one, is the reference: the
+# repository's must not drift from it.
+SHARED_SPEC="$ROOT/../shared/openai-assistants-openapi.yaml"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-25}"
 SEED="${FUZZ_SEED:-1}"
 OUT="${FUZZ_OUT:-$FUZZ_DIR/out}"
@@ -34,6 +38,9 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { echo "tests/fuzz/run.sh: $*" >&2; exit 2; }
 
 [[ -f "$SPEC" ]] || die "spec not found: $SPEC (set FUZZ_SPEC)"
+if [[ -z "${FUZZ_SPEC:-}" && -f "$SHARED_SPEC" ]] && ! cmp -s "$SPEC" "$SHARED_SPEC"; then
+    die "$SPEC differs from $SHARED_SPEC: copy the shared one into the repository"
+fi
 
 # 1. schemathesis, pinned, in a venv of its own (reinstalled when requirements.txt changes).
 step "python venv (tests/fuzz/.venv)"

@@ -2,7 +2,7 @@
 Swagger UI page (`/docs/`).
 
 - The served document is valid OpenAPI 3.1 (openapi-spec-validator).
-- Every operation of the official spec (`../shared/openai-assistants-openapi.yaml`; the
+- Every operation of the official spec (`tests/spec/openai-assistants-openapi.yaml`; the
   service implements all 44) is in it, at the same path and method, with the same parameters
   (name, in, required).
 - The page and every file it loads are served with their content types, without a key, while
@@ -42,7 +42,7 @@ from run_helpers import WEATHER_TOOL, call
 pytestmark = pytest.mark.backends("local", "proxy")
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-OFFICIAL_SPEC = ROOT.parent / "shared" / "openai-assistants-openapi.yaml"
+OFFICIAL_SPEC = ROOT / "tests" / "spec" / "openai-assistants-openapi.yaml"
 METHODS = ("get", "post", "delete", "put", "patch")
 
 
