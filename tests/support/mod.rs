@@ -2,6 +2,7 @@
 //! on Azurite (a fresh container), and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod remote;
 
 use assistants::app::App;
