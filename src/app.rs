@@ -10,9 +10,9 @@ use crate::engine::Engine;
 use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
 use crate::llm::LlmClient;
 use crate::queue::azure::AzureQueue;
+use crate::queue::fair::TenantSlots;
 use crate::queue::local::LocalQueue;
 use crate::queue::{DynQueue, WorkHandler};
-use crate::retrieval::index::IndexCache;
 use crate::retrieval::{Embedder, Retrieval};
 use crate::store::azure::{self, request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
@@ -102,13 +102,13 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
     };
     let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
     let (embedding_backend, embedding_model) = settings.embedding.clone();
-    let retrieval = Arc::new(Retrieval {
-        embedder: Embedder::new(
+    let retrieval = Arc::new(Retrieval::new(
+        Embedder::new(
             LlmClient::new(embedding_backend, settings.runs.llm_idle_timeout),
             embedding_model,
         ),
-        cache: IndexCache::default(),
-    });
+        settings.ingest.clone(),
+    ));
     let engine = Arc::new(Engine::new(
         store.clone(),
         queue.clone(),
@@ -165,6 +165,8 @@ impl App {
         let functions = match (&stored, settings.custom_handler_port) {
             (Some(stored), Some(_)) => Some(FunctionsHost {
                 handler: stored.engine.clone(),
+                queue: stored.queue.clone(),
+                slots: TenantSlots::new(usize::MAX, settings.runs.work_tenant_concurrency),
                 max_attempts: settings.runs.work_max_attempts,
             }),
             _ => None,
@@ -209,11 +211,12 @@ impl App {
         let runs = &self.settings.runs;
         match &stored.queue_impl {
             Queue::Local(q) => q
-                .start(handler, runs.work_concurrency)
+                .start(handler, runs.work_concurrency, runs.work_tenant_concurrency)
                 .map(Some)
                 .map_err(|e| e.to_string()),
             Queue::Azure(q) => Ok(Some(q.start_poller(
                 handler,
+                TenantSlots::new(runs.work_concurrency, runs.work_tenant_concurrency),
                 runs.work_concurrency,
                 runs.work_max_attempts,
                 runs.queue_poll_max,

@@ -50,6 +50,8 @@ pub struct Settings {
     /// the model.
     pub embedding: (LlmBackend, String),
     pub runs: RunSettings,
+    /// Limits of vector-store file ingestion.
+    pub ingest: IngestSettings,
     /// What serves the API: the stored implementation, or a proxy to another server.
     pub backend: BackendSetting,
     /// The code_interpreter tool's executor (`CODE_INTERPRETER_*`).
@@ -92,6 +94,8 @@ pub struct RunSettings {
     pub work_max_attempts: u32,
     /// Work items processed at once by this instance.
     pub work_concurrency: usize,
+    /// Of those, at most this many of one tenant (the others wait their turn).
+    pub work_tenant_concurrency: usize,
     /// The Azure queue poller's longest wait between polls when idle.
     pub queue_poll_max: Duration,
     /// How long a work item the Azure queue poller took stays invisible (renewed while its
@@ -115,6 +119,7 @@ impl Default for RunSettings {
             llm_idle_timeout: Duration::from_secs(120),
             work_max_attempts: 5,
             work_concurrency: 64,
+            work_tenant_concurrency: 16,
             queue_poll_max: Duration::from_millis(1000),
             work_lease: Duration::from_secs(60),
             stall_after: Duration::from_secs(600),
@@ -122,6 +127,84 @@ impl Default for RunSettings {
             max_file_bytes: 512 * 1024 * 1024,
         }
     }
+}
+
+/// Limits of vector-store file ingestion: text is extracted in a child process (this
+/// binary, `__extract`) with these rlimits, so a hostile document can cost that process its
+/// life but never the service's (see `retrieval::extractor`).
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// The program run for extraction: this binary (a library embedder, such as the tests,
+    /// names the service binary).
+    pub extractor: PathBuf,
+    /// Files extracted and tokenized at once (a tenant gets at most half of them).
+    pub concurrency: usize,
+    /// Address-space limit of the extraction process.
+    pub memory_bytes: u64,
+    /// CPU-time limit of the extraction process (its wall-clock limit is twice that).
+    pub cpu_seconds: u64,
+    /// Most text taken out of one file; a file with more fails.
+    pub max_text_bytes: u64,
+    /// Most tokens of one file (OpenAI documents 5,000,000); a file with more fails.
+    pub max_tokens: usize,
+    /// Largest decompressed stream inside a document (a PDF stream, a DOCX part).
+    pub max_stream_bytes: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            extractor: std::env::current_exe()
+                .unwrap_or_else(|_| PathBuf::from("assistants-service")),
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            memory_bytes: 1024 << 20,
+            cpu_seconds: 60,
+            max_text_bytes: 32 << 20,
+            max_tokens: 5_000_000,
+            max_stream_bytes: 256 << 20,
+        }
+    }
+}
+
+fn ingest_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<IngestSettings, SettingError> {
+    let d = IngestSettings::default();
+    let mb = |name: &'static str, default: u64, least: u64| {
+        number(
+            get,
+            name,
+            default >> 20,
+            |n| *n >= least,
+            &format!("a number of MB >= {least}"),
+        )
+        .map(|n| n << 20)
+    };
+    Ok(IngestSettings {
+        extractor: get("INGEST_EXTRACTOR").map_or(d.extractor, PathBuf::from),
+        concurrency: number(
+            get,
+            "INGEST_CONCURRENCY",
+            d.concurrency,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        memory_bytes: mb("INGEST_MEMORY_MB", d.memory_bytes, 64)?,
+        cpu_seconds: number(
+            get,
+            "INGEST_CPU_SECONDS",
+            d.cpu_seconds,
+            |n| *n >= 1,
+            "a number of seconds >= 1",
+        )?,
+        max_text_bytes: mb("INGEST_MAX_TEXT_MB", d.max_text_bytes, 1)?,
+        max_tokens: number(
+            get,
+            "INGEST_MAX_TOKENS",
+            d.max_tokens,
+            |n| *n >= 1,
+            "a count >= 1",
+        )?,
+        max_stream_bytes: mb("INGEST_MAX_STREAM_MB", d.max_stream_bytes, 1)?,
+    })
 }
 
 /// The tenant of requests made with a key that names none (and of open mode).
@@ -167,8 +250,19 @@ fn number<T: std::str::FromStr>(
     }
 }
 
-fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, SettingError> {
+/// `tenants`: how many tenants the keys name (a lone tenant is not limited to a share).
+fn run_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    tenants: usize,
+) -> Result<RunSettings, SettingError> {
     let d = RunSettings::default();
+    let work_concurrency = number(
+        get,
+        "WORK_CONCURRENCY",
+        d.work_concurrency,
+        |n| *n >= 1,
+        "a count >= 1",
+    )?;
     let secs = |name: &'static str, default: Duration| {
         number(
             get,
@@ -197,10 +291,15 @@ fn run_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<RunSettings, Set
             |n| *n >= 1,
             "a count >= 1",
         )?,
-        work_concurrency: number(
+        work_concurrency,
+        work_tenant_concurrency: number(
             get,
-            "WORK_CONCURRENCY",
-            d.work_concurrency,
+            "WORK_TENANT_CONCURRENCY",
+            if tenants > 1 {
+                (work_concurrency / 4).max(1)
+            } else {
+                work_concurrency
+            },
             |n| *n >= 1,
             "a count >= 1",
         )?,
@@ -612,8 +711,14 @@ impl Settings {
             embedding_backend,
             get("EMBEDDING_MODEL").unwrap_or_else(|| "text-embedding-3-small".into()),
         );
-        let runs = run_settings(&lookup)?;
         let api_keys = parse_api_keys(&get("ASSISTANTS_API_KEYS").unwrap_or_default())?;
+        let tenants = api_keys
+            .iter()
+            .map(|k| k.tenant.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let runs = run_settings(&lookup, tenants)?;
+        let ingest = ingest_settings(&lookup)?;
         let max_body_bytes = match get("MAX_REQUEST_BYTES") {
             Some(v) => v
                 .parse::<usize>()
@@ -676,6 +781,7 @@ impl Settings {
         };
         let code_interpreter = code_interpreter_settings(&lookup)?;
         let settings = Settings {
+            ingest,
             port,
             bind,
             storage,

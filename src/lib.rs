@@ -9,7 +9,8 @@
 //!   locally, Azure Container Apps dynamic sessions in production);
 //! - `config`: settings from the environment;
 //! - `app`: wiring of the above, shared by `main` and the tests;
-//! - `ids`, `error`: time-sortable ids; the one error type.
+//! - `ids`, `error`: time-sortable ids; the one error type;
+//! - `tokens`: token counting and encoding, linear and bounded on any input.
 
 pub mod api;
 pub mod app;
@@ -26,3 +27,4 @@ pub mod queue;
 pub mod retrieval;
 pub mod standin;
 pub mod store;
+pub mod tokens;

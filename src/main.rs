@@ -4,8 +4,21 @@ use assistants::app::{listen_addr, App};
 use assistants::config::Settings;
 use std::process::ExitCode;
 
+fn main() -> ExitCode {
+    // Document extraction runs this binary as a child process with limits (see
+    // `retrieval::extractor`): no runtime, no settings, no log.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if args.first().map(String::as_str) == Some(assistants::retrieval::extractor::CHILD_ARG) {
+        return assistants::retrieval::extractor::child_main(&args[1..]);
+    }
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         // The Azure SDK logs whole requests at debug (URLs with a SAS token, headers):
         // never below info, whatever RUST_LOG says.

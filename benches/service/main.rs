@@ -2134,6 +2134,11 @@ async fn ops_app(b: &Bench) -> Result<OpsApp, String> {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("OPENAI_BASE_URL".into(), format!("http://{}/v1", b.standin));
     env.insert("OPENAI_API_KEY".into(), "sk-bench".into());
+    // Documents are extracted by the service binary, not by this one.
+    env.insert(
+        "INGEST_EXTRACTOR".into(),
+        env!("CARGO_BIN_EXE_assistants-service").into(),
+    );
     let mut dir = None;
     let mut tally = None;
     match &b.azurite {

@@ -5,13 +5,10 @@ use crate::api::messages::Message;
 use crate::api::runs::RunRecord;
 use crate::api::types::{ContentPart, Tool};
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 
-/// Counts tokens the way current OpenAI models do (o200k_base).
+/// Counts tokens the way current OpenAI models do (o200k_base; see `crate::tokens`).
 pub fn count_tokens(text: &str) -> u64 {
-    static BPE: OnceLock<&'static tiktoken_rs::CoreBPE> = OnceLock::new();
-    let bpe = BPE.get_or_init(tiktoken_rs::o200k_base_singleton);
-    bpe.encode_with_special_tokens(text).len() as u64
+    crate::tokens::count(text)
 }
 
 /// Chat format overhead per message (role and separators), as OpenAI's cookbook counts it.
@@ -222,27 +219,29 @@ pub fn build(
     }
 
     let used = record.run.usage.unwrap_or_default();
-    let mut messages: Vec<Value>;
     let mut tokens = None;
-    loop {
-        messages = head.iter().chain(&history).chain(&tail).cloned().collect();
-        let Some(max) = run.max_prompt_tokens else {
-            break;
-        };
+    if let Some(max) = run.max_prompt_tokens {
         let budget = max.saturating_sub(used.prompt_tokens);
-        let count = prompt_tokens(&messages);
-        if count <= budget {
-            tokens = Some(count);
-            break;
+        // Each message is counted once: dropping the oldest subtracts its count (recounting
+        // the whole prompt per dropped message was quadratic in the thread's length).
+        let fixed = prompt_tokens(&head) + tail.iter().map(message_tokens).sum::<u64>();
+        let counts: Vec<u64> = history.iter().map(message_tokens).collect();
+        let mut total = fixed + counts.iter().sum::<u64>();
+        let mut dropped = 0;
+        while total > budget {
+            // `auto` drops the oldest messages (keeping the latest one); otherwise the run
+            // cannot continue within its budget.
+            if run.truncation_strategy["type"] == "auto" && history.len() - dropped > 1 {
+                total -= counts[dropped];
+                dropped += 1;
+                continue;
+            }
+            return Err(PromptError::TooLong);
         }
-        // `auto` drops the oldest messages (keeping the latest one); otherwise the run
-        // cannot continue within its budget.
-        if run.truncation_strategy["type"] == "auto" && history.len() > 1 {
-            history.remove(0);
-            continue;
-        }
-        return Err(PromptError::TooLong);
+        history.drain(..dropped);
+        tokens = Some(total);
     }
+    let messages: Vec<Value> = head.into_iter().chain(history).chain(tail).collect();
 
     let mut body = json!({"model": run.model, "messages": messages});
     if !functions.is_empty() {

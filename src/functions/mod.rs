@@ -5,14 +5,54 @@
 //! `{"Data": {"msg": ...}, "Metadata": {"DequeueCount": ..., ...}}`. The message may arrive as
 //! a JSON object, as a JSON string holding JSON (the host serialises non-object values), or
 //! still base64-encoded, so decoding is lenient. A transient failure answers 500 so the host
-//! retries; on the last attempt the run is ended cleanly and the invocation succeeds, so
-//! nothing is left for the poison queue to hide.
+//! retries; on the last attempt the object is ended cleanly and the invocation succeeds
+//! (`queue::deliver`, the policy every consumer shares). An item of a tenant that already has
+//! its share of items in progress on this instance is put back as a delayed copy and the
+//! invocation succeeds, so other tenants' items are not held up behind it.
+//!
+//! Only an invocation that never answers (the handler died while processing it, or ran past
+//! `functionTimeout`) can exhaust `maxDequeueCount`; the host then moves the message to
+//! `work-poison`, whose trigger (`POST /work-poison`) ends the item's object as failed, so
+//! that nothing stays in progress forever.
 
-use crate::queue::{azure::decode, Outcome, WorkHandler, WorkItem};
+use crate::queue::fair::TenantSlots;
+use crate::queue::{azure, azure::decode, deliver, DynQueue, Outcome, WorkHandler, WorkItem};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// The function folder (and so the path) of the queue trigger.
 pub const WORK_FUNCTION: &str = "work";
+/// The function folder of the poison queue's trigger.
+pub const POISON_FUNCTION: &str = "work-poison";
+
+/// The queue triggers' consumer, when the Functions host delivers the work queue.
+pub struct FunctionsHost {
+    pub handler: Arc<dyn WorkHandler>,
+    /// Where a deferred item goes back to.
+    pub queue: DynQueue,
+    /// Items in progress on this instance, shared fairly between tenants.
+    pub slots: Arc<TenantSlots>,
+    /// The host's `maxDequeueCount`: on that attempt a failing item ends its object.
+    pub max_attempts: u32,
+}
+
+impl FunctionsHost {
+    /// Whether `path` (`/work`, `/work-poison`) is one of the queue triggers.
+    pub fn is_trigger(path: &str) -> bool {
+        matches!(
+            path.strip_prefix('/'),
+            Some(WORK_FUNCTION | POISON_FUNCTION)
+        )
+    }
+
+    /// Answers one trigger invocation: the status and the envelope.
+    pub async fn invoke(&self, path: &str, body: &[u8]) -> (u16, Value) {
+        if path.strip_prefix('/') == Some(POISON_FUNCTION) {
+            return handle_poison(self.handler.as_ref(), body).await;
+        }
+        handle_work(self, body).await
+    }
+}
 
 #[derive(Debug, PartialEq)]
 pub struct Invocation {
@@ -70,12 +110,8 @@ pub fn parse_invocation(body: &[u8]) -> Option<Invocation> {
     })
 }
 
-/// What to answer the host: the status and the envelope.
-pub async fn handle_work(
-    handler: &dyn WorkHandler,
-    body: &[u8],
-    max_attempts: u32,
-) -> (u16, Value) {
+/// A `work` invocation: what to answer the host.
+pub async fn handle_work(host: &FunctionsHost, body: &[u8]) -> (u16, Value) {
     let Some(invocation) = parse_invocation(body) else {
         // Retrying cannot make an unreadable message readable: drop it.
         log::warn!("work invocation without a readable work item; dropped");
@@ -85,33 +121,61 @@ pub async fn handle_work(
         );
     };
     let item = &invocation.item;
-    let outcome = handler.process(item, invocation.dequeue_count).await;
-    match outcome {
-        Outcome::Done => (
-            200,
-            envelope(vec![format!("run {}: turn {} done", item.run_id, item.seq)]),
-        ),
-        Outcome::Retry(reason) if invocation.dequeue_count >= max_attempts => {
-            handler.give_up(item, &reason).await;
-            (
+    let attempt = item.prior_attempts.saturating_add(invocation.dequeue_count);
+    let Some(slot) = host.slots.try_acquire(&item.tenant) else {
+        let copy = azure::deferred_copy(item, attempt);
+        let delay = azure::defer_delay(host.slots.held_by(&item.tenant));
+        return match host.queue.enqueue(&copy, delay).await {
+            Ok(()) => (
                 200,
                 envelope(vec![format!(
-                    "run {} ended after {} attempts: {reason}",
-                    item.run_id, invocation.dequeue_count
+                    "{}: its tenant has its share of work in progress; deferred",
+                    item.describe()
                 )]),
-            )
-        }
-        Outcome::Retry(reason) => {
-            log::info!(
-                "work item for {} failed, the host will retry: {reason}",
-                item.run_id
-            );
-            (
-                500,
-                envelope(vec![format!("run {}: will be retried", item.run_id)]),
-            )
-        }
+            ),
+            // Not put back: the host makes the message visible again after a while.
+            Err(e) => (500, envelope(vec![format!("cannot defer: {e}")])),
+        };
+    };
+    let outcome = deliver(host.handler.as_ref(), item, attempt, host.max_attempts).await;
+    drop(slot);
+    match outcome {
+        Outcome::Done => (200, envelope(vec![format!("{} done", item.describe())])),
+        Outcome::Retry(_) => (
+            500,
+            envelope(vec![format!("{}: will be retried", item.describe())]),
+        ),
     }
+}
+
+/// A `work-poison` invocation: the host gave up on the item after `maxDequeueCount`
+/// deliveries that never answered; end its object so that it does not stay in progress.
+pub async fn handle_poison(handler: &dyn WorkHandler, body: &[u8]) -> (u16, Value) {
+    let Some(invocation) = parse_invocation(body) else {
+        log::warn!("work-poison invocation without a readable work item; dropped");
+        return (
+            200,
+            envelope(vec!["dropped an unreadable work item".into()]),
+        );
+    };
+    let item = &invocation.item;
+    log::warn!(
+        "work item {} reached the poison queue; ending it",
+        item.describe()
+    );
+    handler
+        .give_up(
+            item,
+            "its processing never finished (the process stopped while processing it)",
+        )
+        .await;
+    (
+        200,
+        envelope(vec![format!(
+            "{} ended from the poison queue",
+            item.describe()
+        )]),
+    )
 }
 
 fn envelope(logs: Vec<String>) -> Value {

@@ -33,12 +33,7 @@ pub struct HttpState {
     pub functions: Option<FunctionsHost>,
 }
 
-/// The queue trigger's consumer, when the Functions host delivers the work queue.
-pub struct FunctionsHost {
-    pub handler: Arc<dyn crate::queue::WorkHandler>,
-    /// The host's `maxDequeueCount`: on that attempt a failing item ends its run.
-    pub max_attempts: u32,
-}
+pub use crate::functions::FunctionsHost;
 
 /// The filter that serves the whole API. It answers every request itself (errors included);
 /// none of its parts rejects.
@@ -60,11 +55,15 @@ pub fn routes(
                 let state = state.clone();
                 async move {
                     if let Some(functions) = state.functions.as_ref().filter(|_| {
-                        method == Method::POST
-                            && path.as_str().strip_prefix('/')
-                                == Some(crate::functions::WORK_FUNCTION)
+                        method == Method::POST && FunctionsHost::is_trigger(path.as_str())
                     }) {
-                        return work_invocation(functions, body, state.max_body_bytes).await;
+                        return work_invocation(
+                            functions,
+                            path.as_str(),
+                            body,
+                            state.max_body_bytes,
+                        )
+                        .await;
                     }
                     let started = Instant::now();
                     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
@@ -88,19 +87,16 @@ pub fn routes(
         )
 }
 
-/// A queue-trigger invocation from the Functions host (`POST /work`).
+/// A queue-trigger invocation from the Functions host (`POST /work`, `/work-poison`).
 async fn work_invocation(
     functions: &FunctionsHost,
+    path: &str,
     body: impl Stream<Item = Result<impl Buf, warp::Error>> + Unpin,
     limit: usize,
 ) -> Response {
     let (status, envelope) = match read_body(body, &HeaderMap::new(), limit).await {
         Ok(bytes) => {
-            AssertUnwindSafe(crate::functions::handle_work(
-                functions.handler.as_ref(),
-                &bytes,
-                functions.max_attempts,
-            ))
+            AssertUnwindSafe(functions.invoke(path, &bytes))
             .catch_unwind()
             .await
             .unwrap_or_else(|_| (500, serde_json::json!({"Outputs": {}, "Logs": ["handler panicked"], "ReturnValue": null})))

@@ -3,9 +3,12 @@
 //! Messages are the JSON work item, base64-encoded: the Functions queue trigger decodes
 //! base64 by default. In standalone mode `start_poller` takes messages itself: it keeps a
 //! message invisible while it is processed (renewing the lease), deletes it when done, lets
-//! it reappear after a back-off on a transient failure, and ends the run on the last attempt.
+//! it reappear after a back-off on a transient failure, and ends the run on the last attempt
+//! (`super::deliver`). A message of a tenant that already has its share of items in progress
+//! is put back as a delayed copy (`defer`), so that other tenants' items are not held up.
 
-use super::{retry_backoff, Outcome, QueueError, WorkHandler, WorkItem, WorkQueue};
+use super::fair::TenantSlots;
+use super::{deliver, retry_backoff, Outcome, QueueError, WorkHandler, WorkItem, WorkQueue};
 use crate::store::connection_string::StorageAccount;
 use async_trait::async_trait;
 use azure_core::RetryOptions;
@@ -73,11 +76,13 @@ impl AzureQueue {
         Ok(())
     }
 
-    /// Polls the queue and delivers to `handler` (standalone mode only; under the Functions
-    /// host the queue trigger delivers instead). Runs until the task is dropped.
+    /// Polls the queue and delivers to `handler`, at most `slots` items at once and a
+    /// tenant's share of them (standalone mode only; under the Functions host the queue
+    /// trigger delivers instead). Runs until the task is dropped.
     pub fn start_poller(
         self: &Arc<Self>,
         handler: Arc<dyn WorkHandler>,
+        slots: Arc<TenantSlots>,
         concurrency: usize,
         max_attempts: u32,
         max_idle_wait: Duration,
@@ -120,9 +125,10 @@ impl AzureQueue {
                     };
                     let queue = queue.clone();
                     let handler = handler.clone();
+                    let slots = slots.clone();
                     tokio::spawn(async move {
                         queue
-                            .handle_message(handler.as_ref(), message, max_attempts, lease)
+                            .handle_message(handler.as_ref(), &slots, message, max_attempts, lease)
                             .await;
                         drop(permit);
                     });
@@ -134,11 +140,11 @@ impl AzureQueue {
     async fn handle_message(
         &self,
         handler: &dyn WorkHandler,
+        slots: &Arc<TenantSlots>,
         message: azure_storage_queues::operations::Message,
         max_attempts: u32,
         lease: Duration,
     ) {
-        let attempt = message.dequeue_count.min(u64::from(u32::MAX)) as u32;
         let Some(item) = decode(&message.message_text) else {
             log::warn!("dropping an unreadable work queue message");
             let _ = self
@@ -146,6 +152,21 @@ impl AzureQueue {
                 .pop_receipt_client(message.pop_receipt())
                 .delete()
                 .await;
+            return;
+        };
+        let dequeued = message.dequeue_count.min(u64::from(u32::MAX)) as u32;
+        let attempt = item.prior_attempts.saturating_add(dequeued);
+        let Some(slot) = slots.try_acquire(&item.tenant) else {
+            let pop = self.client.pop_receipt_client(message.pop_receipt());
+            let copy = deferred_copy(&item, attempt);
+            let delay = defer_delay(slots.held_by(&item.tenant));
+            match self.enqueue(&copy, delay).await {
+                Ok(()) => {
+                    let _ = pop.delete().await;
+                }
+                // Not put back: let this message come back after its lease instead.
+                Err(e) => log::warn!("cannot defer a work item: {e}"),
+            }
             return;
         };
         // Keep the message invisible while the step runs (LLM calls can be slow).
@@ -174,7 +195,8 @@ impl AzureQueue {
                 }
             })
         };
-        let outcome = handler.process(&item, attempt).await;
+        let outcome = deliver(handler, &item, attempt, max_attempts).await;
+        drop(slot);
         renewer.abort();
         let receipt = receipt.lock().await.clone();
         let pop = self.client.pop_receipt_client(receipt);
@@ -184,22 +206,30 @@ impl AzureQueue {
                     log::warn!("cannot delete a finished work item: {}", e.kind());
                 }
             }
-            Outcome::Retry(reason) if attempt >= max_attempts => {
-                log::warn!(
-                    "work item for {} failed {attempt} times, giving up: {reason}",
-                    item.run_id
-                );
-                handler.give_up(&item, &reason).await;
-                let _ = pop.delete().await;
-            }
-            Outcome::Retry(reason) => {
-                log::info!("work item for {} will be retried: {reason}", item.run_id);
+            Outcome::Retry(_) => {
                 let _ = pop
                     .update(message.message_text.clone(), retry_backoff(attempt))
                     .await;
             }
         }
     }
+}
+
+/// The copy of `item` that goes back to the queue when its tenant has no free slot on its
+/// `attempt`-th delivery: that delivery did not process it, so it does not count.
+pub fn deferred_copy(item: &WorkItem, attempt: u32) -> WorkItem {
+    WorkItem {
+        prior_attempts: attempt.saturating_sub(1),
+        ..item.clone()
+    }
+}
+
+/// How long a deferred item waits: longer the more of its tenant's items are in progress
+/// (those take a while to finish), with jitter so a burst does not come back at once.
+pub fn defer_delay(tenant_in_progress: usize) -> Duration {
+    use rand::Rng;
+    let base = 500 + 250 * tenant_in_progress.min(40) as u64;
+    Duration::from_millis(base + rand::thread_rng().gen_range(0..=base / 2))
 }
 
 #[async_trait]

@@ -1,13 +1,20 @@
 //! The in-process work queue of the embedded default, persisted in the data directory so
 //! that queued work survives a restart: an item is a file until it is done.
+//!
+//! Each delivery is counted in the item's file before the item is processed, so an item
+//! whose processing kills the process is ended after `WORK_MAX_ATTEMPTS` restarts instead of
+//! killing every restart. Items due are started fairly between tenants: round robin over the
+//! tenants with items waiting, each tenant with at most `per_tenant` items in progress.
 
-use super::{retry_backoff, Outcome, QueueError, WorkHandler, WorkItem, WorkQueue};
+use super::fair::{Slot, TenantSlots};
+use super::{deliver, retry_backoff, Outcome, QueueError, WorkHandler, WorkItem, WorkQueue};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
@@ -74,12 +81,13 @@ impl LocalQueue {
         }
     }
 
-    /// Starts delivering to `handler`, at most `concurrency` items at once, until
-    /// `shutdown` resolves. Items persisted by an earlier process are delivered too.
+    /// Starts delivering to `handler`, at most `concurrency` items at once and at most
+    /// `per_tenant` of one tenant. Items persisted by an earlier process are delivered too.
     pub fn start(
         self: &Arc<Self>,
         handler: Arc<dyn WorkHandler>,
         concurrency: usize,
+        per_tenant: usize,
     ) -> Result<tokio::task::JoinHandle<()>, QueueError> {
         if self.started.set(()).is_err() {
             return Err(QueueError("already started".into()));
@@ -118,51 +126,88 @@ impl LocalQueue {
             log::info!("work queue: {recovered} item(s) recovered from the data directory");
         }
         let queue = self.clone();
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let slots = TenantSlots::new(concurrency, per_tenant);
         Ok(tokio::spawn(async move {
-            while let Some((path, entry)) = receiver.recv().await {
-                let Ok(permit) = permits.clone().acquire_owned().await else {
-                    break;
-                };
-                let queue = queue.clone();
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    queue.deliver(handler.as_ref(), path, entry).await;
-                    drop(permit);
-                });
+            let mut waiting = Waiting::default();
+            loop {
+                let released = slots.released();
+                tokio::pin!(released);
+                released.as_mut().enable();
+                while let Some((path, entry, slot)) = waiting.next_startable(&slots) {
+                    let queue = queue.clone();
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        queue.deliver(handler.as_ref(), path, entry).await;
+                        drop(slot);
+                    });
+                }
+                tokio::select! {
+                    received = receiver.recv() => match received {
+                        Some((path, entry)) => waiting.push(path, entry),
+                        None => break,
+                    },
+                    _ = &mut released => {}
+                }
             }
         }))
     }
 
     async fn deliver(&self, handler: &dyn WorkHandler, path: PathBuf, mut entry: Entry) {
+        // Counted on disk first: a delivery that never returns (the process died) counts.
         entry.attempts += 1;
-        let outcome = handler.process(&entry.item, entry.attempts).await;
-        match outcome {
+        if let Err(e) = Self::write_entry(&path, &entry).await {
+            log::warn!("cannot count a delivery of {}: {e}", entry.item.describe());
+        }
+        match deliver(handler, &entry.item, entry.attempts, self.max_attempts).await {
             Outcome::Done => {
                 let _ = tokio::fs::remove_file(&path).await;
             }
-            Outcome::Retry(reason) if entry.attempts >= self.max_attempts => {
-                log::warn!(
-                    "work item for {} failed {} times, giving up: {reason}",
-                    entry.item.run_id,
-                    entry.attempts
-                );
-                handler.give_up(&entry.item, &reason).await;
-                let _ = tokio::fs::remove_file(&path).await;
-            }
-            Outcome::Retry(reason) => {
-                log::info!(
-                    "work item for {} will be retried (attempt {}): {reason}",
-                    entry.item.run_id,
-                    entry.attempts
-                );
+            Outcome::Retry(_) => {
                 entry.due_ms = now_ms() + retry_backoff(entry.attempts).as_millis() as u64;
                 if let Err(e) = Self::write_entry(&path, &entry).await {
-                    log::warn!("cannot persist retry of {}: {e}", entry.item.run_id);
+                    log::warn!("cannot persist retry of {}: {e}", entry.item.describe());
                 }
                 self.schedule(path, entry);
             }
         }
+    }
+}
+
+/// Items due but not started, by tenant, and the order in which tenants take turns.
+#[derive(Default)]
+struct Waiting {
+    by_tenant: HashMap<String, VecDeque<(PathBuf, Entry)>>,
+    turns: VecDeque<String>,
+}
+
+impl Waiting {
+    fn push(&mut self, path: PathBuf, entry: Entry) {
+        let tenant = entry.item.tenant.clone();
+        let items = self.by_tenant.entry(tenant.clone()).or_default();
+        if items.is_empty() {
+            self.turns.push_back(tenant);
+        }
+        items.push_back((path, entry));
+    }
+
+    /// The oldest item of the next tenant (in turn) that has room, with its slot.
+    fn next_startable(&mut self, slots: &Arc<TenantSlots>) -> Option<(PathBuf, Entry, Slot)> {
+        for _ in 0..self.turns.len() {
+            let tenant = self.turns.pop_front()?;
+            let Some(slot) = slots.try_acquire(&tenant) else {
+                self.turns.push_back(tenant);
+                continue;
+            };
+            let items = self.by_tenant.get_mut(&tenant)?;
+            let (path, entry) = items.pop_front()?;
+            if items.is_empty() {
+                self.by_tenant.remove(&tenant);
+            } else {
+                self.turns.push_back(tenant);
+            }
+            return Some((path, entry, slot));
+        }
+        None
     }
 }
 

@@ -8,6 +8,7 @@
 //!   queue trigger expects, with a poller for standalone mode.
 
 pub mod azure;
+pub mod fair;
 pub mod local;
 
 use async_trait::async_trait;
@@ -45,11 +46,33 @@ pub struct WorkItem {
     pub vector_store_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file_id: String,
+    /// Deliveries of this item made before it was queued again as this copy (an Azure
+    /// queue's dequeue count starts again with a copy: see `azure::defer`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl WorkItem {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// What the item is about, for the log.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            WorkKind::Ingest => format!(
+                "ingest {} into {} ({})",
+                self.file_id, self.vector_store_id, self.tenant
+            ),
+            WorkKind::Step => format!("step {} turn {} ({})", self.run_id, self.seq, self.tenant),
+            WorkKind::Expire => {
+                format!("expire {} turn {} ({})", self.run_id, self.seq, self.tenant)
+            }
+        }
     }
 }
 
@@ -81,6 +104,52 @@ pub trait WorkHandler: Send + Sync + 'static {
     async fn process(&self, item: &WorkItem, attempt: u32) -> Outcome;
     /// Called when an item failed its last attempt: end its run cleanly.
     async fn give_up(&self, item: &WorkItem, reason: &str);
+}
+
+/// The one delivery policy of every consumer (the in-process queue, the Azure queue poller,
+/// the Functions `work` trigger): the `attempt`-th delivery of `item` (counted from 1, and
+/// counted *before* processing) is processed; a failure on the last allowed attempt ends
+/// the item's object cleanly; and an item delivered more often than allowed is not
+/// processed at all but ended at once: its earlier deliveries never finished, because the
+/// process died while processing them, and processing it again could kill the process
+/// again, on every restart.
+pub async fn deliver(
+    handler: &dyn WorkHandler,
+    item: &WorkItem,
+    attempt: u32,
+    max_attempts: u32,
+) -> Outcome {
+    if attempt > max_attempts {
+        log::warn!(
+            "work item {} delivered {attempt} times without finishing; abandoned",
+            item.describe()
+        );
+        handler
+            .give_up(
+                item,
+                "its processing never finished (the process stopped while processing it)",
+            )
+            .await;
+        return Outcome::Done;
+    }
+    match handler.process(item, attempt).await {
+        Outcome::Done => Outcome::Done,
+        Outcome::Retry(reason) if attempt >= max_attempts => {
+            log::warn!(
+                "work item {} failed {attempt} times, giving up: {reason}",
+                item.describe()
+            );
+            handler.give_up(item, &reason).await;
+            Outcome::Done
+        }
+        Outcome::Retry(reason) => {
+            log::info!(
+                "work item {} will be retried (attempt {attempt}): {reason}",
+                item.describe()
+            );
+            Outcome::Retry(reason)
+        }
+    }
 }
 
 /// How long to wait before delivering a failed item again (attempt counts from 1).

@@ -3,9 +3,15 @@
 //! vector-store file `completed` (or `failed` with `last_error`). Idempotent: a file that
 //! is no longer `in_progress` (done, failed, cancelled, detached) is left alone, and the
 //! chunk set has a fixed name, so a repeated delivery overwrites it.
+//!
+//! The file is untrusted: its text is extracted in a child process with limits
+//! (`extractor`), and tokenized off the async workers in bounded memory (`crate::tokens`),
+//! both under one of the tenant-fair ingestion slots (`Retrieval::ingest_slots`); a file
+//! beyond `INGEST_MAX_TEXT_MB` or `INGEST_MAX_TOKENS` fails.
 
 use super::chunk::chunk;
-use super::extract::extract;
+use super::extract::ExtractError;
+use super::extractor::extract_isolated;
 use super::index::ChunkSet;
 use crate::api::files;
 use crate::api::vector_stores::{update_store, VectorStoreFileRecord};
@@ -105,23 +111,41 @@ pub async fn ingest(ctx: &Ctx, item: &WorkItem) -> Result<(), IngestStop> {
     else {
         return Ok(fail("invalid_file", "The file's content is missing.".into()).await?);
     };
-    // Extraction is CPU work (a PDF may take seconds): off the async workers. A panic in
-    // it (already caught for PDF) would end that task only, and fails the file.
-    let (filename, content_type) = (file.file.filename.clone(), file.content_type.clone());
-    let extracted =
-        tokio::task::spawn_blocking(move || extract(&filename, &content_type, &bytes)).await;
+    // Extraction and tokenizing are CPU work on untrusted input: in a child process and
+    // on a blocking thread, a bounded number at once, fairly between tenants.
+    let slot = ctx.retrieval.ingest_slots.acquire(&ctx.tenant).await;
+    let limits = &ctx.retrieval.ingest;
+    let input = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let extracted = extract_isolated(
+        limits,
+        &file.file.filename,
+        &file.content_type,
+        Box::pin(input),
+    )
+    .await;
     let text = match extracted {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => return Ok(fail(e.code(), e.message().to_string()).await?),
-        Err(_) => {
-            let message = format!("{} could not be read.", file.file.filename);
-            return Ok(fail("invalid_file", message).await?);
-        }
+        Ok(t) => t,
+        Err(ExtractError::Unavailable(why)) => return Err(IngestStop::Retry(why)),
+        Err(e) => return Ok(fail(e.code(), e.message().to_string()).await?),
     };
     let strategy = &record.file.chunking_strategy["static"];
     let max_tokens = strategy["max_chunk_size_tokens"].as_u64().unwrap_or(800) as usize;
     let overlap = strategy["chunk_overlap_tokens"].as_u64().unwrap_or(400) as usize;
-    let chunks = chunk(&text, max_tokens, overlap);
+    let token_limit = limits.max_tokens;
+    let chunked =
+        tokio::task::spawn_blocking(move || chunk(&text, max_tokens, overlap, token_limit)).await;
+    drop(slot);
+    let chunks = match chunked {
+        Ok(Some(chunks)) => chunks,
+        Ok(None) => {
+            let message = format!(
+                "{} has more than the {token_limit} tokens a file may have.",
+                file.file.filename
+            );
+            return Ok(fail("invalid_file", message).await?);
+        }
+        Err(e) => return Err(IngestStop::Retry(format!("chunking stopped: {e}"))),
+    };
     let vectors = match ctx.retrieval.embedder.embed(&chunks).await {
         Ok(v) => v,
         Err(LlmError::Rejected { message }) => return Ok(fail("server_error", message).await?),

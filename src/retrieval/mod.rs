@@ -1,21 +1,44 @@
 //! Retrieval for vector stores and `file_search`: text extraction, chunking, the stored
 //! chunk sets with their embeddings, and the in-memory search index.
 //! - `extract`: text out of files by format;
+//! - `extractor`: `extract` run in a child process with limits (the only way the service
+//!   runs it);
 //! - `chunk`: token-window chunking;
-//! - `index`: chunk sets (stored), indexes (cached), cosine search.
+//! - `index`: chunk sets (stored), indexes (cached), cosine search;
+//! - `ingest`: a file into a vector store (the `ingest` work item).
 
 pub mod chunk;
 pub mod extract;
+pub mod extractor;
 pub mod index;
 pub mod ingest;
 
+use crate::config::IngestSettings;
 use crate::llm::{LlmClient, LlmError};
+use crate::queue::fair::TenantSlots;
 use index::IndexCache;
+use std::sync::Arc;
 
-/// What retrieval needs at run time: the embeddings endpoint and the index cache.
+/// What retrieval needs at run time: the embeddings endpoint, the index cache, and the
+/// limits of ingestion with its slots (extraction and tokenizing are CPU work: at most
+/// `concurrency` files at once, at most half of them one tenant's).
 pub struct Retrieval {
     pub embedder: Embedder,
     pub cache: IndexCache,
+    pub ingest: IngestSettings,
+    pub ingest_slots: Arc<TenantSlots>,
+}
+
+impl Retrieval {
+    pub fn new(embedder: Embedder, ingest: IngestSettings) -> Self {
+        let per_tenant = ingest.concurrency.div_ceil(2);
+        Retrieval {
+            embedder,
+            cache: IndexCache::default(),
+            ingest_slots: TenantSlots::new(ingest.concurrency, per_tenant),
+            ingest,
+        }
+    }
 }
 
 pub struct Embedder {

@@ -86,6 +86,12 @@ pub fn test_settings(
             None
         }
     };
+    // Documents are extracted by the service binary in a child process; the test binary
+    // that holds this in-process server is not it.
+    env.insert(
+        "INGEST_EXTRACTOR".into(),
+        env!("CARGO_BIN_EXE_assistants-service").into(),
+    );
     for (k, v) in extra {
         env.insert(k.to_string(), v.to_string());
     }
