@@ -137,8 +137,10 @@ pub struct IngestSettings {
     /// The program run for extraction: this binary (a library embedder, such as the tests,
     /// names the service binary).
     pub extractor: PathBuf,
-    /// Files extracted and tokenized at once (a tenant gets at most half of them).
+    /// Files extracted and tokenized at once.
     pub concurrency: usize,
+    /// Of those, at most this many of one tenant (half, when the keys name several).
+    pub tenant_concurrency: usize,
     /// Address-space limit of the extraction process.
     pub memory_bytes: u64,
     /// CPU-time limit of the extraction process (its wall-clock limit is twice that).
@@ -157,6 +159,7 @@ impl Default for IngestSettings {
             extractor: std::env::current_exe()
                 .unwrap_or_else(|_| PathBuf::from("assistants-service")),
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            tenant_concurrency: 1,
             memory_bytes: 1024 << 20,
             cpu_seconds: 60,
             max_text_bytes: 32 << 20,
@@ -166,8 +169,19 @@ impl Default for IngestSettings {
     }
 }
 
-fn ingest_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<IngestSettings, SettingError> {
+/// `tenants`: how many tenants the keys name (a lone tenant is not limited to a share).
+fn ingest_settings(
+    get: &dyn Fn(&str) -> Option<String>,
+    tenants: usize,
+) -> Result<IngestSettings, SettingError> {
     let d = IngestSettings::default();
+    let concurrency = number(
+        get,
+        "INGEST_CONCURRENCY",
+        d.concurrency,
+        |n| *n >= 1,
+        "a count >= 1",
+    )?;
     let mb = |name: &'static str, default: u64, least: u64| {
         number(
             get,
@@ -180,13 +194,12 @@ fn ingest_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<IngestSetting
     };
     Ok(IngestSettings {
         extractor: get("INGEST_EXTRACTOR").map_or(d.extractor, PathBuf::from),
-        concurrency: number(
-            get,
-            "INGEST_CONCURRENCY",
-            d.concurrency,
-            |n| *n >= 1,
-            "a count >= 1",
-        )?,
+        concurrency,
+        tenant_concurrency: if tenants > 1 {
+            concurrency.div_ceil(2)
+        } else {
+            concurrency
+        },
         memory_bytes: mb("INGEST_MEMORY_MB", d.memory_bytes, 64)?,
         cpu_seconds: number(
             get,
@@ -718,7 +731,7 @@ impl Settings {
             .collect::<std::collections::HashSet<_>>()
             .len();
         let runs = run_settings(&lookup, tenants)?;
-        let ingest = ingest_settings(&lookup)?;
+        let ingest = ingest_settings(&lookup, tenants)?;
         let max_body_bytes = match get("MAX_REQUEST_BYTES") {
             Some(v) => v
                 .parse::<usize>()

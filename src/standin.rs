@@ -101,6 +101,8 @@ const FAULT_MARKER: &str = "x-standin-fault: reset";
 struct State {
     scripts: HashMap<String, VecDeque<Response>>,
     requests: Vec<Value>,
+    /// Silence before each `/embeddings` answer (a slow embeddings endpoint).
+    embeddings_delay: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -167,6 +169,13 @@ impl StandIn {
                 .entry(model.unwrap_or("").to_string())
                 .or_default()
                 .extend(responses);
+        }
+    }
+
+    /// Makes every `/embeddings` answer wait `delay` (after the request is recorded).
+    pub fn delay_embeddings(&self, delay: Duration) {
+        if let Ok(mut s) = self.state.lock() {
+            s.embeddings_delay = delay;
         }
     }
 
@@ -383,7 +392,7 @@ impl StandIn {
 
     /// `/embeddings`: a deterministic bag-of-words vector per input (words hashed into 256
     /// signed dimensions, normalised), so texts that share words are near each other.
-    fn embeddings(&self, body: &Value) -> warp::reply::Response {
+    async fn embeddings(&self, body: &Value) -> warp::reply::Response {
         let inputs: Vec<String> = match &body["input"] {
             Value::String(s) => vec![s.clone()],
             Value::Array(items) => items
@@ -392,12 +401,17 @@ impl StandIn {
                 .collect(),
             _ => Vec::new(),
         };
-        if let Ok(mut s) = self.state.lock() {
-            let mut recorded = body.clone();
-            recorded["received_us"] = json!(now_us());
-            recorded["_path"] = json!("embeddings");
-            s.requests.push(recorded);
-        }
+        let delay = match self.state.lock() {
+            Ok(mut s) => {
+                let mut recorded = body.clone();
+                recorded["received_us"] = json!(now_us());
+                recorded["_path"] = json!("embeddings");
+                s.requests.push(recorded);
+                s.embeddings_delay
+            }
+            Err(_) => Duration::ZERO,
+        };
+        tokio::time::sleep(delay).await;
         let data: Vec<Value> = inputs
             .iter()
             .enumerate()
@@ -429,7 +443,7 @@ impl StandIn {
                     async move {
                         if tail.as_str().ends_with("/embeddings") {
                             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                            return Ok(me.embeddings(&body));
+                            return Ok(me.embeddings(&body).await);
                         }
                         if !tail.as_str().ends_with("chat/completions") {
                             return Err(warp::reject::not_found());

@@ -59,6 +59,13 @@ fn every_route_is_reachable_through_the_function_definitions() {
     assert_eq!(queue["name"], "msg");
     assert_eq!(queue["queueName"], "work");
     assert_eq!(queue["connection"], "AzureWebJobsStorage");
+    // The host moves what never finished to `<queue>-poison`; its trigger ends the object.
+    let poison = read_json("function-defs/work-poison/function.json");
+    let queue = &poison["bindings"][0];
+    assert_eq!(queue["type"], "queueTrigger");
+    assert_eq!(queue["name"], "msg");
+    assert_eq!(queue["queueName"], "work-poison");
+    assert_eq!(queue["connection"], "AzureWebJobsStorage");
 
     assert_eq!(host["customHandler"]["enableProxyingHttpRequest"], true);
     assert_eq!(
@@ -247,12 +254,22 @@ impl Handler {
     }
 
     async fn invoke(&self, msg: Value, dequeue_count: Value) -> (u16, Value) {
+        self.invoke_function("work", msg, dequeue_count).await
+    }
+
+    /// An invocation of the queue trigger `function` (`work`, `work-poison`).
+    async fn invoke_function(
+        &self,
+        function: &str,
+        msg: Value,
+        dequeue_count: Value,
+    ) -> (u16, Value) {
         let body = json!({"Data": {"msg": msg},
             "Metadata": {"DequeueCount": dequeue_count, "Id": "x", "PopReceipt": "y",
-                         "sys": {"MethodName": "work", "UtcNow": "2026-11-26T00:00:00Z", "RandGuid": "z"}}});
+                         "sys": {"MethodName": function, "UtcNow": "2026-11-26T00:00:00Z", "RandGuid": "z"}}});
         let r = self
             .http
-            .post(format!("{}/work", self.base))
+            .post(format!("{}/{function}", self.base))
             .json(&body)
             .send()
             .await
@@ -439,4 +456,56 @@ async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
     // An invocation without a readable item is dropped (retrying cannot help).
     let (status, _) = h.invoke(json!("not a work item"), json!(1)).await;
     assert_eq!(status, 200);
+}
+
+/// An item that never finished (the handler died while processing it, every time) is not
+/// processed again: delivered more often than allowed it is ended at once, and from the
+/// poison queue (where the host puts it after `maxDequeueCount`) its object is ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_that_never_finished_ends_its_run() {
+    let h = start_handler(StandIn::new()).await;
+    use reqwest::Method;
+    let asst = id(&h
+        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
+        .await);
+    for function in ["work", "work-poison"] {
+        let thread = id(&h
+            .api(
+                Method::POST,
+                "/threads",
+                Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
+            )
+            .await);
+        let run = id(&h
+            .api(
+                Method::POST,
+                &format!("/threads/{thread}/runs"),
+                Some(json!({"assistant_id": asst})),
+            )
+            .await);
+        let message = h.take_message().await;
+        // `work` past WORK_MAX_ATTEMPTS (3), or `work-poison` on its first delivery.
+        let count = if function == "work" { 4 } else { 1 };
+        let (status, envelope) = h
+            .invoke_function(function, json!(message.message_text), json!(count))
+            .await;
+        assert_eq!(status, 200, "{function}: {envelope}");
+        let ended = h.run_status(&thread, &run).await;
+        assert_eq!(ended["status"], "failed", "{function}: {ended}");
+        assert_eq!(ended["last_error"]["code"], "server_error");
+        // Not processed: the model was never asked, and the run has no answer.
+        let answers = h
+            .api(
+                Method::GET,
+                &format!("/threads/{thread}/messages?run_id={run}"),
+                None,
+            )
+            .await;
+        assert_eq!(answers["data"].as_array().unwrap().len(), 0, "{function}");
+        h.queue
+            .pop_receipt_client(message.pop_receipt())
+            .delete()
+            .await
+            .unwrap();
+    }
 }

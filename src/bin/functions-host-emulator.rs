@@ -4,6 +4,8 @@
 //! the base64 message decoded, sent as `POST /work` with `{"Data":{"msg": <JSON string>},
 //! "Metadata":{"DequeueCount": n, ...}}`; deleted after a 2xx; made visible again after
 //! `visibilityTimeout` on a failure; moved to `work-poison` after `maxDequeueCount` tries.
+//! The `work-poison` queue is delivered the same way as `POST /work-poison` (its own poison
+//! queue is `work-poison-poison`, as the host names them).
 //! HTTP clients talk to the handler's port directly: in proxying mode the host forwards
 //! requests unchanged.
 //!
@@ -115,11 +117,51 @@ async fn main() -> ExitCode {
         .build();
     let queue = service.queue_client(queue_name.clone());
     let poison = service.queue_client(format!("{queue_name}-poison"));
+    let poison_poison = service.queue_client(format!("{queue_name}-poison-poison"));
     let _ = queue.create().await;
+    let _ = poison.create().await;
+    let trigger = |queue, poison, function| Trigger {
+        queue,
+        poison,
+        function,
+        http: http.clone(),
+        base: base.clone(),
+        visibility,
+        max_dequeue,
+    };
+    let deliver = futures::future::join(
+        trigger(queue, poison.clone(), "work").run(),
+        trigger(poison, poison_poison, "work-poison").run(),
+    );
+    tokio::select! {
+        _ = deliver => ExitCode::SUCCESS,
+        status = child.wait() => {
+            eprintln!("functions-host-emulator: the handler exited: {status:?}");
+            ExitCode::from(1)
+        }
+        _ = stop_signal() => {
+            let _ = child.kill().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
 
-    let deliver = async {
+/// A queue trigger: the messages of `queue` delivered as `POST /<function>`.
+struct Trigger {
+    queue: azure_storage_queues::QueueClient,
+    poison: azure_storage_queues::QueueClient,
+    function: &'static str,
+    http: reqwest::Client,
+    base: String,
+    visibility: Duration,
+    max_dequeue: u64,
+}
+
+impl Trigger {
+    async fn run(self) {
         loop {
-            let messages = match queue
+            let messages = match self
+                .queue
                 .get_messages()
                 .number_of_messages(16u8)
                 .visibility_timeout(Duration::from_secs(600))
@@ -136,63 +178,56 @@ async fn main() -> ExitCode {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            let invocations = messages.into_iter().map(|message| {
-                let http = http.clone();
-                let base = base.clone();
-                let queue = queue.clone();
-                let poison = poison.clone();
-                async move {
-                    // messageEncoding base64: the trigger hands over the decoded text, and
-                    // the host serialises that string value once more as JSON.
-                    let text = base64::engine::general_purpose::STANDARD
-                        .decode(message.message_text.trim())
-                        .ok()
-                        .and_then(|b| String::from_utf8(b).ok());
-                    let Some(text) = text else {
-                        log::warn!("message {} is not base64; the host would fail to bind it", message.message_id);
-                        return;
-                    };
-                    let body = json!({
-                        "Data": {"msg": serde_json::to_string(&text).unwrap_or_default()},
-                        "Metadata": {
-                            "DequeueCount": message.dequeue_count,
-                            "Id": message.message_id,
-                            "PopReceipt": message.pop_receipt,
-                            "sys": {"MethodName": "work", "UtcNow": "", "RandGuid": uuid::Uuid::new_v4().to_string()},
-                        },
-                    });
-                    let ok = http
-                        .post(format!("{base}/work"))
-                        .header("X-Azure-Functions-InvocationId", uuid::Uuid::new_v4().to_string())
-                        .json(&body)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success());
-                    let receipt = queue.pop_receipt_client(message.pop_receipt());
-                    if ok {
-                        let _ = receipt.delete().await;
-                    } else if message.dequeue_count >= max_dequeue {
-                        log::warn!("message {} moved to the poison queue", message.message_id);
-                        let _ = poison.create().await;
-                        let _ = poison.put_message(message.message_text.clone()).await;
-                        let _ = receipt.delete().await;
-                    } else {
-                        let _ = receipt.update(message.message_text.clone(), visibility).await;
-                    }
-                }
-            });
-            futures::future::join_all(invocations).await;
+            futures::future::join_all(messages.into_iter().map(|m| self.invoke(m))).await;
         }
-    };
-    tokio::select! {
-        _ = deliver => ExitCode::SUCCESS,
-        status = child.wait() => {
-            eprintln!("functions-host-emulator: the handler exited: {status:?}");
-            ExitCode::from(1)
-        }
-        _ = stop_signal() => {
-            let _ = child.kill().await;
-            ExitCode::SUCCESS
+    }
+
+    async fn invoke(&self, message: azure_storage_queues::operations::Message) {
+        // messageEncoding base64: the trigger hands over the decoded text, and the host
+        // serialises that string value once more as JSON.
+        let text = base64::engine::general_purpose::STANDARD
+            .decode(message.message_text.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let Some(text) = text else {
+            log::warn!(
+                "message {} is not base64; the host would fail to bind it",
+                message.message_id
+            );
+            return;
+        };
+        let body = json!({
+            "Data": {"msg": serde_json::to_string(&text).unwrap_or_default()},
+            "Metadata": {
+                "DequeueCount": message.dequeue_count,
+                "Id": message.message_id,
+                "PopReceipt": message.pop_receipt,
+                "sys": {"MethodName": self.function, "UtcNow": "", "RandGuid": uuid::Uuid::new_v4().to_string()},
+            },
+        });
+        let ok = self
+            .http
+            .post(format!("{}/{}", self.base, self.function))
+            .header(
+                "X-Azure-Functions-InvocationId",
+                uuid::Uuid::new_v4().to_string(),
+            )
+            .json(&body)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        let receipt = self.queue.pop_receipt_client(message.pop_receipt());
+        if ok {
+            let _ = receipt.delete().await;
+        } else if message.dequeue_count >= self.max_dequeue {
+            log::warn!("message {} moved to the poison queue", message.message_id);
+            let _ = self.poison.create().await;
+            let _ = self.poison.put_message(message.message_text.clone()).await;
+            let _ = receipt.delete().await;
+        } else {
+            let _ = receipt
+                .update(message.message_text.clone(), self.visibility)
+                .await;
         }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// What retrieval needs at run time: the embeddings endpoint, the index cache, and the
 /// limits of ingestion with its slots (extraction and tokenizing are CPU work: at most
-/// `concurrency` files at once, at most half of them one tenant's).
+/// `concurrency` files at once, at most `tenant_concurrency` of them one tenant's).
 pub struct Retrieval {
     pub embedder: Embedder,
     pub cache: IndexCache,
@@ -31,11 +31,10 @@ pub struct Retrieval {
 
 impl Retrieval {
     pub fn new(embedder: Embedder, ingest: IngestSettings) -> Self {
-        let per_tenant = ingest.concurrency.div_ceil(2);
         Retrieval {
             embedder,
             cache: IndexCache::default(),
-            ingest_slots: TenantSlots::new(ingest.concurrency, per_tenant),
+            ingest_slots: TenantSlots::new(ingest.concurrency, ingest.tenant_concurrency),
             ingest,
         }
     }
