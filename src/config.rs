@@ -331,14 +331,14 @@ pub struct CodeInterpreterSettings {
     pub session_key: Option<String>,
     /// DATA_DIR, which the sandbox must not see.
     pub data_dir: PathBuf,
-    /// The local executor's working directory (`DATA_DIR/code-interpreter`).
-    pub local_dir: PathBuf,
     pub bwrap: PathBuf,
     pub python: PathBuf,
     pub memory_bytes: u64,
     pub cpu_seconds: u64,
     pub max_processes: u32,
     pub max_file_bytes: u64,
+    /// Size of a local session's `/mnt/data` (all its files).
+    pub disk_bytes: u64,
     pub max_sessions: usize,
     pub sandbox_uid: u32,
     /// The pool management endpoint of an ACA code-interpreter session pool.
@@ -360,8 +360,8 @@ impl std::fmt::Debug for CodeInterpreterSettings {
                 "session_key",
                 &self.session_key.as_ref().map(|_| "<hidden>"),
             )
-            .field("local_dir", &self.local_dir)
             .field("memory_bytes", &self.memory_bytes)
+            .field("disk_bytes", &self.disk_bytes)
             .field("max_sessions", &self.max_sessions)
             .field("pool_endpoint", &self.pool_endpoint)
             .field("identity_endpoint", &self.identity_endpoint)
@@ -406,7 +406,8 @@ fn code_interpreter_settings(
             get,
             name,
             default,
-            |n| *n >= 16,
+            // At most 2^30 MB, so that the byte count cannot overflow.
+            |n| (16..=1 << 30).contains(n),
             "a number of megabytes >= 16",
         )
         .map(|n| n << 20)
@@ -453,9 +454,6 @@ fn code_interpreter_settings(
         cell_timeout: secs("CODE_INTERPRETER_TIMEOUT_SECONDS", 60.0, 220.0)?,
         idle_timeout: secs("CODE_INTERPRETER_IDLE_SECONDS", 3600.0, 86400.0)?,
         session_key,
-        local_dir: get("CODE_INTERPRETER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("code-interpreter")),
         data_dir,
         bwrap: PathBuf::from(
             get("CODE_INTERPRETER_BWRAP").unwrap_or_else(|| "/usr/bin/bwrap".into()),
@@ -479,6 +477,7 @@ fn code_interpreter_settings(
             "a count >= 8",
         )?,
         max_file_bytes: megabytes("CODE_INTERPRETER_MAX_FILE_MB", 512)?,
+        disk_bytes: megabytes("CODE_INTERPRETER_DISK_MB", 1024)?,
         max_sessions: number(
             get,
             "CODE_INTERPRETER_MAX_SESSIONS",
@@ -855,8 +854,8 @@ mod tests {
         assert_eq!(s.mode, CodeInterpreterMode::Auto);
         assert_eq!(s.cell_timeout, Duration::from_secs(60));
         assert_eq!(s.idle_timeout, Duration::from_secs(3600));
-        assert_eq!(s.local_dir, PathBuf::from("./data/code-interpreter"));
         assert_eq!(s.memory_bytes, 2048 << 20);
+        assert_eq!(s.disk_bytes, 1024 << 20);
         assert!(s.pool_endpoint.is_none());
         for (pairs, name) in [
             (vec![("CODE_INTERPRETER", "maybe")], "CODE_INTERPRETER"),
@@ -887,6 +886,10 @@ mod tests {
                 vec![("CODE_INTERPRETER_SANDBOX_UID", "0")],
                 "CODE_INTERPRETER_SANDBOX_UID",
             ),
+            (
+                vec![("CODE_INTERPRETER_DISK_MB", "8")],
+                "CODE_INTERPRETER_DISK_MB",
+            ),
         ] {
             assert_eq!(settings(&pairs).unwrap_err().name, name, "{pairs:?}");
         }
@@ -905,7 +908,7 @@ mod tests {
             azure.pool_endpoint.as_deref(),
             Some("https://r.dynamicsessions.io/p")
         );
-        assert_eq!(azure.local_dir, PathBuf::from("/srv/data/code-interpreter"));
+        assert_eq!(azure.data_dir, PathBuf::from("/srv/data"));
         let shown = format!("{azure:?}");
         assert!(!shown.contains("0123456789abcdef-secret") && !shown.contains("header-secret"));
     }

@@ -22,8 +22,10 @@ fn lab_with(configure: impl FnOnce(&mut LocalConfig)) -> Lab {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     std::fs::create_dir_all(data_dir.join("objects")).unwrap();
-    let mut cfg = LocalConfig::new(data_dir.join("code-interpreter"));
-    cfg.protected_paths = vec![data_dir.clone()];
+    let mut cfg = LocalConfig {
+        protected_paths: vec![data_dir.clone()],
+        ..LocalConfig::default()
+    };
     configure(&mut cfg);
     let executor =
         LocalExecutor::new(cfg).expect("the local executor starts (is bubblewrap installed?)");
@@ -321,6 +323,19 @@ sorted(os.listdir('/')), seen
         !result.contains("'root'") && !result.contains("'home'"),
         "{result}"
     );
+    // Nothing inside names DATA_DIR or the session (issue 17, item 14).
+    let named = lab
+        .run(
+            &id,
+            "open('/proc/self/mountinfo').read() + open('/proc/1/cmdline').read()",
+        )
+        .await
+        .result
+        .unwrap();
+    assert!(named.contains("/mnt/data"), "{named}");
+    for host in [lab.data_dir.to_str().unwrap(), &id.as_str()[..16]] {
+        assert!(!named.contains(host), "{host} named inside: {named}");
+    }
     // The planted links are neither listed nor followed by the host.
     assert!(lab.executor.list_files(&id).await.unwrap().is_empty());
     for path in ["leak.json", "etc/passwd", "etc/shadow"] {
@@ -704,4 +719,36 @@ for i in range(4):
         lab.run(&bystander, "w").await.result.as_deref(),
         Some("'still here'")
     );
+}
+
+/// A descriptor the service holds without close-on-exec (inherited from whoever started
+/// it) does not reach the sandbox: the cell sees its own pipes only.
+#[tokio::test]
+async fn no_descriptor_of_the_service_reaches_the_sandbox() {
+    let lab = lab();
+    let secret = lab.data_dir.join("inherited.txt");
+    std::fs::write(&secret, b"inherited host secret").unwrap();
+    let path = std::ffi::CString::new(secret.to_str().unwrap()).unwrap();
+    // Without O_CLOEXEC, as a supervisor's descriptor would be.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    assert!(fd >= 0);
+    let id = lab.session("thread_fds").await;
+    let out = lab
+        .run(
+            &id,
+            "import os\n\
+             seen = {}\n\
+             for f in sorted(os.listdir('/proc/self/fd'), key=int):\n\
+             \x20   try:\n\
+             \x20       seen[int(f)] = os.pread(int(f), 100, 0)\n\
+             \x20   except OSError as e:\n\
+             \x20       seen[int(f)] = type(e).__name__\n\
+             sorted(seen), seen",
+        )
+        .await;
+    unsafe { libc::close(fd) };
+    let result = out.result.clone().unwrap_or_else(|| panic!("{out:?}"));
+    assert!(!result.contains("inherited host secret"), "{result}");
+    // stdin, the log pipe (1, 2), the driver's two protocol pipes, and the listing's own.
+    assert!(result.starts_with("([0, 1, 2, 3, 4, 5]"), "{result}");
 }

@@ -381,9 +381,14 @@ async fn upload_files(
         };
         match turn.executor.upload(session, &file.name, content).await {
             Ok(_) => {}
-            Err(e @ (ExecError::FileTooLarge(_) | ExecError::InvalidInput(_))) => notes.push(
-                format!("Note: /mnt/data/{} could not be provided: {e}.", file.name),
-            ),
+            Err(
+                e @ (ExecError::FileTooLarge(_)
+                | ExecError::NoSpace(_)
+                | ExecError::InvalidInput(_)),
+            ) => notes.push(format!(
+                "Note: /mnt/data/{} could not be provided: {e}.",
+                file.name
+            )),
             Err(e) => return Err(e),
         }
     }
