@@ -1,5 +1,6 @@
-//! Hostile input against the local code-interpreter sandbox (issue 17, items 11 and 14): a
-//! tenant whose cells try to fill the disk, or read where the service keeps its data.
+//! Hostile input against the local code-interpreter sandbox (issue 17, items 11, 12 and 14):
+//! a tenant whose cells try to fill the disk, keep processes running between cells, or read
+//! where the service keeps its data.
 //! Each test runs the real server as a child process, with DATA_DIR in a private (0700)
 //! directory and the sandbox's defaults otherwise, and checks while the attack runs that
 //! another tenant's requests are answered, and afterwards that the attacked object (run,
@@ -10,7 +11,7 @@ mod support;
 use assistants::standin::StandIn;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::hostile::Probe;
 use support::remote::{check_run, Api, ServerProcess};
 use support::{call, say, KEY_A, KEY_B};
@@ -138,6 +139,126 @@ async fn run_cells(
 ) -> Vec<String> {
     let run = start_cells(api, llm, asst, thread, model, cells).await;
     finish_cells(api, thread, &run).await
+}
+
+/// A process of the host: parent, state and CPU time, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy)]
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    state: char,
+    cpu_ticks: u64,
+}
+
+fn processes() -> Vec<Proc> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name may hold spaces and parentheses: fields start after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        out.push(Proc {
+            pid,
+            ppid: num(1) as u32,
+            state: fields.first().and_then(|s| s.chars().next()).unwrap_or('?'),
+            // utime + stime (fields 14 and 15 of stat, 11 and 12 after the name).
+            cpu_ticks: num(11) + num(12),
+        });
+    }
+    out
+}
+
+/// The live (not zombie) processes descending from `root`.
+fn live_descendants(root: u32) -> Vec<Proc> {
+    let all = processes();
+    let mut found: Vec<u32> = vec![root];
+    let mut out = Vec::new();
+    while let Some(parent) = found.pop() {
+        for p in all.iter().filter(|p| p.ppid == parent) {
+            found.push(p.pid);
+            if p.state != 'Z' && p.state != 'X' {
+                out.push(*p);
+            }
+        }
+    }
+    out
+}
+
+/// Item 12: a cell that disables the driver's clean-up (through `sys._getframe(1).f_globals`,
+/// as in the issue) and leaves a CPU burner process and a spinning thread behind. Between
+/// cells nothing of the session may run: the burner is gone, the driver uses no CPU; the
+/// session itself lives on with its variables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_of_a_session_runs_between_its_cells() {
+    let lab = start(&[]).await;
+    let (api, other) = (lab.server.api(KEY_A), lab.server.api(KEY_B));
+    let asst = code_assistant(&api).await;
+    let thread = new_thread(&api).await;
+    let probe = Probe::start(other, "/assistants?limit=1", PROBE_EVERY);
+    let sabotage = "import subprocess, sys, threading\n\
+                    sys._getframe(1).f_globals['_end_strays'] = lambda: None\n\
+                    burner = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n\
+                    def spin():\n    while True:\n        pass\n\
+                    threading.Thread(target=spin, daemon=True).start()\n\
+                    kept = 'still here'\n\
+                    'burner started'";
+    let logs = run_cells(&api, &lab.llm, &asst, &thread, "sabotage", &[sabotage]).await;
+    assert_eq!(logs, ["'burner started'"]);
+
+    // What is left of the session: its sandbox (bwrap, its namespace's init, the driver).
+    let server = lab.server.pid();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = loop {
+        let left = live_descendants(server);
+        if left.len() <= 3 || Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        left.len(),
+        3,
+        "the burner outlived its cell: {:?}",
+        left.iter().map(|p| (p.pid, p.state)).collect::<Vec<_>>()
+    );
+    let ticks = |procs: &[Proc]| -> u64 {
+        let now = processes();
+        procs
+            .iter()
+            .filter_map(|p| now.iter().find(|q| q.pid == p.pid))
+            .map(|p| p.cpu_ticks)
+            .sum()
+    };
+    let before = ticks(&left);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let used = ticks(&left) - before;
+    // Clock ticks are 1/100 s: a spinning thread would use about 150 of them.
+    assert!(
+        used <= 10,
+        "the session used {used} ticks of CPU while no cell ran"
+    );
+    probe
+        .finish()
+        .await
+        .assert_healthy(PROBE_BOUND, "while a cell left processes behind");
+
+    // The session goes on, with its variables, and still leaves nothing behind.
+    let logs = run_cells(&api, &lab.llm, &asst, &thread, "after", &["kept"]).await;
+    assert_eq!(logs, ["'still here'"]);
+    assert_eq!(live_descendants(server).len(), 3);
 }
 
 /// Item 11: a cell that writes far more than the session's disk quota gets "no space left"

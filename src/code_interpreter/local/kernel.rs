@@ -4,6 +4,11 @@
 //! (stdout, JSON lines) and logs (stderr, the user's interleaved output) arrive on channels.
 //! A cell's output ends at a random marker the driver writes to the log pipe just before its
 //! reply, so everything the cell printed is in its logs, and nothing of the next cell.
+//!
+//! Between cells the session does not run at all: the driver is stopped (SIGSTOP) and every
+//! other process of the sandbox's PID namespace is killed from here (`procs`), whatever the
+//! cell did to the driver's own clean-up; the next cell continues the driver (SIGCONT).
+//! Threads a cell started inside the driver stop with it.
 
 use super::super::session::hex;
 use super::super::{CellError, CellOutput, ExecError};
@@ -31,6 +36,8 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// the log pipe can make it go missing).
 const MARKER_GRACE: Duration = Duration::from_millis(1500);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the host keeps killing what a cell left behind before it ends the session.
+const STRAYS_DEADLINE: Duration = Duration::from_secs(2);
 /// A reply carries base64 images; beyond this the driver is misbehaving.
 const MAX_REPLY_BYTES: usize = 64 << 20;
 const MAX_IMAGES: usize = 16;
@@ -52,6 +59,10 @@ pub struct Kernel {
 
 /// What the host holds of a running sandbox.
 struct Inside {
+    /// Host pid of the namespace's init (bwrap's), which no code inside can stop or kill.
+    init: u32,
+    /// The sandbox's PID namespace: every process in it is the session's.
+    pid_ns: u64,
     driver: Pidfd,
     /// The sandbox's `/mnt/data` (a tmpfs inside it), opened before any cell ran: the host
     /// reads and writes session files relative to this fd only.
@@ -113,8 +124,8 @@ fn pipe() -> std::io::Result<(std::fs::File, OwnedFd)> {
 
 impl Kernel {
     /// Starts a sandbox and waits until its driver is ready; then, before any cell runs,
-    /// opens its `/mnt/data` for the host's file access and finds the driver among the
-    /// namespace's processes.
+    /// opens its `/mnt/data` for the host's file access, finds the driver among the
+    /// namespace's processes and stops it.
     pub async fn start(
         cfg: &LocalConfig,
         runtime: &Runtime,
@@ -297,6 +308,24 @@ impl Kernel {
         self.cgroup.remove().await;
     }
 
+    /// Ends the time between cells: the driver stopped, everything else of the namespace
+    /// killed. `false` when that could not be done (the caller ends the session).
+    async fn hold(&self) -> bool {
+        let Some(inside) = &self.inside else {
+            return false;
+        };
+        if inside.driver.signal(libc::SIGSTOP).is_err() {
+            return false;
+        }
+        let (ns, keep) = (inside.pid_ns, [inside.init, inside.driver.pid]);
+        let deadline = std::time::Instant::now() + STRAYS_DEADLINE;
+        let ended = tokio::task::spawn_blocking(move || procs::end_all_but(ns, &keep, deadline))
+            .await
+            .unwrap_or(false);
+        // Again: a process killed just now may have continued the driver before it died.
+        ended && inside.driver.signal(libc::SIGSTOP).is_ok()
+    }
+
     pub async fn run_cell(
         &mut self,
         code: &str,
@@ -315,6 +344,11 @@ impl Kernel {
         });
         let mut line = request.to_string().into_bytes();
         line.push(b'\n');
+        if let Some(inside) = &self.inside {
+            if inside.driver.signal(libc::SIGCONT).is_err() {
+                return Err(CellFailure::Lost(self.describe_exit("").await));
+            }
+        }
         let hard_deadline = Instant::now() + limit + KILL_GRACE;
         match tokio::time::timeout_at(hard_deadline, async {
             self.requests.write_all(&line).await?;
@@ -375,7 +409,14 @@ impl Kernel {
         let Some(reply) = reply else {
             return Err(CellFailure::Lost("no reply from the session".into()));
         };
-        let (logs, logs_truncated) = log.finish();
+        let (mut logs, logs_truncated) = log.finish();
+        if !self.hold().await {
+            // Its variables must go too: the next call finds the session lost.
+            self.kill().await;
+            logs.push_str(
+                "\n[The Python session was ended: processes this code started could not be stopped.]\n",
+            );
+        }
         let images = reply
             .images
             .iter()
@@ -421,7 +462,7 @@ impl Kernel {
 
 /// Finds the sandbox from the host once its driver is ready (so before any cell ran, and
 /// nothing inside was planted yet): its init and PID namespace (from bwrap's `--info-fd`),
-/// the driver (the init's only child), and its `/mnt/data`.
+/// the driver (the init's only child), and its `/mnt/data`. Leaves the driver stopped.
 fn attach(mut info: std::fs::File) -> Result<Inside, String> {
     // bwrap wrote this and closed it right after it made the namespaces, long before the
     // driver was ready; non-blocking all the same, so a bwrap that kept it open cannot
@@ -469,7 +510,12 @@ fn attach(mut info: std::fs::File) -> Result<Inside, String> {
     if !is_tmpfs(&data) {
         return Err("the sandbox's /mnt/data is not its tmpfs".into());
     }
+    driver
+        .signal(libc::SIGSTOP)
+        .map_err(|e| format!("cannot stop the driver: {e}"))?;
     Ok(Inside {
+        init,
+        pid_ns: ns,
         driver,
         data: Arc::new(data),
     })

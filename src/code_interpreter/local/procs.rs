@@ -1,9 +1,18 @@
-//! A sandbox's processes, seen from the host: its PID namespace (one of its own, which no
-//! process inside can leave or nest), pidfds (a pid read from `/proc` may be reused by a host
-//! process by the time it is used, a pidfd may not), and memfds to hand it files.
+//! A sandbox's processes, seen and signalled from the host.
+//!
+//! Why from the host: after a cell, everything inside the driver process is the cell's to
+//! change (a cell can replace the driver's own clean-up through `sys._getframe`), so ending
+//! what a cell left behind, and holding the session still between cells, cannot be left to
+//! the driver. The sandbox has a PID namespace of its own, which no process inside can
+//! leave or nest (no user namespaces, seccomp denies new namespaces), so "every process of
+//! that namespace" is exactly the session's processes.
+//!
+//! Signals go through pidfds: a pid read from `/proc` may be reused by a host process by
+//! the time it is signalled, a pidfd may not.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 /// A process, by pidfd.
 #[derive(Debug)]
@@ -70,6 +79,31 @@ pub fn in_namespace(ns: u64, except: &[u32]) -> Vec<u32> {
         .filter(|pid| !except.contains(pid) && pid_namespace(*pid) == Some(ns))
         .filter(|pid| state_and_parent(*pid).is_some_and(|(s, _)| s != 'Z' && s != 'X'))
         .collect()
+}
+
+/// Kills every process of namespace `ns` but `keep` (its init and the driver) until none is
+/// left. `false` when processes still appear at `deadline` (a chain of forks racing the
+/// scan): the caller then ends the whole sandbox.
+pub fn end_all_but(ns: u64, keep: &[u32], deadline: Instant) -> bool {
+    loop {
+        let strays = in_namespace(ns, keep);
+        if strays.is_empty() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        for pid in strays {
+            // Opened first, checked second: the pidfd pins the process the check saw.
+            if let Ok(fd) = Pidfd::open(pid) {
+                if pid_namespace(pid) == Some(ns) {
+                    let _ = fd.signal(libc::SIGKILL);
+                }
+            }
+        }
+        // Killed processes take a moment to exit.
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// An in-memory file holding `content`, positioned at its start for whoever gets the fd

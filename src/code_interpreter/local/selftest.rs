@@ -67,7 +67,25 @@ r["versions"] = "Python %s, numpy %s, pandas %s, matplotlib %s" % (
     __import__("platform").python_version(), numpy.__version__, pandas.__version__, matplotlib.__version__)
 for f in glob.glob(os.path.join(matplotlib.get_cachedir(), "fontlist-*.json")):
     shutil.copyfile(f, os.path.join("/mnt/data", os.path.basename(f)))
+# A process left behind by a cell that also switched off the driver's own clean-up: the
+# host must end it (STRAYS checks that).
+import subprocess, sys
+sys._getframe(1).f_globals["_end_strays"] = lambda: None
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 print(json.dumps(r))
+"#;
+
+/// Run after PROBE: the processes left inside (zombies aside), which must be the
+/// namespace's init and the driver only.
+const STRAYS: &str = r#"
+import os
+def live(p):
+    try:
+        with open("/proc/%s/stat" % p) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and live(p))
 "#;
 
 /// Variables the sandbox is given on purpose (sandbox.rs; bwrap sets PWD for `--chdir`).
@@ -199,19 +217,28 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         let out = kernel
             .run_cell(&code, 1, Duration::from_secs(90), 1 << 20)
             .await;
+        let stopped = driver_stopped(&kernel).await;
+        let strays = match out {
+            Ok(_) => kernel
+                .run_cell(STRAYS, 2, Duration::from_secs(30), 1 << 20)
+                .await
+                .ok()
+                .and_then(|o| o.result),
+            Err(_) => None,
+        };
         if let Some(data) = kernel.data() {
             keep_font_cache(&data, inner);
         }
         kernel.kill().await;
         match out {
-            Ok(out) => Ok(out),
+            Ok(out) => Ok((out, stopped, strays)),
             Err(_) => Err(fail("the probe did not finish".into())),
         }
     }
     .await;
     accept_task.abort();
     let _ = std::fs::remove_file(&canary_file);
-    let output = outcome?;
+    let (output, stopped, strays) = outcome?;
 
     if let Some(error) = &output.error {
         return Err(fail(format!(
@@ -273,6 +300,11 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         ),
     )?;
     require(
+        stopped && strays.as_deref() == Some("[1, 2]"),
+        "nothing of a session runs between its cells (the host ends what a cell left behind)",
+        format!("driver stopped: {stopped}; processes inside: {strays:?}"),
+    )?;
+    require(
         paths.contains(&canary_file.to_string_lossy().into_owned()),
         "the canary file was among the paths checked",
         format!(
@@ -325,6 +357,21 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         checks,
         versions: f.versions,
     })
+}
+
+/// Whether the session's driver is stopped (between cells it must be), waiting a moment for
+/// the signal to land.
+async fn driver_stopped(kernel: &super::Kernel) -> bool {
+    let Some(pid) = kernel.driver_pid() else {
+        return false;
+    };
+    for _ in 0..50 {
+        if super::procs::state_and_parent(pid).is_some_and(|(s, _)| s == 'T' || s == 't') {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
 
 /// Keeps the probe's matplotlib font list for later sessions (the driver copies it in).
