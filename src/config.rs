@@ -340,6 +340,8 @@ pub struct CodeInterpreterSettings {
     /// Size of a local session's `/mnt/data` (all its files).
     pub disk_bytes: u64,
     pub max_sessions: usize,
+    /// Local sessions one tenant may hold at once.
+    pub tenant_sessions: usize,
     pub sandbox_uid: u32,
     /// The pool management endpoint of an ACA code-interpreter session pool.
     pub pool_endpoint: Option<String>,
@@ -363,6 +365,7 @@ impl std::fmt::Debug for CodeInterpreterSettings {
             .field("memory_bytes", &self.memory_bytes)
             .field("disk_bytes", &self.disk_bytes)
             .field("max_sessions", &self.max_sessions)
+            .field("tenant_sessions", &self.tenant_sessions)
             .field("pool_endpoint", &self.pool_endpoint)
             .field("identity_endpoint", &self.identity_endpoint)
             .field(
@@ -373,8 +376,11 @@ impl std::fmt::Debug for CodeInterpreterSettings {
     }
 }
 
+/// `tenants`: how many tenants the API keys name (0 when the API is open), which shares
+/// the local sessions out by default.
 fn code_interpreter_settings(
     get: &dyn Fn(&str) -> Option<String>,
+    tenants: usize,
 ) -> Result<CodeInterpreterSettings, SettingError> {
     let mode = match get("CODE_INTERPRETER")
         .map(|v| v.to_ascii_lowercase())
@@ -449,6 +455,22 @@ fn code_interpreter_settings(
         ));
     }
     let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+    let max_sessions: usize = number(
+        get,
+        "CODE_INTERPRETER_MAX_SESSIONS",
+        8,
+        |n| *n >= 1,
+        "a count >= 1",
+    )?;
+    // An equal share of all by default: no tenant can then keep another from its sessions
+    // (with the default 8 and two tenants, 4 each), and a single tenant has them all.
+    let tenant_sessions: usize = number(
+        get,
+        "CODE_INTERPRETER_TENANT_SESSIONS",
+        (max_sessions / tenants.max(1)).max(1),
+        |n| *n >= 1 && *n <= max_sessions,
+        &format!("a count from 1 to CODE_INTERPRETER_MAX_SESSIONS ({max_sessions})"),
+    )?;
     Ok(CodeInterpreterSettings {
         mode,
         cell_timeout: secs("CODE_INTERPRETER_TIMEOUT_SECONDS", 60.0, 220.0)?,
@@ -478,13 +500,8 @@ fn code_interpreter_settings(
         )?,
         max_file_bytes: megabytes("CODE_INTERPRETER_MAX_FILE_MB", 512)?,
         disk_bytes: megabytes("CODE_INTERPRETER_DISK_MB", 1024)?,
-        max_sessions: number(
-            get,
-            "CODE_INTERPRETER_MAX_SESSIONS",
-            8,
-            |n| *n >= 1,
-            "a count >= 1",
-        )?,
+        max_sessions,
+        tenant_sessions,
         sandbox_uid: number(
             get,
             "CODE_INTERPRETER_SANDBOX_UID",
@@ -673,7 +690,9 @@ impl Settings {
                 ))
             }
         };
-        let code_interpreter = code_interpreter_settings(&lookup)?;
+        let tenants: std::collections::HashSet<&str> =
+            api_keys.iter().map(|k| k.tenant.as_str()).collect();
+        let code_interpreter = code_interpreter_settings(&lookup, tenants.len())?;
         let settings = Settings {
             port,
             bind,
@@ -856,6 +875,20 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_secs(3600));
         assert_eq!(s.memory_bytes, 2048 << 20);
         assert_eq!(s.disk_bytes, 1024 << 20);
+        // Shared out equally between the tenants the keys name; one tenant has them all.
+        assert_eq!((s.max_sessions, s.tenant_sessions), (8, 8));
+        let share =
+            |pairs: &[(&str, &str)]| settings(pairs).unwrap().code_interpreter.tenant_sessions;
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=y")]), 4);
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=x")]), 8);
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=y,c=z")]), 2);
+        assert_eq!(
+            share(&[
+                ("ASSISTANTS_API_KEYS", "a=x,b=y"),
+                ("CODE_INTERPRETER_MAX_SESSIONS", "20")
+            ]),
+            10
+        );
         assert!(s.pool_endpoint.is_none());
         for (pairs, name) in [
             (vec![("CODE_INTERPRETER", "maybe")], "CODE_INTERPRETER"),
@@ -885,6 +918,14 @@ mod tests {
             (
                 vec![("CODE_INTERPRETER_SANDBOX_UID", "0")],
                 "CODE_INTERPRETER_SANDBOX_UID",
+            ),
+            (
+                vec![("CODE_INTERPRETER_TENANT_SESSIONS", "9")],
+                "CODE_INTERPRETER_TENANT_SESSIONS",
+            ),
+            (
+                vec![("CODE_INTERPRETER_TENANT_SESSIONS", "0")],
+                "CODE_INTERPRETER_TENANT_SESSIONS",
             ),
             (
                 vec![("CODE_INTERPRETER_DISK_MB", "8")],

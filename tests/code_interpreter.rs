@@ -752,3 +752,59 @@ async fn no_descriptor_of_the_service_reaches_the_sandbox() {
     // stdin, the log pipe (1, 2), the driver's two protocol pipes, and the listing's own.
     assert!(result.starts_with("([0, 1, 2, 3, 4, 5]"), "{result}");
 }
+
+/// Per-tenant quotas: a tenant that needs room ends its own least recently used idle
+/// session, never another tenant's; with all its sessions running code it is told so at
+/// once, while another tenant still gets its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_makes_room_only_from_its_own_idle_sessions() {
+    let lab = std::sync::Arc::new(lab_with(|c| {
+        c.max_sessions = 4;
+        c.tenant_sessions = 2;
+    }));
+    let open = |tenant: &str, thread: &str| {
+        let id = lab.key.session_id(tenant, thread);
+        let lab = lab.clone();
+        async move { (lab.executor.open_session(&id).await, id) }
+    };
+    let (opened, a1) = open("tenant-a", "a1").await;
+    assert_eq!(opened.unwrap(), SessionOpen::Created);
+    lab.run(&a1, "x = 1").await;
+    let mut b = Vec::new();
+    for thread in ["b1", "b2", "b3"] {
+        let (opened, id) = open("tenant-b", thread).await;
+        assert_eq!(opened.unwrap(), SessionOpen::Created);
+        b.push(id);
+    }
+    // B's third session took the place of B's first, not of A's.
+    assert!(matches!(
+        lab.executor.execute(&b[0], "1", CELL).await,
+        Err(ExecError::SessionLost(_))
+    ));
+    assert_eq!(lab.run(&a1, "x").await.result.as_deref(), Some("1"));
+
+    // B's two sessions busy: B gets no third at once, A gets its second.
+    let busy: Vec<_> = b[1..]
+        .iter()
+        .map(|id| {
+            let (lab, id) = (lab.clone(), id.clone());
+            tokio::spawn(async move { lab.run(&id, "import time\ntime.sleep(4)\n'slept'").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let (opened, _) = open("tenant-b", "b4").await;
+    match opened {
+        Err(ExecError::Busy(why)) => assert!(why.contains("running code"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+    let (opened, a2) = open("tenant-a", "a2").await;
+    assert_eq!(opened.unwrap(), SessionOpen::Created);
+    assert_eq!(lab.run(&a2, "2").await.result.as_deref(), Some("2"));
+    assert_eq!(lab.run(&a1, "x").await.result.as_deref(), Some("1"));
+    for task in busy {
+        assert_eq!(task.await.unwrap().result.as_deref(), Some("'slept'"));
+    }
+    assert_eq!(lab.executor.open_sessions(), 4);
+}

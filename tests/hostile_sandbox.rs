@@ -1,6 +1,6 @@
-//! Hostile input against the local code-interpreter sandbox (issue 17, items 11, 12 and 14):
-//! a tenant whose cells try to fill the disk, keep processes running between cells, or read
-//! where the service keeps its data.
+//! Hostile input against the local code-interpreter sandbox (issue 17, items 10, 11, 12 and
+//! 14): a tenant whose cells try to starve another tenant of sessions, fill the disk, keep
+//! processes running between cells, or read where the service keeps its data.
 //! Each test runs the real server as a child process, with DATA_DIR in a private (0700)
 //! directory and the sandbox's defaults otherwise, and checks while the attack runs that
 //! another tenant's requests are answered, and afterwards that the attacked object (run,
@@ -301,6 +301,84 @@ async fn a_cell_cannot_fill_its_disk() {
         .finish()
         .await
         .assert_healthy(PROBE_BOUND, "while a cell filled its disk");
+}
+
+/// Item 10: tenant B keeps more sessions busy than its share; tenant A still gets a session
+/// for a new thread, and A's idle session (with its variables) survives B's activity. B's
+/// calls beyond its quota get a clear error at once instead of waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenant_cannot_take_another_tenants_sessions() {
+    // Four sessions in all, so (by default) two per tenant.
+    let lab = start(&[("CODE_INTERPRETER_MAX_SESSIONS", "4")]).await;
+    let (a, b) = (lab.server.api(KEY_A), lab.server.api(KEY_B));
+    let (asst_a, asst_b) = (code_assistant(&a).await, code_assistant(&b).await);
+    let kept = new_thread(&a).await;
+    let logs = run_cells(&a, &lab.llm, &asst_a, &kept, "a-0", &["x = 42\n'set'"]).await;
+    assert_eq!(logs, ["'set'"]);
+
+    let probe = Probe::start(a.clone(), "/assistants?limit=1", PROBE_EVERY);
+    // B: four threads, each running a cell that holds its session for 12 s.
+    let mut b_runs = Vec::new();
+    for i in 0..4 {
+        let thread = new_thread(&b).await;
+        let model = format!("b-{i}");
+        let run = start_cells(
+            &b,
+            &lab.llm,
+            &asst_b,
+            &thread,
+            &model,
+            &["import time\ntime.sleep(12)\n'slept'"],
+        )
+        .await;
+        b_runs.push((thread, run));
+    }
+    // Once every B run has asked the model for its call, give the sessions time to start.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lab
+        .llm
+        .requests()
+        .iter()
+        .filter(|r| r["model"].as_str().unwrap_or("").starts_with("b-"))
+        .count()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "B's runs did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // A gets a session for a new thread while B's cells still run.
+    let started = Instant::now();
+    let fresh = new_thread(&a).await;
+    let logs = run_cells(&a, &lab.llm, &asst_a, &fresh, "a-1", &["'a has a session'"]).await;
+    assert_eq!(logs, ["'a has a session'"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "A waited for B's cells: {:?}",
+        started.elapsed()
+    );
+    // A's first session kept its variables.
+    let logs = run_cells(&a, &lab.llm, &asst_a, &kept, "a-2", &["x"]).await;
+    assert_eq!(logs, ["42"]);
+
+    // B's runs ended: two with their cell's result, two told at once that B's sessions are
+    // all busy.
+    let mut slept = 0;
+    let mut refused = 0;
+    for (thread, run) in &b_runs {
+        let logs = finish_cells(&b, thread, run).await;
+        match logs[0].as_str() {
+            "'slept'" => slept += 1,
+            other if other.contains("Python sessions are running code") => refused += 1,
+            other => panic!("unexpected output of B's cell: {other}"),
+        }
+    }
+    assert_eq!((slept, refused), (2, 2));
+    probe
+        .finish()
+        .await
+        .assert_healthy(PROBE_BOUND, "while B held its sessions");
 }
 
 /// Item 14: nothing inside the sandbox names where the service keeps its data or which

@@ -3,9 +3,10 @@
 //!
 //! Why a process per session: variables persist between cells as in a notebook, and a
 //! session's faults (a crash, a kill after a timeout) stay in it. Sessions live in this
-//! process's memory; an idle one is reaped after `idle_timeout`, and when `max_sessions` are
-//! open the least recently used idle one makes room. After a restart every session is gone
-//! (`open_session` says `Created`).
+//! process's memory; an idle one is reaped after `idle_timeout`. Sessions are shared by
+//! tenants under quotas: at most `max_sessions` in all and `tenant_sessions` per tenant, and
+//! a tenant that needs room ends its own least recently used idle session, never another
+//! tenant's. After a restart every session is gone (`open_session` says `Created`).
 //!
 //! Nothing of a session is on the host's disk: the runtime files are handed to bubblewrap
 //! as descriptors, `/mnt/data` is memory inside the sandbox (what code writes there counts
@@ -67,6 +68,9 @@ pub struct LocalConfig {
     /// Size of the session's private `/tmp` (memory-backed).
     pub tmp_bytes: u64,
     pub max_sessions: usize,
+    /// Sessions one tenant may hold at once (settings share `max_sessions` out between the
+    /// tenants; here the default is no share).
+    pub tenant_sessions: usize,
     pub idle_timeout: Duration,
     /// Output of one cell kept beyond this is dropped (and `logs_truncated` set).
     pub max_log_bytes: usize,
@@ -91,6 +95,7 @@ impl Default for LocalConfig {
             disk_bytes: 1 << 30,
             tmp_bytes: 256 << 20,
             max_sessions: 8,
+            tenant_sessions: 8,
             idle_timeout: Duration::from_secs(3600),
             max_log_bytes: 1 << 20,
             sandbox_uid: 65534,
@@ -238,24 +243,34 @@ impl Inner {
         Kernel::start(&self.cfg, &self.runtime, self.drop_to, group).await
     }
 
-    /// Makes room for one more session: reaps nothing if there is room, else ends the least
-    /// recently used idle session. `Busy` when every session is running a cell.
+    /// Makes room for one more session of `tenant`: nothing to do while the tenant is under
+    /// its quota and the executor under its total; otherwise the tenant's own least recently
+    /// used idle session ends (never another tenant's: what one tenant does cannot end
+    /// another's variables, nor keep it from its share). `Busy`, at once, when the tenant
+    /// has no idle session to give up.
     fn evict_for_new(
         &self,
         map: &mut HashMap<SessionId, Arc<Session>>,
+        tenant: &str,
     ) -> Result<Option<Arc<Session>>, ExecError> {
-        if map.len() < self.cfg.max_sessions {
+        let own = map.keys().filter(|id| id.tenant() == tenant).count();
+        let tenant_full = own >= self.cfg.tenant_sessions;
+        if !tenant_full && map.len() < self.cfg.max_sessions {
             return Ok(None);
         }
         let victim = map
             .iter()
-            .filter(|(_, s)| s.kernel.try_lock().is_ok())
+            .filter(|(id, s)| id.tenant() == tenant && s.kernel.try_lock().is_ok())
             .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
             .map(|(id, _)| id.clone());
         match victim {
             Some(id) => Ok(map.remove(&id)),
+            None if tenant_full => Err(ExecError::Busy(format!(
+                "all {own} of this account's Python sessions are running code; try again \
+                 when one of them has finished"
+            ))),
             None => Err(ExecError::Busy(format!(
-                "all {} local sessions are running code",
+                "all {} of the server's Python sessions are in use; try again later",
                 self.cfg.max_sessions
             ))),
         }
@@ -346,7 +361,7 @@ impl CodeExecutor for LocalExecutor {
             match map.get(id).cloned() {
                 Some(existing) => Found::Existing(existing),
                 None => {
-                    let evicted = inner.evict_for_new(&mut map)?;
+                    let evicted = inner.evict_for_new(&mut map, id.tenant())?;
                     let session = Arc::new(Session {
                         kernel: Arc::new(AsyncMutex::new(None)),
                         last_used: AtomicU64::new(inner.now_ms()),
@@ -378,7 +393,7 @@ impl CodeExecutor for LocalExecutor {
             Found::New(session, guard, evicted) => {
                 if let Some(old) = evicted {
                     log::info!(
-                        "code interpreter: ending the least recently used session to make room"
+                        "code interpreter: ending the tenant's least recently used session to make room"
                     );
                     destroy(&old).await;
                 }
