@@ -342,6 +342,9 @@ pub struct CodeInterpreterSettings {
     pub max_sessions: usize,
     /// Local sessions one tenant may hold at once.
     pub tenant_sessions: usize,
+    /// What one cell may export into the store: files, and bytes of files and figures.
+    pub max_export_files: usize,
+    pub max_export_bytes: u64,
     pub sandbox_uid: u32,
     /// The pool management endpoint of an ACA code-interpreter session pool.
     pub pool_endpoint: Option<String>,
@@ -502,6 +505,20 @@ fn code_interpreter_settings(
         disk_bytes: megabytes("CODE_INTERPRETER_DISK_MB", 1024)?,
         max_sessions,
         tenant_sessions,
+        max_export_files: number(
+            get,
+            "CODE_INTERPRETER_MAX_EXPORT_FILES",
+            32,
+            |_| true,
+            "a count",
+        )?,
+        max_export_bytes: number(
+            get,
+            "CODE_INTERPRETER_MAX_EXPORT_MB",
+            100u64,
+            |n| (1..=1 << 20).contains(n),
+            "a number of megabytes >= 1",
+        )? << 20,
         sandbox_uid: number(
             get,
             "CODE_INTERPRETER_SANDBOX_UID",
@@ -875,6 +892,7 @@ mod tests {
         assert_eq!(s.idle_timeout, Duration::from_secs(3600));
         assert_eq!(s.memory_bytes, 2048 << 20);
         assert_eq!(s.disk_bytes, 1024 << 20);
+        assert_eq!((s.max_export_files, s.max_export_bytes), (32, 100 << 20));
         // Shared out equally between the tenants the keys name; one tenant has them all.
         assert_eq!((s.max_sessions, s.tenant_sessions), (8, 8));
         let share =
@@ -930,6 +948,14 @@ mod tests {
             (
                 vec![("CODE_INTERPRETER_DISK_MB", "8")],
                 "CODE_INTERPRETER_DISK_MB",
+            ),
+            (
+                vec![("CODE_INTERPRETER_MAX_EXPORT_MB", "0")],
+                "CODE_INTERPRETER_MAX_EXPORT_MB",
+            ),
+            (
+                vec![("CODE_INTERPRETER_MAX_EXPORT_FILES", "-1")],
+                "CODE_INTERPRETER_MAX_EXPORT_FILES",
             ),
         ] {
             assert_eq!(settings(&pairs).unwrap_err().name, name, "{pairs:?}");

@@ -1,6 +1,6 @@
 //! Hostile input against the local code-interpreter sandbox (issue 17, items 10, 11, 12 and
-//! 14): a tenant whose cells try to starve another tenant of sessions, fill the disk, keep
-//! processes running between cells, or read where the service keeps its data.
+//! 14): a tenant whose cells try to starve another tenant of sessions, fill the disk and the
+//! store, keep processes running between cells, or read where the service keeps its data.
 //! Each test runs the real server as a child process, with DATA_DIR in a private (0700)
 //! directory and the sandbox's defaults otherwise, and checks while the attack runs that
 //! another tenant's requests are answered, and afterwards that the attacked object (run,
@@ -12,7 +12,7 @@ use assistants::standin::StandIn;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
-use support::hostile::Probe;
+use support::hostile::{assert_peak_within, peak_rss_mib, Probe};
 use support::remote::{check_run, Api, ServerProcess};
 use support::{call, say, KEY_A, KEY_B};
 
@@ -262,13 +262,21 @@ async fn nothing_of_a_session_runs_between_its_cells() {
 }
 
 /// Item 11: a cell that writes far more than the session's disk quota gets "no space left"
-/// at the quota, and the session goes on.
+/// at the quota; a cell's files are exported into the store only up to the per-cell count
+/// and bytes, and the model is told which were left out. The server's memory stays bounded
+/// while it exports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cell_cannot_fill_its_disk() {
-    let lab = start(&[("CODE_INTERPRETER_DISK_MB", "128")]).await;
+async fn a_cell_cannot_fill_the_disk_or_flood_the_store() {
+    let lab = start(&[
+        ("CODE_INTERPRETER_DISK_MB", "128"),
+        ("CODE_INTERPRETER_MAX_EXPORT_MB", "24"),
+        ("CODE_INTERPRETER_MAX_EXPORT_FILES", "3"),
+    ])
+    .await;
     let (api, other) = (lab.server.api(KEY_A), lab.server.api(KEY_B));
     let asst = code_assistant(&api).await;
     let thread = new_thread(&api).await;
+    let baseline = peak_rss_mib(lab.server.pid());
     let probe = Probe::start(other, "/assistants?limit=1", PROBE_EVERY);
     // 16 files of 32 MB: 512 MB, each file well under the per-file limit.
     let fill = "import errno\nwritten, error = 0, None\nchunk = b'x' * (1 << 20)\n\
@@ -276,15 +284,14 @@ async fn a_cell_cannot_fill_its_disk() {
                 \x20           for _ in range(32):\n                f.write(chunk)\n\
                 \x20               written += 1\nexcept OSError as e:\n    error = errno.errorcode[e.errno]\n\
                 print(written, error)";
-    let logs = run_cells(
-        &api,
-        &lab.llm,
-        &asst,
-        &thread,
-        "fill",
-        &[fill, "'still here'"],
-    )
-    .await;
+    // Then six files of 8 MB (48 MB) after removing the big ones.
+    let many = "import glob, os\nfor p in glob.glob('/mnt/data/big-*'):\n    os.remove(p)\n\
+                for i in range(6):\n    with open(f'/mnt/data/part-{i}.bin', 'wb') as f:\n\
+                \x20       f.write(bytes([65 + i]) * (8 << 20))\n'six written'";
+    let run = start_cells(&api, &lab.llm, &asst, &thread, "fill", &[fill, many]).await;
+    let logs = finish_cells(&api, &thread, &run).await;
+    let probe = probe.finish().await;
+
     let (written, error) = logs[0]
         .trim()
         .split_once(' ')
@@ -296,11 +303,41 @@ async fn a_cell_cannot_fill_its_disk() {
         logs[0]
     );
     assert!(written <= 128, "{written} MB written past a 128 MB quota");
-    assert_eq!(logs[1], "'still here'");
-    probe
-        .finish()
-        .await
-        .assert_healthy(PROBE_BOUND, "while a cell filled its disk");
+    assert_eq!(logs[1], "'six written'");
+
+    // Per cell, at most 3 files and 24 MB reached the store: none of the 32 MB files of the
+    // first (only the empty one it began when the disk was full), three 8 MB files of the
+    // second; the model heard of the others.
+    let outputs = api.list_all("/files?purpose=assistants_output").await;
+    let exported = |prefix: &str| -> Vec<u64> {
+        outputs
+            .iter()
+            .filter(|f| f["filename"].as_str().unwrap_or("").starts_with(prefix))
+            .map(|f| f["bytes"].as_u64().unwrap())
+            .collect()
+    };
+    let (big, parts) = (exported("big-"), exported("part-"));
+    assert!(
+        big.len() <= 3 && big.iter().sum::<u64>() <= 24 << 20,
+        "first cell exported {big:?}"
+    );
+    assert_eq!(parts, [8 << 20; 3], "second cell exported {parts:?}");
+    let told: Vec<String> = lab.llm.requests().last().unwrap()["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        told[1].contains("not saved") && told[1].matches("not saved").count() == 3,
+        "{}",
+        told[1]
+    );
+    probe.assert_healthy(PROBE_BOUND, "while a cell filled its disk");
+    let peak = peak_rss_mib(lab.server.pid());
+    eprintln!("server peak memory: {baseline} MiB before, {peak} MiB after the export");
+    assert_peak_within(lab.server.pid(), baseline + 64, "exporting a cell's files");
 }
 
 /// Item 10: tenant B keeps more sessions busy than its share; tenant A still gets a session

@@ -25,7 +25,7 @@ pub mod session;
 pub mod setup;
 
 pub use session::{SessionId, SessionKey};
-pub use setup::{CodeInterpreter, SharedCodeInterpreter};
+pub use setup::{CodeInterpreter, ExportLimits, SharedCodeInterpreter};
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -10,13 +10,33 @@ use crate::config::{CodeInterpreterMode, CodeInterpreterSettings, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The tool's executor (or why there is none), the session key and the cell limit.
+/// The tool's executor (or why there is none), the session key and the cell limits.
 #[derive(Clone)]
 pub struct CodeInterpreter {
     executor: Option<Arc<dyn CodeExecutor>>,
     unavailable: Option<String>,
     key: SessionKey,
     cell_timeout: Duration,
+    export: ExportLimits,
+}
+
+/// What one cell may export into the store (`CODE_INTERPRETER_MAX_EXPORT_*`): a cell can
+/// write far more than anyone should keep, and each exported file is read into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Written files (figures are capped by the executor).
+    pub files: usize,
+    /// Bytes of written files and figures together.
+    pub bytes: u64,
+}
+
+impl Default for ExportLimits {
+    fn default() -> ExportLimits {
+        ExportLimits {
+            files: 32,
+            bytes: 100 << 20,
+        }
+    }
 }
 
 impl std::fmt::Debug for CodeInterpreter {
@@ -79,7 +99,12 @@ impl CodeInterpreter {
                     report.versions,
                     report.checks.join("; ")
                 );
-                CodeInterpreter::enabled(executor, key, ci.cell_timeout)
+                CodeInterpreter::enabled(executor, key, ci.cell_timeout).with_export_limits(
+                    ExportLimits {
+                        files: ci.max_export_files,
+                        bytes: ci.max_export_bytes,
+                    },
+                )
             }
             Err(e) => {
                 let detail = match e {
@@ -111,7 +136,13 @@ impl CodeInterpreter {
             unavailable: None,
             key,
             cell_timeout,
+            export: ExportLimits::default(),
         }
+    }
+
+    pub fn with_export_limits(mut self, export: ExportLimits) -> CodeInterpreter {
+        self.export = export;
+        self
     }
 
     pub fn disabled(reason: impl Into<String>) -> CodeInterpreter {
@@ -120,6 +151,7 @@ impl CodeInterpreter {
             unavailable: Some(reason.into()),
             key: SessionKey::random(),
             cell_timeout: Duration::from_secs(60),
+            export: ExportLimits::default(),
         }
     }
 
@@ -141,6 +173,11 @@ impl CodeInterpreter {
     /// The wall-clock limit of one cell.
     pub fn cell_timeout(&self) -> Duration {
         self.cell_timeout
+    }
+
+    /// What one cell may export into the store.
+    pub fn export_limits(&self) -> ExportLimits {
+        self.export
     }
 }
 
