@@ -443,15 +443,20 @@ pub struct CodeInterpreterSettings {
     pub session_key: Option<String>,
     /// DATA_DIR, which the sandbox must not see.
     pub data_dir: PathBuf,
-    /// The local executor's working directory (`DATA_DIR/code-interpreter`).
-    pub local_dir: PathBuf,
     pub bwrap: PathBuf,
     pub python: PathBuf,
     pub memory_bytes: u64,
     pub cpu_seconds: u64,
     pub max_processes: u32,
     pub max_file_bytes: u64,
+    /// Size of a local session's `/mnt/data` (all its files).
+    pub disk_bytes: u64,
     pub max_sessions: usize,
+    /// Local sessions one tenant may hold at once.
+    pub tenant_sessions: usize,
+    /// What one cell may export into the store: files, and bytes of files and figures.
+    pub max_export_files: usize,
+    pub max_export_bytes: u64,
     pub sandbox_uid: u32,
     /// The pool management endpoint of an ACA code-interpreter session pool.
     pub pool_endpoint: Option<String>,
@@ -472,9 +477,10 @@ impl std::fmt::Debug for CodeInterpreterSettings {
                 "session_key",
                 &self.session_key.as_ref().map(|_| "<hidden>"),
             )
-            .field("local_dir", &self.local_dir)
             .field("memory_bytes", &self.memory_bytes)
+            .field("disk_bytes", &self.disk_bytes)
             .field("max_sessions", &self.max_sessions)
+            .field("tenant_sessions", &self.tenant_sessions)
             .field("pool_endpoint", &self.pool_endpoint)
             .field("identity_endpoint", &self.identity_endpoint)
             .field(
@@ -485,8 +491,11 @@ impl std::fmt::Debug for CodeInterpreterSettings {
     }
 }
 
+/// `tenants`: how many tenants the API keys name (0 when the API is open), which shares
+/// the local sessions out by default.
 fn code_interpreter_settings(
     get: &dyn Fn(&str) -> Option<String>,
+    tenants: usize,
 ) -> Result<CodeInterpreterSettings, SettingError> {
     let mode = match get("CODE_INTERPRETER")
         .map(|v| v.to_ascii_lowercase())
@@ -518,7 +527,8 @@ fn code_interpreter_settings(
             get,
             name,
             default,
-            |n| *n >= 16,
+            // At most 2^30 MB, so that the byte count cannot overflow.
+            |n| (16..=1 << 30).contains(n),
             "a number of megabytes >= 16",
         )
         .map(|n| n << 20)
@@ -560,14 +570,27 @@ fn code_interpreter_settings(
         ));
     }
     let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+    let max_sessions: usize = number(
+        get,
+        "CODE_INTERPRETER_MAX_SESSIONS",
+        8,
+        |n| *n >= 1,
+        "a count >= 1",
+    )?;
+    // An equal share of all by default: no tenant can then keep another from its sessions
+    // (with the default 8 and two tenants, 4 each), and a single tenant has them all.
+    let tenant_sessions: usize = number(
+        get,
+        "CODE_INTERPRETER_TENANT_SESSIONS",
+        (max_sessions / tenants.max(1)).max(1),
+        |n| *n >= 1 && *n <= max_sessions,
+        &format!("a count from 1 to CODE_INTERPRETER_MAX_SESSIONS ({max_sessions})"),
+    )?;
     Ok(CodeInterpreterSettings {
         mode,
         cell_timeout: secs("CODE_INTERPRETER_TIMEOUT_SECONDS", 60.0, 220.0)?,
         idle_timeout: secs("CODE_INTERPRETER_IDLE_SECONDS", 3600.0, 86400.0)?,
         session_key,
-        local_dir: get("CODE_INTERPRETER_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("code-interpreter")),
         data_dir,
         bwrap: PathBuf::from(
             get("CODE_INTERPRETER_BWRAP").unwrap_or_else(|| "/usr/bin/bwrap".into()),
@@ -591,13 +614,23 @@ fn code_interpreter_settings(
             "a count >= 8",
         )?,
         max_file_bytes: megabytes("CODE_INTERPRETER_MAX_FILE_MB", 512)?,
-        max_sessions: number(
+        disk_bytes: megabytes("CODE_INTERPRETER_DISK_MB", 1024)?,
+        max_sessions,
+        tenant_sessions,
+        max_export_files: number(
             get,
-            "CODE_INTERPRETER_MAX_SESSIONS",
-            8,
-            |n| *n >= 1,
-            "a count >= 1",
+            "CODE_INTERPRETER_MAX_EXPORT_FILES",
+            32,
+            |_| true,
+            "a count",
         )?,
+        max_export_bytes: number(
+            get,
+            "CODE_INTERPRETER_MAX_EXPORT_MB",
+            100u64,
+            |n| (1..=1 << 20).contains(n),
+            "a number of megabytes >= 1",
+        )? << 20,
         sandbox_uid: number(
             get,
             "CODE_INTERPRETER_SANDBOX_UID",
@@ -792,7 +825,9 @@ impl Settings {
                 ))
             }
         };
-        let code_interpreter = code_interpreter_settings(&lookup)?;
+        let tenants: std::collections::HashSet<&str> =
+            api_keys.iter().map(|k| k.tenant.as_str()).collect();
+        let code_interpreter = code_interpreter_settings(&lookup, tenants.len())?;
         let settings = Settings {
             ingest,
             port,
@@ -974,8 +1009,23 @@ mod tests {
         assert_eq!(s.mode, CodeInterpreterMode::Auto);
         assert_eq!(s.cell_timeout, Duration::from_secs(60));
         assert_eq!(s.idle_timeout, Duration::from_secs(3600));
-        assert_eq!(s.local_dir, PathBuf::from("./data/code-interpreter"));
         assert_eq!(s.memory_bytes, 2048 << 20);
+        assert_eq!(s.disk_bytes, 1024 << 20);
+        assert_eq!((s.max_export_files, s.max_export_bytes), (32, 100 << 20));
+        // Shared out equally between the tenants the keys name; one tenant has them all.
+        assert_eq!((s.max_sessions, s.tenant_sessions), (8, 8));
+        let share =
+            |pairs: &[(&str, &str)]| settings(pairs).unwrap().code_interpreter.tenant_sessions;
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=y")]), 4);
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=x")]), 8);
+        assert_eq!(share(&[("ASSISTANTS_API_KEYS", "a=x,b=y,c=z")]), 2);
+        assert_eq!(
+            share(&[
+                ("ASSISTANTS_API_KEYS", "a=x,b=y"),
+                ("CODE_INTERPRETER_MAX_SESSIONS", "20")
+            ]),
+            10
+        );
         assert!(s.pool_endpoint.is_none());
         for (pairs, name) in [
             (vec![("CODE_INTERPRETER", "maybe")], "CODE_INTERPRETER"),
@@ -1006,6 +1056,26 @@ mod tests {
                 vec![("CODE_INTERPRETER_SANDBOX_UID", "0")],
                 "CODE_INTERPRETER_SANDBOX_UID",
             ),
+            (
+                vec![("CODE_INTERPRETER_TENANT_SESSIONS", "9")],
+                "CODE_INTERPRETER_TENANT_SESSIONS",
+            ),
+            (
+                vec![("CODE_INTERPRETER_TENANT_SESSIONS", "0")],
+                "CODE_INTERPRETER_TENANT_SESSIONS",
+            ),
+            (
+                vec![("CODE_INTERPRETER_DISK_MB", "8")],
+                "CODE_INTERPRETER_DISK_MB",
+            ),
+            (
+                vec![("CODE_INTERPRETER_MAX_EXPORT_MB", "0")],
+                "CODE_INTERPRETER_MAX_EXPORT_MB",
+            ),
+            (
+                vec![("CODE_INTERPRETER_MAX_EXPORT_FILES", "-1")],
+                "CODE_INTERPRETER_MAX_EXPORT_FILES",
+            ),
         ] {
             assert_eq!(settings(&pairs).unwrap_err().name, name, "{pairs:?}");
         }
@@ -1024,7 +1094,7 @@ mod tests {
             azure.pool_endpoint.as_deref(),
             Some("https://r.dynamicsessions.io/p")
         );
-        assert_eq!(azure.local_dir, PathBuf::from("/srv/data/code-interpreter"));
+        assert_eq!(azure.data_dir, PathBuf::from("/srv/data"));
         let shown = format!("{azure:?}");
         assert!(!shown.contains("0123456789abcdef-secret") && !shown.contains("header-secret"));
     }

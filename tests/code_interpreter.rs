@@ -22,8 +22,10 @@ fn lab_with(configure: impl FnOnce(&mut LocalConfig)) -> Lab {
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     std::fs::create_dir_all(data_dir.join("objects")).unwrap();
-    let mut cfg = LocalConfig::new(data_dir.join("code-interpreter"));
-    cfg.protected_paths = vec![data_dir.clone()];
+    let mut cfg = LocalConfig {
+        protected_paths: vec![data_dir.clone()],
+        ..LocalConfig::default()
+    };
     configure(&mut cfg);
     let executor =
         LocalExecutor::new(cfg).expect("the local executor starts (is bubblewrap installed?)");
@@ -321,6 +323,19 @@ sorted(os.listdir('/')), seen
         !result.contains("'root'") && !result.contains("'home'"),
         "{result}"
     );
+    // Nothing inside names DATA_DIR or the session (issue 17, item 14).
+    let named = lab
+        .run(
+            &id,
+            "open('/proc/self/mountinfo').read() + open('/proc/1/cmdline').read()",
+        )
+        .await
+        .result
+        .unwrap();
+    assert!(named.contains("/mnt/data"), "{named}");
+    for host in [lab.data_dir.to_str().unwrap(), &id.as_str()[..16]] {
+        assert!(!named.contains(host), "{host} named inside: {named}");
+    }
     // The planted links are neither listed nor followed by the host.
     assert!(lab.executor.list_files(&id).await.unwrap().is_empty());
     for path in ["leak.json", "etc/passwd", "etc/shadow"] {
@@ -704,4 +719,92 @@ for i in range(4):
         lab.run(&bystander, "w").await.result.as_deref(),
         Some("'still here'")
     );
+}
+
+/// A descriptor the service holds without close-on-exec (inherited from whoever started
+/// it) does not reach the sandbox: the cell sees its own pipes only.
+#[tokio::test]
+async fn no_descriptor_of_the_service_reaches_the_sandbox() {
+    let lab = lab();
+    let secret = lab.data_dir.join("inherited.txt");
+    std::fs::write(&secret, b"inherited host secret").unwrap();
+    let path = std::ffi::CString::new(secret.to_str().unwrap()).unwrap();
+    // Without O_CLOEXEC, as a supervisor's descriptor would be.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+    assert!(fd >= 0);
+    let id = lab.session("thread_fds").await;
+    let out = lab
+        .run(
+            &id,
+            "import os\n\
+             seen = {}\n\
+             for f in sorted(os.listdir('/proc/self/fd'), key=int):\n\
+             \x20   try:\n\
+             \x20       seen[int(f)] = os.pread(int(f), 100, 0)\n\
+             \x20   except OSError as e:\n\
+             \x20       seen[int(f)] = type(e).__name__\n\
+             sorted(seen), seen",
+        )
+        .await;
+    unsafe { libc::close(fd) };
+    let result = out.result.clone().unwrap_or_else(|| panic!("{out:?}"));
+    assert!(!result.contains("inherited host secret"), "{result}");
+    // stdin, the log pipe (1, 2), the driver's two protocol pipes, and the listing's own.
+    assert!(result.starts_with("([0, 1, 2, 3, 4, 5]"), "{result}");
+}
+
+/// Per-tenant quotas: a tenant that needs room ends its own least recently used idle
+/// session, never another tenant's; with all its sessions running code it is told so at
+/// once, while another tenant still gets its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_makes_room_only_from_its_own_idle_sessions() {
+    let lab = std::sync::Arc::new(lab_with(|c| {
+        c.max_sessions = 4;
+        c.tenant_sessions = 2;
+    }));
+    let open = |tenant: &str, thread: &str| {
+        let id = lab.key.session_id(tenant, thread);
+        let lab = lab.clone();
+        async move { (lab.executor.open_session(&id).await, id) }
+    };
+    let (opened, a1) = open("tenant-a", "a1").await;
+    assert_eq!(opened.unwrap(), SessionOpen::Created);
+    lab.run(&a1, "x = 1").await;
+    let mut b = Vec::new();
+    for thread in ["b1", "b2", "b3"] {
+        let (opened, id) = open("tenant-b", thread).await;
+        assert_eq!(opened.unwrap(), SessionOpen::Created);
+        b.push(id);
+    }
+    // B's third session took the place of B's first, not of A's.
+    assert!(matches!(
+        lab.executor.execute(&b[0], "1", CELL).await,
+        Err(ExecError::SessionLost(_))
+    ));
+    assert_eq!(lab.run(&a1, "x").await.result.as_deref(), Some("1"));
+
+    // B's two sessions busy: B gets no third at once, A gets its second.
+    let busy: Vec<_> = b[1..]
+        .iter()
+        .map(|id| {
+            let (lab, id) = (lab.clone(), id.clone());
+            tokio::spawn(async move { lab.run(&id, "import time\ntime.sleep(4)\n'slept'").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let (opened, _) = open("tenant-b", "b4").await;
+    match opened {
+        Err(ExecError::Busy(why)) => assert!(why.contains("running code"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "it waited");
+    let (opened, a2) = open("tenant-a", "a2").await;
+    assert_eq!(opened.unwrap(), SessionOpen::Created);
+    assert_eq!(lab.run(&a2, "2").await.result.as_deref(), Some("2"));
+    assert_eq!(lab.run(&a1, "x").await.result.as_deref(), Some("1"));
+    for task in busy {
+        assert_eq!(task.await.unwrap().result.as_deref(), Some("'slept'"));
+    }
+    assert_eq!(lab.executor.open_sessions(), 4);
 }

@@ -30,17 +30,9 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-/// A server whose sandbox works under a directory of the test's own.
-async fn app(backend: Backend, dir: &tempfile::TempDir) -> TestApp {
-    let ci_dir = dir.path().join("ci").display().to_string();
-    spawn_app_with(
-        backend,
-        &[
-            ("CODE_INTERPRETER", "local"),
-            ("CODE_INTERPRETER_DIR", &ci_dir),
-        ],
-    )
-    .await
+/// A server with the local sandbox.
+async fn app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[("CODE_INTERPRETER", "local")]).await
 }
 
 fn chat_requests(app: &TestApp) -> Vec<Value> {
@@ -61,8 +53,7 @@ fn code_args(code: &str) -> String {
 }
 
 async fn csv_and_plot_test(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(backend, &dir).await;
+    let app = app(backend).await;
     let csv = app.upload(SALES.as_bytes(), "sales.csv").await;
     let asst = id(&app
         .post(
@@ -236,8 +227,7 @@ async fn csv_and_plot_azurite() {
 /// A cell that raises is a normal output the model reads; the run goes on.
 #[tokio::test]
 async fn an_exception_is_an_output_not_a_failure() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(Backend::Local, &dir).await;
+    let app = app(Backend::Local).await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -334,12 +324,54 @@ async fn without_a_sandbox_the_run_fails_with_the_reason() {
     assert!(chat_requests(&app).is_empty());
 }
 
+/// A sandbox that cannot start (here its Python exits at once) fails the self-test, and a
+/// run that needs the tool says so in plain words (issue 18: not "the local executor's the
+/// code interpreter is unavailable").
+#[tokio::test]
+async fn a_failed_self_test_is_the_reason_in_plain_words() {
+    let app = spawn_app_with(
+        Backend::Local,
+        &[
+            ("CODE_INTERPRETER", "local"),
+            ("CODE_INTERPRETER_PYTHON", "/usr/bin/true"),
+        ],
+    )
+    .await;
+    let asst = id(&app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "code_interpreter"}]}),
+        )
+        .await
+        .ok());
+    let thread = id(&app.post("/threads", json!({})).await.ok());
+    let run = app
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok();
+    let run = app
+        .wait_run(&thread, &id(&run), &["completed", "failed"])
+        .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let message = run["last_error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "The code_interpreter tool is not available on this server: the local executor's \
+             self-test failed: the sandbox did not start"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("executor's the"), "{message}");
+}
+
 /// Variables live in the thread's session across runs, sessions are per thread, and
 /// deleting the thread ends its session.
 #[tokio::test]
 async fn sessions_belong_to_threads() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(Backend::Local, &dir).await;
+    let app = app(Backend::Local).await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -386,25 +418,77 @@ async fn sessions_belong_to_threads() {
     assert_eq!(run_code(one.clone(), "secret + 1").await, "42");
     let other = run_code(two.clone(), "'secret' in globals()").await;
     assert_eq!(other, "False");
-    let sessions = || {
-        // One directory per live session (the self-test's probes are gone by now).
-        let own = dir
-            .path()
-            .join("ci")
-            .join(format!("p{}", std::process::id()));
-        std::fs::read_dir(own.join("sessions"))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    };
-    let before = sessions();
-    assert_eq!(
-        before, 2,
-        "a session per thread under the sandbox directory"
-    );
+    let ci = app.engine.code_interpreter().get().await;
+    let sessions = || ci.executor().and_then(|e| e.sessions_open()).unwrap_or(0);
+    assert_eq!(sessions(), 2, "a session per thread");
     app.delete(&format!("/threads/{one}")).await.ok();
+    assert_eq!(sessions(), 1, "the deleted thread's session is gone");
+}
+
+/// Issue 18: with every code-interpreter setting at its default and DATA_DIR inside a
+/// private directory (mode 0700, as `mktemp -d` or a clone under /root make it), the
+/// sandbox passes its self-test and a run uses it. As root (CI) the sandbox runs as another
+/// uid, which cannot enter that directory.
+#[tokio::test]
+async fn the_default_sandbox_works_with_a_private_data_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    use support::remote::ServerProcess;
+    let llm = assistants::standin::StandIn::new();
+    let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = private.path().join("data").display().to_string();
+    let server = ServerProcess::start(
+        &[
+            ("DATA_DIR", &data_dir),
+            ("OPENAI_BASE_URL", &format!("http://{llm_addr}/v1")),
+        ],
+        &private.path().join("server.log"),
+    )
+    .await;
+    let api = server.api(support::KEY_A);
+    let asst = id(&api
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "code_interpreter"}]}),
+        )
+        .await
+        .ok());
+    let thread = id(&api.post("/threads", json!({})).await.ok());
+    llm.script(
+        None,
+        vec![call(&[("python", &code_args("6 * 7"))]), say("42")],
+    );
+    let run = api
+        .post(
+            &format!("/threads/{thread}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok();
+    let run = api
+        .wait_run(
+            &thread,
+            &id(&run),
+            &["completed", "failed"],
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    let log = server.log_text();
+    assert_eq!(run["status"], "completed", "{run}\n{log}");
+    assert!(
+        log.contains("code_interpreter enabled (local executor"),
+        "{log}"
+    );
+    let steps = api
+        .get(&format!(
+            "/threads/{thread}/runs/{}/steps?order=asc",
+            id(&run)
+        ))
+        .await
+        .ok();
     assert_eq!(
-        sessions(),
-        before - 1,
-        "the deleted thread's session is gone"
+        steps["data"][0]["step_details"]["tool_calls"][0]["code_interpreter"]["outputs"][0]["logs"],
+        "42"
     );
 }

@@ -25,7 +25,7 @@ pub mod session;
 pub mod setup;
 
 pub use session::{SessionId, SessionKey};
-pub use setup::{CodeInterpreter, SharedCodeInterpreter};
+pub use setup::{CodeInterpreter, ExportLimits, SharedCodeInterpreter};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -86,6 +86,12 @@ pub trait CodeExecutor: Send + Sync {
     /// The start-up check that the sandbox holds: code inside cannot reach the network or
     /// read host files or the service's settings. The tool is enabled only when it passes.
     async fn self_test(&self) -> Result<SelfTestReport, ExecError>;
+
+    /// Sessions open now, where the executor keeps them itself (local); `None` when it
+    /// cannot know (a pool).
+    fn sessions_open(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What `open_session` found.
@@ -164,6 +170,9 @@ pub enum ExecError {
     /// A file is over the executor's size limit.
     #[error("the file is larger than the code interpreter's limit of {0} bytes")]
     FileTooLarge(u64),
+    /// The session's `/mnt/data` is full (it holds this many bytes in all).
+    #[error("/mnt/data is full (a session may keep {0} bytes there in all)")]
+    NoSpace(u64),
     /// The named file is not in the session.
     #[error("no such file in /mnt/data: {0}")]
     NotFound(String),

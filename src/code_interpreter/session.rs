@@ -12,26 +12,38 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// A session's id. Never shown to API clients.
+/// A session's id, with the tenant it belongs to (for per-tenant quotas; the id itself
+/// already differs per tenant). Never shown to API clients.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId {
+    id: String,
+    tenant: String,
+}
 
 impl SessionId {
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    /// The tenant whose thread this session serves (empty for the executors' own probes).
+    pub fn tenant(&self) -> &str {
+        &self.tenant
     }
 
     /// An id outside the keyed space, for the executors' own probes (self-test).
     pub(crate) fn probe(label: &str) -> SessionId {
         let random: [u8; 16] = rand::random();
-        SessionId(format!("{label}-{}", hex(&random)))
+        SessionId {
+            id: format!("{label}-{}", hex(&random)),
+            tenant: String::new(),
+        }
     }
 }
 
 impl fmt::Debug for SessionId {
     // Shortened: logs should not carry a whole session credential.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({}…)", &self.0[..self.0.len().min(8)])
+        write!(f, "SessionId({}…)", &self.id[..self.id.len().min(8)])
     }
 }
 
@@ -69,7 +81,10 @@ impl SessionKey {
         mac.update(tenant.as_bytes());
         mac.update(&[0]);
         mac.update(thread_id.as_bytes());
-        SessionId(hex(&mac.finalize().into_bytes()))
+        SessionId {
+            id: hex(&mac.finalize().into_bytes()),
+            tenant: tenant.to_string(),
+        }
     }
 }
 
@@ -103,6 +118,7 @@ mod tests {
         // The separator keeps (tenant, thread) pairs apart.
         assert_ne!(key.session_id("ab", "c"), key.session_id("a", "bc"),);
         assert!(!format!("{a:?}").contains(&a.as_str()[8..]));
+        assert_eq!(a.tenant(), "default");
     }
 
     #[test]

@@ -10,13 +10,33 @@ use crate::config::{CodeInterpreterMode, CodeInterpreterSettings, Settings};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The tool's executor (or why there is none), the session key and the cell limit.
+/// The tool's executor (or why there is none), the session key and the cell limits.
 #[derive(Clone)]
 pub struct CodeInterpreter {
     executor: Option<Arc<dyn CodeExecutor>>,
     unavailable: Option<String>,
     key: SessionKey,
     cell_timeout: Duration,
+    export: ExportLimits,
+}
+
+/// What one cell may export into the store (`CODE_INTERPRETER_MAX_EXPORT_*`): a cell can
+/// write far more than anyone should keep, and each exported file is read into memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Written files (figures are capped by the executor).
+    pub files: usize,
+    /// Bytes of written files and figures together.
+    pub bytes: u64,
+}
+
+impl Default for ExportLimits {
+    fn default() -> ExportLimits {
+        ExportLimits {
+            files: 32,
+            bytes: 100 << 20,
+        }
+    }
 }
 
 impl std::fmt::Debug for CodeInterpreter {
@@ -79,10 +99,22 @@ impl CodeInterpreter {
                     report.versions,
                     report.checks.join("; ")
                 );
-                CodeInterpreter::enabled(executor, key, ci.cell_timeout)
+                CodeInterpreter::enabled(executor, key, ci.cell_timeout).with_export_limits(
+                    ExportLimits {
+                        files: ci.max_export_files,
+                        bytes: ci.max_export_bytes,
+                    },
+                )
             }
             Err(e) => {
-                let reason = format!("the {} executor's {e}", executor.kind());
+                let detail = match e {
+                    super::ExecError::Unavailable(detail) => detail,
+                    other => other.to_string(),
+                };
+                let reason = format!(
+                    "the {} executor's self-test failed: {detail}",
+                    executor.kind()
+                );
                 if explicit {
                     log::error!("code_interpreter is unavailable: {reason}");
                 } else {
@@ -104,7 +136,13 @@ impl CodeInterpreter {
             unavailable: None,
             key,
             cell_timeout,
+            export: ExportLimits::default(),
         }
+    }
+
+    pub fn with_export_limits(mut self, export: ExportLimits) -> CodeInterpreter {
+        self.export = export;
+        self
     }
 
     pub fn disabled(reason: impl Into<String>) -> CodeInterpreter {
@@ -113,6 +151,7 @@ impl CodeInterpreter {
             unavailable: Some(reason.into()),
             key: SessionKey::random(),
             cell_timeout: Duration::from_secs(60),
+            export: ExportLimits::default(),
         }
     }
 
@@ -135,58 +174,98 @@ impl CodeInterpreter {
     pub fn cell_timeout(&self) -> Duration {
         self.cell_timeout
     }
+
+    /// What one cell may export into the store.
+    pub fn export_limits(&self) -> ExportLimits {
+        self.export
+    }
 }
 
 fn local_executor(ci: &CodeInterpreterSettings) -> Result<Arc<dyn CodeExecutor>, String> {
     if !ci.bwrap.exists() {
         return Err(format!(
-            "bubblewrap is not installed ({} is missing; apt-get install bubblewrap)",
+            "bubblewrap is not installed ({} is missing; run scripts/code-interpreter-deps.sh \
+             or apt-get install bubblewrap)",
             ci.bwrap.display()
         ));
     }
     if !ci.python.exists() {
-        return Err(format!("{} is missing", ci.python.display()));
+        return Err(format!(
+            "{} is missing (run scripts/code-interpreter-deps.sh, or set CODE_INTERPRETER_PYTHON)",
+            ci.python.display()
+        ));
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Sessions run as the sandbox uid, which must be able to run both programs.
+        for (setting, path) in [
+            ("CODE_INTERPRETER_BWRAP", &ci.bwrap),
+            ("CODE_INTERPRETER_PYTHON", &ci.python),
+        ] {
+            if let Err(why) = executable_by(path, ci.sandbox_uid, ci.sandbox_uid) {
+                return Err(format!(
+                    "{setting}={} cannot be run by the sandbox uid {} ({why}): install it \
+                     where every user can run it (the Debian packages do), or set \
+                     CODE_INTERPRETER_SANDBOX_UID to a uid that can",
+                    path.display(),
+                    ci.sandbox_uid
+                ));
+            }
+        }
     }
     let data_dir = std::path::absolute(&ci.data_dir).unwrap_or_else(|_| ci.data_dir.clone());
-    let mut cfg = LocalConfig::new(process_dir(&ci.local_dir));
-    cfg.bwrap = ci.bwrap.clone();
-    cfg.python = ci.python.clone();
-    cfg.memory_bytes = ci.memory_bytes;
-    cfg.cpu_seconds = ci.cpu_seconds;
-    cfg.max_processes = ci.max_processes;
-    cfg.max_file_bytes = ci.max_file_bytes;
-    cfg.max_sessions = ci.max_sessions;
-    cfg.idle_timeout = ci.idle_timeout;
-    cfg.sandbox_uid = ci.sandbox_uid;
-    cfg.sandbox_gid = ci.sandbox_uid;
-    cfg.protected_paths = vec![data_dir.join("objects"), data_dir];
+    let cfg = LocalConfig {
+        bwrap: ci.bwrap.clone(),
+        python: ci.python.clone(),
+        memory_bytes: ci.memory_bytes,
+        cpu_seconds: ci.cpu_seconds,
+        max_processes: ci.max_processes,
+        max_file_bytes: ci.max_file_bytes,
+        max_sessions: ci.max_sessions,
+        tenant_sessions: ci.tenant_sessions,
+        disk_bytes: ci.disk_bytes,
+        idle_timeout: ci.idle_timeout,
+        sandbox_uid: ci.sandbox_uid,
+        sandbox_gid: ci.sandbox_uid,
+        protected_paths: vec![data_dir.join("objects"), data_dir],
+        ..LocalConfig::default()
+    };
     LocalExecutor::new(cfg)
         .map(|e| Arc::new(e) as Arc<dyn CodeExecutor>)
         .map_err(|e| e.to_string())
 }
 
-/// This process's own directory under `CODE_INTERPRETER_DIR` (`p<pid>`): the local
-/// executor clears its sessions directory when it starts, and several processes may share
-/// the setting (instances on one machine, test suites). Directories of processes that are
-/// gone are removed.
-fn process_dir(local_dir: &std::path::Path) -> std::path::PathBuf {
-    let own = std::process::id();
-    if let Ok(entries) = std::fs::read_dir(local_dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let pid = name
-                .to_str()
-                .and_then(|n| n.strip_prefix('p'))
-                .and_then(|n| n.parse::<u32>().ok());
-            if let Some(pid) = pid {
-                let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-                if pid != own && !alive {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
+/// Whether `uid`/`gid` may run `path`: search permission on every directory above it and
+/// execute permission on the file, by its mode bits (what a root service cannot learn from
+/// `access`, which answers for root).
+fn executable_by(path: &std::path::Path, uid: u32, gid: u32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::path::absolute(path).map_err(|e| e.to_string())?;
+    let allowed = |meta: &std::fs::Metadata, bit: u32| {
+        let mode = meta.mode();
+        if meta.uid() == uid {
+            mode & (bit << 6) != 0
+        } else if meta.gid() == gid {
+            mode & (bit << 3) != 0
+        } else {
+            mode & bit != 0
+        }
+    };
+    for dir in path.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !allowed(&meta, 0o1) {
+            return Err(format!(
+                "{} is mode {:o}",
+                dir.display(),
+                meta.mode() & 0o7777
+            ));
         }
     }
-    local_dir.join(format!("p{own}"))
+    let meta = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+    if !allowed(&meta, 0o1) {
+        return Err(format!("it is mode {:o}", meta.mode() & 0o7777));
+    }
+    Ok(())
 }
 
 fn azure_executor(

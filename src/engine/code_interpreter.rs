@@ -285,7 +285,22 @@ pub async fn run_call(
         }
     };
     let stored = store_outputs(ctx, turn, record, &session, &cell, number).await?;
-    let mut text = model_output(&cell, restarted, MODEL_OUTPUT_CHARS);
+    // The model hears of the files it wrote that were not kept, in place of "saved".
+    let mut shown = cell.clone();
+    shown
+        .files
+        .retain(|f| !stored.left_out.iter().any(|(p, _)| *p == f.path));
+    shown.images.truncate(stored.images.len());
+    let mut text = model_output(&shown, restarted, MODEL_OUTPUT_CHARS);
+    for (path, why) in &stored.left_out {
+        text.push_str(&format!("\n[not saved: sandbox:/mnt/data/{path} ({why})]"));
+    }
+    if stored.images_left_out > 0 {
+        text.push_str(&format!(
+            "\n[{} figures not shown: over what a cell may save]",
+            stored.images_left_out
+        ));
+    }
     if !notes.is_empty() {
         text = format!("{}\n\n{text}", notes.join("\n"));
     }
@@ -381,9 +396,14 @@ async fn upload_files(
         };
         match turn.executor.upload(session, &file.name, content).await {
             Ok(_) => {}
-            Err(e @ (ExecError::FileTooLarge(_) | ExecError::InvalidInput(_))) => notes.push(
-                format!("Note: /mnt/data/{} could not be provided: {e}.", file.name),
-            ),
+            Err(
+                e @ (ExecError::FileTooLarge(_)
+                | ExecError::NoSpace(_)
+                | ExecError::InvalidInput(_)),
+            ) => notes.push(format!(
+                "Note: /mnt/data/{} could not be provided: {e}.",
+                file.name
+            )),
             Err(e) => return Err(e),
         }
     }
@@ -394,9 +414,15 @@ struct Stored {
     images: Vec<String>,
     files: Vec<OutputFile>,
     keys: Vec<String>,
+    /// Files the cell wrote that were not exported, with the reason.
+    left_out: Vec<(String, String)>,
+    /// Figures not exported (over the bytes left).
+    images_left_out: usize,
 }
 
-/// Stores a cell's figures and written files as `assistants_output` files.
+/// Stores a cell's figures and written files as `assistants_output` files, within the
+/// export limits: files in listing order while they fit the count and the bytes left
+/// (figures count against the bytes first), the others are left out.
 async fn store_outputs(
     ctx: &Ctx,
     turn: &CodeTurn<'_>,
@@ -409,10 +435,19 @@ async fn store_outputs(
         images: Vec::new(),
         files: Vec::new(),
         keys: Vec::new(),
+        left_out: Vec::new(),
+        images_left_out: 0,
     };
+    let limits = turn.ci.export_limits();
+    let mut bytes_left = limits.bytes;
     // Ids from the run, the turn and the call's number in it: the same on a repeated turn.
     let file_id = |k: u32| derived_id(Kind::File, &record.run.id, number * 64 + k);
     for (k, png) in cell.images.iter().take(32).enumerate() {
+        if png.len() as u64 > bytes_left {
+            stored.images_left_out += 1;
+            continue;
+        }
+        bytes_left -= png.len() as u64;
         let id = file_id(k as u32);
         let keys =
             files::put_output(ctx, &id, &format!("image-{}.png", k + 1), png.clone()).await?;
@@ -420,17 +455,34 @@ async fn store_outputs(
         stored.images.push(id);
     }
     let inputs: HashSet<&str> = turn.files.iter().map(|f| f.name.as_str()).collect();
-    for (k, file) in cell.files.iter().take(32).enumerate() {
+    let mut exported = 0;
+    for file in &cell.files {
         // A user's file the cell only rewrote in place is theirs already.
         if inputs.contains(file.path.as_str()) {
             continue;
         }
-        let content = match turn
-            .executor
-            .download(session, &file.path, ctx.runs.max_file_bytes)
-            .await
-        {
+        let limit = bytes_left.min(ctx.runs.max_file_bytes);
+        // 32 ids per call are kept for written files (file_id(32..64)).
+        if exported >= limits.files.min(32) || file.bytes > limit {
+            let why = if exported >= limits.files.min(32) {
+                format!("a cell may save {} files", limits.files.min(32))
+            } else {
+                format!(
+                    "{} bytes; a cell may save {} bytes in all",
+                    file.bytes, limits.bytes
+                )
+            };
+            stored.left_out.push((file.path.clone(), why));
+            continue;
+        }
+        // The size is checked again as it is read: the file may have grown since.
+        let content = match turn.executor.download(session, &file.path, limit).await {
             Ok(c) => c,
+            Err(ExecError::FileTooLarge(_)) => {
+                let why = format!("a cell may save {} bytes in all", limits.bytes);
+                stored.left_out.push((file.path.clone(), why));
+                continue;
+            }
             Err(e) => {
                 log::warn!(
                     "cannot take /mnt/data/{} out of the session: {e}",
@@ -439,7 +491,9 @@ async fn store_outputs(
                 continue;
             }
         };
-        let id = file_id(32 + k as u32);
+        bytes_left -= content.len() as u64;
+        let id = file_id(32 + exported as u32);
+        exported += 1;
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
         let keys = files::put_output(ctx, &id, name, content).await?;
         stored.keys.extend(keys);

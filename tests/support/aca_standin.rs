@@ -79,8 +79,8 @@ impl AcaStandIn {
 
     pub async fn start_with_upload_limit(upload_limit: usize) -> AcaStandIn {
         let dir = tempfile::tempdir().unwrap();
-        let executor = LocalExecutor::new(LocalConfig::new(dir.path().join("sessions")))
-            .expect("the stand-in's local executor");
+        let executor =
+            LocalExecutor::new(LocalConfig::default()).expect("the stand-in's local executor");
         let state = Arc::new(State {
             executor,
             key: SessionKey::random(),

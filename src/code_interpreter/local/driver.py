@@ -164,11 +164,11 @@ def run_cell(request, namespace, state):
 
 
 def _end_strays():
-    """Ends every process the cell left behind: between cells the session is only the
-    namespace's init (bwrap) and this driver. So a fork bomb or a busy background process
-    cannot go on burning the host's CPU after its cell, and the next cell finds the
-    session's process limit free again (our children are reaped here, orphans by init; the
-    driver waits a moment for them to be gone)."""
+    """Ends every process the cell left behind and reaps our children, so the next cell
+    finds the session's process limit free again (orphans are reaped by init; the driver
+    waits a moment for them to be gone). A courtesy, not the guarantee: a cell can replace
+    this function, so the host also ends every process of the namespace but init and this
+    driver after each cell, and stops the driver until the next one (kernel.rs)."""
     me = os.getpid()
     deadline = time.monotonic() + STRAYS_GONE_S
     while True:

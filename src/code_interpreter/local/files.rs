@@ -1,9 +1,10 @@
-//! File access to a session's directory from the host, safe against what the sandbox leaves
-//! there. Code in the sandbox owns the directory's contents: it can plant a symlink
+//! File access to a session's `/mnt/data` from the host, safe against what the sandbox
+//! leaves there. Code in the sandbox owns the directory's contents: it can plant a symlink
 //! (`data.csv -> /etc/shadow` means nothing inside, but would on the host), a FIFO, or swap a
 //! directory for a symlink while we walk. So every step is relative to an open directory fd
-//! with `O_NOFOLLOW`, files must be regular (`fstat`), and listings read `/proc/self/fd/N`,
-//! which names the directory the fd holds rather than re-resolving a path.
+//! with `O_NOFOLLOW`, starting from the fd of `/mnt/data` itself that the host opened before
+//! any code ran (kernel.rs), files must be regular (`fstat`), and listings read
+//! `/proc/self/fd/N`, which names the directory the fd holds rather than re-resolving a path.
 
 use super::super::{relative_segments, ExecError, FileInfo};
 use std::ffi::CString;
@@ -25,7 +26,8 @@ fn cstring(name: &str) -> Result<CString, ExecError> {
     CString::new(name).map_err(|_| ExecError::InvalidInput(format!("{name:?} contains NUL")))
 }
 
-fn open_dir_path(path: &Path) -> Result<OwnedFd, ExecError> {
+/// Opens a directory (the last component must not be a symlink).
+pub fn open_dir(path: &Path) -> Result<OwnedFd, ExecError> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| ExecError::InvalidInput("path contains NUL".into()))?;
     // SAFETY: a valid C string; the returned fd is owned below.
@@ -78,11 +80,10 @@ fn modified(st: &libc::stat) -> Option<std::time::SystemTime> {
     std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))
 }
 
-/// The regular files under `dir`, recursively, without following symlinks.
-pub fn list(dir: &Path) -> Result<Vec<FileInfo>, ExecError> {
-    let root = open_dir_path(dir)?;
+/// The regular files under the directory `root`, recursively, without following symlinks.
+pub fn list(root: &OwnedFd) -> Result<Vec<FileInfo>, ExecError> {
     let mut out = Vec::new();
-    walk(&root, "", 0, &mut out)?;
+    walk(root, "", 0, &mut out)?;
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -137,18 +138,25 @@ fn walk(
     Ok(())
 }
 
-/// Reads the regular file at `path` (relative, `/`-separated) under `dir`.
-pub fn read(dir: &Path, path: &str, max_bytes: u64) -> Result<Vec<u8>, ExecError> {
+/// Reads the regular file at `path` (relative, `/`-separated) under the directory `root`.
+pub fn read(root: &OwnedFd, path: &str, max_bytes: u64) -> Result<Vec<u8>, ExecError> {
     let segments = relative_segments(path)?;
-    let mut current = open_dir_path(dir)?;
     let not_found = || ExecError::NotFound(path.to_string());
+    let mut below: Option<OwnedFd> = None;
     for segment in &segments[..segments.len() - 1] {
-        current = openat(&current, segment, libc::O_RDONLY | libc::O_DIRECTORY, 0)
-            .map_err(|_| not_found())?;
+        let at = below.as_ref().unwrap_or(root);
+        below = Some(
+            openat(at, segment, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|_| not_found())?,
+        );
     }
     let last = segments[segments.len() - 1];
-    let fd =
-        openat(&current, last, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|_| not_found())?;
+    let fd = openat(
+        below.as_ref().unwrap_or(root),
+        last,
+        libc::O_RDONLY | libc::O_NONBLOCK,
+        0,
+    )
+    .map_err(|_| not_found())?;
     let st = fstat(&fd).map_err(|e| io_err("stat", e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(not_found());
@@ -169,39 +177,43 @@ pub fn read(dir: &Path, path: &str, max_bytes: u64) -> Result<Vec<u8>, ExecError
     Ok(bytes)
 }
 
-/// Writes `name` (one segment, checked by the caller) into `dir`: a new temporary file, then
-/// a rename over the name, so a symlink planted under that name is replaced, not followed.
-/// `owner` makes the file the sandbox user's, so code can change or delete it.
+/// Writes `name` (one segment, checked by the caller) into the directory `root`: a new
+/// temporary file, then a rename over the name, so a symlink planted under that name is
+/// replaced, not followed. `owner` makes the file the sandbox user's, so code can change or
+/// delete it. A full filesystem is `NoSpace(disk_bytes)`.
 pub fn write(
-    dir: &Path,
+    root: &OwnedFd,
     name: &str,
     content: &[u8],
     owner: Option<(u32, u32)>,
+    disk_bytes: u64,
 ) -> Result<FileInfo, ExecError> {
     let target = cstring(name)?;
-    let dir_fd = open_dir_path(dir)?;
+    let dir_fd = root;
     let tmp_name = format!(
         ".upload-{}",
         super::super::session::hex(&rand::random::<[u8; 8]>())
     );
     let tmp = cstring(&tmp_name)?;
+    // Done as the sandbox user: the file is then theirs, and a tmpfs mounted inside the
+    // sandbox's user namespace takes no new name from an owner it cannot map (root).
+    let _as_owner = owner.map(|(uid, gid)| FsIds::switch(uid, gid));
     let fd = openat(
-        &dir_fd,
+        dir_fd,
         &tmp_name,
         libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
         0o644,
     )
     .map_err(|e| io_err("create upload", e))?;
     let result = (|| {
-        if let Some((uid, gid)) = owner {
-            // SAFETY: fd is open.
-            if unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) } < 0 {
-                return Err(io_err("chown upload", std::io::Error::last_os_error()));
-            }
-        }
         let mut file = File::from(fd);
-        file.write_all(content)
-            .map_err(|e| io_err("write upload", e))?;
+        file.write_all(content).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                ExecError::NoSpace(disk_bytes)
+            } else {
+                io_err("write upload", e)
+            }
+        })?;
         let st = fstat(&OwnedFd::from(file)).map_err(|e| io_err("stat upload", e))?;
         // SAFETY: both names are valid C strings relative to the open dir fd.
         let renamed = unsafe {
@@ -231,6 +243,37 @@ pub fn write(
         unsafe { libc::unlinkat(dir_fd.as_raw_fd(), tmp.as_ptr(), 0) };
     }
     result
+}
+
+/// This thread's filesystem uid and gid switched to another user's until dropped
+/// (`setfsuid` is per thread: the rest of the process keeps its own).
+struct FsIds {
+    uid: u32,
+    gid: u32,
+}
+
+impl FsIds {
+    fn switch(uid: u32, gid: u32) -> FsIds {
+        // SAFETY: plain syscalls; each returns the previous id.
+        unsafe {
+            let old_gid = libc::setfsgid(gid) as u32;
+            let old_uid = libc::setfsuid(uid) as u32;
+            FsIds {
+                uid: old_uid,
+                gid: old_gid,
+            }
+        }
+    }
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        // SAFETY: plain syscalls restoring the ids saved in `switch`.
+        unsafe {
+            libc::setfsuid(self.uid);
+            libc::setfsgid(self.gid);
+        }
+    }
 }
 
 /// Files created or changed between two listings.
@@ -265,43 +308,40 @@ mod tests {
         let fifo = CString::new(dir.path().join("pipe").as_os_str().as_bytes()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
 
-        let names: Vec<String> = list(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
+        let root = open_dir(dir.path()).unwrap();
+        let names: Vec<String> = list(&root).unwrap().into_iter().map(|f| f.path).collect();
         assert_eq!(names, ["ok.txt", "sub/inner.csv"]);
 
-        assert_eq!(read(dir.path(), "ok.txt", 100).unwrap(), b"hello");
-        assert_eq!(read(dir.path(), "sub/inner.csv", 100).unwrap(), b"a,b");
+        assert_eq!(read(&root, "ok.txt", 100).unwrap(), b"hello");
+        assert_eq!(read(&root, "sub/inner.csv", 100).unwrap(), b"a,b");
         for path in ["link.txt", "linkdir/secret", "pipe", "missing", "sub"] {
             assert!(
-                matches!(read(dir.path(), path, 100), Err(ExecError::NotFound(_))),
+                matches!(read(&root, path, 100), Err(ExecError::NotFound(_))),
                 "{path}"
             );
         }
         assert!(matches!(
-            read(dir.path(), "../x", 100),
+            read(&root, "../x", 100),
             Err(ExecError::InvalidInput(_))
         ));
         assert!(matches!(
-            read(dir.path(), "ok.txt", 2),
+            read(&root, "ok.txt", 2),
             Err(ExecError::FileTooLarge(2))
         ));
 
         // An upload over a planted symlink replaces the link; the target is untouched.
-        write(dir.path(), "link.txt", b"uploaded", None).unwrap();
+        write(&root, "link.txt", b"uploaded", None, 1 << 20).unwrap();
         assert_eq!(
             std::fs::read(outside.path().join("secret")).unwrap(),
             b"host secret"
         );
-        assert_eq!(read(dir.path(), "link.txt", 100).unwrap(), b"uploaded");
+        assert_eq!(read(&root, "link.txt", 100).unwrap(), b"uploaded");
         assert!(matches!(
-            write(dir.path(), "sub", b"x", None),
+            write(&root, "sub", b"x", None, 1 << 20),
             Err(ExecError::InvalidInput(_))
         ));
         // No temporary file is left behind by the refused upload.
-        assert!(!list(dir.path())
+        assert!(!list(&root)
             .unwrap()
             .iter()
             .any(|f| f.path.starts_with(".upload-")));

@@ -4,18 +4,26 @@
 //! (stdout, JSON lines) and logs (stderr, the user's interleaved output) arrive on channels.
 //! A cell's output ends at a random marker the driver writes to the log pipe just before its
 //! reply, so everything the cell printed is in its logs, and nothing of the next cell.
+//!
+//! Between cells the session does not run at all: the driver is stopped (SIGSTOP) and every
+//! other process of the sandbox's PID namespace is killed from here (`procs`), whatever the
+//! cell did to the driver's own clean-up; the next cell continues the driver (SIGCONT).
+//! Threads a cell started inside the driver stop with it.
 
 use super::super::session::hex;
 use super::super::{CellError, CellOutput, ExecError};
 use super::cgroup::SessionCgroup;
-use super::sandbox::{self, Paths};
-use super::LocalConfig;
+use super::procs::{self, Pidfd};
+use super::sandbox;
+use super::{LocalConfig, Runtime};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
-use std::os::fd::AsRawFd;
+use std::io::Read as _;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin};
@@ -28,6 +36,8 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 /// the log pipe can make it go missing).
 const MARKER_GRACE: Duration = Duration::from_millis(1500);
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the host keeps killing what a cell left behind before it ends the session.
+const STRAYS_DEADLINE: Duration = Duration::from_secs(2);
 /// A reply carries base64 images; beyond this the driver is misbehaving.
 const MAX_REPLY_BYTES: usize = 64 << 20;
 const MAX_IMAGES: usize = 16;
@@ -42,6 +52,21 @@ pub struct Kernel {
     pending: Vec<u8>,
     /// The session's control groups, removed once its processes are gone.
     cgroup: SessionCgroup,
+    /// The sandbox seen from the host, known once the driver said it is ready (always there
+    /// on a `Kernel` that `start` returned).
+    inside: Option<Inside>,
+}
+
+/// What the host holds of a running sandbox.
+struct Inside {
+    /// Host pid of the namespace's init (bwrap's), which no code inside can stop or kill.
+    init: u32,
+    /// The sandbox's PID namespace: every process in it is the session's.
+    pid_ns: u64,
+    driver: Pidfd,
+    /// The sandbox's `/mnt/data` (a tmpfs inside it), opened before any cell ran: the host
+    /// reads and writes session files relative to this fd only.
+    data: Arc<OwnedFd>,
 }
 
 pub enum CellFailure {
@@ -73,30 +98,82 @@ struct Ready {
     ready: bool,
 }
 
+/// What bwrap writes to `--info-fd`.
+#[derive(Deserialize)]
+struct Info {
+    #[serde(rename = "child-pid")]
+    child_pid: u32,
+    #[serde(rename = "pid-namespace")]
+    pid_namespace: u64,
+}
+
+fn pipe() -> std::io::Result<(std::fs::File, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just made and are owned by nobody else.
+    unsafe {
+        Ok((
+            std::fs::File::from_raw_fd(fds[0]),
+            OwnedFd::from_raw_fd(fds[1]),
+        ))
+    }
+}
+
 impl Kernel {
+    /// Starts a sandbox and waits until its driver is ready; then, before any cell runs,
+    /// opens its `/mnt/data` for the host's file access, finds the driver among the
+    /// namespace's processes and stops it.
     pub async fn start(
         cfg: &LocalConfig,
-        paths: &Paths<'_>,
+        runtime: &Runtime,
         drop_to: Option<(u32, u32)>,
         cgroup: SessionCgroup,
     ) -> Result<Kernel, ExecError> {
+        let unavailable = |what: &str, e: std::io::Error| {
+            ExecError::Unavailable(format!("cannot prepare the sandbox's {what}: {e}"))
+        };
+        // The runtime files go in as descriptors (bwrap copies them): no host path of ours
+        // needs to be reachable by the sandbox user.
         let mut filters = Vec::with_capacity(3);
-        for path in paths.seccomp {
-            filters.push(std::fs::File::open(path).map_err(|e| {
-                ExecError::Unavailable(format!("seccomp filter {}: {e}", path.display()))
-            })?);
+        for (i, filter) in runtime.seccomp.iter().enumerate() {
+            filters.push(
+                procs::memfd(&format!("seccomp-{i}"), filter)
+                    .map_err(|e| unavailable("seccomp filter", e))?,
+            );
         }
-        let fds = [
-            filters[0].as_raw_fd(),
-            filters[1].as_raw_fd(),
-            filters[2].as_raw_fd(),
-        ];
-        let mut cmd = sandbox::command(cfg, paths, fds, drop_to, cgroup.procs.clone());
+        let driver = procs::memfd("driver.py", runtime.driver.as_bytes())
+            .map_err(|e| unavailable("driver", e))?;
+        let font = match runtime.font_cache() {
+            Some((name, bytes)) => Some((
+                procs::memfd(&name, &bytes).map_err(|e| unavailable("font cache", e))?,
+                name,
+            )),
+            None => None,
+        };
+        let (info_read, info_write) = pipe().map_err(|e| unavailable("info pipe", e))?;
+        let inputs = sandbox::Inputs {
+            seccomp: [
+                filters[0].as_raw_fd(),
+                filters[1].as_raw_fd(),
+                filters[2].as_raw_fd(),
+            ],
+            driver: driver.as_raw_fd(),
+            info: info_write.as_raw_fd(),
+            font_cache: font.as_ref().map(|(f, n)| (f.as_raw_fd(), n.clone())),
+        };
+        let mut cmd = sandbox::command(cfg, &inputs, drop_to, cgroup.procs.clone());
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = match cmd.spawn() {
+        let spawned = cmd.spawn();
+        // Only bwrap holds the info pipe's write end now: the pipe ends when bwrap has
+        // written to it (or is gone).
+        drop((filters, driver, font, info_write));
+        let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {
                 cgroup.remove().await;
@@ -106,7 +183,6 @@ impl Kernel {
                 )));
             }
         };
-        drop(filters);
         let (Some(requests), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -153,38 +229,66 @@ impl Kernel {
             logs_open: true,
             pending: Vec::new(),
             cgroup,
+            inside: None,
         };
         let ready = timeout(START_TIMEOUT, kernel.replies.recv()).await;
         let ok = matches!(
             &ready,
             Ok(Some(Ok(line))) if serde_json::from_slice::<Ready>(line).is_ok_and(|r| r.ready)
         );
-        if ok {
-            return Ok(kernel);
+        if !ok {
+            // bwrap's own complaint ("Creating new namespace failed", a missing path) is on
+            // the log pipe.
+            let mut said = Vec::new();
+            while let Ok(Some(chunk)) =
+                timeout(Duration::from_millis(500), kernel.logs.recv()).await
+            {
+                said.extend_from_slice(&chunk);
+                if said.len() > 4096 {
+                    break;
+                }
+            }
+            kernel.kill().await;
+            let said = String::from_utf8_lossy(&said);
+            return Err(ExecError::Unavailable(format!(
+                "the sandbox did not start{}{}",
+                if said.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", said.trim())
+                },
+                remedy(&said)
+            )));
         }
-        // bwrap's own complaint ("Creating new namespace failed", a missing path) is on the
-        // log pipe.
-        let mut said = Vec::new();
-        while let Ok(Some(chunk)) = timeout(Duration::from_millis(500), kernel.logs.recv()).await {
-            said.extend_from_slice(&chunk);
-            if said.len() > 4096 {
-                break;
+        let attached = tokio::task::spawn_blocking(move || attach(info_read))
+            .await
+            .unwrap_or_else(|e| Err(format!("the start-up task failed: {e}")));
+        match attached {
+            Ok(inside) => {
+                kernel.inside = Some(inside);
+                Ok(kernel)
+            }
+            Err(reason) => {
+                kernel.kill().await;
+                Err(ExecError::Unavailable(format!(
+                    "the sandbox started but cannot be managed from the host: {reason}"
+                )))
             }
         }
-        kernel.kill().await;
-        let said = String::from_utf8_lossy(&said);
-        Err(ExecError::Unavailable(format!(
-            "the sandbox did not start{}",
-            if said.trim().is_empty() {
-                String::new()
-            } else {
-                format!(": {}", said.trim())
-            }
-        )))
     }
 
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// The host pid of the session's driver (tests).
+    pub fn driver_pid(&self) -> Option<u32> {
+        self.inside.as_ref().map(|i| i.driver.pid)
+    }
+
+    /// The sandbox's `/mnt/data`, for the host's file access.
+    pub fn data(&self) -> Option<Arc<OwnedFd>> {
+        self.inside.as_ref().map(|i| i.data.clone())
     }
 
     pub fn is_alive(&mut self) -> bool {
@@ -202,6 +306,24 @@ impl Kernel {
         let _ = self.child.start_kill();
         let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
         self.cgroup.remove().await;
+    }
+
+    /// Ends the time between cells: the driver stopped, everything else of the namespace
+    /// killed. `false` when that could not be done (the caller ends the session).
+    async fn hold(&self) -> bool {
+        let Some(inside) = &self.inside else {
+            return false;
+        };
+        if inside.driver.signal(libc::SIGSTOP).is_err() {
+            return false;
+        }
+        let (ns, keep) = (inside.pid_ns, [inside.init, inside.driver.pid]);
+        let deadline = std::time::Instant::now() + STRAYS_DEADLINE;
+        let ended = tokio::task::spawn_blocking(move || procs::end_all_but(ns, &keep, deadline))
+            .await
+            .unwrap_or(false);
+        // Again: a process killed just now may have continued the driver before it died.
+        ended && inside.driver.signal(libc::SIGSTOP).is_ok()
     }
 
     pub async fn run_cell(
@@ -222,6 +344,11 @@ impl Kernel {
         });
         let mut line = request.to_string().into_bytes();
         line.push(b'\n');
+        if let Some(inside) = &self.inside {
+            if inside.driver.signal(libc::SIGCONT).is_err() {
+                return Err(CellFailure::Lost(self.describe_exit("").await));
+            }
+        }
         let hard_deadline = Instant::now() + limit + KILL_GRACE;
         match tokio::time::timeout_at(hard_deadline, async {
             self.requests.write_all(&line).await?;
@@ -282,7 +409,14 @@ impl Kernel {
         let Some(reply) = reply else {
             return Err(CellFailure::Lost("no reply from the session".into()));
         };
-        let (logs, logs_truncated) = log.finish();
+        let (mut logs, logs_truncated) = log.finish();
+        if !self.hold().await {
+            // Its variables must go too: the next call finds the session lost.
+            self.kill().await;
+            logs.push_str(
+                "\n[The Python session was ended: processes this code started could not be stopped.]\n",
+            );
+        }
         let images = reply
             .images
             .iter()
@@ -324,6 +458,93 @@ impl Kernel {
             format!("{what}; its last output was:\n{}", output_tail.trim_end())
         }
     }
+}
+
+/// Finds the sandbox from the host once its driver is ready (so before any cell ran, and
+/// nothing inside was planted yet): its init and PID namespace (from bwrap's `--info-fd`),
+/// the driver (the init's only child), and its `/mnt/data`. Leaves the driver stopped.
+fn attach(mut info: std::fs::File) -> Result<Inside, String> {
+    // bwrap wrote this and closed it right after it made the namespaces, long before the
+    // driver was ready; non-blocking all the same, so a bwrap that kept it open cannot
+    // hang us.
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let flags = libc::fcntl(info.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(info.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    let mut text = Vec::new();
+    let _ = (&mut info).take(64 << 10).read_to_end(&mut text);
+    let info: Info = serde_json::from_slice(&text).map_err(|e| {
+        format!(
+            "bwrap's --info-fd gave {:?} ({e})",
+            String::from_utf8_lossy(&text)
+        )
+    })?;
+    let (init, ns) = (info.child_pid, info.pid_namespace);
+    let init_fd = Pidfd::open(init).map_err(|e| format!("the sandbox's init: {e}"))?;
+    if procs::pid_namespace(init) != Some(ns) {
+        return Err(format!(
+            "/proc/{init}/ns/pid is not readable or not the sandbox's (is /proc mounted with hidepid?)"
+        ));
+    }
+    let children: Vec<u32> = procs::in_namespace(ns, &[init])
+        .into_iter()
+        .filter(|pid| procs::state_and_parent(*pid).is_some_and(|(_, parent)| parent == init))
+        .collect();
+    let [driver_pid] = children[..] else {
+        return Err(format!(
+            "expected one process under the sandbox's init, found {children:?}"
+        ));
+    };
+    let driver = Pidfd::open(driver_pid).map_err(|e| format!("the driver: {e}"))?;
+    if procs::pid_namespace(driver_pid) != Some(ns) {
+        return Err("the driver left before it could be attached".into());
+    }
+    let data = super::files::open_dir(std::path::Path::new(&format!("/proc/{init}/root/mnt/data")))
+        .map_err(|e| format!("the sandbox's /mnt/data: {e}"))?;
+    // Still the same init (its pid not reused while the path was resolved through it), and
+    // the directory is the sandbox's own tmpfs.
+    init_fd
+        .signal(0)
+        .map_err(|e| format!("the sandbox's init ended: {e}"))?;
+    if !is_tmpfs(&data) {
+        return Err("the sandbox's /mnt/data is not its tmpfs".into());
+    }
+    driver
+        .signal(libc::SIGSTOP)
+        .map_err(|e| format!("cannot stop the driver: {e}"))?;
+    Ok(Inside {
+        init,
+        pid_ns: ns,
+        driver,
+        data: Arc::new(data),
+    })
+}
+
+/// What to change, for the complaints of bwrap that a machine's set-up causes.
+fn remedy(said: &str) -> &'static str {
+    if said.contains("new namespace") || said.contains("setting up uid map") {
+        " (this kernel does not let this user make user namespaces: allow them, e.g. \
+         `sysctl kernel.unprivileged_userns_clone=1`, or on Ubuntu 24.04 \
+         `sysctl kernel.apparmor_restrict_unprivileged_userns=0`; in a container, run it \
+         with user namespaces allowed, e.g. docker's `--security-opt seccomp=unconfined`)"
+    } else if said.contains("Permission denied") {
+        " (the sandbox runs as CODE_INTERPRETER_SANDBOX_UID when the service runs as root: \
+         that uid must be able to read /usr and the /etc files it binds, or choose another \
+         uid)"
+    } else {
+        ""
+    }
+}
+
+/// Whether `fd` is on a tmpfs.
+// The statfs field and the constant have different integer types on different targets.
+#[allow(clippy::useless_conversion)]
+fn is_tmpfs(fd: &OwnedFd) -> bool {
+    // SAFETY: a zeroed statfs is a valid out-parameter; fd is open.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) };
+    rc == 0 && i64::from(fs.f_type) == i64::from(libc::TMPFS_MAGIC)
 }
 
 fn signal_words(sig: i32) -> String {

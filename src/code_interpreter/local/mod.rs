@@ -1,23 +1,31 @@
 //! The local executor: each session is one long-lived Python process (`driver.py`) inside
-//! bubblewrap, with the session's directory as `/mnt/data`.
+//! bubblewrap, with a size-limited tmpfs of its own as `/mnt/data`.
 //!
 //! Why a process per session: variables persist between cells as in a notebook, and a
 //! session's faults (a crash, a kill after a timeout) stay in it. Sessions live in this
-//! process's memory; an idle one is reaped after `idle_timeout`, and when `max_sessions` are
-//! open the least recently used idle one makes room. After a restart every session is gone
-//! (`open_session` says `Created`).
+//! process's memory; an idle one is reaped after `idle_timeout`. Sessions are shared by
+//! tenants under quotas: at most `max_sessions` in all and `tenant_sessions` per tenant, and
+//! a tenant that needs room ends its own least recently used idle session, never another
+//! tenant's. After a restart every session is gone (`open_session` says `Created`).
+//!
+//! Nothing of a session is on the host's disk: the runtime files are handed to bubblewrap
+//! as descriptors, `/mnt/data` is memory inside the sandbox (what code writes there counts
+//! against the session's memory cgroup, where there is one) and is reached from the host
+//! through a directory fd taken before any code ran.
 //!
 //! Children:
 //! - `sandbox`: the bubblewrap command line and the pre-exec limits;
 //! - `cgroup`: per-session memory and process groups, where the machine allows;
 //! - `seccomp`: the BPF filters given to bubblewrap;
 //! - `files`: host-side file access that never follows what the sandbox planted;
+//! - `procs`: the sandbox's processes from the host (pidfds, its PID namespace);
 //! - `kernel`: one running driver process and the protocol with it;
 //! - `selftest`: the start-up probe (no network, no host files, no secrets inside).
 
 mod cgroup;
 mod files;
 mod kernel;
+mod procs;
 mod sandbox;
 mod seccomp;
 mod selftest;
@@ -30,8 +38,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use kernel::{CellFailure, Kernel};
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -43,8 +51,6 @@ const DRIVER: &str = include_str!("driver.py");
 /// The local executor's settings (from `CODE_INTERPRETER_*`; see config.rs).
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
-    /// Working directory: `runtime/` (driver, filters, font cache) and `sessions/<id>/`.
-    pub root: PathBuf,
     pub bwrap: PathBuf,
     /// The Debian Python with numpy, pandas and matplotlib.
     pub python: PathBuf,
@@ -57,9 +63,14 @@ pub struct LocalConfig {
     pub max_processes: u32,
     /// RLIMIT_FSIZE, and the largest upload.
     pub max_file_bytes: u64,
+    /// Size of the session's `/mnt/data` (a tmpfs): all its files together.
+    pub disk_bytes: u64,
     /// Size of the session's private `/tmp` (memory-backed).
     pub tmp_bytes: u64,
     pub max_sessions: usize,
+    /// Sessions one tenant may hold at once (settings share `max_sessions` out between the
+    /// tenants; here the default is no share).
+    pub tenant_sessions: usize,
     pub idle_timeout: Duration,
     /// Output of one cell kept beyond this is dropped (and `logs_truncated` set).
     pub max_log_bytes: usize,
@@ -67,22 +78,24 @@ pub struct LocalConfig {
     /// RLIMIT_NPROC does not bind root, and a sandbox escape should not land as root.
     pub sandbox_uid: u32,
     pub sandbox_gid: u32,
-    /// Host paths the self-test must find invisible inside (DATA_DIR, the settings file...).
+    /// Host paths the self-test must find invisible inside, and named nowhere inside
+    /// (DATA_DIR...).
     pub protected_paths: Vec<PathBuf>,
 }
 
-impl LocalConfig {
-    pub fn new(root: PathBuf) -> LocalConfig {
+impl Default for LocalConfig {
+    fn default() -> LocalConfig {
         LocalConfig {
-            root,
             bwrap: PathBuf::from("/usr/bin/bwrap"),
             python: PathBuf::from("/usr/bin/python3"),
             memory_bytes: 2 << 30,
             cpu_seconds: 3600,
             max_processes: 64,
             max_file_bytes: 512 << 20,
+            disk_bytes: 1 << 30,
             tmp_bytes: 256 << 20,
             max_sessions: 8,
+            tenant_sessions: 8,
             idle_timeout: Duration::from_secs(3600),
             max_log_bytes: 1 << 20,
             sandbox_uid: 65534,
@@ -106,16 +119,26 @@ struct Inner {
     cgroups: cgroup::Cgroups,
 }
 
-/// The files every session is built from, written at start-up.
-struct Runtime {
-    driver: PathBuf,
-    mpl_cache: PathBuf,
-    seccomp: [PathBuf; 3],
-    sessions: PathBuf,
+/// What every session is built from, kept in memory and handed to each sandbox as a file
+/// descriptor.
+pub(crate) struct Runtime {
+    driver: &'static str,
+    seccomp: [Vec<u8>; 3],
+    /// matplotlib's font list (file name, bytes), made by the self-test: without it the
+    /// first plot of every session spends seconds scanning fonts.
+    font_cache: Mutex<Option<(String, Vec<u8>)>>,
+}
+
+impl Runtime {
+    fn font_cache(&self) -> Option<(String, Vec<u8>)> {
+        self.font_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 struct Session {
-    dir: PathBuf,
     /// The running driver, `None` once it is gone. Held across a cell, so cells of one
     /// session run one at a time.
     kernel: Arc<AsyncMutex<Option<Kernel>>>,
@@ -125,50 +148,18 @@ struct Session {
 }
 
 impl LocalExecutor {
-    /// Prepares the working directory (clearing sessions a previous process left) and starts
-    /// the idle reaper on the current tokio runtime. Does not check that the sandbox works:
-    /// that is `self_test`.
+    /// Prepares the sandbox's runtime (in memory) and starts the idle reaper on the current
+    /// tokio runtime. Does not check that the sandbox works: that is `self_test`.
     pub fn new(cfg: LocalConfig) -> Result<LocalExecutor, ExecError> {
-        let unavailable = |what: &str, e: std::io::Error| {
-            ExecError::Unavailable(format!("{what} {}: {e}", cfg.root.display()))
-        };
-        let runtime_dir = cfg.root.join("runtime");
-        let sessions = cfg.root.join("sessions");
-        let mpl_cache = runtime_dir.join("mpl");
-        std::fs::create_dir_all(&mpl_cache).map_err(|e| unavailable("cannot create", e))?;
-        if sessions.exists() {
-            std::fs::remove_dir_all(&sessions).map_err(|e| unavailable("cannot clear", e))?;
-        }
-        std::fs::create_dir_all(&sessions).map_err(|e| unavailable("cannot create", e))?;
-        // Sessions running as another user must be able to reach their own directory and the
-        // runtime files (execute permission only on the directories above a session).
-        for (dir, mode) in [
-            (&cfg.root, 0o711),
-            (&sessions, 0o711),
-            (&runtime_dir, 0o755),
-            (&mpl_cache, 0o755),
-        ] {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| unavailable("cannot set permissions on", e))?;
-        }
-        let driver = runtime_dir.join("driver.py");
-        write_public(&driver, DRIVER.as_bytes()).map_err(|e| unavailable("cannot write", e))?;
-        let filters = seccomp::filters().map_err(ExecError::Unavailable)?;
-        let mut seccomp_paths: [PathBuf; 3] = Default::default();
-        for (i, filter) in filters.iter().enumerate() {
-            let path = runtime_dir.join(format!("seccomp-{i}.bpf"));
-            write_public(&path, filter).map_err(|e| unavailable("cannot write", e))?;
-            seccomp_paths[i] = path;
-        }
+        let seccomp = seccomp::filters().map_err(ExecError::Unavailable)?;
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let drop_to = root.then_some((cfg.sandbox_uid, cfg.sandbox_gid));
         let inner = Arc::new(Inner {
             runtime: Runtime {
-                driver,
-                mpl_cache,
-                seccomp: seccomp_paths,
-                sessions,
+                driver: DRIVER,
+                seccomp,
+                font_cache: Mutex::new(None),
             },
             drop_to,
             sessions: Mutex::new(HashMap::new()),
@@ -203,11 +194,13 @@ impl LocalExecutor {
         let guard = s.kernel.lock().await;
         guard.as_ref().and_then(Kernel::pid)
     }
-}
 
-fn write_public(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, content)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+    /// The host pid of a session's Python driver (tests).
+    pub async fn driver_pid(&self, session: &SessionId) -> Option<u32> {
+        let s = self.inner.lock_sessions().get(session).cloned()?;
+        let guard = s.kernel.lock().await;
+        guard.as_ref().and_then(Kernel::driver_pid)
+    }
 }
 
 impl Inner {
@@ -222,11 +215,15 @@ impl Inner {
     }
 
     fn get(&self, id: &SessionId) -> Result<Arc<Session>, ExecError> {
-        self.lock_sessions().get(id).cloned().ok_or_else(|| {
-            ExecError::SessionLost(
-                "no open session (it expired, was ended, or was never opened)".into(),
-            )
-        })
+        self.lock_sessions().get(id).cloned().ok_or_else(lost)
+    }
+
+    /// The session's `/mnt/data`, while its sandbox runs.
+    async fn data(&self, id: &SessionId) -> Result<Arc<OwnedFd>, ExecError> {
+        let session = self.get(id)?;
+        session.last_used.store(self.now_ms(), Ordering::Relaxed);
+        let guard = session.kernel.lock().await;
+        guard.as_ref().and_then(Kernel::data).ok_or_else(lost)
     }
 
     /// Removes `session` from the map if it is still the one under `id`.
@@ -237,75 +234,51 @@ impl Inner {
         }
     }
 
-    /// A directory of its own for each session instance (the id plus a random suffix), so
-    /// removing an ended session's files can never remove those of its successor.
-    fn session_dir(&self, id: &SessionId) -> PathBuf {
-        let suffix = super::session::hex(&rand::random::<[u8; 4]>());
-        self.runtime
-            .sessions
-            .join(format!("{}-{suffix}", id.as_str()))
-    }
-
-    /// An empty directory for a session, owned by the sandbox user.
-    fn fresh_dir(&self, dir: &Path) -> Result<(), ExecError> {
-        let err = |e: std::io::Error| {
-            ExecError::Unavailable(format!("session directory {}: {e}", dir.display()))
-        };
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(err)?;
-        }
-        std::fs::create_dir(dir).map_err(err)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-        if let Some((uid, gid)) = self.drop_to {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(err)?;
-        }
-        Ok(())
-    }
-
-    async fn spawn(&self, dir: &Path) -> Result<Kernel, ExecError> {
-        let paths = sandbox::Paths {
-            session_dir: dir,
-            driver: &self.runtime.driver,
-            mpl_cache: &self.runtime.mpl_cache,
-            seccomp: [
-                &self.runtime.seccomp[0],
-                &self.runtime.seccomp[1],
-                &self.runtime.seccomp[2],
-            ],
-        };
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("session")
-            .to_string();
+    async fn spawn(&self) -> Result<Kernel, ExecError> {
+        // A random name: the group's path says nothing of the session.
+        let name = super::session::hex(&rand::random::<[u8; 8]>());
         let group = self
             .cgroups
             .create(&name, self.cfg.memory_bytes, self.cfg.max_processes);
-        Kernel::start(&self.cfg, &paths, self.drop_to, group).await
+        Kernel::start(&self.cfg, &self.runtime, self.drop_to, group).await
     }
 
-    /// Makes room for one more session: reaps nothing if there is room, else ends the least
-    /// recently used idle session. `Busy` when every session is running a cell.
+    /// Makes room for one more session of `tenant`: nothing to do while the tenant is under
+    /// its quota and the executor under its total; otherwise the tenant's own least recently
+    /// used idle session ends (never another tenant's: what one tenant does cannot end
+    /// another's variables, nor keep it from its share). `Busy`, at once, when the tenant
+    /// has no idle session to give up.
     fn evict_for_new(
         &self,
         map: &mut HashMap<SessionId, Arc<Session>>,
+        tenant: &str,
     ) -> Result<Option<Arc<Session>>, ExecError> {
-        if map.len() < self.cfg.max_sessions {
+        let own = map.keys().filter(|id| id.tenant() == tenant).count();
+        let tenant_full = own >= self.cfg.tenant_sessions;
+        if !tenant_full && map.len() < self.cfg.max_sessions {
             return Ok(None);
         }
         let victim = map
             .iter()
-            .filter(|(_, s)| s.kernel.try_lock().is_ok())
+            .filter(|(id, s)| id.tenant() == tenant && s.kernel.try_lock().is_ok())
             .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
             .map(|(id, _)| id.clone());
         match victim {
             Some(id) => Ok(map.remove(&id)),
+            None if tenant_full => Err(ExecError::Busy(format!(
+                "all {own} of this account's Python sessions are running code; try again \
+                 when one of them has finished"
+            ))),
             None => Err(ExecError::Busy(format!(
-                "all {} local sessions are running code",
+                "all {} of the server's Python sessions are in use; try again later",
                 self.cfg.max_sessions
             ))),
         }
     }
+}
+
+fn lost() -> ExecError {
+    ExecError::SessionLost("no open session (it expired, was ended, or was never opened)".into())
 }
 
 enum Found {
@@ -317,26 +290,12 @@ enum Found {
     ),
 }
 
-/// Kills a session's sandbox (if running) and deletes its files.
+/// Kills a session's sandbox (if running); its files go with its tmpfs.
 async fn destroy(session: &Session) {
     let mut guard = session.kernel.lock().await;
     if let Some(mut kernel) = guard.take() {
         kernel.kill().await;
     }
-    drop(guard);
-    remove_dir(&session.dir).await;
-}
-
-async fn remove_dir(dir: &Path) {
-    let dir = dir.to_path_buf();
-    let _ = tokio::task::spawn_blocking(move || {
-        if dir.exists() {
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                log::warn!("code interpreter: cannot remove {}: {e}", dir.display());
-            }
-        }
-    })
-    .await;
 }
 
 async fn blocking<T: Send + 'static>(
@@ -385,7 +344,6 @@ async fn reap_idle(inner: Weak<Inner>) {
 impl Drop for Inner {
     fn drop(&mut self) {
         // The sandboxes die with their Child handles (kill_on_drop); their files go too.
-        let _ = std::fs::remove_dir_all(&self.runtime.sessions);
         self.cgroups.remove_all();
     }
 }
@@ -403,9 +361,8 @@ impl CodeExecutor for LocalExecutor {
             match map.get(id).cloned() {
                 Some(existing) => Found::Existing(existing),
                 None => {
-                    let evicted = inner.evict_for_new(&mut map)?;
+                    let evicted = inner.evict_for_new(&mut map, id.tenant())?;
                     let session = Arc::new(Session {
-                        dir: inner.session_dir(id),
                         kernel: Arc::new(AsyncMutex::new(None)),
                         last_used: AtomicU64::new(inner.now_ms()),
                         cells: AtomicU64::new(0),
@@ -436,20 +393,14 @@ impl CodeExecutor for LocalExecutor {
             Found::New(session, guard, evicted) => {
                 if let Some(old) = evicted {
                     log::info!(
-                        "code interpreter: ending the least recently used session to make room"
+                        "code interpreter: ending the tenant's least recently used session to make room"
                     );
                     destroy(&old).await;
                 }
                 (session, guard)
             }
         };
-        let dir = session.dir.clone();
-        let owner = inner.clone();
-        let started = match blocking(move || owner.fresh_dir(&dir)).await {
-            Ok(()) => inner.spawn(&session.dir).await,
-            Err(e) => Err(e),
-        };
-        match started {
+        match inner.spawn().await {
             Ok(kernel) => {
                 *guard = Some(kernel);
                 session.cells.store(0, Ordering::Relaxed);
@@ -458,7 +409,6 @@ impl CodeExecutor for LocalExecutor {
             Err(e) => {
                 drop(guard);
                 inner.forget(id, &session);
-                remove_dir(&session.dir).await;
                 Err(e)
             }
         }
@@ -481,8 +431,9 @@ impl CodeExecutor for LocalExecutor {
             ));
         };
         session.last_used.store(inner.now_ms(), Ordering::Relaxed);
-        let dir = session.dir.clone();
-        let before = blocking(move || files::list(&dir)).await?;
+        let data = kernel.data().ok_or_else(lost)?;
+        let root = data.clone();
+        let before = blocking(move || files::list(&root)).await?;
         let cell = session.cells.fetch_add(1, Ordering::Relaxed) + 1;
         let started = Instant::now();
         let outcome = kernel
@@ -491,8 +442,7 @@ impl CodeExecutor for LocalExecutor {
         session.last_used.store(inner.now_ms(), Ordering::Relaxed);
         match outcome {
             Ok(mut output) => {
-                let dir = session.dir.clone();
-                let after = blocking(move || files::list(&dir)).await?;
+                let after = blocking(move || files::list(&data)).await?;
                 output.files = files::changed(&before, &after);
                 output.duration = started.elapsed();
                 Ok(output)
@@ -503,7 +453,6 @@ impl CodeExecutor for LocalExecutor {
                 }
                 drop(guard);
                 inner.forget(id, &session);
-                remove_dir(&session.dir).await;
                 Err(match failure {
                     CellFailure::Timeout => ExecError::Timeout(timeout),
                     CellFailure::Lost(reason) => ExecError::SessionLost(reason),
@@ -519,21 +468,18 @@ impl CodeExecutor for LocalExecutor {
         content: Bytes,
     ) -> Result<FileInfo, ExecError> {
         check_upload_name(name)?;
-        if content.len() as u64 > self.inner.cfg.max_file_bytes {
-            return Err(ExecError::FileTooLarge(self.inner.cfg.max_file_bytes));
+        let cfg = &self.inner.cfg;
+        if content.len() as u64 > cfg.max_file_bytes {
+            return Err(ExecError::FileTooLarge(cfg.max_file_bytes));
         }
-        let session = self.inner.get(id)?;
-        session
-            .last_used
-            .store(self.inner.now_ms(), Ordering::Relaxed);
-        let (dir, name, owner) = (session.dir.clone(), name.to_string(), self.inner.drop_to);
-        blocking(move || files::write(&dir, &name, &content, owner)).await
+        let data = self.inner.data(id).await?;
+        let (name, owner, disk) = (name.to_string(), self.inner.drop_to, cfg.disk_bytes);
+        blocking(move || files::write(&data, &name, &content, owner, disk)).await
     }
 
     async fn list_files(&self, id: &SessionId) -> Result<Vec<FileInfo>, ExecError> {
-        let session = self.inner.get(id)?;
-        let dir = session.dir.clone();
-        blocking(move || files::list(&dir)).await
+        let data = self.inner.data(id).await?;
+        blocking(move || files::list(&data)).await
     }
 
     async fn download(
@@ -542,9 +488,9 @@ impl CodeExecutor for LocalExecutor {
         path: &str,
         max_bytes: u64,
     ) -> Result<Bytes, ExecError> {
-        let session = self.inner.get(id)?;
-        let (dir, path) = (session.dir.clone(), path.to_string());
-        blocking(move || files::read(&dir, &path, max_bytes))
+        let data = self.inner.data(id).await?;
+        let path = path.to_string();
+        blocking(move || files::read(&data, &path, max_bytes))
             .await
             .map(Bytes::from)
     }
@@ -559,5 +505,9 @@ impl CodeExecutor for LocalExecutor {
 
     async fn self_test(&self) -> Result<SelfTestReport, ExecError> {
         selftest::run(&self.inner).await
+    }
+
+    fn sessions_open(&self) -> Option<usize> {
+        Some(self.open_sessions())
     }
 }

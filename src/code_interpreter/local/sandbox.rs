@@ -4,27 +4,53 @@
 //! What the sandbox sees: `/usr` read-only (with `/usr/local` hidden: host-installed tools
 //! and packages are not part of the Debian Python), the few `/etc` files Python, fonts and
 //! the BLAS alternatives need, the driver and the matplotlib font cache read-only under
-//! `/opt/ci`, a private `/proc` and `/dev`, a size-capped `/tmp`, and the session's own
-//! directory as `/mnt/data`. Nothing else of the host: not DATA_DIR, not `/etc/passwd`, not
-//! the service's environment (`--clearenv`, and bwrap itself starts with an empty one).
-//! Every namespace is new (no network but a loopback of its own; its own PIDs), user
-//! namespaces cannot be nested, all capabilities are dropped, and the child dies with us.
+//! `/opt/ci`, a private `/proc` and `/dev`, a size-capped `/tmp`, and a size-capped tmpfs
+//! of its own as `/mnt/data` (the session's disk quota). Nothing else of the host: not
+//! DATA_DIR, not `/etc/passwd`, not the service's environment (`--clearenv`, and bwrap
+//! itself starts with an empty one). Every namespace is new (no network but a loopback of
+//! its own; its own PIDs), user namespaces cannot be nested, all capabilities are dropped,
+//! and the child dies with us.
+//!
+//! No host directory is bound in: the runtime files come in as file descriptors (bwrap
+//! copies them, `--ro-bind-data`), and `/mnt/data` is a tmpfs the host reaches through the
+//! sandbox's own root (kernel.rs). So the sandbox user needs no access to any host path
+//! beyond `/usr` and those `/etc` files (a private DATA_DIR works as root: issue 18), and
+//! neither the mount table nor the command lines inside name a host path or the session
+//! (issue 17, item 14).
 
 use super::LocalConfig;
-use std::path::Path;
+use std::os::unix::process::CommandExt as _;
 use tokio::process::Command;
 
 /// Where the runtime files appear inside.
 pub const DRIVER_INSIDE: &str = "/opt/ci/driver.py";
 pub const MPL_CACHE_INSIDE: &str = "/opt/ci/mpl";
 
-/// Host paths a session is built from.
-pub struct Paths<'a> {
-    pub session_dir: &'a Path,
-    pub driver: &'a Path,
-    pub mpl_cache: &'a Path,
-    /// The three seccomp filter files (`seccomp::filters`).
-    pub seccomp: [&'a Path; 3],
+/// The descriptors a session is built from (open in this process; the child gets them as
+/// fds 3 and up, in this order).
+pub struct Inputs {
+    /// The three seccomp filters (`seccomp::filters`).
+    pub seccomp: [i32; 3],
+    /// driver.py.
+    pub driver: i32,
+    /// Where bwrap writes the sandbox's pid and namespaces (`--info-fd`).
+    pub info: i32,
+    /// matplotlib's font list (its file name, e.g. `fontlist-v390.json`), once the self-test
+    /// has made it.
+    pub font_cache: Option<(i32, String)>,
+}
+
+impl Inputs {
+    /// The fds in the order the child gets them (3, 4, ...).
+    fn ordered(&self) -> Vec<i32> {
+        let mut fds = self.seccomp.to_vec();
+        fds.push(self.driver);
+        fds.push(self.info);
+        if let Some((fd, _)) = &self.font_cache {
+            fds.push(*fd);
+        }
+        fds
+    }
 }
 
 /// Read-only `/etc` entries, bound when the host has them: the dynamic loader's cache, the
@@ -51,12 +77,15 @@ const ENV: &[(&str, &str)] = &[
 /// init is visible inside, `/proc/1/environ` included.
 pub fn command(
     cfg: &LocalConfig,
-    paths: &Paths<'_>,
-    seccomp_fds: [i32; 3],
+    inputs: &Inputs,
     drop_to: Option<(u32, u32)>,
     cgroup_procs: Vec<std::ffi::CString>,
 ) -> Command {
     let mut cmd = Command::new(&cfg.bwrap);
+    // Its own name only: bwrap's command line is visible inside (its PID-namespace init).
+    cmd.as_std_mut().arg0("bwrap");
+    // Not our working directory, which the sandbox user may not be allowed to enter.
+    cmd.current_dir("/");
     cmd.env_clear();
     cmd.args([
         "--die-with-parent",
@@ -89,16 +118,21 @@ pub fn command(
     for path in ETC_FILES {
         cmd.args(["--ro-bind-try", path, path]);
     }
-    cmd.arg("--ro-bind").arg(paths.driver).arg(DRIVER_INSIDE);
-    cmd.arg("--ro-bind")
-        .arg(paths.mpl_cache)
-        .arg(MPL_CACHE_INSIDE);
+    // The child's fd numbers: the seccomp filters 3-5, the driver 6, the info pipe 7, the
+    // font list 8.
+    cmd.args(["--ro-bind-data", "6", DRIVER_INSIDE]);
+    if let Some((_, name)) = &inputs.font_cache {
+        cmd.args(["--ro-bind-data", "8"])
+            .arg(format!("{MPL_CACHE_INSIDE}/{name}"));
+    }
     cmd.args(["--proc", "/proc", "--dev", "/dev"]);
     cmd.arg("--size")
         .arg(cfg.tmp_bytes.to_string())
         .args(["--tmpfs", "/tmp"]);
-    cmd.arg("--bind").arg(paths.session_dir).arg("/mnt/data");
-    cmd.args(["--chdir", "/mnt/data"]);
+    cmd.arg("--size")
+        .arg(cfg.disk_bytes.to_string())
+        .args(["--tmpfs", "/mnt/data"]);
+    cmd.args(["--chdir", "/mnt/data", "--info-fd", "7"]);
     for fd in 3..6 {
         cmd.args(["--add-seccomp-fd", &fd.to_string()]);
     }
@@ -113,11 +147,13 @@ pub fn command(
         cpu_seconds: cfg.cpu_seconds,
         file_size: cfg.max_file_bytes,
     };
+    let fds = inputs.ordered();
     // SAFETY: the closure runs in the forked child before exec and calls only
     // async-signal-safe functions (fcntl, dup2, setrlimit, open, write, close, setpgid,
-    // setgroups, setgid, setuid); it allocates nothing (the paths were made before the fork).
+    // setgroups, setgid, setuid); it allocates nothing (the fd list and the paths were made
+    // before the fork).
     unsafe {
-        cmd.pre_exec(move || limits.apply(seccomp_fds, &cgroup_procs, drop_to));
+        cmd.pre_exec(move || limits.apply(&fds, &cgroup_procs, drop_to));
     }
     cmd
 }
@@ -130,12 +166,12 @@ struct Limits {
 }
 
 impl Limits {
-    /// In the child: the seccomp files onto fds 3-5, rlimits, the session's control groups, a
+    /// In the child: the inputs onto fds 3 and up, rlimits, the session's control groups, a
     /// process group of its own, and (when we are root) the sandbox user. RLIMIT_NPROC is set
     /// later by the driver, from inside the sandbox's user namespace (see driver.py).
     fn apply(
         self,
-        seccomp_fds: [i32; 3],
+        fds: &[i32],
         cgroup_procs: &[std::ffi::CString],
         drop_to: Option<(u32, u32)>,
     ) -> std::io::Result<()> {
@@ -148,13 +184,24 @@ impl Limits {
         };
         // SAFETY: plain syscalls on integers and static pointers.
         unsafe {
-            // Move the filter fds out of the way first: a source may sit on a target number.
-            let mut high = [0; 3];
-            for (slot, fd) in high.iter_mut().zip(seccomp_fds) {
-                *slot = check(libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10))?;
+            // Move the fds out of the way first: a source may sit on a target number. (A
+            // fixed array: no allocation after fork.)
+            let mut high = [0; 8];
+            for (slot, fd) in high.iter_mut().zip(fds) {
+                *slot = check(libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 64))?;
             }
-            for (target, fd) in (3..).zip(high) {
-                check(libc::dup2(fd, target))?;
+            let count = fds.len().min(high.len());
+            for (target, fd) in (3..).zip(&high[..count]) {
+                check(libc::dup2(*fd, target))?;
+            }
+            // Nothing else we hold goes in: descriptors this process inherited without
+            // close-on-exec (from a supervisor, a shell) would otherwise reach the sandbox.
+            let first = 3 + count as libc::c_uint;
+            if libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) < 0 {
+                // Before Linux 5.9.
+                for fd in first..65536 {
+                    libc::close(fd as i32);
+                }
             }
             let set = |resource, soft: u64, hard: u64| {
                 let lim = libc::rlimit {

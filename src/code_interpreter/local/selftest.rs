@@ -3,14 +3,13 @@
 //! enabled only when every check holds.
 //!
 //! It also warms matplotlib's font list (seconds of work per session otherwise) and keeps
-//! it for every later session (`runtime/mpl`).
+//! it (in memory) for every later session.
 
-use super::super::{ExecError, SelfTestReport, SessionId};
+use super::super::{ExecError, SelfTestReport};
 use super::Inner;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,6 +31,13 @@ with open("/proc/net/dev") as f:
     r["interfaces"] = sorted(l.split(":")[0].strip() for l in f.read().splitlines()[2:])
 paths = __PATHS__
 r["visible_paths"] = [p for p in paths if os.path.lexists(p)]
+named = ""
+for p in ["/proc/self/mountinfo", "/proc/1/cmdline", "/proc/self/cmdline", "/proc/self/cgroup"]:
+    with open(p, "rb") as f:
+        named += f.read().replace(b"\0", b" ").decode("utf-8", "replace") + "\n"
+r["named_paths"] = [p for p in paths if p in named]
+st = os.statvfs("/mnt/data")
+r["mnt_data_bytes"] = st.f_blocks * st.f_frsize
 import hashlib
 deliberate = __DELIBERATE__
 entries = set("%s=%s" % kv for kv in os.environ.items())
@@ -61,7 +67,25 @@ r["versions"] = "Python %s, numpy %s, pandas %s, matplotlib %s" % (
     __import__("platform").python_version(), numpy.__version__, pandas.__version__, matplotlib.__version__)
 for f in glob.glob(os.path.join(matplotlib.get_cachedir(), "fontlist-*.json")):
     shutil.copyfile(f, os.path.join("/mnt/data", os.path.basename(f)))
+# A process left behind by a cell that also switched off the driver's own clean-up: the
+# host must end it (STRAYS checks that).
+import subprocess, sys
+sys._getframe(1).f_globals["_end_strays"] = lambda: None
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 print(json.dumps(r))
+"#;
+
+/// Run after PROBE: the processes left inside (zombies aside), which must be the
+/// namespace's init and the driver only.
+const STRAYS: &str = r#"
+import os
+def live(p):
+    try:
+        with open("/proc/%s/stat" % p) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and live(p))
 "#;
 
 /// Variables the sandbox is given on purpose (sandbox.rs; bwrap sets PWD for `--chdir`).
@@ -75,6 +99,8 @@ struct Findings {
     netlink_socket: String,
     interfaces: Vec<String>,
     visible_paths: Vec<String>,
+    named_paths: Vec<String>,
+    mnt_data_bytes: u64,
     env_names: Vec<String>,
     env_hashes: Vec<String>,
     ptrace: (i64, i64),
@@ -119,17 +145,30 @@ fn visible_by_design(path: &Path) -> bool {
 }
 
 pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
-    let fail = |m: String| ExecError::Unavailable(format!("self-test failed: {m}"));
-    // A host file the sandbox must not see: under our own working directory, next to (not
-    // inside) the session directories, like DATA_DIR's objects.
+    let fail = |m: String| ExecError::Unavailable(m);
+    // A host file the sandbox must not see: in DATA_DIR, beside (not in) its objects (the
+    // last protected path: setup.rs lists DATA_DIR after its objects), or in the temporary
+    // directory when there is no DATA_DIR yet.
     let canary = super::super::session::hex(&rand::random::<[u8; 16]>());
-    let canary_file = inner.cfg.root.join(format!("selftest-canary-{canary}"));
-    std::fs::write(&canary_file, b"secret").map_err(|e| fail(format!("canary file: {e}")))?;
+    let canary_dir = inner
+        .cfg
+        .protected_paths
+        .iter()
+        .rev()
+        .find(|p| p.is_dir())
+        .cloned()
+        .unwrap_or_else(std::env::temp_dir);
+    let canary_file = canary_dir.join(format!(".code-interpreter-canary-{canary}"));
+    std::fs::write(&canary_file, b"secret").map_err(|e| {
+        fail(format!(
+            "cannot write a canary file in {}: {e}",
+            canary_dir.display()
+        ))
+    })?;
     let canary_file = canary_file.canonicalize().unwrap_or(canary_file);
 
     let mut paths: Vec<PathBuf> = vec![
         canary_file.clone(),
-        inner.cfg.root.clone(),
         PathBuf::from("/etc/shadow"),
         PathBuf::from("/etc/passwd"),
         PathBuf::from("/root"),
@@ -173,32 +212,33 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
             "__DELIBERATE__",
             &serde_json::to_string(&DELIBERATE_ENV).unwrap_or_default(),
         );
-    let probe_id = SessionId::probe("selftest");
-    let dir = inner.session_dir(&probe_id);
     let outcome = async {
-        inner.fresh_dir(&dir)?;
-        let mut kernel = inner.spawn(&dir).await?;
+        let mut kernel = inner.spawn().await?;
         let out = kernel
             .run_cell(&code, 1, Duration::from_secs(90), 1 << 20)
             .await;
+        let stopped = driver_stopped(&kernel).await;
+        let strays = match out {
+            Ok(_) => kernel
+                .run_cell(STRAYS, 2, Duration::from_secs(30), 1 << 20)
+                .await
+                .ok()
+                .and_then(|o| o.result),
+            Err(_) => None,
+        };
+        if let Some(data) = kernel.data() {
+            keep_font_cache(&data, inner);
+        }
         kernel.kill().await;
         match out {
-            Ok(out) => Ok(out),
+            Ok(out) => Ok((out, stopped, strays)),
             Err(_) => Err(fail("the probe did not finish".into())),
         }
     }
     .await;
     accept_task.abort();
     let _ = std::fs::remove_file(&canary_file);
-    let output = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(e);
-        }
-    };
-    keep_font_cache(&dir, &inner.runtime.mpl_cache);
-    let _ = std::fs::remove_dir_all(&dir);
+    let (output, stopped, strays) = outcome?;
 
     if let Some(error) = &output.error {
         return Err(fail(format!(
@@ -245,6 +285,24 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
         f.visible_paths.is_empty(),
         "host files invisible (DATA_DIR, /etc/shadow, /etc/passwd, /root, the working directory)",
         format!("visible: {:?}", f.visible_paths),
+    )?;
+    require(
+        f.named_paths.is_empty(),
+        "no host path named inside (mount table, command lines)",
+        format!("named: {:?}", f.named_paths),
+    )?;
+    require(
+        f.mnt_data_bytes > 0 && f.mnt_data_bytes <= inner.cfg.disk_bytes,
+        "/mnt/data is a tmpfs of the session's disk quota",
+        format!(
+            "{} bytes (quota {})",
+            f.mnt_data_bytes, inner.cfg.disk_bytes
+        ),
+    )?;
+    require(
+        stopped && strays.as_deref() == Some("[1, 2]"),
+        "nothing of a session runs between its cells (the host ends what a cell left behind)",
+        format!("driver stopped: {stopped}; processes inside: {strays:?}"),
     )?;
     require(
         paths.contains(&canary_file.to_string_lossy().into_owned()),
@@ -301,22 +359,37 @@ pub async fn run(inner: &Arc<Inner>) -> Result<SelfTestReport, ExecError> {
     })
 }
 
-/// Keeps the probe's matplotlib font list for later sessions (copied in by the driver).
-fn keep_font_cache(probe_dir: &Path, cache: &Path) {
-    let Ok(entries) = std::fs::read_dir(probe_dir) else {
+/// Whether the session's driver is stopped (between cells it must be), waiting a moment for
+/// the signal to land.
+async fn driver_stopped(kernel: &super::Kernel) -> bool {
+    let Some(pid) = kernel.driver_pid() else {
+        return false;
+    };
+    for _ in 0..50 {
+        if super::procs::state_and_parent(pid).is_some_and(|(s, _)| s == 'T' || s == 't') {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Keeps the probe's matplotlib font list for later sessions (the driver copies it in).
+fn keep_font_cache(data: &std::os::fd::OwnedFd, inner: &Inner) {
+    let Ok(files) = super::files::list(data) else {
         return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with("fontlist-") && name.ends_with(".json")) {
+    for file in files {
+        let name = &file.path;
+        if !(name.starts_with("fontlist-") && name.ends_with(".json")) || name.contains('/') {
             continue;
         }
-        if let Ok(bytes) = super::files::read(probe_dir, name, 16 << 20) {
-            let target = cache.join(name);
-            if std::fs::write(&target, &bytes).is_ok() {
-                let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644));
-            }
+        if let Ok(bytes) = super::files::read(data, name, 16 << 20) {
+            *inner
+                .runtime
+                .font_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some((name.clone(), bytes));
         }
     }
 }

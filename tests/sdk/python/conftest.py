@@ -30,12 +30,10 @@ import os
 import pathlib
 import queue
 import secrets
-import shutil
 import signal
 import socket
 import string
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -281,10 +279,6 @@ class Server:
     owns_standin: bool = True
     # "proxy" only: the stored server the proxy forwards to (stopped with the proxy).
     upstream: "Server | None" = None
-    # The working directory of its local code-interpreter sandbox (CODE_INTERPRETER_DIR; the
-    # server keeps `p<pid>/runtime/` and `p<pid>/sessions/<session>/` = /mnt/data there),
-    # removed when it stops.
-    sandbox_dir: pathlib.Path | None = None
     _clients: dict = field(default_factory=dict)
 
     @property
@@ -325,8 +319,6 @@ class Server:
             self.upstream.stop()  # stops the stand-in too when it started it
         if self.owns_standin:
             self.standin.stop()
-        if self.sandbox_dir is not None:
-            shutil.rmtree(self.sandbox_dir, ignore_errors=True)
 
 
 def _stop_process(proc: subprocess.Popen, sig: int, *, own_group: bool) -> None:
@@ -380,18 +372,6 @@ def _proxy_env(storage: StorageConfig, upstream: "Server") -> dict:
     return proc_env
 
 
-def _sandbox_dir() -> pathlib.Path:
-    """A working directory of its own for a server's local code-interpreter sandbox. Not under
-    pytest's temp directories: those are private (0700), and when the tests run as root the
-    sandbox runs as nobody, who must reach its files through every parent directory."""
-    path = pathlib.Path(tempfile.mkdtemp(prefix="ci-sandbox-"))
-    path.chmod(0o711)
-    _SANDBOX_DIRS.add(str(path))
-    return path
-
-
-# The sandbox directories made by _sandbox_dir (each removed with its server).
-_SANDBOX_DIRS: set[str] = set()
 # The memory limit of a code-interpreter session (per process and, where cgroups allow, in
 # all): half the default, so a test's memory hog costs the machine less.
 SANDBOX_MEMORY_MB = 1024
@@ -413,9 +393,6 @@ def _server_env(storage: StorageConfig, standin: StandIn, env: dict[str, str] | 
         proc_env.update(PORT=str(_free_port()), BIND="127.0.0.1")
     proc_env.update(storage.env())
     proc_env.update(env or {})
-    # (No local sandbox under the Functions host.)
-    if storage.backend != "functions" and "CODE_INTERPRETER_DIR" not in (env or {}):
-        proc_env["CODE_INTERPRETER_DIR"] = str(_sandbox_dir())
     proc_env.setdefault("CODE_INTERPRETER_MEMORY_MB", str(SANDBOX_MEMORY_MB))
     return proc_env
 
@@ -496,8 +473,6 @@ def _start_standalone(binary, storage, log_path, standin, owns_standin, proc_env
     finally:
         log.close()
     server = Server(storage, port, proc, log_path, standin, owns_standin)
-    if proc_env.get("CODE_INTERPRETER_DIR") in _SANDBOX_DIRS:
-        server.sandbox_dir = pathlib.Path(proc_env["CODE_INTERPRETER_DIR"])
 
     url = f"http://127.0.0.1:{port}/v1/assistants"
     deadline = time.monotonic() + READY_TIMEOUT_S

@@ -129,12 +129,6 @@ def tool_messages(llm) -> list[str]:
     return [m["content"] for m in last["messages"] if m["role"] == "tool"]
 
 
-def sandbox_root(server) -> pathlib.Path:
-    """The server process's own directory under its CODE_INTERPRETER_DIR (`p<pid>`, holding
-    `runtime/` and `sessions/<session>/`, which is /mnt/data)."""
-    return server.sandbox_dir / f"p{server.proc.pid}"
-
-
 def run_cells(client, llm, thread_id: str, assistant_id: str, *codes: str):
     """A run whose model calls the tool once per code (one turn each), then answers; returns
     the calls' code_interpreter objects and the tool results the model read."""
@@ -468,7 +462,8 @@ def read(path):
         return type(e).__name__
 found = {{label: read(path) for label, path in {targets!r}.items()}}
 procs = {{p: read(p) for p in sorted(glob.glob('/proc/[0-9]*/environ') + glob.glob('/proc/[0-9]*/cmdline'))}}
-print(json.dumps({{'found': found, 'environ': dict(os.environ), 'procs': procs}}))
+mounts = read('/proc/self/mountinfo')
+print(json.dumps({{'found': found, 'environ': dict(os.environ), 'procs': procs, 'mounts': mounts}}))
 """
 SANDBOX_ENV = {"HOME", "LANG", "MPLBACKEND", "MPLCONFIGDIR", "PATH", "PWD"}
 
@@ -477,13 +472,16 @@ def test_host_files_and_secrets_are_not_readable(server, client, llm, threads):
     asst = ci_assistant(client, llm)
     thread = new_thread(client, threads)
     data_dir = server.storage.data_dir.resolve()
-    # On the local store, the thread's own object file; on Azurite, the executor's files.
+    # On the local store, the thread's own object file; on Azurite, a file of the test's.
     own = [p for p in data_dir.rglob(f"*{thread.id}*") if p.is_file()]
-    host_file = own[0] if own else sandbox_root(server) / "runtime" / "driver.py"
+    if own:
+        host_file = own[0]
+    else:
+        host_file = data_dir / f"host-{uuid.uuid4().hex}.txt"
+        host_file.write_text("a host file")
     assert host_file.is_file(), host_file
     targets = {
         "data_dir": str(data_dir),
-        "sandbox_dir": str(server.sandbox_dir),
         "host_file": str(host_file),
         "server_log": str(server.log_path.resolve()),
         "server_environ": f"/proc/{server.proc.pid}/environ",
@@ -495,6 +493,10 @@ def test_host_files_and_secrets_are_not_readable(server, client, llm, threads):
     assert seen["found"] == {label: "FileNotFoundError" for label in targets}, seen["found"]
     assert set(seen["environ"]) == SANDBOX_ENV, seen["environ"]
     assert seen["procs"], "no process was visible to itself"
+    # Nothing inside names where the service keeps its data (its mounts, command lines).
+    assert seen["mounts"].startswith("read: ") and "/mnt/data" in seen["mounts"], seen["mounts"]
+    for text in [seen["mounts"], *seen["procs"].values()]:
+        assert str(data_dir) not in text and "code-interpreter" not in text, text
     secrets = [k.split("=")[0] for k in KEYS.split(",")] + ["sk-standin"]
     connection = server.storage.connection_string
     if connection:
@@ -518,13 +520,6 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def _gone(pid: int) -> bool:
@@ -553,11 +548,13 @@ def test_a_killed_session_is_recovered_with_its_files(server, client, llm, threa
     calls, told = run_cells(client, llm, thread.id, asst.id, f"counter = 1\nopen('/mnt/data/{name}').read()")
     assert logs_of(calls[0]) == repr(content.decode())
 
-    # The session's sandbox: the server's child whose bwrap binds the directory holding the
-    # thread's file as /mnt/data.
-    sessions = sandbox_root(server) / "sessions"
-    [session_dir] = [p.parent for p in sessions.glob(f"*/{name}")]
-    [sandbox] = [p for p in _children(server.proc.pid) if str(session_dir) in _cmdline(p)]
+    # The session's sandbox: the server's child (bwrap) whose /mnt/data (a tmpfs inside it,
+    # seen through its processes' root) holds the thread's file.
+    [sandbox] = [
+        p
+        for p in _children(server.proc.pid)
+        if any(pathlib.Path(f"/proc/{q}/root/mnt/data/{name}").exists() for q in _descendants(p))
+    ]
     inside = _descendants(sandbox)
     assert inside, "the sandbox runs no Python"
     os.kill(sandbox, signal.SIGKILL)
