@@ -34,6 +34,13 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if std::env::var_os("CODE_INTERPRETER_DIR").is_some() {
+        // Removed setting: say so rather than ignore it silently.
+        log::warn!(
+            "CODE_INTERPRETER_DIR is no longer used: a local code-interpreter session keeps its \
+             files in memory (a tmpfs of CODE_INTERPRETER_DISK_MB), nothing on disk"
+        );
+    }
     let app = match App::new(&settings) {
         Ok(app) => app,
         Err(e) => {
