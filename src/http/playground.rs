@@ -213,7 +213,11 @@ mod tests {
             );
         }
         for file in PAGE_FILES {
-            assert!(found.iter().any(|f| f == file.path), "{} is gone", file.path);
+            assert!(
+                found.iter().any(|f| f == file.path),
+                "{} is gone",
+                file.path
+            );
         }
     }
 

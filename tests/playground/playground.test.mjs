@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 plt.plot([1, 2, 3], [2, 4, 1])
 plt.title('Test figure')
 plt.show()
+with open('/mnt/data/numbers.csv', 'w') as f:
+    f.write('x,y\\n1,2\\n2,4\\n3,1\\n')
 print('plotted')
 `;
 
@@ -188,6 +190,11 @@ describe('playground', () => {
       { tool_calls: [{ name: 'get_weather', arguments: JSON.stringify({ city: 'Oslo' }) }] },
       { text: 'It is sunny in Oslo, 21 degrees.', chunk_delay_ms: 20 });
     const page = await env.open();
+    // Per-run overrides reach the run and the model.
+    await page.evaluate(() => { location.hash = '#/threads'; });
+    await page.getByText('Run options (overrides for the next run)').click();
+    await page.getByLabel('Additional instructions', { exact: true }).fill('Answer in Celsius.');
+    await page.getByLabel('Max completion tokens', { exact: true }).fill('500');
     await sendInThread(page, asst, 'Weather in Oslo?');
     await waitForRun(page, ['requires_action'], 'requires_action');
     const form = page.locator('.tool-output-form');
@@ -210,6 +217,27 @@ describe('playground', () => {
     assert.equal(requests.length, 2);
     const tool = requests[1].messages.find((m) => m.role === 'tool');
     assert.equal(tool.content, 'sunny, 21 °C');
+    assert.match(requests[0].messages[0].content, /Answer in Celsius\./);
+    const runId = await page.locator('#run-status').getAttribute('data-run-id');
+    const threadId = page.url().split('#/threads/')[1];
+    const run = await env.api('GET', `threads/${threadId}/runs/${runId}`);
+    assert.equal(run.max_completion_tokens, 500);
+    assertNoConsoleErrors(page);
+    await page.context().close();
+  });
+
+  test('the Cancel button stops a streaming run', async () => {
+    const asst = await assistant({ name: 'Slow' });
+    await env.script(asst.model, { text: 'a b c d e f g h i j k l m n o p q r s t', chunk_delay_ms: 300 });
+    const page = await env.open();
+    await sendInThread(page, asst, 'Take your time.');
+    await until(async () => ((await page.locator('.message[data-role="assistant"] .message-body').textContent().catch(() => '')) || '').trim().length > 0, 'the first words');
+    await page.getByRole('button', { name: 'Cancel run' }).click();
+    await waitForRun(page, ['cancelled'], 'the cancelled run');
+    assert.equal(await page.getByRole('button', { name: 'Cancel run' }).isDisabled(), true);
+    const runId = await page.locator('#run-status').getAttribute('data-run-id');
+    const threadId = page.url().split('#/threads/')[1];
+    assert.equal((await env.api('GET', `threads/${threadId}/runs/${runId}`)).status, 'cancelled');
     assertNoConsoleErrors(page);
     await page.context().close();
   });
@@ -281,7 +309,7 @@ describe('playground', () => {
     const asst = await assistant({ name: 'Analyst', tools: [{ type: 'code_interpreter' }] });
     await env.script(asst.model,
       { tool_calls: [{ name: 'python', arguments: JSON.stringify({ code: PLOT }) }] },
-      { text: 'Here is the figure.' });
+      { text: 'Here is the figure and [the data](sandbox:/mnt/data/numbers.csv).' });
     const page = await env.open();
     await sendInThread(page, asst, 'Draw a line.');
     await waitForRun(page, ['completed', 'failed'], 'the run');
@@ -295,6 +323,13 @@ describe('playground', () => {
     assert.match(await call.locator('.input').textContent(), /plt\.plot/);
     assert.match(await call.locator('.logs').textContent(), /plotted/);
     await until(() => call.locator('img.file-image').evaluate((img) => img.complete && img.naturalWidth > 100), 'the step figure');
+    // The file_path annotation: the link downloads the file the code wrote.
+    const link = page.locator('.message[data-role="assistant"] .markdown a.file-link');
+    assert.equal(await link.textContent(), 'the data');
+    assert.match(await link.getAttribute('data-file-id'), /^file-/);
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    assert.equal(download.suggestedFilename(), 'numbers.csv');
+    assert.equal(fs.readFileSync(await download.path(), 'utf8'), 'x,y\n1,2\n2,4\n3,1\n');
     await screenshot(page, '5-code-interpreter');
     assertNoConsoleErrors(page);
     await page.context().close();
