@@ -155,6 +155,29 @@ mod tests {
     }
 
     #[test]
+    fn the_root_sends_browsers_to_the_playground() {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", "text/html,application/xhtml+xml".parse().unwrap());
+        for (path, location) in [("/", "playground/"), ("/api/", "playground/")] {
+            let Some(Reply::Raw {
+                status,
+                headers: answer,
+                ..
+            }) = reply(&Method::GET, path, &headers)
+            else {
+                panic!("{path}: no redirect");
+            };
+            assert_eq!(status, 302);
+            assert!(answer.contains(&("location".into(), location.into())));
+        }
+        let Some(Reply::Json { body, .. }) = get("/") else {
+            panic!("no description");
+        };
+        assert_eq!(body["playground"], "/playground/");
+        assert!(get("/playground/").is_some() && get("/api/playground/js/main.js").is_some());
+    }
+
+    #[test]
     fn the_initializer_loads_the_document_beside_the_page() {
         let Some(Reply::Raw { body, .. }) = get("/docs/swagger-initializer.js") else {
             panic!("no initializer");

@@ -181,6 +181,59 @@ describe('playground', () => {
     await page.context().close();
   });
 
+  test('a thread opens by id with its messages and its last run; an unknown id says so', async () => {
+    const asst = await assistant({ name: 'Reopen' });
+    await env.script(asst.model, { text: 'Stored answer.' });
+    const thread = await env.api('POST', 'threads', { messages: [{ role: 'user', content: 'Hello there' }] });
+    const run = await env.api('POST', `threads/${thread.id}/runs`, { assistant_id: asst.id });
+    const page = await env.open({ hash: '#/threads' });
+    await page.getByLabel('Thread id', { exact: true }).fill(thread.id);
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    // The run was queued (not streamed): the page follows it until it ends.
+    await until(async () => (await page.locator('#run-status').getAttribute('data-run-id')) === run.id, 'the run shown');
+    await waitForRun(page, ['completed'], 'the queued run');
+    await until(async () => /Stored answer\./.test(await page.locator('.messages').textContent()), 'the answer');
+    assert.match(await page.locator('.messages').textContent(), /Hello there/);
+    assert.equal(await page.locator('.steps .step[data-type="message_creation"]').count(), 1);
+    assert.equal(await page.locator('.recent-threads a', { hasText: thread.id }).count(), 1);
+    // An id that does not exist: the 404 in words, and the page goes on.
+    await page.evaluate(() => { location.hash = '#/threads'; });
+    await page.getByLabel('Thread id', { exact: true }).fill('thread_doesnotexist0000000000');
+    await page.getByRole('button', { name: 'Open', exact: true }).click();
+    await until(async () => /No thread found[\s\S]*HTTP 404/.test(await page.locator('.chat .error-box').first().textContent()), 'the 404');
+    assertNoConsoleErrors(page, [404]);
+    await page.context().close();
+  });
+
+  test('files: a drag-and-dropped upload shows its progress, is listed, downloads and deletes', async () => {
+    const page = await env.open({ hash: '#/files' });
+    const content = 'x'.repeat(3 * 1024 * 1024);
+    const dataTransfer = await page.evaluateHandle((text) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([text], 'big.txt', { type: 'text/plain' }));
+      return dt;
+    }, content);
+    await page.dispatchEvent('.drop-zone', 'drop', { dataTransfer });
+    const row = page.locator('.uploads .upload-row[data-filename="big.txt"]');
+    await until(async () => (await row.getAttribute('class')).includes('uploaded'), 'the upload');
+    assert.equal(await row.locator('progress').evaluate((p) => p.value === p.max && p.max >= 3 * 1024 * 1024), true);
+    const fileId = await row.getAttribute('data-file-id');
+    const listed = page.locator(`.files-table tr[data-id="${fileId}"]`);
+    await listed.waitFor();
+    assert.match(await listed.textContent(), /big\.txt[\s\S]*3\.0 MB[\s\S]*assistants/);
+    await screenshot(page, 'files');
+    const [download] = await Promise.all([page.waitForEvent('download'), listed.getByRole('button', { name: 'download big.txt' }).click()]);
+    assert.equal(download.suggestedFilename(), 'big.txt');
+    assert.equal(fs.statSync(await download.path()).size, content.length);
+    page.once('dialog', (d) => d.accept());
+    await listed.getByRole('button', { name: 'delete big.txt' }).click();
+    await listed.waitFor({ state: 'detached' });
+    const files = await env.api('GET', 'files');
+    assert.equal(files.data.some((f) => f.id === fileId), false);
+    assertNoConsoleErrors(page);
+    await page.context().close();
+  });
+
   test('3. a function call: the tool-output form continues the run to an answer', async () => {
     const asst = await assistant({
       name: 'Tools',
