@@ -208,7 +208,7 @@ mod tests {
         walk(&root, &root, &mut found);
         for file in &found {
             assert!(
-                PAGE_FILES.iter().any(|f| &f.path == file) || NOT_SERVED.contains(&file.as_str()),
+                PAGE_FILES.iter().any(|f| f.path == file) || NOT_SERVED.contains(&file.as_str()),
                 "assets/playground/{file} is neither served nor listed in NOT_SERVED"
             );
         }
