@@ -183,7 +183,8 @@ describe('playground', () => {
 
   test('a thread opens by id with its messages and its last run; an unknown id says so', async () => {
     const asst = await assistant({ name: 'Reopen' });
-    await env.script(asst.model, { text: 'Stored answer.' });
+    // The model is slow to answer, so the run is still going when the page opens it.
+    await env.script(asst.model, { text: 'Stored answer.', answer_delay_ms: 2500 });
     const thread = await env.api('POST', 'threads', { messages: [{ role: 'user', content: 'Hello there' }] });
     const run = await env.api('POST', `threads/${thread.id}/runs`, { assistant_id: asst.id });
     const page = await env.open({ hash: '#/threads' });
@@ -191,6 +192,7 @@ describe('playground', () => {
     await page.getByRole('button', { name: 'Open', exact: true }).click();
     // The run was queued (not streamed): the page follows it until it ends.
     await until(async () => (await page.locator('#run-status').getAttribute('data-run-id')) === run.id, 'the run shown');
+    assert.ok(['queued', 'in_progress'].includes(await runStatus(page)), await runStatus(page));
     await waitForRun(page, ['completed'], 'the queued run');
     await until(async () => /Stored answer\./.test(await page.locator('.messages').textContent()), 'the answer');
     assert.match(await page.locator('.messages').textContent(), /Hello there/);

@@ -72,7 +72,8 @@ class ThreadView {
       localStorage.setItem(LAST_ASSISTANT, this.assistantSelect.value);
       this.fillToolChoice();
     });
-    this.messageList = h('div', { class: 'messages', 'aria-live': 'polite', 'aria-label': 'Messages' });
+    // Not a live region: a streamed answer re-renders many times a second.
+    this.messageList = h('div', { class: 'messages', role: 'region', 'aria-label': 'Messages' });
     this.actionArea = h('div', { class: 'action-area' });
     this.composerText = h('textarea', { rows: 3, placeholder: 'Write a message… (Ctrl+Enter sends and runs)' });
     this.composerText.addEventListener('keydown', (e) => {
@@ -295,17 +296,21 @@ class ThreadView {
     try {
       const run = known || await api.get(`threads/${this.threadId}/runs/${runId}`);
       this.setRun(run);
-      const { data } = await api.listAll(`threads/${this.threadId}/runs/${runId}/steps`,
-        { order: 'asc', 'include[]': api.INCLUDE_SEARCH_CONTENT }, 500);
-      this.steps.clear();
-      replace(this.stepList);
-      for (const s of data) this.upsertStep(s);
-      if (data.length === 0) this.stepList.append(emptyNote('No steps.'));
+      await this.loadSteps(runId);
       if (run.status === 'queued' || run.status === 'in_progress' || run.status === 'cancelling') this.poll(run.id);
       if (run.status === 'requires_action' && runId === this.runSelect.options[0]?.value) this.showToolForm(run);
     } catch (e) {
       this.errors.show(e);
     }
+  }
+
+  async loadSteps(runId) {
+    const { data } = await api.listAll(`threads/${this.threadId}/runs/${runId}/steps`,
+      { order: 'asc', 'include[]': api.INCLUDE_SEARCH_CONTENT }, 500);
+    this.steps.clear();
+    replace(this.stepList);
+    for (const s of data) this.upsertStep(s);
+    if (data.length === 0) this.stepList.append(emptyNote('No steps yet.'));
   }
 
   /** Follows a run this page is not streaming (started elsewhere, or before a reload). */
@@ -318,6 +323,7 @@ class ThreadView {
         if (this.closed) return;
         if (run.status === 'queued' || run.status === 'in_progress' || run.status === 'cancelling') {
           this.setRun(run);
+          await this.loadSteps(runId);
           this.poll(runId);
         } else {
           await this.loadMessages();
