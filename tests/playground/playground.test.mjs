@@ -144,6 +144,47 @@ describe('playground', () => {
     await page.context().close();
   });
 
+  test('the assistant form attaches a new vector store with an uploaded file, and files for code_interpreter', async () => {
+    const page = await env.open({ hash: '#/assistants/new' });
+    const name = `Researcher ${randomUUID().slice(0, 8)}`;
+    await page.getByLabel('Name', { exact: true }).fill(name);
+    await page.getByLabel('Model', { exact: true }).fill(model());
+    await page.getByLabel('file_search', { exact: true }).check();
+    await page.getByLabel('New store', { exact: true }).fill('Research notes');
+    await page.getByRole('button', { name: 'Create store' }).click();
+    const store = page.getByLabel('Vector store', { exact: true });
+    await until(async () => /^vs_/.test(await store.inputValue()), 'the new store selected');
+    const storeId = await store.inputValue();
+    await page.getByLabel('Upload files into the selected store').setInputFiles({
+      name: 'notes.md', mimeType: 'text/markdown', buffer: Buffer.from('# Notes\n\nGlaciers move slowly.\n'),
+    });
+    // The counts follow ingestion until the file is ready.
+    await until(async () => /completed: 1\/1 ready/.test(await page.locator('#store-counts').textContent()), 'the store counts', 30_000);
+    await page.getByLabel('code_interpreter', { exact: true }).check();
+    await page.getByLabel('Upload files for code_interpreter').setInputFiles({
+      name: 'data.csv', mimeType: 'text/csv', buffer: Buffer.from('a,b\n1,2\n'),
+    });
+    const uploaded = page.locator('.uploads .upload-row[data-filename="data.csv"]');
+    await until(async () => (await uploaded.getAttribute('data-file-id')) !== null, 'the csv upload');
+    const csvId = await uploaded.getAttribute('data-file-id');
+    await until(async () => page.locator(`.checklist input[value="${csvId}"]`).isChecked().catch(() => false), 'the csv checked');
+    await page.getByRole('button', { name: 'Create assistant' }).click();
+    await until(async () => /#\/assistants\/asst_/.test(page.url()), 'the new assistant page');
+    const created = await env.api('GET', `assistants/${page.url().split('#/assistants/')[1]}`);
+    assert.equal(created.name, name);
+    assert.deepEqual(created.tools.map((t) => t.type).sort(), ['code_interpreter', 'file_search']);
+    assert.deepEqual(created.tool_resources.file_search.vector_store_ids, [storeId]);
+    assert.deepEqual(created.tool_resources.code_interpreter.file_ids, [csvId]);
+    const storeFiles = await env.api('GET', `vector_stores/${storeId}/files`);
+    assert.equal(storeFiles.data.length, 1);
+    // The editor of the saved assistant shows the same choices.
+    await until(async () => (await page.getByLabel('Vector store', { exact: true }).inputValue()) === storeId, 'the store shown');
+    assert.equal(await page.getByLabel('code_interpreter', { exact: true }).isChecked(), true);
+    await screenshot(page, 'assistant-tools');
+    assertNoConsoleErrors(page);
+    await page.context().close();
+  });
+
   test('2. a slow streamed answer grows in the page while it arrives', async () => {
     const asst = await assistant({ name: 'Streamer' });
     const words = 'one two three four five six seven eight nine ten eleven twelve';

@@ -186,7 +186,9 @@ function editor(root, assistant, { onSaved, onDeleted, ctx }) {
       storeErrors.show(e);
     }
   }
+  let countsTimer = null;
   async function showCounts() {
+    clearTimeout(countsTimer);
     if (!store.value) {
       storeCounts.textContent = '';
       return;
@@ -194,6 +196,10 @@ function editor(root, assistant, { onSaved, onDeleted, ctx }) {
     try {
       const s = await api.get(`vector_stores/${store.value}`);
       storeCounts.textContent = `${s.status}: ${countsText(s.file_counts)}`;
+      // Follow ingestion while the editor is on the page.
+      if ((s.status === 'in_progress' || s.file_counts.in_progress > 0) && store.isConnected) {
+        countsTimer = setTimeout(showCounts, 1000);
+      }
     } catch (e) {
       storeCounts.textContent = api.describeError(e);
     }
