@@ -67,9 +67,10 @@ pub const NOT_SERVED: &[&str] = &[
 
 /// No inline script or style (nothing needs 'unsafe-inline'), no other origin: the page
 /// renders model output, which is untrusted, so even a sanitizer bug could neither run a
-/// script nor send anything anywhere. `blob:` images are files fetched with the key.
+/// script nor send anything anywhere. `blob:` images are files fetched with the key (an
+/// `<img src>` to the API could not send it).
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; font-src 'self'; \
+     style-src 'self'; img-src 'self' blob:; connect-src 'self'; font-src 'self'; \
      manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The answer to a playground request, or `None` when `rest` (the path without the `/api`
