@@ -338,6 +338,29 @@ describe('playground', () => {
     await page.context().close();
   });
 
+  test('API errors are shown in words with their status, and a failed run shows why', async () => {
+    const asst = await assistant({ name: 'Failing' });
+    await env.script(asst.model, { error: { status: 400, message: 'This prompt is not allowed.' } });
+    const page = await env.open();
+    // A run the server refuses: its message, parameter and status.
+    await page.evaluate(() => { location.hash = '#/threads'; });
+    await page.getByText('Run options (overrides for the next run)').click();
+    await page.getByLabel('Max completion tokens', { exact: true }).fill('10');
+    await sendInThread(page, asst, 'Hello?');
+    await until(async () => /HTTP 400/.test(await page.locator('.chat > .error-box').textContent()), 'the 400');
+    const refused = await page.locator('.chat > .error-box').textContent();
+    assert.match(refused, /max_completion_tokens/);
+    // Without the bad override the run starts, and the model's refusal fails it.
+    await page.getByLabel('Max completion tokens', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await waitForRun(page, ['failed'], 'the failed run');
+    assert.match(await page.locator('.run-error').textContent(), /invalid_prompt|server_error/);
+    assert.equal(await page.locator('.chat > .error-box').isVisible(), false);
+    await screenshot(page, 'failed-run');
+    assertNoConsoleErrors(page, [400]);
+    await page.context().close();
+  });
+
   test('4. a file uploaded into a new vector store is cited with a link to it, and the steps show the search', async () => {
     const page = await env.open({ hash: '#/vector-stores' });
     const storeName = `Countries ${randomUUID().slice(0, 6)}`;
