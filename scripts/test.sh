@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run the whole test suite on a fresh machine:
-#   npm deps (Azurite, openai SDK) -> Python venv (openai SDK, pytest) -> the code
-#   interpreter's sandbox (bubblewrap, Debian's numpy/pandas/matplotlib) -> cargo build ->
-#   Azurite -> cargo test -> Python SDK conformance tests -> Node SDK conformance tests ->
-#   spec fuzzing (schemathesis) -> the deployable package.
+#   npm deps (Azurite, openai SDK, playwright-core) -> Python venv (openai SDK, pytest) -> the
+#   code interpreter's sandbox (bubblewrap, Debian's numpy/pandas/matplotlib) -> Debian's
+#   chromium -> cargo build -> Azurite -> cargo test -> Python SDK conformance tests -> Node
+#   SDK conformance tests -> playground browser tests -> spec fuzzing (schemathesis) -> the
+#   deployable package.
 # Extra arguments are passed to `cargo test` (e.g. scripts/test.sh -- --nocapture).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,10 @@ fi
 #     what is missing).
 step "code interpreter sandbox packages"
 scripts/code-interpreter-deps.sh
+
+# b3. The browser the playground tests drive (Debian's chromium; apt, only when missing).
+step "chromium for the playground tests"
+scripts/chromium-deps.sh
 
 # c. Debug build of the server binary (the SDK tests start it as a subprocess).
 step "cargo build --bins"
@@ -88,6 +93,13 @@ step "node SDK conformance tests"
 node_rc=0
 node --test tests/sdk/node/ || node_rc=$?
 
+# g2. The playground (/playground/) in headless Chromium with playwright-core, against the
+#     server and the stand-in (it starts its own); screenshots go to
+#     target/playground-screenshots/. Always runs; the script fails if it does.
+step "playground browser tests"
+playground_rc=0
+node --test tests/playground/ || playground_rc=$?
+
 # h. Spec fuzzing: schemathesis (pinned, in tests/fuzz/.venv) against the server with the
 #    official spec, all 44 operations; fails on any 5xx, response outside the spec, or
 #    accepted request the spec forbids (tests/fuzz/README.md lists the documented exceptions).
@@ -103,7 +115,7 @@ pkg_rc=0
     && PACKAGE_ZIP="$ROOT/dist/assistants-service.zip" "$VENV/bin/python" -m pytest tests/package -q; } \
     || pkg_rc=$?
 
-if ((py_rc != 0 || node_rc != 0 || fuzz_rc != 0 || pkg_rc != 0)); then
-    echo "tests failed (SDK pytest exit $py_rc, node --test exit $node_rc, fuzzing exit $fuzz_rc, package exit $pkg_rc)" >&2
+if ((py_rc != 0 || node_rc != 0 || playground_rc != 0 || fuzz_rc != 0 || pkg_rc != 0)); then
+    echo "tests failed (SDK pytest exit $py_rc, node --test exit $node_rc, playground exit $playground_rc, fuzzing exit $fuzz_rc, package exit $pkg_rc)" >&2
     exit 1
 fi

@@ -142,6 +142,50 @@ fn documentation_is_reachable_through_the_function_definitions() {
     assert!(!route_takes("docs/{*path}", "documents"));
 }
 
+/// The playground (`/playground`, its index and every file it loads) is reachable through the
+/// HTTP functions too, without a key (anonymous), for GET; the API it calls is the `openai`
+/// function's.
+#[test]
+fn the_playground_is_reachable_through_the_function_definitions() {
+    let host = read_json("host.json");
+    let route_prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
+    let triggers: Vec<Value> = std::fs::read_dir("function-defs")
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.is_dir())
+        .map(|dir| read_json(dir.join("function.json").to_str().unwrap())["bindings"][0].clone())
+        .filter(|trigger| trigger["type"] == "httpTrigger")
+        .collect();
+    let mut paths = vec!["/playground".to_string(), "/playground/".into()];
+    paths.extend(
+        assistants::http::playground::PAGE_FILES
+            .iter()
+            .map(|f| format!("/playground/{}", f.path)),
+    );
+    let headers = warp::http::HeaderMap::new();
+    for path in paths {
+        assert!(
+            assistants::http::docs::reply(&warp::http::Method::GET, &path, &headers).is_some(),
+            "{path} is not served"
+        );
+        let url_path = format!("{route_prefix}{path}");
+        let reachable = triggers.iter().any(|t| {
+            t["authLevel"] == "anonymous"
+                && t["methods"].as_array().unwrap().iter().any(|m| m == "get")
+                && route_takes(
+                    t["route"].as_str().unwrap(),
+                    url_path.trim_start_matches('/'),
+                )
+        });
+        assert!(reachable, "no HTTP function forwards GET {url_path}");
+    }
+    assert!(route_takes(
+        "playground/{*path}",
+        "playground/js/views/threads.js"
+    ));
+    assert!(!route_takes("playground/{*path}", "playgrounds"));
+}
+
 struct Handler {
     child: std::process::Child,
     base: String,

@@ -1,8 +1,9 @@
 //! The API documentation, served without a key (it is the same for everyone and holds no
 //! data): the OpenAPI document at `/openapi.json` (also `/docs/openapi.json`, beside the page)
 //! and Swagger UI at `/docs/`, whose files are embedded in the binary (`utoipa-swagger-ui`,
-//! vendored), so the page works offline. `/` sends browsers to `/docs/`. Each path may carry
-//! the Functions host's `/api` prefix, which then goes into the document's server URL.
+//! vendored), so the page works offline. `/` sends browsers to the playground
+//! (`/playground/`, served by `super::playground` from here). Each path may carry the
+//! Functions host's `/api` prefix, which then goes into the document's server URL.
 
 use super::openapi;
 use crate::api::Reply;
@@ -48,6 +49,9 @@ pub fn reply(method: &Method, path: &str, headers: &HeaderMap) -> Option<Reply> 
         Some(rest) if rest.starts_with('/') => ("/api", rest),
         _ => ("", path),
     };
+    if let Some(reply) = super::playground::reply(method, rest, headers) {
+        return Some(reply);
+    }
     match rest {
         "/" => Some(root(prefix, headers)),
         "/openapi.json" | "/docs/openapi.json" => Some(document(prefix)),
@@ -70,7 +74,7 @@ pub fn reply(method: &Method, path: &str, headers: &HeaderMap) -> Option<Reply> 
     }
 }
 
-/// `/`: browsers go to the page; programs (and the Functions host's readiness probe) get a
+/// `/`: browsers go to the playground; programs (and the Functions host's readiness probe) get a
 /// small JSON description of the service.
 fn root(prefix: &str, headers: &HeaderMap) -> Reply {
     let wants_html = headers
@@ -79,14 +83,15 @@ fn root(prefix: &str, headers: &HeaderMap) -> Reply {
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("text/html"));
     if wants_html {
-        // Relative: `/` and `/api/` both lead to their own `docs/`.
-        return redirect("docs/");
+        // Relative: `/` and `/api/` both lead to their own `playground/`.
+        return redirect("playground/");
     }
     Reply::json(serde_json::json!({
         "object": "service",
         "name": "assistants-service",
         "api": format!("{prefix}/v1"),
         "docs": format!("{prefix}/docs/"),
+        "playground": format!("{prefix}/playground/"),
         "openapi": format!("{prefix}/openapi.json"),
     }))
 }
@@ -147,6 +152,29 @@ mod tests {
             panic!("no document");
         };
         assert_eq!(body["servers"][0]["url"], "/v1");
+    }
+
+    #[test]
+    fn the_root_sends_browsers_to_the_playground() {
+        let mut headers = HeaderMap::new();
+        headers.insert("accept", "text/html,application/xhtml+xml".parse().unwrap());
+        for (path, location) in [("/", "playground/"), ("/api/", "playground/")] {
+            let Some(Reply::Raw {
+                status,
+                headers: answer,
+                ..
+            }) = reply(&Method::GET, path, &headers)
+            else {
+                panic!("{path}: no redirect");
+            };
+            assert_eq!(status, 302);
+            assert!(answer.contains(&("location".into(), location.into())));
+        }
+        let Some(Reply::Json { body, .. }) = get("/") else {
+            panic!("no description");
+        };
+        assert_eq!(body["playground"], "/playground/");
+        assert!(get("/playground/").is_some() && get("/api/playground/js/main.js").is_some());
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! answer or the OpenAI-shaped error with the headers SDKs read.
 //! - `router`: method + path to operation;
 //! - `auth`: bearer keys and tenants;
-//! - `openapi`: the OpenAPI document of the API; `docs`: it and Swagger UI, served.
+//! - `openapi`: the OpenAPI document of the API; `docs`: it and Swagger UI, served;
+//!   `playground`: the web page for trying the API (static files, hooked in by `docs`).
 
 pub mod auth;
 pub mod docs;
 pub mod openapi;
+pub mod playground;
 pub mod router;
 
 use crate::api::{ApiRequest, Backend, Operation, Reply};

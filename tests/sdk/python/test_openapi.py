@@ -323,11 +323,12 @@ def test_swagger_page_and_its_files_are_served_without_a_key(server):
     # Under the Functions host's default `/api` prefix the server URL follows.
     assert request(base + "/api/openapi.json").json()["servers"][0]["url"] == "/api/v1"
 
-    # `/` sends browsers to the page and tells programs where things are.
+    # `/` sends browsers to the playground and tells programs where things are.
     browser = request(base + "/", headers={"Accept": "text/html,application/xhtml+xml"})
-    assert browser.status == 302 and browser.headers["location"] == "docs/"
+    assert browser.status == 302 and browser.headers["location"] == "playground/"
     service = request(base + "/", headers={"Accept": "application/json"}).json()
     assert service["docs"] == "/docs/" and service["openapi"] == "/openapi.json"
+    assert service["playground"] == "/playground/"
     # Nothing else of the bundle, and nothing outside it.
     assert request(base + "/docs/swagger-ui-bundle.js.map").status == 404
     assert request(base + "/docs/../Cargo.toml").status == 404
