@@ -112,7 +112,6 @@ async function startServer(dir, standin, logFile) {
       OPENAI_BASE_URL: standin.baseURL,
       OPENAI_API_KEY: 'sk-standin',
       CODE_INTERPRETER: 'local',
-      CODE_INTERPRETER_DIR: path.join(dir, 'code-interpreter'),
       RUST_LOG: 'info',
       PORT: String(port),
       BIND: '127.0.0.1',
@@ -141,9 +140,6 @@ async function startServer(dir, standin, logFile) {
 /** Starts everything; `env.close()` stops it. */
 export async function startEnvironment() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'assistants-playground-'));
-  // The code_interpreter sandbox runs as another uid when the tests run as root: it must be
-  // able to reach CODE_INTERPRETER_DIR below this directory.
-  fs.chmodSync(tmp, 0o755);
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   const standin = await startStandIn(path.join(tmp, 'standin.log'));
   const serverLog = path.join(tmp, 'server.log');
