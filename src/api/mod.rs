@@ -135,15 +135,14 @@ pub fn path_id(kind: Kind, id: &str) -> Result<(), ApiError> {
     }
     let stem = kind.prefix().trim_end_matches(['_', '-']);
     if !id.starts_with(stem) {
-        let shown: String = id.chars().take(64).collect();
         return Err(ApiError::invalid_param(
             kind.param(),
             format!(
-                "Invalid '{}': '{shown}'. Expected an ID that begins with '{stem}'.",
-                kind.param()
+                "Invalid '{}': '{}'. Expected an ID that begins with '{stem}'.",
+                kind.param(),
+                crate::error::shown(id)
             ),
         ));
     }
-    let shown: String = id.chars().take(64).collect();
-    Err(ApiError::not_found(kind, shown))
+    Err(ApiError::not_found(kind, id))
 }

@@ -97,7 +97,10 @@ pub async fn create_from(
                 let p = format!("{}[{i}].attachments[{j}].file_id", field("messages"));
                 return Err(ApiError::invalid_param(
                     &p,
-                    format!("No file found with id '{}'.", a.file_id),
+                    format!(
+                        "No file found with id '{}'.",
+                        crate::error::shown(&a.file_id)
+                    ),
                 ));
             }
         }
@@ -225,7 +228,10 @@ pub async fn add_attachments(
             .map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
                     &format!("{param}[{i}].file_id"),
-                    format!("No file found with id '{}'.", a.file_id),
+                    format!(
+                        "No file found with id '{}'.",
+                        crate::error::shown(&a.file_id)
+                    ),
                 ),
                 other => other,
             })?;

@@ -230,7 +230,10 @@ pub fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
         .join(", ");
     Err(ApiError::invalid_param(
         param,
-        format!("Invalid value: '{value}'. Supported values are: {list}."),
+        format!(
+            "Invalid value: '{}'. Supported values are: {list}.",
+            crate::error::shown(value)
+        ),
     ))
 }
 

@@ -542,7 +542,7 @@ pub async fn create_requested(
             files::load(ctx, id).await.map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
                     &format!("{param}.file_search.vector_stores[{i}].file_ids[{j}]"),
-                    format!("No file found with id '{id}'."),
+                    format!("No file found with id '{}'.", crate::error::shown(id)),
                 ),
                 other => other,
             })?;
@@ -1245,7 +1245,7 @@ pub fn filter_matches(
         }
         other => Err(ApiError::invalid_param(
             "filters.type",
-            format!("Invalid value: '{other}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'."),
+            format!("Invalid value: '{}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'.", crate::error::shown(other)),
         )),
     }
 }
