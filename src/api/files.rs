@@ -452,19 +452,32 @@ pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
     to_value(&load(ctx, file_id).await?.file)
 }
 
+/// `GET /files/{id}/content`: the bytes stream from the store to the client, a chunk at a
+/// time, so a download holds a few hundred kB whatever the file's size.
 pub async fn content(ctx: &Ctx, file_id: &str) -> Result<Reply, ApiError> {
     let record = load(ctx, file_id).await?;
-    let Some((bytes, _)) = ctx
+    let Some((size, chunks)) = ctx
         .store
-        .get(&keys::file_data(&ctx.tenant, file_id))
+        .get_stream(&keys::file_data(&ctx.tenant, file_id))
         .await?
     else {
         return Err(ApiError::not_found(Kind::File, file_id));
     };
-    Ok(Reply::Raw {
+    let body = chunks
+        .map(|chunk| {
+            chunk.map_err(|e| {
+                // The status is sent already: the download breaks off (the client sees a
+                // short body); the cause is for the log only.
+                log::warn!("a download broke off: {e}");
+                std::io::Error::other("storage")
+            })
+        })
+        .boxed();
+    Ok(Reply::Stream {
         status: 200,
         content_type: record.content_type,
-        body: bytes,
+        length: Some(size),
+        body: super::BodyStream(body),
         headers: vec![(
             "content-disposition".into(),
             format!(
