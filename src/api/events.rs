@@ -64,6 +64,8 @@ struct State {
     sender_alive: bool,
     receiver_alive: bool,
     waker: Option<Waker>,
+    /// Names the stream in the log line of its drop (e.g. its run).
+    label: String,
 }
 
 #[derive(Debug)]
@@ -78,8 +80,9 @@ impl Shared {
     }
 }
 
-/// A buffer for one stream that holds at most `limit` bytes of events for its client.
-pub fn channel(limit: usize) -> (EventSender, EventReceiver) {
+/// A buffer for one stream that holds at most `limit` bytes of events for its client;
+/// `label` names the stream in the log.
+pub fn channel(limit: usize, label: impl Into<String>) -> (EventSender, EventReceiver) {
     let shared = Arc::new(Shared(Mutex::new(State {
         queue: VecDeque::new(),
         queued_bytes: 0,
@@ -89,6 +92,7 @@ pub fn channel(limit: usize) -> (EventSender, EventReceiver) {
         sender_alive: true,
         receiver_alive: true,
         waker: None,
+        label: label.into(),
     })));
     (EventSender(shared.clone()), EventReceiver(shared))
 }
@@ -107,6 +111,11 @@ impl EventSender {
         }
         let weight = event.weight();
         if !state.queue.is_empty() && state.queued_bytes + weight > state.limit {
+            log::info!(
+                "{}: stream dropped: {}",
+                state.label,
+                Overflow { limit: state.limit }
+            );
             state.overflowed = true;
             state.queue = VecDeque::new();
             state.queued_bytes = 0;
@@ -193,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_pass_in_order_and_end_with_the_sender() {
-        let (tx, mut rx) = channel(1024);
+        let (tx, mut rx) = channel(1024, "test");
         tx.send(event("1")).unwrap();
         tx.send(event("2")).unwrap();
         drop(tx);
@@ -204,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_falls_behind_loses_its_stream_not_the_producer() {
-        let (tx, mut rx) = channel(100);
+        let (tx, mut rx) = channel(100, "test");
         // One event larger than the limit passes when nothing waits.
         tx.send(event(&"x".repeat(500))).unwrap();
         assert_eq!(tx.send(event("y")), Err(Closed));
@@ -220,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reading_client_keeps_its_stream() {
-        let (tx, mut rx) = channel(100);
+        let (tx, mut rx) = channel(100, "test");
         for i in 0..1000 {
             tx.send(event(&i.to_string())).unwrap();
             assert_eq!(rx.next().await.unwrap().unwrap().data, i.to_string());
@@ -229,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_client_that_went_away_closes_the_stream() {
-        let (tx, rx) = channel(100);
+        let (tx, rx) = channel(100, "test");
         drop(rx);
         assert_eq!(tx.send(event("1")), Err(Closed));
     }

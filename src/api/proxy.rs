@@ -163,7 +163,7 @@ impl Proxy {
     /// Relays an upstream event stream as it arrives. Our own `done` closes the relayed
     /// stream, so the upstream's is dropped; a stream that breaks off ends with an `error`.
     fn relay(&self, mut response: reqwest::Response, headers: Vec<(String, String)>) -> Reply {
-        let (tx, rx) = super::events::channel(self.sse_buffer_bytes);
+        let (tx, rx) = super::events::channel(self.sse_buffer_bytes, "a relayed stream");
         let idle = self.timeout;
         tokio::spawn(async move {
             let mut decoder = Decoder::default();

@@ -60,7 +60,8 @@ impl Stateful {
         record: &runs::RunRecord,
         opening: Vec<(&'static str, Value)>,
     ) -> Reply {
-        let (tx, rx) = crate::api::events::channel(self.sse_buffer_bytes);
+        let (tx, rx) =
+            crate::api::events::channel(self.sse_buffer_bytes, format!("run {}", record.run.id));
         let mut sink = ChannelSink(tx);
         for (event, data) in opening {
             sink.emit(event, data);

@@ -299,7 +299,7 @@ fn finish(
     let (status, body, extra) = match outcome {
         Ok(Reply::Json { body, headers }) => (StatusCode::OK, body, headers),
         Ok(Reply::Events { events, headers }) => {
-            let mut response = sse_response(events, keep_alive, request_id);
+            let mut response = sse_response(events, keep_alive);
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 response.headers_mut().insert("x-request-id", v);
             }
@@ -429,19 +429,11 @@ fn copy_headers(response: &mut Response, headers: &[(String, String)]) {
 fn sse_response(
     events: crate::api::events::EventReceiver,
     interval: std::time::Duration,
-    request_id: &str,
 ) -> Response {
     use crate::api::events::Overflow;
     use warp::sse::Event;
-    let request_id = request_id.to_string();
     let stream = events
-        .map(move |event| match event {
-            Ok(event) => Ok(Event::default().event(event.name).data(event.data)),
-            Err(overflow) => {
-                log::info!("{request_id}: stream dropped: {overflow}");
-                Err(overflow)
-            }
-        })
+        .map(|event| event.map(|event| Event::default().event(event.name).data(event.data)))
         .chain(futures::stream::once(async {
             Ok::<_, Overflow>(Event::default().event("done").data("[DONE]"))
         }));
