@@ -6,10 +6,12 @@
 //! - a kept-alive connection with no request in progress is closed after `idle_timeout`;
 //! - a client that accepts no byte of an answer for `write_timeout` is disconnected (a
 //!   download or stream nobody reads does not keep its connection forever);
-//! - at most `max_connections` connections are served at once; beyond, new ones wait in the
-//!   listen backlog (they are not accepted, so they take no descriptor), which keeps
-//!   descriptors for what the requests themselves open (files, storage and model
-//!   connections). The default is derived from RLIMIT_NOFILE.
+//! - at most `max_connections` connections are served at once, which keeps descriptors for
+//!   what the requests themselves open (files, storage and model connections); the default
+//!   is derived from RLIMIT_NOFILE. At the cap, a new connection takes the place of the one
+//!   that has waited longest without a request in progress (a half-sent head, an idle
+//!   kept-alive connection), so that held connections cannot lock new clients out; when
+//!   every connection has a request in progress, new ones wait in the listen backlog.
 //!
 //! hyper's own `header_read_timeout` is not used: it starts when a connection becomes idle,
 //! so it would also be the idle keep-alive timeout, and those two want different lengths.
@@ -22,11 +24,12 @@
 use crate::config::HttpLimits;
 use futures::future::{select, Either};
 use hyper::body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -73,23 +76,16 @@ pub async fn serve(
         write: limits.write_timeout,
     };
     let slots = Arc::new(Semaphore::new(max_connections));
+    // A quarter of the header timeout (at most 1 s): attackers' heads are cut four times
+    // as fast as the timeout alone would, and a new client's head has been read by then.
+    let min_age = (timeouts.header / 4).min(Duration::from_secs(1));
+    let waiting = Arc::new(Waiting::new(max_connections, min_age));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service =
         hyper_util::service::TowerToHyperService::new(warp::service(super::routes(state)));
     let mut shutdown = pin!(shutdown);
     let full_logged = AtomicU64::new(0);
     loop {
-        // A slot first: at the cap, new connections wait in the backlog, unaccepted.
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                log_full(&full_logged, max_connections);
-                match select(pin!(slots.clone().acquire_owned()), shutdown.as_mut()).await {
-                    Either::Left((Ok(slot), _)) => slot,
-                    Either::Left((Err(_), _)) | Either::Right(_) => break,
-                }
-            }
-        };
         let stream = match select(pin!(listener.accept()), shutdown.as_mut()).await {
             Either::Left((Ok((stream, _)), _)) => stream,
             Either::Left((Err(e), _)) => {
@@ -98,7 +94,38 @@ pub async fn serve(
             }
             Either::Right(_) => break,
         };
-        let phase = Arc::new(Phase::new());
+        // At the cap, the connection that has waited longest without a request in
+        // progress makes room (slowloris heads, then idle kept-alive ones); with none, this
+        // one waits for a slot and no other is accepted meanwhile.
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let freed = async {
+                    let mut logged = false;
+                    loop {
+                        if waiting.evict_oldest() {
+                            return slots.clone().acquire_owned().await;
+                        }
+                        if !logged {
+                            log_full(&full_logged, max_connections);
+                            logged = true;
+                        }
+                        // None may go yet: a slot, or another look once one may.
+                        let retry = tokio::time::sleep(min_age.max(Duration::from_millis(10)));
+                        if let Either::Left((slot, _)) =
+                            select(pin!(slots.clone().acquire_owned()), pin!(retry)).await
+                        {
+                            return slot;
+                        }
+                    }
+                };
+                match select(pin!(freed), shutdown.as_mut()).await {
+                    Either::Left((Ok(slot), _)) => slot,
+                    Either::Left((Err(_), _)) | Either::Right(_) => break,
+                }
+            }
+        };
+        let phase = Phase::new(waiting.clone());
         let io = hyper_util::rt::TokioIo::new(Guarded::new(stream, phase.clone(), timeouts));
         let service = Tracked {
             inner: service.clone(),
@@ -157,9 +184,105 @@ struct Timeouts {
     write: Duration,
 }
 
+/// The connections without a request in progress, oldest first: what makes room at the
+/// cap. New connections that have not finished a request yet go first (half-sent heads,
+/// silent connections: what an attack holds), kept-alive idle ones only when there are none
+/// (a client that uses its connection keeps it: it is seldom the oldest). Entries are added
+/// when a connection opens or its request ends, and are stale once its `generation` moved
+/// on; stale ones are skipped, and swept out when they pile up. A connection is never
+/// evicted within `min_age` of its entry: a new client's head is read by then, and a
+/// client that uses its kept-alive connection is never the one that idles longest.
+#[derive(Debug)]
+struct Waiting {
+    fresh: Mutex<Queue>,
+    idle: Mutex<Queue>,
+    min_age: Duration,
+    /// Beyond this many entries, the stale ones are swept out.
+    sweep_at: usize,
+}
+
+type Queue = VecDeque<Entry>;
+
+#[derive(Debug)]
+struct Entry {
+    since: Instant,
+    generation: u64,
+    phase: Weak<Phase>,
+}
+
+fn lock_queue(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Waiting {
+    fn new(max_connections: usize, min_age: Duration) -> Waiting {
+        Waiting {
+            fresh: Mutex::new(VecDeque::new()),
+            idle: Mutex::new(VecDeque::new()),
+            min_age,
+            sweep_at: max_connections.saturating_mul(2).max(64),
+        }
+    }
+
+    fn push(&self, served: bool, generation: u64, phase: Weak<Phase>) {
+        let mut queue = lock_queue(if served { &self.idle } else { &self.fresh });
+        queue.push_back(Entry {
+            since: Instant::now(),
+            generation,
+            phase,
+        });
+        if queue.len() > self.sweep_at {
+            queue.retain(|e| {
+                e.phase
+                    .upgrade()
+                    .is_some_and(|p| p.lock().evictable(e.generation))
+            });
+        }
+    }
+
+    /// Closes the connection that has waited longest without a request in progress, a new
+    /// one if there is any; false when there is none.
+    fn evict_oldest(&self) -> bool {
+        self.evict_from(&self.fresh) || self.evict_from(&self.idle)
+    }
+
+    fn evict_from(&self, queue: &Mutex<Queue>) -> bool {
+        let mut queue = lock_queue(queue);
+        while let Some(entry) = queue.front() {
+            let phase = entry.phase.upgrade();
+            let Some(phase) = phase.filter(|p| p.lock().evictable(entry.generation)) else {
+                queue.pop_front();
+                continue;
+            };
+            // The oldest that may go: younger ones may not either.
+            if entry.since + self.min_age > Instant::now() {
+                return false;
+            }
+            queue.pop_front();
+            let mut state = phase.lock();
+            state.evicted = true;
+            if let Some(reader) = state.reader.take() {
+                reader.wake();
+            }
+            return true;
+        }
+        false
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        lock_queue(&self.fresh).len() + lock_queue(&self.idle).len()
+    }
+}
+
 /// Where a connection is between requests, shared by its I/O and its service.
 #[derive(Debug)]
-struct Phase(Mutex<PhaseState>);
+struct Phase {
+    state: Mutex<PhaseState>,
+    waiting: Arc<Waiting>,
+}
 
 #[derive(Debug)]
 struct PhaseState {
@@ -172,25 +295,42 @@ struct PhaseState {
     served: bool,
     /// When the first byte of the next request head arrived.
     head_started: Option<Instant>,
-    /// The connection's task, when its read waits with no deadline (a request in
-    /// progress): woken when the request ends, so that the idle deadline is set.
+    /// The connection's task while its read waits: woken when its request ends (so that
+    /// the idle deadline is set) or when it is evicted.
     reader: Option<std::task::Waker>,
+    /// Changes whenever a request starts or ends (dates the `Waiting` entries).
+    generation: u64,
+    /// Closed to make room at the cap: its next read fails.
+    evicted: bool,
+}
+
+impl PhaseState {
+    fn evictable(&self, generation: u64) -> bool {
+        self.generation == generation && self.in_flight == 0 && !self.evicted
+    }
 }
 
 impl Phase {
-    fn new() -> Phase {
-        Phase(Mutex::new(PhaseState {
-            in_flight: 0,
-            idle_since: Instant::now(),
-            served: false,
-            head_started: None,
-            reader: None,
-        }))
+    fn new(waiting: Arc<Waiting>) -> Arc<Phase> {
+        let phase = Arc::new(Phase {
+            state: Mutex::new(PhaseState {
+                in_flight: 0,
+                idle_since: Instant::now(),
+                served: false,
+                head_started: None,
+                reader: None,
+                generation: 0,
+                evicted: false,
+            }),
+            waiting,
+        });
+        phase.waiting.push(false, 0, Arc::downgrade(&phase));
+        phase
     }
 
     fn lock(&self) -> MutexGuard<'_, PhaseState> {
         // Plain fields only: a panic elsewhere cannot leave them half-changed.
-        self.0
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -204,10 +344,10 @@ impl Phase {
         waker: Option<&std::task::Waker>,
     ) -> Option<Instant> {
         let mut state = self.lock();
+        if let Some(waker) = waker {
+            state.reader = Some(waker.clone());
+        }
         if state.in_flight > 0 {
-            if let Some(waker) = waker {
-                state.reader = Some(waker.clone());
-            }
             return None;
         }
         Some(match state.head_started {
@@ -215,6 +355,10 @@ impl Phase {
             None if state.served => state.idle_since + timeouts.idle,
             None => state.idle_since + timeouts.header,
         })
+    }
+
+    fn evicted(&self) -> bool {
+        self.lock().evicted
     }
 
     fn bytes_arrived(&self) {
@@ -234,6 +378,7 @@ impl InFlight {
         {
             let mut state = phase.lock();
             state.in_flight += 1;
+            state.generation += 1;
             state.head_started = None;
         }
         InFlight(phase)
@@ -242,15 +387,21 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut state = self.0.lock();
-        state.in_flight = state.in_flight.saturating_sub(1);
-        if state.in_flight == 0 {
+        let generation = {
+            let mut state = self.0.lock();
+            state.in_flight = state.in_flight.saturating_sub(1);
+            if state.in_flight > 0 {
+                return;
+            }
             state.idle_since = Instant::now();
             state.served = true;
+            state.generation += 1;
             if let Some(reader) = state.reader.take() {
                 reader.wake();
             }
-        }
+            state.generation
+        };
+        self.0.waiting.push(true, generation, Arc::downgrade(&self.0));
     }
 }
 
@@ -369,6 +520,12 @@ impl AsyncRead for Guarded {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
+        if this.phase.evicted() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed to make room for a new connection",
+            )));
+        }
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
@@ -455,6 +612,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn at_the_cap_the_longest_waiting_connection_without_a_request_makes_room() {
+        let waiting = Arc::new(Waiting::new(4, Duration::ZERO));
+        let first = Phase::new(waiting.clone());
+        let busy = Phase::new(waiting.clone());
+        let third = Phase::new(waiting.clone());
+        let request = InFlight::start(busy.clone());
+        assert!(waiting.evict_oldest());
+        assert!(first.evicted() && !busy.evicted() && !third.evicted());
+        assert!(waiting.evict_oldest());
+        assert!(third.evicted() && !busy.evicted());
+        assert!(!waiting.evict_oldest(), "a connection with a request in progress stays");
+        drop(request);
+        // A kept-alive connection goes only when no new one is waiting.
+        let new = Phase::new(waiting.clone());
+        assert!(waiting.evict_oldest());
+        assert!(new.evicted() && !busy.evicted());
+        assert!(waiting.evict_oldest());
+        assert!(busy.evicted());
+        // Entries of connections that are gone or busy again are swept out.
+        for _ in 0..200 {
+            let phase = Phase::new(waiting.clone());
+            let _busy = InFlight::start(phase);
+        }
+        assert!(waiting.len() <= 2 * (64 + 1));
+        // Nothing younger than the minimum age goes.
+        let waiting = Arc::new(Waiting::new(4, Duration::from_secs(60)));
+        let young = Phase::new(waiting.clone());
+        assert!(!waiting.evict_oldest());
+        assert!(!young.evicted());
+    }
+
     #[tokio::test]
     async fn deadlines_follow_the_connection_between_requests() {
         let timeouts = Timeouts {
@@ -467,7 +656,7 @@ mod tests {
                 .read_deadline(&timeouts, None)
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        let phase = Arc::new(Phase::new());
+        let phase = Phase::new(Arc::new(Waiting::new(4, Duration::ZERO)));
         // A new connection must send its first head within the header timeout, counted
         // from its first byte once that came.
         assert!(left(&phase).is_some_and(|d| d <= timeouts.header));
