@@ -880,7 +880,11 @@ mod tests {
             ("HTTP_WRITE_TIMEOUT_SECONDS", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"),
         ] {
-            assert_eq!(settings(&[(name, bad)]).unwrap_err().name, name, "{name}={bad}");
+            assert_eq!(
+                settings(&[(name, bad)]).unwrap_err().name,
+                name,
+                "{name}={bad}"
+            );
         }
     }
 

@@ -401,7 +401,9 @@ impl Drop for InFlight {
             }
             state.generation
         };
-        self.0.waiting.push(true, generation, Arc::downgrade(&self.0));
+        self.0
+            .waiting
+            .push(true, generation, Arc::downgrade(&self.0));
     }
 }
 
@@ -623,7 +625,10 @@ mod tests {
         assert!(first.evicted() && !busy.evicted() && !third.evicted());
         assert!(waiting.evict_oldest());
         assert!(third.evicted() && !busy.evicted());
-        assert!(!waiting.evict_oldest(), "a connection with a request in progress stays");
+        assert!(
+            !waiting.evict_oldest(),
+            "a connection with a request in progress stays"
+        );
         drop(request);
         // A kept-alive connection goes only when no new one is waiting.
         let new = Phase::new(waiting.clone());
