@@ -438,7 +438,10 @@ fn truncation(value: Option<Value>) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::invalid_param(p, format!("Invalid '{p}': expected an object.")))?;
     if let Some(extra) = obj.keys().find(|k| *k != "type" && *k != "last_messages") {
         return Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {p}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {p}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         ));
     }

@@ -127,7 +127,7 @@ fn plain_types(message: &str) -> String {
 
 /// serde quotes the values it complains about (`invalid type: string "…"`, ``unknown variant
 /// `…` ``); each is shortened, so a megabyte of input is not echoed.
-fn shorten_quoted(message: &str) -> String {
+pub(crate) fn shorten_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(512));
     let mut chars = message.chars();
     while let Some(c) = chars.next() {

@@ -321,7 +321,10 @@ fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), Ap
         .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
     {
         Some(extra) => Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         )),
         None => Ok(()),
@@ -1165,7 +1168,10 @@ pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
     };
     if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         ));
     }
