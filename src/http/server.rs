@@ -148,7 +148,8 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// One warning per minute at most while the cap holds connections back.
+/// One warning per minute at most while the cap holds new connections back (every open one
+/// has a request in progress, or is too young to make room).
 fn log_full(last: &AtomicU64, max: usize) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -160,7 +161,10 @@ fn log_full(last: &AtomicU64, max: usize) {
             .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
     {
-        log::warn!("{max} connections open (HTTP_MAX_CONNECTIONS): new ones wait until one closes");
+        log::warn!(
+            "{max} connections open (HTTP_MAX_CONNECTIONS), none of them free to make room: \
+             new ones wait until one closes"
+        );
     }
 }
 
