@@ -131,13 +131,16 @@ impl App {
         let (backend, stored): (Arc<dyn Backend>, Option<Stored>) = match &settings.backend {
             BackendSetting::Stored => {
                 let stored = open_stored(settings)?;
-                let backend = Arc::new(Stateful::new(
-                    stored.store.clone(),
-                    stored.queue.clone(),
-                    Arc::new(settings.runs.clone()),
-                    stored.engine.clone(),
-                    stored.retrieval.clone(),
-                ));
+                let backend = Arc::new(
+                    Stateful::new(
+                        stored.store.clone(),
+                        stored.queue.clone(),
+                        Arc::new(settings.runs.clone()),
+                        stored.engine.clone(),
+                        stored.retrieval.clone(),
+                    )
+                    .with_sse_buffer(settings.sse_buffer_bytes),
+                );
                 (backend, Some(stored))
             }
             BackendSetting::Proxy {
@@ -146,12 +149,10 @@ impl App {
                 tenant_keys,
                 timeout,
             } => (
-                Arc::new(Proxy::new(
-                    base_url,
-                    api_key.clone(),
-                    tenant_keys.clone(),
-                    *timeout,
-                )),
+                Arc::new(
+                    Proxy::new(base_url, api_key.clone(), tenant_keys.clone(), *timeout)
+                        .with_sse_buffer(settings.sse_buffer_bytes),
+                ),
                 None,
             ),
         };
@@ -242,12 +243,22 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
-        let filter = http::routes(self.state.clone());
-        warp::serve(filter)
-            .incoming(listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        let limits = &self.settings.http;
+        log::info!(
+            "HTTP: at most {} connections{}, request heads within {:?}, idle connections \
+             closed after {:?}, clients that take nothing for {:?} disconnected",
+            limits
+                .max_connections
+                .unwrap_or_else(http::server::default_max_connections),
+            match (limits.max_connections, http::server::nofile_limit()) {
+                (None, Some(n)) => format!(" (from RLIMIT_NOFILE {n})"),
+                _ => String::new(),
+            },
+            limits.header_timeout,
+            limits.idle_timeout,
+            limits.write_timeout,
+        );
+        http::server::serve(self.state.clone(), listener, limits, shutdown).await;
     }
 }
 

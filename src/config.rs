@@ -41,6 +41,11 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Interval of SSE keep-alive comments while a stream is silent.
     pub sse_keep_alive: Duration,
+    /// Events a stream may hold for a client that does not read them, in bytes; beyond,
+    /// the stream is dropped (the run goes on).
+    pub sse_buffer_bytes: usize,
+    /// Connection limits of the HTTP server.
+    pub http: HttpLimits,
     /// Set by the Functions host: then the binary serves as a custom handler on this port.
     pub custom_handler_port: Option<u16>,
     /// Where work items go: the in-process queue or the Azure Storage Queue.
@@ -56,6 +61,33 @@ pub struct Settings {
     pub backend: BackendSetting,
     /// The code_interpreter tool's executor (`CODE_INTERPRETER_*`).
     pub code_interpreter: CodeInterpreterSettings,
+}
+
+/// What one client connection may hold, and how long (the HTTP server's bounds).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A request head must arrive whole within this time of its first byte (or of the
+    /// connection's opening).
+    pub header_timeout: Duration,
+    /// A kept-alive connection with no request is closed after this long.
+    pub idle_timeout: Duration,
+    /// A client that accepts no byte of an answer for this long is disconnected.
+    pub write_timeout: Duration,
+    /// Connections served at once; `None`: derived from RLIMIT_NOFILE at start-up.
+    pub max_connections: Option<usize>,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(10),
+            // Longer than the pools of common clients keep idle connections (.NET's 60 s,
+            // under the Functions host), so that a client seldom reuses one as it closes.
+            idle_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(60),
+            max_connections: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +140,8 @@ pub struct RunSettings {
     pub poll_after_ms: u64,
     /// Largest file upload accepted (413 beyond).
     pub max_file_bytes: u64,
+    /// Largest multipart part other than the file (`purpose`, `expires_after`...).
+    pub max_field_bytes: usize,
 }
 
 impl Default for RunSettings {
@@ -125,6 +159,7 @@ impl Default for RunSettings {
             stall_after: Duration::from_secs(600),
             poll_after_ms: 200,
             max_file_bytes: 512 * 1024 * 1024,
+            max_field_bytes: 4096,
         }
     }
 }
@@ -333,6 +368,42 @@ fn run_settings(
             |n| *n >= 1,
             "a number of bytes",
         )?,
+        max_field_bytes: number(
+            get,
+            "MULTIPART_FIELD_MAX_BYTES",
+            d.max_field_bytes,
+            |n| (64..=1 << 20).contains(n),
+            "a number of bytes from 64 to 1048576",
+        )?,
+    })
+}
+
+fn http_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<HttpLimits, SettingError> {
+    let d = HttpLimits::default();
+    let secs = |name: &'static str, default: Duration| {
+        number(
+            get,
+            name,
+            default.as_secs_f64(),
+            |n| *n > 0.0 && *n <= 86_400.0,
+            "a number of seconds from 0 to 86400",
+        )
+        .map(Duration::from_secs_f64)
+    };
+    Ok(HttpLimits {
+        header_timeout: secs("HTTP_HEADER_TIMEOUT_SECONDS", d.header_timeout)?,
+        idle_timeout: secs("HTTP_IDLE_TIMEOUT_SECONDS", d.idle_timeout)?,
+        write_timeout: secs("HTTP_WRITE_TIMEOUT_SECONDS", d.write_timeout)?,
+        max_connections: match get("HTTP_MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => Some(number(
+                get,
+                "HTTP_MAX_CONNECTIONS",
+                0,
+                |n| *n >= 1,
+                "a count >= 1",
+            )?),
+        },
     })
 }
 
@@ -780,6 +851,14 @@ impl Settings {
             |n| *n > 0.0,
             "a positive number of seconds",
         )?);
+        let sse_buffer_bytes = number(
+            &|n: &str| get(n),
+            "SSE_BUFFER_BYTES",
+            1 << 20,
+            |n| *n >= 4096,
+            "a number of bytes >= 4096",
+        )?;
+        let http = http_limits(&lookup)?;
         let backend = match get("BACKEND").map(|b| b.to_ascii_lowercase()).as_deref() {
             None | Some("stored") => BackendSetting::Stored,
             Some("proxy") => {
@@ -838,6 +917,8 @@ impl Settings {
             api_keys,
             max_body_bytes,
             sse_keep_alive,
+            sse_buffer_bytes,
+            http,
             custom_handler_port,
             queue,
             llm,
@@ -922,6 +1003,43 @@ mod tests {
                 .name,
             "ASSISTANTS_API_KEYS"
         );
+    }
+
+    #[test]
+    fn hostile_input_bounds_have_defaults_and_name_their_setting() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.runs.max_field_bytes, 4096);
+        assert_eq!(s.sse_buffer_bytes, 1 << 20);
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(75));
+        assert_eq!(s.http.write_timeout, Duration::from_secs(60));
+        assert_eq!(s.http.max_connections, None);
+        let s = settings(&[
+            ("MULTIPART_FIELD_MAX_BYTES", "1024"),
+            ("SSE_BUFFER_BYTES", "65536"),
+            ("HTTP_HEADER_TIMEOUT_SECONDS", "2.5"),
+            ("HTTP_MAX_CONNECTIONS", "100"),
+        ])
+        .unwrap();
+        assert_eq!(s.runs.max_field_bytes, 1024);
+        assert_eq!(s.sse_buffer_bytes, 65536);
+        assert_eq!(s.http.header_timeout, Duration::from_millis(2500));
+        assert_eq!(s.http.max_connections, Some(100));
+        for (name, bad) in [
+            ("MULTIPART_FIELD_MAX_BYTES", "10"),
+            ("MULTIPART_FIELD_MAX_BYTES", "4kB"),
+            ("SSE_BUFFER_BYTES", "100"),
+            ("HTTP_HEADER_TIMEOUT_SECONDS", "0"),
+            ("HTTP_IDLE_TIMEOUT_SECONDS", "-1"),
+            ("HTTP_WRITE_TIMEOUT_SECONDS", "soon"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
+        ] {
+            assert_eq!(
+                settings(&[(name, bad)]).unwrap_err().name,
+                name,
+                "{name}={bad}"
+            );
+        }
     }
 
     #[test]

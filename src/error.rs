@@ -4,6 +4,42 @@
 use crate::ids::Kind;
 use crate::store::StoreError;
 use serde_json::json;
+use std::borrow::Cow;
+
+/// How much of one piece of client input an error message or a log line shows.
+pub const SHOWN_CHARS: usize = 64;
+
+/// Longest error message and `param` answered: a safety net behind `shown`, so that no
+/// message built from client input can carry much of it.
+const MAX_MESSAGE_CHARS: usize = 1024;
+const MAX_PARAM_CHARS: usize = 256;
+
+/// Client input as error messages and log lines show it: at most `SHOWN_CHARS`
+/// characters (then `…`), control characters escaped, so a megabyte of input is never
+/// echoed and a line break in it cannot forge a log line.
+pub fn shown(input: &str) -> Cow<'_, str> {
+    clip(input, SHOWN_CHARS)
+}
+
+/// `shown` with another length (paths in log lines are allowed more).
+pub fn clip(input: &str, max_chars: usize) -> Cow<'_, str> {
+    let short = input.chars().nth(max_chars).is_none();
+    if short && !input.chars().any(char::is_control) {
+        return Cow::Borrowed(input);
+    }
+    let mut out = String::with_capacity(input.len().min(max_chars * 2));
+    for c in input.chars().take(max_chars) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if !short {
+        out.push('…');
+    }
+    Cow::Owned(out)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -58,9 +94,11 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(message: impl Into<String>, param: impl Into<Option<String>>) -> Self {
+        let message = message.into();
+        let param = param.into();
         ApiError::InvalidRequest {
-            message: message.into(),
-            param: param.into(),
+            message: capped(message, MAX_MESSAGE_CHARS),
+            param: param.map(|p| capped(p, MAX_PARAM_CHARS)),
             code: None,
         }
     }
@@ -71,9 +109,10 @@ impl ApiError {
     }
 
     pub fn not_found(kind: Kind, id: impl Into<String>) -> Self {
+        let id = id.into();
         ApiError::NotFound {
             kind,
-            id: id.into(),
+            id: capped(id, SHOWN_CHARS),
         }
     }
 
@@ -139,6 +178,15 @@ impl ApiError {
     }
 }
 
+/// `message` cut to `max` characters (the usual case, a short one, is not copied).
+fn capped(message: String, max: usize) -> String {
+    if message.chars().nth(max).is_none() {
+        message
+    } else {
+        clip(&message, max).into_owned()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -164,6 +212,19 @@ mod tests {
             json!({"error": {"message": "No assistant found with id 'asst_x'.",
                    "type": "invalid_request_error", "param": null, "code": null}})
         );
+    }
+
+    #[test]
+    fn client_input_is_shown_short_and_on_one_line() {
+        assert_eq!(shown("asst_abc"), "asst_abc");
+        let long = "x".repeat(10_000);
+        assert_eq!(shown(&long), format!("{}…", "x".repeat(SHOWN_CHARS)));
+        assert_eq!(shown("a\nb\u{0}"), "a\\nb\\u{0}");
+        let e = ApiError::invalid(format!("Invalid value: '{long}'."), Some(long.clone()));
+        assert!(e.to_string().chars().count() <= MAX_MESSAGE_CHARS + 1);
+        assert!(e.param().unwrap().chars().count() <= MAX_PARAM_CHARS + 1);
+        let e = ApiError::not_found(Kind::File, long);
+        assert!(e.to_string().len() < 120, "{e}");
     }
 
     #[test]

@@ -592,3 +592,58 @@ both_backends!(
     search_with_a_client_function,
     search_with_a_client_function_test
 );
+
+/// Issue 18: a thread created with `file_search` attachments answers with the vector store
+/// its messages made, as the following GET shows it (OpenAI's file-search guide prints
+/// `thread.tool_resources.file_search` straight from the create); the same for the thread a
+/// streamed create-thread-and-run announces in `thread.created`.
+async fn created_threads_show_their_attachment_store_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
+    let soup = app.upload(SOUP.as_bytes(), "soup.md").await;
+    let messages = json!([{"role": "user", "content": "How do I cook tomato soup?",
+    "attachments": [
+        {"file_id": oslo, "tools": [{"type": "file_search"}]},
+        {"file_id": soup, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}
+    ]}]);
+    let created = app
+        .post("/threads", json!({"messages": messages}))
+        .await
+        .ok();
+    assert!(
+        created["tool_resources"]["file_search"]["vector_store_ids"][0].is_string(),
+        "{created}"
+    );
+    let read = app.get(&format!("/threads/{}", id(&created))).await.ok();
+    assert_eq!(created, read);
+
+    let asst = id(&app
+        .post(
+            "/assistants",
+            json!({"model": "m", "tools": [{"type": "file_search"}]}),
+        )
+        .await
+        .ok());
+    app.llm.script(None, vec![say("Simmer them.")]);
+    let events = stream(
+        &app,
+        "/threads/runs",
+        json!({"assistant_id": asst, "thread": {"messages": messages}}),
+    )
+    .await;
+    let (_, announced) = events
+        .iter()
+        .find(|(name, _)| name == "thread.created")
+        .expect("thread.created")
+        .clone();
+    assert!(
+        announced["tool_resources"]["file_search"]["vector_store_ids"][0].is_string(),
+        "{announced}"
+    );
+    let read = app.get(&format!("/threads/{}", id(&announced))).await.ok();
+    assert_eq!(announced, read);
+}
+both_backends!(
+    created_threads_show_their_attachment_store,
+    created_threads_show_their_attachment_store_test
+);

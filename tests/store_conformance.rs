@@ -277,3 +277,59 @@ async fn update_from_a_known_value_test(backend: Backend) {
     assert!(gone.is_none());
 }
 both_backends!(update_from_a_known_value, update_from_a_known_value_test);
+
+/// `get_stream` reads an object in chunks (several ranges on Azure: 9 MiB is three), of one
+/// version: an object replaced while it is read ends the stream with an error (local: the
+/// version opened is read to its end), never with a mix of the two.
+async fn streamed_reads_test(backend: Backend) {
+    use futures::StreamExt;
+    let (s, _app) = store_for(backend).await;
+    assert!(s.get_stream("a/missing").await.unwrap().is_none());
+    let big: Vec<u8> = (0..9 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let chunks = futures::stream::iter(
+        big.chunks(1 << 20)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    )
+    .boxed();
+    s.put_stream("a/big", chunks).await.unwrap();
+    let (size, mut stream) = s.get_stream("a/big").await.unwrap().unwrap();
+    assert_eq!(size, big.len() as u64);
+    let mut read = Vec::new();
+    let mut pieces = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.len() <= 4 << 20, "a chunk of {} bytes", chunk.len());
+        read.extend_from_slice(&chunk);
+        pieces += 1;
+    }
+    assert!(read == big, "content differs");
+    assert!(pieces >= 3, "{pieces} chunks");
+    s.put("a/empty", Bytes::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let (size, stream) = s.get_stream("a/empty").await.unwrap().unwrap();
+    assert_eq!(size, 0);
+    assert_eq!(stream.count().await, 0);
+
+    // Replaced after the first chunk.
+    let (_, mut stream) = s.get_stream("a/big").await.unwrap().unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    let other = vec![7u8; big.len()];
+    s.put("a/big", Bytes::from(other), PutMode::Overwrite)
+        .await
+        .unwrap();
+    let mut read = first.to_vec();
+    let mut failed = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => read.extend_from_slice(&c),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed || read == big, "a mix of two versions was read");
+}
+both_backends!(streamed_reads, streamed_reads_test);

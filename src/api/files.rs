@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -112,7 +112,44 @@ fn content_type_for(filename: &str, declared: Option<&str>) -> String {
 }
 
 fn multipart_error(e: multer::Error) -> ApiError {
-    ApiError::invalid(format!("The multipart body could not be read: {e}."), None)
+    ApiError::invalid(
+        format!(
+            "The multipart body could not be read: {}.",
+            crate::error::shown(&e.to_string())
+        ),
+        None,
+    )
+}
+
+/// Reads a text part, refusing it as soon as it is longer than `max` bytes: nothing but the
+/// file part may be large.
+async fn field_text(
+    mut field: multer::Field<'_>,
+    name: &str,
+    max: usize,
+) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        if text.len() + chunk.len() > max {
+            return Err(ApiError::invalid_param(
+                name,
+                format!(
+                    "Invalid '{name}': too long. A multipart field other than 'file' may \
+                     have at most {max} bytes."
+                ),
+            ));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&text).into_owned())
+}
+
+/// How many bytes of an upload may be something else than the file's own: the text parts,
+/// the part headers and boundaries, and what the parser holds while it looks for the next
+/// boundary (a preamble, headers that never end). Sixteen text fields and 1 MiB for the
+/// body chunks in flight; beyond, the upload is refused, since the parser would hold them.
+fn framing_budget(max_field_bytes: usize) -> u64 {
+    16 * max_field_bytes as u64 + (1 << 20)
 }
 
 /// `POST /files`: the `file` part streams into the store as it arrives.
@@ -130,7 +167,47 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
     let Some(upload) = request.upload else {
         return Err(ApiError::invalid("The request has no body.", None));
     };
-    let mut multipart = multer::Multipart::new(upload.0, boundary);
+    // Counts what comes in against the file bytes that went out to the store: the rest is
+    // held by the parser or is text, and is bounded (`framing_budget`).
+    let file_bytes = Arc::new(AtomicU64::new(0));
+    let over_budget = Arc::new(AtomicBool::new(false));
+    let budget = framing_budget(ctx.runs.max_field_bytes);
+    let body = {
+        let (file_bytes, over_budget) = (file_bytes.clone(), over_budget.clone());
+        let mut received = 0u64;
+        upload.0.map(move |chunk| {
+            let chunk = chunk?;
+            received += chunk.len() as u64;
+            if received.saturating_sub(file_bytes.load(Ordering::Relaxed)) > budget {
+                over_budget.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("too much besides the file"));
+            }
+            Ok(chunk)
+        })
+    };
+    let multipart_error = |e: multer::Error| {
+        if over_budget.load(Ordering::Relaxed) {
+            ApiError::invalid(
+                format!(
+                    "The multipart body could not be read: more than {budget} bytes of it are \
+                     not the file's (parts, headers or text before the first boundary)."
+                ),
+                None,
+            )
+        } else {
+            multipart_error(e)
+        }
+    };
+    // A text part's own error, unless the budget ran out meanwhile.
+    let bounded = |e: ApiError| {
+        if over_budget.load(Ordering::Relaxed) {
+            multipart_error(multer::Error::IncompleteStream)
+        } else {
+            e
+        }
+    };
+    let max_field = ctx.runs.max_field_bytes;
+    let mut multipart = multer::Multipart::new(body, boundary);
     let id = new_id(Kind::File);
     let data_key = keys::file_data(&ctx.tenant, &id);
     let mut purpose: Option<String> = None;
@@ -152,12 +229,14 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                     let declared = field.content_type().map(|m| m.essence_str().to_string());
                     let too_large = Arc::new(AtomicBool::new(false));
                     let flag = too_large.clone();
+                    let counted = file_bytes.clone();
                     let mut seen = 0u64;
                     let chunks = field
                         .map(move |chunk| {
                             let chunk =
                                 chunk.map_err(|e| StoreError::Other(format!("upload: {e}")))?;
                             seen += chunk.len() as u64;
+                            counted.store(seen, Ordering::Relaxed);
                             if seen > limit {
                                 flag.store(true, Ordering::Relaxed);
                                 return Err(StoreError::Other("upload too large".into()));
@@ -178,6 +257,9 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                                 limit: limit as usize,
                             })
                         }
+                        Err(_) if over_budget.load(Ordering::Relaxed) => {
+                            return Err(multipart_error(multer::Error::IncompleteStream))
+                        }
                         Err(StoreError::Other(m)) if m.starts_with("upload:") => {
                             return Err(ApiError::invalid(
                                 "The upload could not be read completely.",
@@ -187,16 +269,32 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                "purpose" => purpose = Some(field.text().await.map_err(multipart_error)?),
+                "purpose" => {
+                    purpose = Some(
+                        field_text(field, "purpose", max_field)
+                            .await
+                            .map_err(bounded)?,
+                    )
+                }
                 "expires_after[anchor]" => {
-                    anchor = Some(field.text().await.map_err(multipart_error)?)
+                    anchor = Some(
+                        field_text(field, "expires_after[anchor]", max_field)
+                            .await
+                            .map_err(bounded)?,
+                    )
                 }
                 "expires_after[seconds]" => {
-                    seconds = Some(field.text().await.map_err(multipart_error)?)
+                    seconds = Some(
+                        field_text(field, "expires_after[seconds]", max_field)
+                            .await
+                            .map_err(bounded)?,
+                    )
                 }
                 // The object as one JSON part (how OpenAPI encodes objects in multipart).
                 "expires_after" => {
-                    let text = field.text().await.map_err(multipart_error)?;
+                    let text = field_text(field, "expires_after", max_field)
+                        .await
+                        .map_err(bounded)?;
                     let value: Value = serde_json::from_str(&text).map_err(|_| {
                         ApiError::invalid_param(
                             "expires_after",
@@ -210,7 +308,8 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                     }) {
                         return Err(ApiError::invalid(
                             format!(
-                                "Unrecognized request argument supplied: expires_after.{extra}"
+                                "Unrecognized request argument supplied: expires_after.{}",
+                                crate::error::shown(&extra)
                             ),
                             None,
                         ));
@@ -235,7 +334,7 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                     return Err(ApiError::invalid(
                         format!(
                             "Unrecognized request argument supplied: {}",
-                            other.chars().take(64).collect::<String>()
+                            crate::error::shown(other)
                         ),
                         None,
                     ))
@@ -353,19 +452,32 @@ pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
     to_value(&load(ctx, file_id).await?.file)
 }
 
+/// `GET /files/{id}/content`: the bytes stream from the store to the client, a chunk at a
+/// time, so a download holds a few hundred kB whatever the file's size.
 pub async fn content(ctx: &Ctx, file_id: &str) -> Result<Reply, ApiError> {
     let record = load(ctx, file_id).await?;
-    let Some((bytes, _)) = ctx
+    let Some((size, chunks)) = ctx
         .store
-        .get(&keys::file_data(&ctx.tenant, file_id))
+        .get_stream(&keys::file_data(&ctx.tenant, file_id))
         .await?
     else {
         return Err(ApiError::not_found(Kind::File, file_id));
     };
-    Ok(Reply::Raw {
+    let body = chunks
+        .map(|chunk| {
+            chunk.map_err(|e| {
+                // The status is sent already: the download breaks off (the client sees a
+                // short body); the cause is for the log only.
+                log::warn!("a download broke off: {e}");
+                std::io::Error::other("storage")
+            })
+        })
+        .boxed();
+    Ok(Reply::Stream {
         status: 200,
         content_type: record.content_type,
-        body: bytes,
+        length: Some(size),
+        body: super::BodyStream(body),
         headers: vec![(
             "content-disposition".into(),
             format!(

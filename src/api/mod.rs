@@ -6,10 +6,12 @@
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
 //! - `assistants`, `threads`, `messages`: one module per resource;
+//! - `events`: the bounded buffer between a stream's producer and its client;
 //! - `stateful`: the stored backend's dispatch;
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
+pub mod events;
 pub mod files;
 pub mod messages;
 pub mod operation;
@@ -86,8 +88,16 @@ impl ApiRequest {
     }
 }
 
-/// One stream event: its name and its data.
-pub type StreamEvent = (std::borrow::Cow<'static, str>, serde_json::Value);
+pub use events::StreamEvent;
+
+/// A response body sent as it is read (a file download), never held whole.
+pub struct BodyStream(pub futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>>);
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyStream(..)")
+    }
+}
 
 /// What an operation answers.
 #[derive(Debug)]
@@ -100,7 +110,16 @@ pub enum Reply {
     /// A stream of Assistants events (`event`, `data`), written as Server-Sent Events and
     /// closed with `done` when the sender side is dropped.
     Events {
-        events: tokio::sync::mpsc::UnboundedReceiver<StreamEvent>,
+        events: events::EventReceiver,
+        headers: Vec<(String, String)>,
+    },
+    /// Any status and content type with a body streamed as it is read (file downloads, the
+    /// proxy's passed-through ones): `length` becomes `Content-Length` when known.
+    Stream {
+        status: u16,
+        content_type: String,
+        length: Option<u64>,
+        body: BodyStream,
         headers: Vec<(String, String)>,
     },
     /// Any status, content type and body, passed through as they are (the proxy).
@@ -135,15 +154,14 @@ pub fn path_id(kind: Kind, id: &str) -> Result<(), ApiError> {
     }
     let stem = kind.prefix().trim_end_matches(['_', '-']);
     if !id.starts_with(stem) {
-        let shown: String = id.chars().take(64).collect();
         return Err(ApiError::invalid_param(
             kind.param(),
             format!(
-                "Invalid '{}': '{shown}'. Expected an ID that begins with '{stem}'.",
-                kind.param()
+                "Invalid '{}': '{}'. Expected an ID that begins with '{stem}'.",
+                kind.param(),
+                crate::error::shown(id)
             ),
         ));
     }
-    let shown: String = id.chars().take(64).collect();
-    Err(ApiError::not_found(kind, shown))
+    Err(ApiError::not_found(kind, id))
 }

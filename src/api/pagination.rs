@@ -60,7 +60,10 @@ impl ListQuery {
                 Err(_) => {
                     return Err(ApiError::invalid_param(
                         "limit",
-                        format!("Invalid 'limit': '{raw}' is not an integer."),
+                        format!(
+                            "Invalid 'limit': '{}' is not an integer.",
+                            crate::error::shown(raw)
+                        ),
                     ))
                 }
             },
@@ -71,7 +74,10 @@ impl ListQuery {
             Some(other) => {
                 return Err(ApiError::invalid_param(
                     "order",
-                    format!("Invalid value: '{other}'. Supported values are: 'asc' and 'desc'."),
+                    format!(
+                        "Invalid value: '{}'. Supported values are: 'asc' and 'desc'.",
+                        crate::error::shown(other)
+                    ),
                 ))
             }
         };

@@ -7,6 +7,7 @@ use super::{ApiRequest, Backend, Reply, StreamEvent};
 use crate::error::ApiError;
 use crate::llm::sse::Decoder;
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -29,6 +30,8 @@ pub struct Proxy {
     tenant_keys: std::collections::HashMap<String, String>,
     /// Longest wait for the upstream's answer to begin (and between stream chunks).
     timeout: Duration,
+    /// Bytes of events a relayed stream holds for a client that does not read them.
+    sse_buffer_bytes: usize,
 }
 
 impl Proxy {
@@ -48,7 +51,14 @@ impl Proxy {
             api_key,
             tenant_keys,
             timeout,
+            sse_buffer_bytes: 1 << 20,
         }
+    }
+
+    /// How many bytes of events a relayed stream may hold for a client that does not read.
+    pub fn with_sse_buffer(mut self, bytes: usize) -> Self {
+        self.sse_buffer_bytes = bytes;
+        self
     }
 }
 
@@ -109,6 +119,33 @@ impl Backend for Proxy {
         if status == 200 && content_type.starts_with("text/event-stream") {
             return Ok(self.relay(response, headers));
         }
+        if status == 200 && matches!(request.operation, super::Operation::DownloadFile { .. }) {
+            // File bytes pass through as they arrive, never held whole (a file may be
+            // hundreds of MB); a silent upstream ends the download.
+            let length = response.content_length();
+            let idle = self.timeout;
+            let chunks =
+                futures::stream::unfold(Some(response.bytes_stream()), move |body| async move {
+                    let mut body = body?;
+                    let item = match tokio::time::timeout(idle, body.next()).await {
+                        Ok(Some(Ok(bytes))) => Ok(bytes),
+                        Ok(Some(Err(e))) => Err(std::io::Error::other(e.without_url())),
+                        Ok(None) => return None,
+                        Err(_) => Err(std::io::Error::other("the upstream went silent")),
+                    };
+                    // After an error the stream ends.
+                    let rest = item.is_ok().then_some(body);
+                    Some((item, rest))
+                })
+                .boxed();
+            return Ok(Reply::Stream {
+                status,
+                content_type,
+                length,
+                body: super::BodyStream(chunks),
+                headers,
+            });
+        }
         let body = tokio::time::timeout(self.timeout, response.bytes())
             .await
             .map_err(|_| ApiError::GatewayTimeout)?
@@ -126,7 +163,7 @@ impl Proxy {
     /// Relays an upstream event stream as it arrives. Our own `done` closes the relayed
     /// stream, so the upstream's is dropped; a stream that breaks off ends with an `error`.
     fn relay(&self, mut response: reqwest::Response, headers: Vec<(String, String)>) -> Reply {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<StreamEvent>();
+        let (tx, rx) = super::events::channel(self.sse_buffer_bytes, "a relayed stream");
         let idle = self.timeout;
         tokio::spawn(async move {
             let mut decoder = Decoder::default();
@@ -138,7 +175,10 @@ impl Proxy {
                         let e = ApiError::BadGateway.to_error_object();
                         let mut payload = e.clone();
                         payload["error"] = e;
-                        let _ = tx.send((Cow::Borrowed("error"), payload));
+                        let _ = tx.send(StreamEvent {
+                            name: Cow::Borrowed("error"),
+                            data: payload.to_string(),
+                        });
                         return;
                     }
                 };
@@ -147,8 +187,20 @@ impl Proxy {
                     if name == "done" || data.trim() == "[DONE]" {
                         return;
                     }
-                    let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                    if tx.send((Cow::Owned(name), value)).is_err() {
+                    // JSON data passes as it came; anything else as a JSON string.
+                    let data = if serde_json::from_str::<serde::de::IgnoredAny>(&data).is_ok() {
+                        data
+                    } else {
+                        Value::String(data).to_string()
+                    };
+                    // A client that went away or fell behind: stop reading the upstream.
+                    if tx
+                        .send(StreamEvent {
+                            name: Cow::Owned(name),
+                            data,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -438,7 +438,10 @@ fn truncation(value: Option<Value>) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::invalid_param(p, format!("Invalid '{p}': expected an object.")))?;
     if let Some(extra) = obj.keys().find(|k| *k != "type" && *k != "last_messages") {
         return Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {p}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {p}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         ));
     }
@@ -504,7 +507,8 @@ fn tool_choice(value: Option<Value>, tools: &[Tool]) -> Result<Value, ApiError> 
                     return Err(ApiError::invalid_param(
                         &format!("{p}.function.name"),
                         format!(
-                            "Invalid '{p}': the function '{name}' is not one of the run's tools."
+                            "Invalid '{p}': the function '{}' is not one of the run's tools.",
+                            crate::error::shown(name)
                         ),
                     ));
                 }
@@ -1094,7 +1098,10 @@ pub async fn submit_tool_outputs(
         if outputs.iter().any(|(seen, _)| *seen == id) {
             return Err(ApiError::invalid_param(
                 &format!("tool_outputs[{i}].tool_call_id"),
-                format!("Duplicate tool_call_id '{id}' in tool_outputs."),
+                format!(
+                    "Duplicate tool_call_id '{}' in tool_outputs.",
+                    crate::error::shown(&id)
+                ),
             ));
         }
         let output = o.output.unwrap_or_default();
@@ -1123,7 +1130,10 @@ pub async fn submit_tool_outputs(
             {
                 return Err(ApiError::invalid_param(
                     "tool_outputs",
-                    format!("No tool call found with id '{id}' in this run's pending tool calls."),
+                    format!(
+                        "No tool call found with id '{}' in this run's pending tool calls.",
+                        crate::error::shown(id)
+                    ),
                 ));
             }
         }

@@ -23,6 +23,8 @@ pub struct Stateful {
     runs: Arc<RunSettings>,
     engine: Arc<Engine>,
     retrieval: Arc<Retrieval>,
+    /// Bytes of events a stream holds for a client that does not read (`SSE_BUFFER_BYTES`).
+    sse_buffer_bytes: usize,
 }
 
 impl Stateful {
@@ -39,7 +41,14 @@ impl Stateful {
             runs,
             engine,
             retrieval,
+            sse_buffer_bytes: 1 << 20,
         }
+    }
+
+    /// How many bytes of events a stream may hold for a client that does not read them.
+    pub fn with_sse_buffer(mut self, bytes: usize) -> Self {
+        self.sse_buffer_bytes = bytes;
+        self
     }
 
     /// Runs the run's next turns inside this request, streaming their events, until the
@@ -51,7 +60,8 @@ impl Stateful {
         record: &runs::RunRecord,
         opening: Vec<(&'static str, Value)>,
     ) -> Reply {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) =
+            crate::api::events::channel(self.sse_buffer_bytes, format!("run {}", record.run.id));
         let mut sink = ChannelSink(tx);
         for (event, data) in opening {
             sink.emit(event, data);

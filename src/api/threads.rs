@@ -97,7 +97,10 @@ pub async fn create_from(
                 let p = format!("{}[{i}].attachments[{j}].file_id", field("messages"));
                 return Err(ApiError::invalid_param(
                     &p,
-                    format!("No file found with id '{}'.", a.file_id),
+                    format!(
+                        "No file found with id '{}'.",
+                        crate::error::shown(&a.file_id)
+                    ),
                 ));
             }
         }
@@ -115,9 +118,15 @@ pub async fn create_from(
     };
     let key = keys::thread(&ctx.tenant, &record.thread.id);
     store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await?;
+    let attached = new_messages.iter().any(|m| !m.attachments.is_empty());
     for new in new_messages {
         let message = new.into_message(&record.thread.id, new_id(Kind::Message));
         messages::insert(ctx, &message).await?;
+    }
+    if attached {
+        // The attachments gave the thread a vector store or code_interpreter files after
+        // it was written: answer with the thread as stored now, as a GET would show it.
+        return load_record(ctx, &record.thread.id).await;
     }
     Ok(record)
 }
@@ -219,7 +228,10 @@ pub async fn add_attachments(
             .map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
                     &format!("{param}[{i}].file_id"),
-                    format!("No file found with id '{}'.", a.file_id),
+                    format!(
+                        "No file found with id '{}'.",
+                        crate::error::shown(&a.file_id)
+                    ),
                 ),
                 other => other,
             })?;

@@ -230,7 +230,10 @@ pub fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
         .join(", ");
     Err(ApiError::invalid_param(
         param,
-        format!("Invalid value: '{value}'. Supported values are: {list}."),
+        format!(
+            "Invalid value: '{}'. Supported values are: {list}.",
+            crate::error::shown(value)
+        ),
     ))
 }
 
@@ -302,8 +305,10 @@ fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorS
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let p = format!("{param}[{i}]");
-        let helper: VectorStoreHelper = serde_json::from_value(item)
-            .map_err(|e| ApiError::invalid_param(&p, format!("Invalid '{p}': {e}.")))?;
+        let helper: VectorStoreHelper = serde_json::from_value(item).map_err(|e| {
+            let e = super::validate::shorten_quoted(&e.to_string());
+            ApiError::invalid_param(&p, format!("Invalid '{p}': {e}."))
+        })?;
         max_items(&format!("{p}.file_ids"), &helper.file_ids, 10_000)?;
         for (j, id) in helper.file_ids.iter().enumerate() {
             validate::id(&format!("{p}.file_ids[{j}]"), Kind::File, id)?;
@@ -436,7 +441,10 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
             };
             if let Some(extra) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
                 return Err(ApiError::invalid(
-                    format!("Unrecognized request argument supplied: {param}.{extra}"),
+                    format!(
+                        "Unrecognized request argument supplied: {param}.{}",
+                        crate::error::shown(extra)
+                    ),
                     None,
                 ));
             }
@@ -453,7 +461,10 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
                     .find(|k| !["name", "description", "schema", "strict"].contains(&k.as_str()))
                 {
                     return Err(ApiError::invalid(
-                        format!("Unrecognized request argument supplied: {p}.{extra}"),
+                        format!(
+                            "Unrecognized request argument supplied: {p}.{}",
+                            crate::error::shown(extra)
+                        ),
                         None,
                     ));
                 }
@@ -561,11 +572,20 @@ fn part_error(param: &str, e: serde_json::Error) -> ApiError {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
         return ApiError::invalid(
-            format!("Unrecognized request argument supplied: {param}.{field}"),
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(field)
+            ),
             None,
         );
     }
-    ApiError::invalid_param(param, format!("Invalid '{param}': {message}."))
+    ApiError::invalid_param(
+        param,
+        format!(
+            "Invalid '{param}': {}.",
+            super::validate::shorten_quoted(&message)
+        ),
+    )
 }
 
 /// Message `content` of a request: a string or a non-empty array of parts.

@@ -23,17 +23,12 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid(
-                "We could not parse the JSON body of your request. (HINT: This likely means \
-                 you aren't using your HTTP library correctly. The OpenAI API expects a JSON \
-                 payload, but what was sent was not valid JSON.)",
-                None,
-            );
+            return unparsable();
         }
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or_default();
@@ -50,7 +45,10 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 format!("{parent}.{field}")
             };
             return ApiError::invalid(
-                format!("Unrecognized request argument supplied: {shown}"),
+                format!(
+                    "Unrecognized request argument supplied: {}",
+                    crate::error::shown(&shown)
+                ),
                 None,
             );
         }
@@ -68,7 +66,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         } else {
             Some(path.clone())
         };
-        let mut message = plain_types(strip_position(&message));
+        let mut message = shorten_quoted(&plain_types(strip_position(&message)));
         // A nested deserialiser names the field inside the value: "... (at 'a.b')".
         if let Some(start) = message.rfind(" (at '") {
             let inner = message[start + 6..].trim_end_matches("')").to_string();
@@ -79,10 +77,29 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             });
         }
         match &param {
-            Some(p) => ApiError::invalid(format!("Invalid value for '{p}': {message}."), param),
+            Some(p) => ApiError::invalid(
+                format!(
+                    "Invalid value for '{}': {message}.",
+                    crate::error::clip(p, 128)
+                ),
+                param,
+            ),
             None => ApiError::invalid(format!("Invalid request body: {message}."), None),
         }
-    })
+    })?;
+    // Text after the object (`{"model": "m"} garbage`) makes the body malformed JSON; serde
+    // stops reading at the object's end, so it must be asked to check the rest.
+    de.end().map_err(|_| unparsable())?;
+    Ok(value)
+}
+
+fn unparsable() -> ApiError {
+    ApiError::invalid(
+        "We could not parse the JSON body of your request. (HINT: This likely means you \
+         aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but \
+         what was sent was not valid JSON.)",
+        None,
+    )
 }
 
 /// Like `parse_body`, for operations whose body the API requires (an empty one is a 400).
@@ -106,6 +123,38 @@ fn plain_types(message: &str) -> String {
         .replace("expected a sequence", "expected an array")
         .replace("expected a map", "expected an object")
         .replace("expected u64", "expected a non-negative integer")
+}
+
+/// serde quotes the values it complains about (`invalid type: string "…"`, ``unknown variant
+/// `…` ``); each is shortened, so a megabyte of input is not echoed.
+pub(crate) fn shorten_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' && c != '`' {
+            continue;
+        }
+        let mut inner = String::new();
+        let mut closed = false;
+        while let Some(d) = chars.next() {
+            if d == c {
+                closed = true;
+                break;
+            }
+            inner.push(d);
+            if d == '\\' {
+                if let Some(escaped) = chars.next() {
+                    inner.push(escaped);
+                }
+            }
+        }
+        out.push_str(&crate::error::shown(&inner));
+        if closed {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// serde_json appends " at line 1 column 17": useless to an API client.
@@ -225,7 +274,8 @@ pub fn id(param: &str, kind: Kind, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid_param(
             param,
             format!(
-                "Invalid '{param}': '{value}'. Expected an ID that begins with '{}'.",
+                "Invalid '{param}': '{}'. Expected an ID that begins with '{}'.",
+                crate::error::shown(value),
                 kind.prefix().trim_end_matches(['_', '-'])
             ),
         ));
@@ -277,6 +327,36 @@ mod tests {
         assert!(message.contains("Missing required parameter"));
         let (message, _) = error_of(r#"{"model":"#);
         assert!(message.contains("could not parse the JSON body"));
+    }
+
+    #[test]
+    fn values_in_messages_are_shortened() {
+        let long = "v".repeat(100_000);
+        let body = format!(r#"{{"model":"m","temperature":"{long}"}}"#);
+        let (message, param) = error_of(&body);
+        assert_eq!(param.as_deref(), Some("temperature"));
+        assert!(message.len() < 200, "{message}");
+        let body = format!(r#"{{"model":"m","{long}":1}}"#);
+        let (message, _) = error_of(&body);
+        assert!(message.len() < 200, "{message}");
+        assert_eq!(
+            shorten_quoted(r#"invalid type: string "a\"b", expected `x`"#),
+            r#"invalid type: string "a\"b", expected `x`"#
+        );
+    }
+
+    #[test]
+    fn text_after_the_body_is_malformed_json() {
+        for body in [
+            r#"{"model":"m"} garbage"#,
+            r#"{"model":"m"}}"#,
+            r#"{"model":"m"}{}"#,
+        ] {
+            let (message, param) = error_of(body);
+            assert!(message.contains("could not parse the JSON body"), "{body}");
+            assert_eq!(param, None);
+        }
+        assert!(parse_body::<Probe>(b"{\"model\":\"m\"} \r\n").is_ok());
     }
 
     #[test]

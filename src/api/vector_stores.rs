@@ -321,7 +321,10 @@ fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), Ap
         .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
     {
         Some(extra) => Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         )),
         None => Ok(()),
@@ -542,7 +545,7 @@ pub async fn create_requested(
             files::load(ctx, id).await.map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
                     &format!("{param}.file_search.vector_stores[{i}].file_ids[{j}]"),
-                    format!("No file found with id '{id}'."),
+                    format!("No file found with id '{}'.", crate::error::shown(id)),
                 ),
                 other => other,
             })?;
@@ -1165,7 +1168,10 @@ pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
     };
     if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::invalid(
-            format!("Unrecognized request argument supplied: {param}.{extra}"),
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(extra)
+            ),
             None,
         ));
     }
@@ -1245,7 +1251,7 @@ pub fn filter_matches(
         }
         other => Err(ApiError::invalid_param(
             "filters.type",
-            format!("Invalid value: '{other}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'."),
+            format!("Invalid value: '{}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'.", crate::error::shown(other)),
         )),
     }
 }

@@ -14,12 +14,20 @@ impl EventSink for Discard {
     fn emit(&mut self, _event: &'static str, _data: Value) {}
 }
 
-/// Sends events into a channel (a streamed HTTP response reads the other end). A client
-/// that went away closes the channel; the run goes on regardless.
-pub struct ChannelSink(pub tokio::sync::mpsc::UnboundedSender<crate::api::StreamEvent>);
+/// Sends events into a stream's bounded buffer (a streamed HTTP response reads the other
+/// end) without ever waiting. A client that went away, or fell so far behind that its
+/// stream was dropped, closes it; the run goes on regardless.
+pub struct ChannelSink(pub crate::api::events::EventSender);
 
 impl EventSink for ChannelSink {
     fn emit(&mut self, event: &'static str, data: Value) {
-        let _ = self.0.send((std::borrow::Cow::Borrowed(event), data));
+        if !self.0.is_open() {
+            return;
+        }
+        let data = serde_json::to_string(&data).unwrap_or_else(|_| "null".into());
+        let _ = self.0.send(crate::api::StreamEvent {
+            name: std::borrow::Cow::Borrowed(event),
+            data,
+        });
     }
 }

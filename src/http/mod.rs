@@ -4,16 +4,18 @@
 //! - `router`: method + path to operation;
 //! - `auth`: bearer keys and tenants;
 //! - `openapi`: the OpenAPI document of the API; `docs`: it and Swagger UI, served;
-//!   `playground`: the web page for trying the API (static files, hooked in by `docs`).
+//!   `playground`: the web page for trying the API (static files, hooked in by `docs`);
+//! - `server`: hyper serving the filter, with timeouts and a cap on connections.
 
 pub mod auth;
 pub mod docs;
 pub mod openapi;
 pub mod playground;
 pub mod router;
+pub mod server;
 
 use crate::api::{ApiRequest, Backend, Operation, Reply};
-use crate::error::ApiError;
+use crate::error::{clip, shown, ApiError};
 use auth::Auth;
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{FutureExt, Stream, StreamExt};
@@ -70,6 +72,8 @@ pub fn routes(
                     let started = Instant::now();
                     let request_id = format!("req_{}", uuid::Uuid::new_v4().simple());
                     let path = path.as_str().to_string();
+                    // What the log lines show of it (a URL may be 64 kB).
+                    let logged_path = clip(&path, 256).into_owned();
                     // A panic is a bug; it must still answer (500), never drop the connection.
                     let outcome =
                         AssertUnwindSafe(handle(&state, &method, &path, &query, &headers, body))
@@ -79,7 +83,7 @@ pub fn routes(
                     finish(
                         outcome,
                         &method,
-                        &path,
+                        &logged_path,
                         &request_id,
                         started,
                         state.sse_keep_alive,
@@ -139,8 +143,8 @@ async fn handle(
         return Ok(reply);
     }
     let unknown = || ApiError::UnknownRoute {
-        method: method.to_string(),
-        path: path.to_string(),
+        method: shown(method.as_str()).into_owned(),
+        path: shown(path).into_owned(),
     };
     let segments = api_segments(path).ok_or_else(unknown)?;
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -151,8 +155,8 @@ async fn handle(
         Err(RouteError::NotFound) => return Err(unknown()),
         Err(RouteError::MethodNotAllowed(allowed)) => {
             return Err(ApiError::MethodNotAllowed {
-                method: method.to_string(),
-                path: path.to_string(),
+                method: shown(method.as_str()).into_owned(),
+                path: shown(path).into_owned(),
                 allowed,
             })
         }
@@ -214,8 +218,9 @@ fn check_beta_header(headers: &HeaderMap) -> Result<(), ApiError> {
     match beta {
         Some(v) if v != "assistants=v2" => Err(ApiError::InvalidRequest {
             message: format!(
-                "Invalid 'OpenAI-Beta' header '{v}': this server implements the Assistants API \
-                 v2 only. Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
+                "Invalid 'OpenAI-Beta' header '{}': this server implements the Assistants API \
+                 v2 only. Please try again by setting the header 'OpenAI-Beta: assistants=v2'.",
+                shown(v)
             ),
             param: None,
             code: Some("invalid_beta".into()),
@@ -243,8 +248,9 @@ fn check_content_type(
     } else {
         Err(ApiError::invalid(
             format!(
-                "Invalid Content-Type header ({essence}), expected application/json for this \
-                 request."
+                "Invalid Content-Type header ({}), expected application/json for this \
+                 request.",
+                shown(essence)
             ),
             None,
         ))
@@ -322,6 +328,37 @@ fn finish(
             log::debug!("{request_id} {method} {path} {status} (passed through)");
             return response;
         }
+        Ok(Reply::Stream {
+            status,
+            content_type,
+            length,
+            body,
+            headers,
+        }) => {
+            // Written as the client takes it: hyper asks for the next chunk only when it
+            // has room, so a slow client slows the reading down instead of filling memory.
+            let body = sync_wrapper::SyncStream::new(body.0);
+            let mut response = warp::reply::stream(body).into_response();
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let h = response.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&content_type) {
+                h.insert("content-type", v);
+            }
+            if let Some(length) = length {
+                h.insert("content-length", HeaderValue::from(length));
+            }
+            if let Ok(v) = HeaderValue::from_str(request_id) {
+                h.insert("x-request-id", v);
+            }
+            h.insert(
+                "openai-processing-ms",
+                HeaderValue::from(started.elapsed().as_millis() as u64),
+            );
+            copy_headers(&mut response, &headers);
+            log::debug!("{request_id} {method} {path} {status} (streamed)");
+            return response;
+        }
         Err(e) => {
             let status =
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -385,19 +422,19 @@ fn copy_headers(response: &mut Response, headers: &[(String, String)]) {
 
 /// Server-Sent Events: each Assistants event as `event:`/`data:`, comment keep-alives while
 /// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end.
+/// A stream dropped because its client stopped reading ends with an error instead of
+/// `done`: the connection is cut, so the client cannot take it for a complete one.
 fn sse_response(
-    events: tokio::sync::mpsc::UnboundedReceiver<crate::api::StreamEvent>,
+    events: crate::api::events::EventReceiver,
     interval: std::time::Duration,
 ) -> Response {
-    use std::convert::Infallible;
+    use crate::api::events::Overflow;
     use warp::sse::Event;
-    let stream = futures::stream::unfold(events, |mut rx| async move {
-        rx.recv().await.map(|event| (event, rx))
-    })
-    .map(|(name, data)| Ok::<_, Infallible>(Event::default().event(name).data(data.to_string())))
-    .chain(futures::stream::once(async {
-        Ok::<_, Infallible>(Event::default().event("done").data("[DONE]"))
-    }));
+    let stream = events
+        .map(|event| event.map(|event| Event::default().event(event.name).data(event.data)))
+        .chain(futures::stream::once(async {
+            Ok::<_, Overflow>(Event::default().event("done").data("[DONE]"))
+        }));
     let keep_alive = warp::sse::keep_alive()
         .interval(interval)
         .text("keep-alive");

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 const LOCK_SHARDS: usize = 256;
 
+/// Downloads read the file in chunks of this size, each in one blocking task.
+const READ_CHUNK: usize = 256 * 1024;
+
 pub struct LocalStore {
     files: Arc<Files>,
     counters: OpCounters,
@@ -327,6 +330,60 @@ impl Store for LocalStore {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         written
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<(u64, ByteStream<'static>)>, StoreError> {
+        let path = self.files.path_of(key)?;
+        self.counters.read();
+        let opened = blocking(move || match std::fs::File::open(&path) {
+            Ok(file) => {
+                let size = file.metadata().map_err(|e| io_error("stat", e))?.len();
+                Ok(Some((file, size)))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error("open", e)),
+        })
+        .await?;
+        let Some((file, size)) = opened else {
+            return Ok(None);
+        };
+        // The open file keeps the version it opened: a rename or delete meanwhile does not
+        // change what is read.
+        let chunks = futures::stream::try_unfold((file, 0u64), move |(file, at)| async move {
+            if at >= size {
+                return Ok(None);
+            }
+            let want = READ_CHUNK.min((size - at) as usize);
+            let (file, chunk) = blocking(move || {
+                use std::io::Read;
+                let mut file = file;
+                let mut chunk = vec![0u8; want];
+                let mut filled = 0;
+                while filled < want {
+                    match file.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(io_error("read", e)),
+                    }
+                }
+                chunk.truncate(filled);
+                Ok((file, chunk))
+            })
+            .await?;
+            if chunk.is_empty() {
+                return Err(StoreError::Other(format!(
+                    "{} bytes missing at the end",
+                    size - at
+                )));
+            }
+            let next = at + chunk.len() as u64;
+            Ok(Some((Bytes::from(chunk), (file, next))))
+        });
+        Ok(Some((size, Box::pin(chunks))))
     }
 
     fn counts(&self) -> OpCounts {

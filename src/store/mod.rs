@@ -134,13 +134,19 @@ pub trait Store: Send + Sync + 'static {
     /// (uploaded files), replacing any object of that name; returns its size. An error from
     /// the stream aborts the write and is returned.
     async fn put_stream(&self, key: &str, chunks: ByteStream<'_>) -> Result<u64, StoreError>;
+    /// Reads a large object as a stream of chunks, each read when the one before has been
+    /// taken (file downloads): memory per reader stays a chunk or two whatever the size.
+    /// Its size and the chunks, or `None` when there is no object. The chunks are all of one
+    /// version: an object replaced meanwhile ends the stream with an error.
+    async fn get_stream(&self, key: &str)
+        -> Result<Option<(u64, ByteStream<'static>)>, StoreError>;
     /// Operation counts since start.
     fn counts(&self) -> OpCounts;
     /// A short name for logs ("local", "azure").
     fn name(&self) -> &'static str;
 }
 
-/// A stream of byte chunks (an upload on its way into the store).
+/// A stream of byte chunks (an upload on its way into the store, a download out of it).
 pub type ByteStream<'a> = futures::stream::BoxStream<'a, Result<Bytes, StoreError>>;
 
 /// The shared handle every layer holds.

@@ -328,6 +328,8 @@ pub struct ServerProcess {
     pub port: u16,
     pub log: PathBuf,
     env: Vec<(String, String)>,
+    /// RLIMIT_NOFILE for the process (the hostile-input tests run it with few descriptors).
+    nofile: Option<u64>,
 }
 
 impl ServerProcess {
@@ -342,6 +344,23 @@ impl ServerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// `start` with the process's open-file limit (RLIMIT_NOFILE) set to `nofile`.
+    pub async fn start_with_nofile(env: &[(&str, &str)], log: &Path, nofile: u64) -> ServerProcess {
+        let mut server = ServerProcess {
+            child: None,
+            port: free_port(),
+            log: log.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            nofile: Some(nofile),
         };
         server.restart().await;
         server
@@ -367,6 +386,23 @@ impl ServerProcess {
             .env("RUST_LOG", "info");
         for (k, v) in &self.env {
             command.env(k, v);
+        }
+        if let Some(nofile) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            // Between fork and exec: only the async-signal-safe setrlimit.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
         }
         let child = command
             .stdin(Stdio::null())

@@ -173,3 +173,15 @@ def test_message_attachments_search_a_thread_store(client, llm):
     assert client.vector_stores.retrieve(vs_id).file_counts.completed == 1
     message = client.beta.threads.messages.list(thread_id=thread.id, limit=1).data[0]
     assert message.content[0].text.annotations[0].file_citation.file_id == f.id
+
+
+def test_created_thread_shows_its_attachment_store(client):
+    # As OpenAI's file-search guide does: print the thread's store straight from the create.
+    f = client.files.create(file=named(SOUP, "soup.txt"), purpose="assistants")
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Soup?", "attachments": [{"file_id": f.id, "tools": [{"type": "file_search"}]}]}]
+    )
+    assert thread.tool_resources.file_search is not None
+    [vs_id] = thread.tool_resources.file_search.vector_store_ids
+    assert thread == client.beta.threads.retrieve(thread.id)
+    assert client.vector_stores.retrieve(vs_id).file_counts.total == 1
