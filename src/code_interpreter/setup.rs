@@ -18,7 +18,15 @@ pub struct CodeInterpreter {
     key: SessionKey,
     cell_timeout: Duration,
     export: ExportLimits,
+    /// MiB of files held in memory on their way into or out of sessions, over all turns.
+    transfers: Arc<tokio::sync::Semaphore>,
 }
+
+/// Files are read whole on their way into a session (the pool's upload is retried, so it
+/// needs the bytes) and out of it: at most this many MiB of them are held at once by all
+/// turns together (plus one larger file, alone), so that many turns of a tenant with large
+/// files cannot together hold gigabytes.
+pub const TRANSFER_BUDGET_MIB: u32 = 512;
 
 /// What one cell may export into the store (`CODE_INTERPRETER_MAX_EXPORT_*`): a cell can
 /// write far more than anyone should keep, and each exported file is read into memory.
@@ -137,6 +145,7 @@ impl CodeInterpreter {
             key,
             cell_timeout,
             export: ExportLimits::default(),
+            transfers: Arc::new(tokio::sync::Semaphore::new(TRANSFER_BUDGET_MIB as usize)),
         }
     }
 
@@ -152,6 +161,7 @@ impl CodeInterpreter {
             key: SessionKey::random(),
             cell_timeout: Duration::from_secs(60),
             export: ExportLimits::default(),
+            transfers: Arc::new(tokio::sync::Semaphore::new(TRANSFER_BUDGET_MIB as usize)),
         }
     }
 
@@ -178,6 +188,13 @@ impl CodeInterpreter {
     /// What one cell may export into the store.
     pub fn export_limits(&self) -> ExportLimits {
         self.export
+    }
+
+    /// Waits until `bytes` of a file may be held in memory (see `TRANSFER_BUDGET_MIB`); the
+    /// permit gives them back when dropped.
+    pub async fn hold_transfer(&self, bytes: u64) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let mib = (bytes >> 20).clamp(1, u64::from(TRANSFER_BUDGET_MIB)) as u32;
+        self.transfers.clone().acquire_many_owned(mib).await.ok()
     }
 }
 
@@ -333,5 +350,31 @@ impl SharedCodeInterpreter {
     /// a session that exists already).
     pub fn started(&self) -> Option<&CodeInterpreter> {
         self.cell.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transfers_share_one_memory_budget() {
+        let ci = CodeInterpreter::disabled("test");
+        let first = ci.hold_transfer(300 << 20).await;
+        assert!(first.is_some());
+        // 300 + 300 MiB is more than the budget: the second waits for the first.
+        let second =
+            tokio::time::timeout(Duration::from_millis(100), ci.hold_transfer(300 << 20)).await;
+        assert!(second.is_err(), "the budget was exceeded");
+        // A file larger than the whole budget takes all of it, alone.
+        drop(first);
+        let huge = ci.hold_transfer(4 << 30).await;
+        assert!(huge.is_some());
+        assert_eq!(ci.transfers.available_permits(), 0);
+        drop(huge);
+        assert_eq!(
+            ci.transfers.available_permits(),
+            TRANSFER_BUDGET_MIB as usize
+        );
     }
 }

@@ -382,6 +382,7 @@ async fn upload_files(
     };
     let mut notes = Vec::new();
     for file in turn.files.iter().filter(|f| !present.contains(&f.name)) {
+        let _held = turn.ci.hold_transfer(file.bytes).await;
         let content = match files::read_content(ctx, &file.file_id).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => continue,
@@ -476,6 +477,7 @@ async fn store_outputs(
             continue;
         }
         // The size is checked again as it is read: the file may have grown since.
+        let _held = turn.ci.hold_transfer(file.bytes.min(limit)).await;
         let content = match turn.executor.download(session, &file.path, limit).await {
             Ok(c) => c,
             Err(ExecError::FileTooLarge(_)) => {

@@ -20,6 +20,7 @@ use crate::error::ApiError;
 use crate::llm::LlmError;
 use crate::queue::WorkItem;
 use crate::store::{self, keys, PutMode, Update};
+use futures::StreamExt;
 use serde_json::json;
 
 /// Why an ingestion did not finish.
@@ -104,25 +105,20 @@ pub async fn ingest(ctx: &Ctx, item: &WorkItem) -> Result<(), IngestStop> {
         }
         Err(e) => return Err(e.into()),
     };
-    let Some((bytes, _)) = ctx
+    // Extraction and tokenizing are CPU work on untrusted input: in a child process and
+    // on a blocking thread, a bounded number at once, fairly between tenants. The file
+    // streams from the store into the child: it is never whole in this process.
+    let slot = ctx.retrieval.ingest_slots.acquire(&ctx.tenant).await;
+    let limits = &ctx.retrieval.ingest;
+    let Some((_, content)) = ctx
         .store
-        .get(&keys::file_data(&ctx.tenant, &item.file_id))
+        .get_stream(&keys::file_data(&ctx.tenant, &item.file_id))
         .await?
     else {
         return Ok(fail("invalid_file", "The file's content is missing.".into()).await?);
     };
-    // Extraction and tokenizing are CPU work on untrusted input: in a child process and
-    // on a blocking thread, a bounded number at once, fairly between tenants.
-    let slot = ctx.retrieval.ingest_slots.acquire(&ctx.tenant).await;
-    let limits = &ctx.retrieval.ingest;
-    let input = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-    let extracted = extract_isolated(
-        limits,
-        &file.file.filename,
-        &file.content_type,
-        Box::pin(input),
-    )
-    .await;
+    let input = content.map(|chunk| chunk.map_err(|e| std::io::Error::other(e.to_string())));
+    let extracted = extract_isolated(limits, &file.file.filename, &file.content_type, input).await;
     let text = match extracted {
         Ok(t) => t,
         Err(ExtractError::Unavailable(why)) => return Err(IngestStop::Retry(why)),
