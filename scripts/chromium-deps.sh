@@ -5,28 +5,7 @@
 # or Ubuntu. Used by scripts/test.sh.
 set -euo pipefail
 
-PACKAGES=(chromium fonts-dejavu-core)
-missing=()
-for p in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
-done
-if ((${#missing[@]} == 0)) && [[ -x /usr/bin/chromium ]]; then
-    echo "chromium is installed ($(/usr/bin/chromium --version 2>/dev/null || echo 'version unknown'))"
-    exit 0
-fi
-if ! command -v apt-get >/dev/null; then
-    echo "chromium-deps.sh: not a Debian system; install ${missing[*]} yourself" >&2
-    exit 1
-fi
-SUDO=()
-if ((EUID != 0)); then
-    SUDO=(sudo)
-fi
-echo "installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-install() { "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null; }
-# A fresh machine may have no package lists yet: update once and try again.
-install 2>/dev/null || { "${SUDO[@]}" apt-get update -qq >/dev/null && install; }
-/usr/bin/chromium --version
+# shellcheck source=scripts/apt-packages.sh
+. "$(dirname "$0")/apt-packages.sh"
+apt_install_missing chromium chromium fonts-dejavu-core
+/usr/bin/chromium --version 2>/dev/null || true

@@ -290,10 +290,8 @@ async fn an_exception_is_an_output_not_a_failure() {
     );
 }
 
-/// Without a sandbox, a run that needs the tool fails at once and says why.
-#[tokio::test]
-async fn without_a_sandbox_the_run_fails_with_the_reason() {
-    let app = spawn_app_with(Backend::Local, &[("CODE_INTERPRETER", "off")]).await;
+/// A run of a new assistant with the tool on a new thread, once it is completed or failed.
+async fn finished_code_interpreter_run(app: &TestApp) -> Value {
     let asst = id(&app
         .post(
             "/assistants",
@@ -309,9 +307,15 @@ async fn without_a_sandbox_the_run_fails_with_the_reason() {
         )
         .await
         .ok();
-    let run = app
-        .wait_run(&thread, &id(&run), &["completed", "failed"])
-        .await;
+    app.wait_run(&thread, &id(&run), &["completed", "failed"])
+        .await
+}
+
+/// Without a sandbox, a run that needs the tool fails at once and says why.
+#[tokio::test]
+async fn without_a_sandbox_the_run_fails_with_the_reason() {
+    let app = spawn_app_with(Backend::Local, &[("CODE_INTERPRETER", "off")]).await;
+    let run = finished_code_interpreter_run(&app).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["last_error"]["code"], "server_error");
     let message = run["last_error"]["message"].as_str().unwrap();
@@ -337,24 +341,7 @@ async fn a_failed_self_test_is_the_reason_in_plain_words() {
         ],
     )
     .await;
-    let asst = id(&app
-        .post(
-            "/assistants",
-            json!({"model": "m", "tools": [{"type": "code_interpreter"}]}),
-        )
-        .await
-        .ok());
-    let thread = id(&app.post("/threads", json!({})).await.ok());
-    let run = app
-        .post(
-            &format!("/threads/{thread}/runs"),
-            json!({"assistant_id": asst}),
-        )
-        .await
-        .ok();
-    let run = app
-        .wait_run(&thread, &id(&run), &["completed", "failed"])
-        .await;
+    let run = finished_code_interpreter_run(&app).await;
     assert_eq!(run["status"], "failed", "{run}");
     let message = run["last_error"]["message"].as_str().unwrap();
     assert!(

@@ -97,33 +97,22 @@ fn route_takes(template: &str, path: &str) -> bool {
     segments.next().is_none_or(str::is_empty)
 }
 
-/// The API documentation (`/openapi.json`, `/docs`, the page's files) is reachable through the
-/// HTTP functions too, without a key (anonymous), for GET.
-#[test]
-fn documentation_is_reachable_through_the_function_definitions() {
+/// Asserts each of `paths` is served by the handler without a key (`docs::reply` answers
+/// it) and taken by an anonymous HTTP function that allows GET.
+fn assert_served_to_anyone(paths: &[String]) {
     let host = read_json("host.json");
     let route_prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
-    let mut triggers = Vec::new();
-    for entry in std::fs::read_dir("function-defs").unwrap() {
-        let dir = entry.unwrap().path();
-        if dir.is_dir() {
-            let def = read_json(dir.join("function.json").to_str().unwrap());
-            let trigger = def["bindings"][0].clone();
-            if trigger["type"] == "httpTrigger" {
-                triggers.push(trigger);
-            }
-        }
-    }
-    let mut paths = vec!["/openapi.json".to_string(), "/docs".into(), "/docs/".into()];
-    paths.extend(
-        assistants::http::docs::PAGE_FILES
-            .iter()
-            .map(|f| format!("/docs/{f}")),
-    );
+    let triggers: Vec<Value> = std::fs::read_dir("function-defs")
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|dir| dir.is_dir())
+        .map(|dir| read_json(dir.join("function.json").to_str().unwrap())["bindings"][0].clone())
+        .filter(|trigger| trigger["type"] == "httpTrigger")
+        .collect();
     let headers = warp::http::HeaderMap::new();
     for path in paths {
         assert!(
-            assistants::http::docs::reply(&warp::http::Method::GET, &path, &headers).is_some(),
+            assistants::http::docs::reply(&warp::http::Method::GET, path, &headers).is_some(),
             "{path} is not served"
         );
         let url_path = format!("{route_prefix}{path}");
@@ -137,6 +126,19 @@ fn documentation_is_reachable_through_the_function_definitions() {
         });
         assert!(reachable, "no HTTP function forwards GET {url_path}");
     }
+}
+
+/// The API documentation (`/openapi.json`, `/docs`, the page's files) is reachable through the
+/// HTTP functions too, without a key (anonymous), for GET.
+#[test]
+fn documentation_is_reachable_through_the_function_definitions() {
+    let mut paths = vec!["/openapi.json".to_string(), "/docs".into(), "/docs/".into()];
+    paths.extend(
+        assistants::http::docs::PAGE_FILES
+            .iter()
+            .map(|f| format!("/docs/{f}")),
+    );
+    assert_served_to_anyone(&paths);
     assert!(route_takes("v1/{*path}", "v1/assistants"));
     assert!(!route_takes("openapi.json", "openapi.json/x"));
     assert!(!route_takes("docs/{*path}", "documents"));
@@ -147,38 +149,13 @@ fn documentation_is_reachable_through_the_function_definitions() {
 /// function's.
 #[test]
 fn the_playground_is_reachable_through_the_function_definitions() {
-    let host = read_json("host.json");
-    let route_prefix = host["extensions"]["http"]["routePrefix"].as_str().unwrap();
-    let triggers: Vec<Value> = std::fs::read_dir("function-defs")
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|dir| dir.is_dir())
-        .map(|dir| read_json(dir.join("function.json").to_str().unwrap())["bindings"][0].clone())
-        .filter(|trigger| trigger["type"] == "httpTrigger")
-        .collect();
     let mut paths = vec!["/playground".to_string(), "/playground/".into()];
     paths.extend(
         assistants::http::playground::PAGE_FILES
             .iter()
             .map(|f| format!("/playground/{}", f.path)),
     );
-    let headers = warp::http::HeaderMap::new();
-    for path in paths {
-        assert!(
-            assistants::http::docs::reply(&warp::http::Method::GET, &path, &headers).is_some(),
-            "{path} is not served"
-        );
-        let url_path = format!("{route_prefix}{path}");
-        let reachable = triggers.iter().any(|t| {
-            t["authLevel"] == "anonymous"
-                && t["methods"].as_array().unwrap().iter().any(|m| m == "get")
-                && route_takes(
-                    t["route"].as_str().unwrap(),
-                    url_path.trim_start_matches('/'),
-                )
-        });
-        assert!(reachable, "no HTTP function forwards GET {url_path}");
-    }
+    assert_served_to_anyone(&paths);
     assert!(route_takes(
         "playground/{*path}",
         "playground/js/views/threads.js"

@@ -163,12 +163,7 @@ pub async fn handle_poison(handler: &dyn WorkHandler, body: &[u8]) -> (u16, Valu
         "work item {} reached the poison queue; ending it",
         item.describe()
     );
-    handler
-        .give_up(
-            item,
-            "its processing never finished (the process stopped while processing it)",
-        )
-        .await;
+    crate::queue::abandon(handler, item).await;
     (
         200,
         envelope(vec![format!(

@@ -103,7 +103,8 @@ fn document(prefix: &str) -> Reply {
     Reply::json(doc)
 }
 
-fn redirect(location: &str) -> Reply {
+/// A 302 to `location` (the playground's too).
+pub(super) fn redirect(location: &str) -> Reply {
     Reply::Raw {
         status: 302,
         content_type: "text/plain; charset=utf-8".into(),

@@ -7,6 +7,7 @@
 //! shows files it fetched with the key) and an ETag, so browsers revalidate instead of
 //! downloading the files again.
 
+use super::docs::redirect;
 use crate::api::Reply;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -137,15 +138,6 @@ fn etags() -> &'static [String] {
             })
             .collect()
     })
-}
-
-fn redirect(location: &str) -> Reply {
-    Reply::Raw {
-        status: 302,
-        content_type: "text/plain; charset=utf-8".into(),
-        body: Bytes::from_static(b""),
-        headers: vec![("location".into(), location.into())],
-    }
 }
 
 #[cfg(test)]

@@ -124,12 +124,7 @@ pub async fn deliver(
             "work item {} delivered {attempt} times without finishing; abandoned",
             item.describe()
         );
-        handler
-            .give_up(
-                item,
-                "its processing never finished (the process stopped while processing it)",
-            )
-            .await;
+        abandon(handler, item).await;
         return Outcome::Done;
     }
     match handler.process(item, attempt).await {
@@ -150,6 +145,17 @@ pub async fn deliver(
             Outcome::Retry(reason)
         }
     }
+}
+
+/// Ends the object of an item whose deliveries never finished (see `deliver`; under the
+/// Functions host, the poison queue's trigger).
+pub async fn abandon(handler: &dyn WorkHandler, item: &WorkItem) {
+    handler
+        .give_up(
+            item,
+            "its processing never finished (the process stopped while processing it)",
+        )
+        .await;
 }
 
 /// How long to wait before delivering a failed item again (attempt counts from 1).
