@@ -336,22 +336,15 @@ impl ServerProcess {
     /// Starts `assistants-service` on a free port with `env` (keys `KEY_A`/`KEY_B` unless
     /// `env` sets `ASSISTANTS_API_KEYS`); waits until it answers.
     pub async fn start(env: &[(&str, &str)], log: &Path) -> ServerProcess {
-        let mut server = ServerProcess {
-            child: None,
-            port: free_port(),
-            log: log.to_path_buf(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            nofile: None,
-        };
-        server.restart().await;
-        server
+        Self::start_limited(env, log, None).await
     }
 
     /// `start` with the process's open-file limit (RLIMIT_NOFILE) set to `nofile`.
     pub async fn start_with_nofile(env: &[(&str, &str)], log: &Path, nofile: u64) -> ServerProcess {
+        Self::start_limited(env, log, Some(nofile)).await
+    }
+
+    async fn start_limited(env: &[(&str, &str)], log: &Path, nofile: Option<u64>) -> ServerProcess {
         let mut server = ServerProcess {
             child: None,
             port: free_port(),
@@ -360,7 +353,7 @@ impl ServerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            nofile: Some(nofile),
+            nofile,
         };
         server.restart().await;
         server
