@@ -2,7 +2,7 @@
 # The hostile-input attacks at the scale they were reported at, on the release build: too
 # slow for CI's debug build, which runs the same tests at a smaller scale. Prints each
 # attack's figures (time to settle, the server's peak memory, the other tenant's slowest
-# answer); BENCHMARKS.md ("Hostile input at full scale") records them.
+# answer); RELIABILITY.md ("Hostile input at full scale: documents and work") records them.
 #   scripts/hostile.sh            # every test of tests/hostile_work.rs
 #   scripts/hostile.sh bombs      # those whose name contains "bombs"
 # Needs what scripts/test.sh installs (node_modules for Azurite).
