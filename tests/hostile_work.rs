@@ -7,7 +7,7 @@
 //! `HOSTILE_FULL=1` runs the attacks at the scale they were reported at (a 1 GiB bomb with the
 //! default limits, three 40 MB files of one letter, three 8 MB script-tag files), which is
 //! too slow for CI in a debug build: `scripts/hostile.sh` runs them on the release build and
-//! prints each attack's figures (`hostile figure:` lines; recorded in BENCHMARKS.md).
+//! prints each attack's figures (`hostile figure:` lines; recorded in RELIABILITY.md).
 
 mod support;
 
