@@ -186,6 +186,8 @@ pub struct IngestSettings {
     pub max_tokens: usize,
     /// Largest decompressed stream inside a document (a PDF stream, a DOCX part).
     pub max_stream_bytes: u64,
+    /// Memory the cached search indexes of vector stores may take together.
+    pub search_cache_bytes: u64,
 }
 
 impl Default for IngestSettings {
@@ -200,6 +202,7 @@ impl Default for IngestSettings {
             max_text_bytes: 32 << 20,
             max_tokens: 5_000_000,
             max_stream_bytes: 256 << 20,
+            search_cache_bytes: 1024 << 20,
         }
     }
 }
@@ -222,7 +225,8 @@ fn ingest_settings(
             get,
             name,
             default >> 20,
-            |n| *n >= least,
+            // At most 2^30 MB, so that the byte count cannot overflow.
+            |n| (least..=1 << 30).contains(n),
             &format!("a number of MB >= {least}"),
         )
         .map(|n| n << 20)
@@ -252,6 +256,7 @@ fn ingest_settings(
             "a count >= 1",
         )?,
         max_stream_bytes: mb("INGEST_MAX_STREAM_MB", d.max_stream_bytes, 1)?,
+        search_cache_bytes: mb("SEARCH_CACHE_MB", d.search_cache_bytes, 1)?,
     })
 }
 

@@ -79,7 +79,7 @@ pub async fn serve(
     // A quarter of the header timeout (at most 1 s): attackers' heads are cut four times
     // as fast as the timeout alone would, and a new client's head has been read by then.
     let min_age = (timeouts.header / 4).min(Duration::from_secs(1));
-    let waiting = Arc::new(Waiting::new(max_connections, min_age));
+    let waiting = Arc::new(Waiting::new(min_age));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let service =
         hyper_util::service::TowerToHyperService::new(warp::service(super::routes(state)));
@@ -201,11 +201,17 @@ struct Waiting {
     fresh: Mutex<Queue>,
     idle: Mutex<Queue>,
     min_age: Duration,
-    /// Beyond this many entries, the stale ones are swept out.
-    sweep_at: usize,
 }
 
-type Queue = VecDeque<Entry>;
+/// Entries, and the length beyond which the stale ones are swept out: twice what was left
+/// by the last sweep (at least 64), so the queue stays within a small multiple of the
+/// connections it stands for, at a constant cost per entry (a fixed limit derived from the
+/// connection cap let ~20,000 stale entries pile up per queue under steady traffic).
+#[derive(Debug, Default)]
+struct Queue {
+    entries: VecDeque<Entry>,
+    sweep_at: usize,
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -220,29 +226,35 @@ fn lock_queue(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+const MIN_SWEEP_AT: usize = 64;
+
 impl Waiting {
-    fn new(max_connections: usize, min_age: Duration) -> Waiting {
+    fn new(min_age: Duration) -> Waiting {
         Waiting {
-            fresh: Mutex::new(VecDeque::new()),
-            idle: Mutex::new(VecDeque::new()),
+            fresh: Mutex::new(Queue::default()),
+            idle: Mutex::new(Queue::default()),
             min_age,
-            sweep_at: max_connections.saturating_mul(2).max(64),
         }
     }
 
     fn push(&self, served: bool, generation: u64, phase: Weak<Phase>) {
         let mut queue = lock_queue(if served { &self.idle } else { &self.fresh });
-        queue.push_back(Entry {
+        queue.entries.push_back(Entry {
             since: Instant::now(),
             generation,
             phase,
         });
-        if queue.len() > self.sweep_at {
-            queue.retain(|e| {
+        if queue.entries.len() > queue.sweep_at.max(MIN_SWEEP_AT) {
+            queue.entries.retain(|e| {
                 e.phase
                     .upgrade()
                     .is_some_and(|p| p.lock().evictable(e.generation))
             });
+            let left = queue.entries.len();
+            queue.sweep_at = left.saturating_mul(2);
+            if queue.entries.capacity() > 4 * left.max(MIN_SWEEP_AT) {
+                queue.entries.shrink_to(2 * left.max(MIN_SWEEP_AT));
+            }
         }
     }
 
@@ -254,6 +266,7 @@ impl Waiting {
 
     fn evict_from(&self, queue: &Mutex<Queue>) -> bool {
         let mut queue = lock_queue(queue);
+        let queue = &mut queue.entries;
         while let Some(entry) = queue.front() {
             let phase = entry.phase.upgrade();
             let Some(phase) = phase.filter(|p| p.lock().evictable(entry.generation)) else {
@@ -277,7 +290,7 @@ impl Waiting {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        lock_queue(&self.fresh).len() + lock_queue(&self.idle).len()
+        lock_queue(&self.fresh).entries.len() + lock_queue(&self.idle).entries.len()
     }
 }
 
@@ -620,7 +633,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_waiting_connection_without_a_request_makes_room() {
-        let waiting = Arc::new(Waiting::new(4, Duration::ZERO));
+        let waiting = Arc::new(Waiting::new(Duration::ZERO));
         let first = Phase::new(waiting.clone());
         let busy = Phase::new(waiting.clone());
         let third = Phase::new(waiting.clone());
@@ -647,10 +660,27 @@ mod tests {
         }
         assert!(waiting.len() <= 2 * (64 + 1));
         // Nothing younger than the minimum age goes.
-        let waiting = Arc::new(Waiting::new(4, Duration::from_secs(60)));
+        let waiting = Arc::new(Waiting::new(Duration::from_secs(60)));
         let young = Phase::new(waiting.clone());
         assert!(!waiting.evict_oldest());
         assert!(!young.evicted());
+    }
+
+    #[test]
+    fn steady_traffic_leaves_no_pile_of_stale_entries() {
+        // Every answer of a kept-alive connection adds an entry; the one before goes stale.
+        let waiting = Arc::new(Waiting::new(Duration::ZERO));
+        let phases: Vec<_> = (0..10).map(|_| Phase::new(waiting.clone())).collect();
+        for i in 0..100_000 {
+            drop(InFlight::start(phases[i % phases.len()].clone()));
+        }
+        assert!(
+            waiting.len() <= 2 * MIN_SWEEP_AT + 2 * phases.len(),
+            "{}",
+            waiting.len()
+        );
+        let capacity = lock_queue(&waiting.idle).entries.capacity();
+        assert!(capacity <= 8 * MIN_SWEEP_AT, "{capacity}");
     }
 
     #[tokio::test]
@@ -665,7 +695,7 @@ mod tests {
                 .read_deadline(&timeouts, None)
                 .map(|d| d.saturating_duration_since(Instant::now()))
         };
-        let phase = Phase::new(Arc::new(Waiting::new(4, Duration::ZERO)));
+        let phase = Phase::new(Arc::new(Waiting::new(Duration::ZERO)));
         // A new connection must send its first head within the header timeout, counted
         // from its first byte once that came.
         assert!(left(&phase).is_some_and(|d| d <= timeouts.header));

@@ -371,31 +371,114 @@ fn score_rows_portable(rows: &[i8], scales: &[f32], q: &[i8], q_scale: f32, out:
 }
 
 /// Indexes of vector stores by `(tenant/store id)`, each with the store version it was
-/// built at; a search whose store has another version rebuilds.
-#[derive(Default)]
+/// built at; a search whose store has another version rebuilds. The indexes held take at
+/// most `budget` bytes (`SEARCH_CACHE_MB`): beyond, the least recently used go (a tenant with
+/// many large stores could otherwise make the process hold all of them at once). An index
+/// larger than the whole budget is used for its search and not kept.
 pub struct IndexCache {
-    entries: Mutex<HashMap<String, (u64, Arc<Index>)>>,
+    budget: usize,
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    entries: HashMap<String, Cached>,
+    bytes: usize,
+    /// Counts uses, to find the least recently used.
+    clock: u64,
+}
+
+struct Cached {
+    version: u64,
+    index: Arc<Index>,
+    bytes: usize,
+    used: u64,
+}
+
+impl Index {
+    /// About how much memory the index holds.
+    pub fn memory_bytes(&self) -> usize {
+        let texts: usize = self
+            .entries
+            .iter()
+            .map(|e| {
+                e.file_id.len()
+                    + e.filename.len()
+                    + e.text.len()
+                    + e.attributes.as_ref().map_or(0, |a| 64 * (a.len() + 1))
+                    + std::mem::size_of::<Entry>()
+            })
+            .sum();
+        self.rows.len() + 4 * self.scales.len() + texts
+    }
 }
 
 impl IndexCache {
+    pub fn new(budget: usize) -> IndexCache {
+        IndexCache {
+            budget,
+            held: Mutex::new(Held::default()),
+        }
+    }
+
     pub fn get(&self, key: &str, version: u64) -> Option<Arc<Index>> {
-        let entries = self.entries.lock().ok()?;
-        entries
-            .get(key)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, i)| i.clone())
+        let mut held = self.held.lock().ok()?;
+        held.clock += 1;
+        let now = held.clock;
+        let cached = held.entries.get_mut(key).filter(|c| c.version == version)?;
+        cached.used = now;
+        Some(cached.index.clone())
     }
 
     pub fn put(&self, key: &str, version: u64, index: Arc<Index>) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(key.to_string(), (version, index));
+        let Ok(mut held) = self.held.lock() else {
+            return;
+        };
+        if let Some(old) = held.entries.remove(key) {
+            held.bytes -= old.bytes;
         }
+        let bytes = index.memory_bytes();
+        if bytes > self.budget {
+            return;
+        }
+        while held.bytes + bytes > self.budget {
+            let Some(oldest) = held
+                .entries
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(gone) = held.entries.remove(&oldest) {
+                held.bytes -= gone.bytes;
+            }
+        }
+        held.clock += 1;
+        let used = held.clock;
+        held.bytes += bytes;
+        held.entries.insert(
+            key.to_string(),
+            Cached {
+                version,
+                index,
+                bytes,
+                used,
+            },
+        );
     }
 
     pub fn forget(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
+        if let Ok(mut held) = self.held.lock() {
+            if let Some(gone) = held.entries.remove(key) {
+                held.bytes -= gone.bytes;
+            }
         }
+    }
+
+    /// Bytes of the indexes held now.
+    pub fn held_bytes(&self) -> usize {
+        self.held.lock().map(|h| h.bytes).unwrap_or(0)
     }
 }
 
@@ -607,5 +690,38 @@ mod tests {
         let hits = index.search(&[1.0, 0.0], 3, 0.0, |_| true);
         assert_eq!(hits[0], (2, 1.0));
         assert!(hits.iter().all(|(_, s)| (0.0..=1.0).contains(s)));
+    }
+
+    #[test]
+    fn the_cache_keeps_within_its_budget_dropping_the_least_recently_used() {
+        let mut rng = rand::thread_rng();
+        let mut index = |name: &str| {
+            Arc::new(Index::build(vec![(
+                random_set(&mut rng, name, 100, 64),
+                None,
+            )]))
+        };
+        let one = index("a").memory_bytes();
+        let cache = IndexCache::new(3 * one + one / 2);
+        for key in ["a", "b", "c"] {
+            cache.put(key, 1, index(key));
+        }
+        assert!(cache.get("a", 1).is_some());
+        // A fourth makes room by dropping the least recently used: b (a was just used).
+        cache.put("d", 1, index("d"));
+        assert!(cache.held_bytes() <= 3 * one + one / 2);
+        assert!(cache.get("b", 1).is_none());
+        assert!(cache.get("a", 1).is_some() && cache.get("d", 1).is_some());
+        // Another version is a miss; a replaced entry counts once.
+        assert!(cache.get("a", 2).is_none());
+        cache.put("a", 2, index("a"));
+        assert!(cache.held_bytes() <= 3 * one + one / 2);
+        cache.forget("a");
+        assert!(cache.get("a", 2).is_none());
+        // One larger than the whole budget is not kept.
+        let small = IndexCache::new(one / 2);
+        small.put("x", 1, index("x"));
+        assert!(small.get("x", 1).is_none());
+        assert_eq!(small.held_bytes(), 0);
     }
 }

@@ -33,7 +33,7 @@ impl Retrieval {
     pub fn new(embedder: Embedder, ingest: IngestSettings) -> Self {
         Retrieval {
             embedder,
-            cache: IndexCache::default(),
+            cache: IndexCache::new(ingest.search_cache_bytes as usize),
             ingest_slots: TenantSlots::new(ingest.concurrency, ingest.tenant_concurrency),
             ingest,
         }
