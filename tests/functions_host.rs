@@ -347,8 +347,11 @@ async fn the_host_delivers_work_and_runs_complete() {
         .decode(message.message_text.trim())
         .unwrap();
     let text = String::from_utf8(decoded).unwrap();
-    let item = decode(&message.message_text).unwrap();
-    assert_eq!(item.run_id, run);
+    let queued = decode(&message.message_text).unwrap();
+    let assistants::queue::WorkItem::Step(turn) = queued.item else {
+        panic!("not a step: {queued:?}");
+    };
+    assert_eq!(turn.run_id, run);
     // Delivered as the host does: the text serialised once more as a JSON string.
     let (status, envelope) = h
         .invoke(json!(serde_json::to_string(&text).unwrap()), json!(1))
