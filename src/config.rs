@@ -160,9 +160,9 @@ impl Default for RunSettings {
             queue_poll_max: Duration::from_millis(1000),
             work_lease: Duration::from_secs(60),
             stall_after: Duration::from_secs(600),
-            // The Functions host gives a worker 5 s to stop before it kills it
-            // (`WorkerTerminateGracePeriodInSeconds`): 4 s for turns to finish leaves one
-            // to release those that did not.
+            // Short: what the Functions host gives a custom handler between SIGTERM and
+            // SIGKILL is not documented (Azure/Azure-Functions#2490; container stops commonly
+            // give 5 to 10 s), and a turn cut off is only taken again, by another instance.
             shutdown_grace: Duration::from_secs(4),
             poll_after_ms: 200,
             max_file_bytes: 512 * 1024 * 1024,
@@ -1097,7 +1097,7 @@ mod tests {
     }
 
     #[test]
-    fn the_shutdown_grace_fits_the_functions_host_and_may_be_zero() {
+    fn the_shutdown_grace_is_short_by_default_and_may_be_zero() {
         assert_eq!(
             settings(&[]).unwrap().runs.shutdown_grace,
             Duration::from_secs(4)
