@@ -1,5 +1,14 @@
-//! Wiring: settings to a store, a work queue, the engine, a backend and the HTTP server;
-//! used by `main` and by the tests, which start the same server on a free port.
+//! Wiring: settings to a store, a work queue, the engine, a backend, the HTTP server and
+//! the work-queue consumer; used by `main` and by the tests, which start the same server on
+//! a free port.
+//!
+//! `App::run` is the process's life: it serves HTTP and runs the consumer until the signal
+//! comes or one of the two dies, then shuts down in order (`crate::shutdown`): the listener
+//! closes and nothing new is taken from the queue; turns in progress have
+//! `SHUTDOWN_GRACE_SECONDS` to finish, after which they are released to the queue; then the
+//! requests in progress are answered and every background task is joined. A consumer that
+//! dies ends the process with an error (a server that accepts runs nobody advances is worse
+//! than one that is restarted).
 
 use crate::api::proxy::Proxy;
 use crate::api::stateful::Stateful;
@@ -10,17 +19,26 @@ use crate::engine::Engine;
 use crate::http::{self, auth::Auth, FunctionsHost, HttpState};
 use crate::llm::LlmClient;
 use crate::queue::azure::AzureQueue;
+use crate::queue::delivery::Policy;
 use crate::queue::fair::TenantSlots;
 use crate::queue::local::LocalQueue;
 use crate::queue::{DynQueue, WorkHandler};
 use crate::retrieval::{Embedder, Retrieval};
+use crate::shutdown::Shutdown;
 use crate::store::azure::{self, request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::{JoinError, JoinHandle};
+
+/// What the end of the shutdown may take beyond the grace: releasing the turns cut off,
+/// ending their streams, answering the last requests.
+const AFTER_GRACE: Duration = Duration::from_secs(3);
 
 /// One HTTP client (one connection pool) for an app's Azure blob store and queue, built
 /// when the first of them needs it (a local app needs none).
@@ -69,20 +87,28 @@ pub struct Stored {
     queue_impl: Queue,
 }
 
-/// A running service's parts, for `serve` and for tests that look inside.
+/// A consumer of the work queue, run by `App::run`; it returns once the shutdown has begun
+/// and its deliveries are settled, and earlier only when it fails.
+type Worker = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A service's parts, for `run` and for tests that look inside.
 pub struct App {
     pub backend: Arc<dyn Backend>,
     pub stored: Option<Stored>,
     settings: Settings,
     state: Arc<HttpState>,
+    shutdown: Shutdown,
+    /// The work-queue consumer of this process: the in-process queue's, or the Azure queue
+    /// poller. None under the Functions host (its queue trigger delivers) and for a proxy.
+    worker: Option<Worker>,
 }
 
-fn open_stored(settings: &Settings) -> Result<Stored, String> {
+fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, String> {
     let azure_http = AzureHttp::default();
     let store = open_store(settings, &azure_http)?;
     let queue_impl = match (&settings.queue, &settings.storage) {
         (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
-            LocalQueue::open(data_dir.join("queue"), settings.runs.work_max_attempts)
+            LocalQueue::open(data_dir.join("queue"))
                 .map_err(|e| format!("DATA_DIR {}: {e}", data_dir.display()))?,
         ),
         (QueueSetting::Azure, StorageSetting::Azure { account }) => Queue::Azure(
@@ -116,6 +142,7 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
         Arc::new(settings.runs.clone()),
         retrieval.clone(),
         Arc::new(SharedCodeInterpreter::from_settings(settings)),
+        shutdown.clone(),
     ));
     Ok(Stored {
         store,
@@ -126,11 +153,48 @@ fn open_stored(settings: &Settings) -> Result<Stored, String> {
     })
 }
 
+/// The delivery policy of this process's consumer, whose slots hold at most `total` items.
+fn policy(stored: &Stored, settings: &Settings, total: usize, shutdown: &Shutdown) -> Arc<Policy> {
+    let handler: Arc<dyn WorkHandler> = stored.engine.clone();
+    let runs = &settings.runs;
+    Policy::new(
+        handler,
+        TenantSlots::new(total, runs.work_tenant_concurrency),
+        runs.work_max_attempts,
+        shutdown.clone(),
+    )
+}
+
+/// The consumer this process runs: the in-process queue's dispatcher or the Azure queue
+/// poller (standalone mode; under the Functions host the queue trigger delivers instead).
+fn worker(stored: &Stored, settings: &Settings, shutdown: &Shutdown) -> Worker {
+    let runs = &settings.runs;
+    let policy = policy(stored, settings, runs.work_concurrency, shutdown);
+    match &stored.queue_impl {
+        Queue::Local(queue) => {
+            let queue = queue.clone();
+            Box::pin(async move { queue.consume(policy).await.map_err(|e| e.to_string()) })
+        }
+        Queue::Azure(queue) => {
+            let queue = queue.clone();
+            let (concurrency, idle, lease) =
+                (runs.work_concurrency, runs.queue_poll_max, runs.work_lease);
+            Box::pin(async move {
+                queue
+                    .consume(policy, concurrency, idle, lease)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
+    }
+}
+
 impl App {
     pub fn new(settings: &Settings) -> Result<App, String> {
+        let shutdown = Shutdown::new(settings.runs.shutdown_grace);
         let (backend, stored): (Arc<dyn Backend>, Option<Stored>) = match &settings.backend {
             BackendSetting::Stored => {
-                let stored = open_stored(settings)?;
+                let stored = open_stored(settings, &shutdown)?;
                 let backend = Arc::new(
                     Stateful::new(
                         stored.store.clone(),
@@ -165,11 +229,14 @@ impl App {
         }
         let functions = match (&stored, settings.custom_handler_port) {
             (Some(stored), Some(_)) => Some(FunctionsHost {
-                handler: stored.engine.clone(),
+                // The host decides how many it delivers at once.
+                policy: policy(stored, settings, usize::MAX, &shutdown),
                 queue: stored.queue.clone(),
-                slots: TenantSlots::new(usize::MAX, settings.runs.work_tenant_concurrency),
-                max_attempts: settings.runs.work_max_attempts,
             }),
+            _ => None,
+        };
+        let worker = match (&stored, settings.custom_handler_port) {
+            (Some(stored), None) => Some(worker(stored, settings, &shutdown)),
             _ => None,
         };
         let state = Arc::new(HttpState {
@@ -184,7 +251,14 @@ impl App {
             stored,
             settings: settings.clone(),
             state,
+            shutdown,
+            worker,
         })
+    }
+
+    /// The process's shutdown, which owns its background tasks.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     /// Whether the Functions host runs this process (it then delivers the work queue).
@@ -201,48 +275,108 @@ impl App {
         }
     }
 
-    /// Starts taking work items in this process: the in-process queue's dispatcher, or
-    /// the Azure queue poller (standalone mode; under the Functions host the queue
-    /// trigger delivers instead). Nothing to do for a proxy.
-    pub fn start_worker(&self) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
-        let Some(stored) = &self.stored else {
-            return Ok(None);
-        };
-        let handler: Arc<dyn WorkHandler> = stored.engine.clone();
-        let runs = &self.settings.runs;
-        match &stored.queue_impl {
-            Queue::Local(q) => q
-                .start(handler, runs.work_concurrency, runs.work_tenant_concurrency)
-                .map(Some)
-                .map_err(|e| e.to_string()),
-            Queue::Azure(q) => Ok(Some(q.start_poller(
-                handler,
-                TenantSlots::new(runs.work_concurrency, runs.work_tenant_concurrency),
-                runs.work_concurrency,
-                runs.work_max_attempts,
-                runs.queue_poll_max,
-                runs.work_lease,
-            ))),
-        }
-    }
-
     /// Starts the code interpreter (its executor and self-test) in the background, so that
-    /// its state is in the start-up log and the first run that needs it does not wait.
+    /// its state is in the start-up log and the first run that needs it does not wait. The
+    /// start-up is given up when the process stops first.
     pub fn start_code_interpreter(&self) {
         if let Some(stored) = &self.stored {
             let shared = stored.engine.code_interpreter().clone();
-            tokio::spawn(async move {
-                shared.get().await;
+            let shutdown = self.shutdown.clone();
+            self.shutdown.spawn(async move {
+                tokio::select! {
+                    _ = shared.get() => {}
+                    () = shutdown.stopping() => {}
+                }
             });
         }
     }
 
-    /// Serves HTTP on `listener` until `shutdown` resolves.
-    pub async fn serve(
-        self,
+    /// Serves HTTP on `listener` and runs the work-queue consumer until `signal` resolves
+    /// or one of them ends; then shuts down (see the module). `Err` says what ended
+    /// before the signal.
+    pub async fn run(
+        mut self,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), String> {
+        self.log_limits();
+        let shutdown = self.shutdown.clone();
+        let limits = self.settings.http.clone();
+        let state = self.state.clone();
+        let stopping = shutdown.clone();
+        let mut http = Some(tokio::spawn(async move {
+            http::server::serve(state, listener, &limits, async move {
+                stopping.stopping().await
+            })
+            .await
+        }));
+        let mut worker = self.worker.take().map(tokio::spawn);
+        let ended = tokio::select! {
+            () = signal => Ended::Signal,
+            ended = until_ended(&mut worker) => Ended::Worker(ended),
+            ended = until_ended(&mut http) => Ended::Http(ended),
+        };
+        let failure = match ended {
+            Ended::Signal => None,
+            Ended::Worker(ended) => {
+                worker = None;
+                Some(match ended {
+                    Ok(Ok(())) => "the work queue's consumer stopped".to_string(),
+                    Ok(Err(e)) => format!("the work queue's consumer failed: {e}"),
+                    Err(e) => format!("the work queue's consumer died: {e}"),
+                })
+            }
+            Ended::Http(ended) => {
+                http = None;
+                Some(match ended {
+                    Ok(()) => "the HTTP server stopped".to_string(),
+                    Err(e) => format!("the HTTP server died: {e}"),
+                })
+            }
+        };
+        match &failure {
+            None => log::info!(
+                "stopping: no new work is taken; turns in progress have {:?} to finish",
+                shutdown.grace()
+            ),
+            Some(why) => log::error!(
+                "{why}; stopping the process, so that it is restarted rather than accept work \
+                 nobody does"
+            ),
+        }
+        shutdown.begin();
+        let tasks: Vec<_> = (worker.iter().map(JoinHandle::abort_handle))
+            .chain(http.iter().map(JoinHandle::abort_handle))
+            .collect();
+        let drained = tokio::time::timeout(shutdown.grace() + AFTER_GRACE, async {
+            if let Some(consumer) = worker {
+                match consumer.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => log::error!("the work queue's consumer failed: {e}"),
+                    Err(e) => log::error!("the work queue's consumer died: {e}"),
+                }
+            }
+            if let Some(server) = http {
+                let _ = server.await;
+            }
+            shutdown.tasks_ended().await;
+        })
+        .await;
+        if drained.is_err() {
+            log::warn!(
+                "still busy {:?} after the grace ({} background task(s)); stopping anyway",
+                AFTER_GRACE,
+                shutdown.tasks_running()
+            );
+            for task in tasks {
+                task.abort();
+            }
+        }
+        log::info!("stopped");
+        failure.map_or(Ok(()), Err)
+    }
+
+    fn log_limits(&self) {
         let limits = &self.settings.http;
         log::info!(
             "HTTP: at most {} connections{}, request heads within {:?}, idle connections \
@@ -258,7 +392,21 @@ impl App {
             limits.idle_timeout,
             limits.write_timeout,
         );
-        http::server::serve(self.state.clone(), listener, limits, shutdown).await;
+    }
+}
+
+/// What ended `App::run`'s serving.
+enum Ended {
+    Signal,
+    Worker(Result<Result<(), String>, JoinError>),
+    Http(Result<(), JoinError>),
+}
+
+/// Waits for the task in `task`, if any (forever otherwise).
+async fn until_ended<T>(task: &mut Option<JoinHandle<T>>) -> Result<T, JoinError> {
+    match task {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -281,5 +429,101 @@ pub fn listen_addr(settings: &Settings) -> SocketAddr {
     match settings.custom_handler_port {
         Some(port) => SocketAddr::from(([127, 0, 0, 1], port)),
         None => SocketAddr::new(settings.bind, settings.port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn local_settings(dir: &Path) -> Settings {
+        Settings::from_lookup(|name| match name {
+            "STORAGE" => Some("local".into()),
+            "DATA_DIR" => Some(dir.display().to_string()),
+            "SHUTDOWN_GRACE_SECONDS" => Some("1".into()),
+            _ => None,
+        })
+        .expect("settings")
+    }
+
+    /// Starts `app` on a free port; its address and the task running it.
+    async fn start(app: App) -> (SocketAddr, JoinHandle<Result<(), String>>, impl FnOnce()) {
+        let listener = bind(([127, 0, 0, 1], 0).into()).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run(listener, async {
+            let _ = stopped.await;
+        }));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(tokio::time::Instant::now() < until, "not serving");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        (addr, running, move || {
+            let _ = stop.send(());
+        })
+    }
+
+    async fn ended(running: JoinHandle<Result<(), String>>) -> Result<(), String> {
+        tokio::time::timeout(Duration::from_secs(10), running)
+            .await
+            .expect("the app stops within the grace and its margin")
+            .expect("run does not panic")
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_dies_stops_the_server_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = App::new(&local_settings(dir.path())).unwrap();
+        assert!(app.worker.is_some(), "standalone, the app runs a consumer");
+        // The consumer dies once the server is seen serving (a timer could fire before
+        // the first connection is accepted, on a busy machine).
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        app.worker = Some(Box::pin(async {
+            let _ = killed.await;
+            panic!("a bug in the consumer");
+        }));
+        let (addr, running, _stop) = start(app).await;
+        let _ = kill.send(());
+        let why = ended(running).await.unwrap_err();
+        assert!(why.contains("consumer died"), "{why}");
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the listener is closed"
+        );
+
+        // A consumer that gives up (returns) ends it the same way.
+        let mut app = App::new(&local_settings(dir.path())).unwrap();
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        app.worker = Some(Box::pin(async {
+            let _ = killed.await;
+            Err("its directory is gone".to_string())
+        }));
+        let (_, running, _stop) = start(app).await;
+        let _ = kill.send(());
+        let why = ended(running).await.unwrap_err();
+        assert!(why.contains("failed: its directory is gone"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn the_signal_stops_the_server_and_its_consumer_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::new(&local_settings(dir.path())).unwrap();
+        let shutdown = app.shutdown().clone();
+        let (addr, running, stop) = start(app).await;
+        assert!(!shutdown.is_stopping());
+        let began = tokio::time::Instant::now();
+        stop();
+        assert_eq!(ended(running).await, Ok(()));
+        // Nothing was in progress: no need to wait for the grace.
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(shutdown.is_stopping());
+        assert_eq!(shutdown.tasks_running(), 0);
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 }

@@ -136,6 +136,9 @@ pub struct RunSettings {
     /// A run whose state has not changed for this long while queued or in progress is
     /// handed to the queue again when it is read (heals a crash between write and enqueue).
     pub stall_after: Duration,
+    /// On SIGTERM, how long turns in progress may go on before they are released to the
+    /// queue (`SHUTDOWN_GRACE_SECONDS`).
+    pub shutdown_grace: Duration,
     /// `openai-poll-after-ms` on run reads.
     pub poll_after_ms: u64,
     /// Largest file upload accepted (413 beyond).
@@ -157,6 +160,10 @@ impl Default for RunSettings {
             queue_poll_max: Duration::from_millis(1000),
             work_lease: Duration::from_secs(60),
             stall_after: Duration::from_secs(600),
+            // Short: what the Functions host gives a custom handler between SIGTERM and
+            // SIGKILL is not documented (Azure/Azure-Functions#2490; container stops commonly
+            // give 5 to 10 s), and a turn cut off is only taken again, by another instance.
+            shutdown_grace: Duration::from_secs(4),
             poll_after_ms: 200,
             max_file_bytes: 512 * 1024 * 1024,
             max_field_bytes: 4096,
@@ -365,6 +372,14 @@ fn run_settings(
         )?),
         work_lease: secs("WORK_LEASE_SECONDS", d.work_lease)?,
         stall_after: secs("RUN_STALL_SECONDS", d.stall_after)?,
+        // 0 is allowed: release what is in progress at once.
+        shutdown_grace: Duration::from_secs_f64(number(
+            get,
+            "SHUTDOWN_GRACE_SECONDS",
+            d.shutdown_grace.as_secs_f64(),
+            |n| (0.0..=3600.0).contains(n),
+            "a number of seconds from 0 to 3600",
+        )?),
         poll_after_ms: d.poll_after_ms,
         max_file_bytes: number(
             get,
@@ -1079,6 +1094,26 @@ mod tests {
             "LLM_MAX_ATTEMPTS"
         );
         assert_eq!(settings(&[("QUEUE", "azure")]).unwrap_err().name, "QUEUE");
+    }
+
+    #[test]
+    fn the_shutdown_grace_is_short_by_default_and_may_be_zero() {
+        assert_eq!(
+            settings(&[]).unwrap().runs.shutdown_grace,
+            Duration::from_secs(4)
+        );
+        let s = settings(&[("SHUTDOWN_GRACE_SECONDS", "0")]).unwrap();
+        assert_eq!(s.runs.shutdown_grace, Duration::ZERO);
+        let s = settings(&[("SHUTDOWN_GRACE_SECONDS", "25.5")]).unwrap();
+        assert_eq!(s.runs.shutdown_grace, Duration::from_millis(25_500));
+        for bad in ["-1", "3601", "soon"] {
+            assert_eq!(
+                settings(&[("SHUTDOWN_GRACE_SECONDS", bad)])
+                    .unwrap_err()
+                    .name,
+                "SHUTDOWN_GRACE_SECONDS"
+            );
+        }
     }
 
     #[test]

@@ -7,8 +7,15 @@
 //! - `store`: objects with ETags, on a local directory or Azure Blob Storage;
 //! - `code_interpreter`: sandboxed Python for the `code_interpreter` tool (bubblewrap
 //!   locally, Azure Container Apps dynamic sessions in production);
+//! - `queue`: work items, the in-process and Azure queues, and the one delivery policy of
+//!   their consumers; `functions`: the Azure Functions custom-handler side (queue-trigger
+//!   invocations);
+//! - `engine`: advances a run by one turn per work item; `llm`, `retrieval`: the model
+//!   client, and files made searchable;
 //! - `config`: settings from the environment;
-//! - `app`: wiring of the above, shared by `main` and the tests;
+//! - `app`: wiring of the above, shared by `main` and the tests; `shutdown`: background
+//!   tasks owned, and the order in which the process stops; `memory`: heap given back
+//!   after a burst;
 //! - `ids`, `error`: time-sortable ids; the one error type;
 //! - `tokens`: token counting and encoding, linear and bounded on any input.
 
@@ -25,6 +32,7 @@ pub mod llm;
 pub mod memory;
 pub mod queue;
 pub mod retrieval;
+pub mod shutdown;
 pub mod standin;
 pub mod store;
 pub mod tokens;

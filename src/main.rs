@@ -1,4 +1,7 @@
-//! Start-up: settings, logging, the store, the HTTP server; stops on Ctrl-C / SIGTERM.
+//! Start-up: settings, logging, the app (store, queue, engine, HTTP server, work-queue
+//! consumer), run until Ctrl-C / SIGTERM (then stopped in order: `App::run`). The exit
+//! status is 0 after a signal, 1 when the server or the consumer died, 2 when it could not
+//! start.
 
 use assistants::app::{listen_addr, App};
 use assistants::config::Settings;
@@ -56,20 +59,8 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Under the Functions host the queue trigger delivers work; standalone, we take it.
-    let worker = if app.is_custom_handler() {
-        None
-    } else {
-        match app.start_worker() {
-            Ok(w) => w,
-            Err(e) => {
-                eprintln!("assistants-service: cannot start the work queue: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
     app.start_code_interpreter();
-    let trimmer = assistants::memory::spawn_trimmer();
+    assistants::memory::spawn_trimmer(app.shutdown());
     let local = listener.local_addr().unwrap_or(addr);
     if app.is_custom_handler() {
         log::info!(
@@ -86,13 +77,13 @@ async fn serve() -> ExitCode {
              http://{local}/openapi.json"
         );
     }
-    app.serve(listener, shutdown_signal()).await;
-    if let Some(w) = worker {
-        w.abort();
+    match app.run(listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("assistants-service: {why}");
+            ExitCode::from(1)
+        }
     }
-    trimmer.abort();
-    log::info!("stopped");
-    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {

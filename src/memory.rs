@@ -9,8 +9,9 @@
 //! `RETRIM_AFTER` later if the process stayed quiet and is still that large: what the burst
 //! left behind is freed late too (pooled connections and idle blocking-pool threads go
 //! after their idle timeouts), after the first trim. Only on glibc on Linux; elsewhere it does
-//! nothing.
+//! nothing. It stops when the process begins to stop.
 
+use crate::shutdown::Shutdown;
 use std::time::Duration;
 
 /// How often the process's CPU time and resident size are looked at.
@@ -24,10 +25,10 @@ const TRIM_ABOVE_START: u64 = 4 * 1024 * 1024;
 /// exit after 10 s idle).
 const RETRIM_AFTER: u32 = 7;
 
-/// Starts the trimmer on the current runtime; it runs until the task is aborted or the
-/// runtime stops.
-pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async {
+/// Starts the trimmer, owned by `shutdown`: it runs until the shutdown begins.
+pub fn spawn_trimmer(shutdown: &Shutdown) {
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
         let (Some(start_rss), Some(mut last_cpu)) = (resident_bytes(), cpu_time()) else {
             return;
         };
@@ -37,7 +38,10 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
         // Quiet checks left before the second trim, after a first one.
         let mut retrim_in: Option<u32> = None;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.stopping() => return,
+            }
             let (Some(rss), Some(cpu)) = (resident_bytes(), cpu_time()) else {
                 return;
             };
@@ -60,7 +64,7 @@ pub fn spawn_trimmer() -> tokio::task::JoinHandle<()> {
                 }
             }
         }
-    })
+    });
 }
 
 /// The process's resident size (`/proc/self/statm`; Linux).

@@ -8,6 +8,9 @@
 //! Runs are watched through list calls, which (unlike a run read) never re-queue anything.
 //! Afterwards each run has exactly one answer and consistent steps, and every message whose
 //! create was answered 200 is there, once.
+//!
+//! And the server stopped by SIGTERM in the middle of queued and streamed runs: it exits 0
+//! within its grace, and what it did not finish is taken again at once after a restart.
 
 mod support;
 
@@ -33,6 +36,14 @@ fn slow(text: &str) -> Response {
         )),
         chunk_delay_ms: 250,
         ..Default::default()
+    }
+}
+
+/// An answer slower than any test waits for (about 14 s).
+fn very_slow(text: &str) -> Response {
+    Response {
+        chunk_delay_ms: 1000,
+        ..slow(text)
     }
 }
 
@@ -385,4 +396,105 @@ async fn killed_in_the_middle_of_runs_twice() {
         assert_eq!(stored.get(id.as_str()), Some(&text.as_str()), "lost {id}");
     }
     server.stop();
+}
+
+/// SIGTERM in the middle of queued and streamed runs, with Azure storage and the Azure
+/// queue (on Azurite): the process stops taking work, gives the turns in progress its grace
+/// (`SHUTDOWN_GRACE_SECONDS`, shorter here than any turn), releases those still running to
+/// the queue, and exits 0. Restarted, it completes every run at once: with a lease and a
+/// watchdog delay far longer than the test waits, only the released messages can bring the
+/// interrupted turns back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopped_by_sigterm_in_the_middle_of_runs() {
+    const GRACE_SECONDS: u64 = 1;
+    let llm = StandIn::new();
+    let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let base_url = format!("http://{llm_addr}/v1");
+    let connection = azurite_connection_string();
+    let (container, queue) = (unique_name("sigterm"), unique_name("sigterm"));
+    let logs = tempfile::tempdir().unwrap();
+    let grace = GRACE_SECONDS.to_string();
+    let mut server = ServerProcess::start(
+        &[
+            ("STORAGE", "azure"),
+            ("STORAGE_CONNECTION_STRING", &connection),
+            ("STORAGE_CONTAINER", &container),
+            ("QUEUE_NAME", &queue),
+            ("OPENAI_BASE_URL", &base_url),
+            ("WORK_LEASE_SECONDS", "300"),
+            ("RUN_STALL_SECONDS", "300"),
+            ("QUEUE_POLL_MAX_MS", "200"),
+            ("SHUTDOWN_GRACE_SECONDS", &grace),
+        ],
+        &logs.path().join("server.log"),
+    )
+    .await;
+    let api = server.api(KEY_A);
+    let asst = api.post("/assistants", json!({"model": "m"})).await.ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every turn's first answer takes far longer than the grace (about 14 s): the shutdown
+    // cuts it off; after the restart it is answered again, quicker.
+    let mut runs: Vec<(String, String)> = Vec::new();
+    for i in 0..QUEUED / 2 {
+        let model = format!("queued-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                very_slow(&format!("answer {i}")),
+                slow(&format!("answer {i}")),
+            ],
+        );
+        runs.push(
+            api.create_thread_and_run(&asst, Some(&model), &format!("question {i}"))
+                .await,
+        );
+    }
+    for i in 0..STREAMED {
+        let model = format!("streamed-{i}");
+        llm.script(
+            Some(&model),
+            vec![
+                very_slow(&format!("streamed answer {i}")),
+                slow(&format!("streamed answer {i}")),
+            ],
+        );
+        runs.push(start_streamed(&api, &asst, &model).await);
+    }
+    wait_all(&api, &runs, &["in_progress"], Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = statuses(&api, &runs).await;
+    assert!(
+        before.values().all(|s| s == "in_progress"),
+        "every turn is under way at the signal: {before:?}"
+    );
+
+    let signalled = Instant::now();
+    let exit = server.terminate_within(Duration::from_secs(30));
+    let took = signalled.elapsed();
+    let log = server.log_text();
+    assert!(exit.is_some_and(|e| e.success()), "exit {exit:?}: {log}");
+    // The grace, then releasing what did not finish and answering the last requests.
+    assert!(
+        took >= Duration::from_secs(GRACE_SECONDS) && took < Duration::from_secs(10),
+        "stopped after {took:?}"
+    );
+    assert!(log.contains("released"), "{log}");
+    let unfinished = statuses(&api, &runs).await;
+    assert!(unfinished.is_empty(), "the server is down: {unfinished:?}");
+
+    server.restart().await;
+    wait_all(&api, &runs, TERMINAL, Duration::from_secs(45)).await;
+    for (tid, rid) in &runs {
+        let state = check_run(&api, tid, rid).await;
+        assert_eq!(state.run["status"], "completed", "{}", state.run);
+        assert_eq!(state.answers().len(), 1, "one answer: {:?}", state.messages);
+        let messages = api.list_all(&format!("/threads/{tid}/messages")).await;
+        assert_eq!(messages.len(), 2, "{messages:?}");
+    }
+    // Each turn was answered twice: cut off once, then taken again.
+    assert!(llm.requests().len() >= 2 * runs.len());
+    let exit = server.terminate_within(Duration::from_secs(30));
+    assert!(exit.is_some_and(|e| e.success()), "exit {exit:?}");
 }

@@ -182,6 +182,11 @@ impl Drop for Handler {
 const KEY: &str = "sk-functions-test";
 
 async fn start_handler(llm: StandIn) -> Handler {
+    start_handler_with(llm, &[]).await
+}
+
+/// `start_handler` with more settings.
+async fn start_handler_with(llm: StandIn, env: &[(&str, &str)]) -> Handler {
     let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -192,6 +197,7 @@ async fn start_handler(llm: StandIn) -> Handler {
     let container = unique_name("t");
     let queue_name = unique_name("w");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_assistants-service"))
+        .envs(env.iter().copied())
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env("AzureWebJobsStorage", &connection)
         .env("STORAGE_CONTAINER", &container)
@@ -347,8 +353,11 @@ async fn the_host_delivers_work_and_runs_complete() {
         .decode(message.message_text.trim())
         .unwrap();
     let text = String::from_utf8(decoded).unwrap();
-    let item = decode(&message.message_text).unwrap();
-    assert_eq!(item.run_id, run);
+    let queued = decode(&message.message_text).unwrap();
+    let assistants::queue::WorkItem::Step(turn) = queued.item else {
+        panic!("not a step: {queued:?}");
+    };
+    assert_eq!(turn.run_id, run);
     // Delivered as the host does: the text serialised once more as a JSON string.
     let (status, envelope) = h
         .invoke(json!(serde_json::to_string(&text).unwrap()), json!(1))
@@ -529,4 +538,92 @@ async fn an_item_that_never_finished_ends_its_run() {
             .await
             .unwrap();
     }
+}
+
+/// SIGTERM while the handler processes an invocation whose turn outlasts the grace: the
+/// invocation still succeeds, after the grace, with the item put back to the queue as a
+/// copy (this delivery uncounted), so the host deletes the message and another instance
+/// takes the copy at once; the handler exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_puts_back_the_turn_in_progress() {
+    let llm = StandIn::new();
+    llm.script(
+        None,
+        vec![assistants::standin::Response {
+            text: Some("an answer far slower than the grace, one word a second".into()),
+            chunk_delay_ms: 1000,
+            ..Default::default()
+        }],
+    );
+    let mut h = start_handler_with(llm, &[("SHUTDOWN_GRACE_SECONDS", "1")]).await;
+    use reqwest::Method;
+    let asst = id(&h
+        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
+        .await);
+    let thread = id(&h
+        .api(
+            Method::POST,
+            "/threads",
+            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
+        )
+        .await);
+    let run = id(&h
+        .api(
+            Method::POST,
+            &format!("/threads/{thread}/runs"),
+            Some(json!({"assistant_id": asst})),
+        )
+        .await);
+    let message = h.take_message().await;
+    let signal = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while h.run_status(&thread, &run).await["status"] != "in_progress" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the turn did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pid = i32::try_from(h.child.id()).unwrap();
+        // SAFETY: kill(2) with the pid of our own child, not yet waited for.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        std::time::Instant::now()
+    };
+    // The second delivery of the message: the copy carries the first.
+    let ((status, envelope), signalled) =
+        tokio::join!(h.invoke(json!(message.message_text), json!(2)), signal);
+    let took = signalled.elapsed();
+    assert_eq!(status, 200, "{envelope}");
+    assert!(
+        envelope["Logs"][0]
+            .as_str()
+            .is_some_and(|log| log.contains("released at shutdown")),
+        "{envelope}"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "answered after {took:?}"
+    );
+    let copy = decode(&h.take_message().await.message_text).unwrap();
+    let assistants::queue::WorkItem::Step(turn) = &copy.item else {
+        panic!("not a step: {copy:?}");
+    };
+    assert_eq!(
+        (turn.run_id.as_str(), copy.prior_attempts),
+        (run.as_str(), 1)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(status) = h.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the handler did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit}");
 }

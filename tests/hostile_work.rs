@@ -501,6 +501,10 @@ async fn decompression_bombs_fail_within_bounds() {
 // ---------------------------------------------------------------------------------------
 // Memory and CPU.
 
+/// A text file of one letter repeated: the letter, the size, and the error its ingestion
+/// ends with (`None`: completed).
+type OneLetterRun = (u8, usize, Option<&'static str>);
+
 /// Text that is one long run of a letter: three 8 MB text files at once are tokenized in
 /// bounded memory off the async workers (whole, each run needed ~50 bytes per byte and
 /// froze the API), and a 100 KB DOCX that inflates to 48 MB of one letter fails at the
@@ -516,7 +520,7 @@ async fn pathological_text_is_ingested_in_bounded_memory() {
     // limit, and a fourth of 30 MB, under it, is tokenized until it passes INGEST_MAX_TOKENS.
     let text_cap = Some("more text than");
     let token_cap = Some("more than the 5000000 tokens");
-    let (runs, docx_size): (Vec<(u8, usize, Option<&str>)>, usize) = if full() {
+    let (runs, docx_size): (Vec<OneLetterRun>, usize) = if full() {
         (
             vec![
                 (b'a', 40 << 20, text_cap),

@@ -4,7 +4,7 @@
 
 mod support;
 
-use assistants::queue::{Outcome, WorkItem, WorkKind};
+use assistants::queue::{Outcome, RunTurn, WorkItem};
 use assistants::standin::Response;
 use serde_json::{json, Value};
 use support::{call, fail_with, say, spawn_app, spawn_app_with, Backend, TestApp};
@@ -816,14 +816,13 @@ async fn repeated_delivery_is_harmless_test(backend: Backend) {
     assert_eq!(app.llm.requests().len(), 2);
 
     // The same work item delivered again after the run completed: nothing happens.
-    let item = WorkItem {
-        kind: WorkKind::Step,
+    let turn = RunTurn {
         tenant: "tenanta".into(),
         thread_id: tid.clone(),
         run_id: rid.clone(),
         seq: 0,
-        ..WorkItem::default()
     };
+    let item = WorkItem::Step(turn.clone());
     let mut sink = assistants::engine::events::Discard;
     assert_eq!(app.engine.run_turn(&item, &mut sink).await, Outcome::Done);
     assert_eq!(app.engine.run_turn(&item, &mut sink).await, Outcome::Done);
@@ -864,11 +863,11 @@ async fn repeated_delivery_is_harmless_test(backend: Backend) {
         )
         .await
         .ok());
-    let item = WorkItem {
+    let item = WorkItem::Step(RunTurn {
         thread_id: tid.clone(),
         run_id: rid.clone(),
-        ..item
-    };
+        ..turn
+    });
     let engine = app.engine.clone();
     let twin = tokio::spawn(async move {
         let mut sink = assistants::engine::events::Discard;

@@ -2048,16 +2048,7 @@ struct OpsApp {
     store: assistants::store::DynStore,
     tally: Option<azure::Tally>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
-    worker: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
-}
-
-impl Drop for OpsApp {
-    fn drop(&mut self) {
-        if let Some(w) = self.worker.take() {
-            w.abort();
-        }
-    }
 }
 
 #[derive(Clone)]
@@ -2171,13 +2162,13 @@ async fn ops_app(b: &Bench) -> Result<OpsApp, String> {
         .ok_or("no stored backend")?
         .store
         .clone();
-    let worker = app.start_worker()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(listener, async {
+    // Serves, and runs the work-queue consumer, until `_shutdown` is dropped.
+    tokio::spawn(app.run(listener, async {
         let _ = rx.await;
     }));
     Ok(OpsApp {
@@ -2185,7 +2176,6 @@ async fn ops_app(b: &Bench) -> Result<OpsApp, String> {
         store,
         tally,
         _shutdown: tx,
-        worker,
         _dir: dir,
     })
 }

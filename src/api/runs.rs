@@ -16,7 +16,7 @@ use super::{Ctx, Reply};
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
 use crate::llm::Usage;
-use crate::queue::{WorkItem, WorkKind};
+use crate::queue::{RunTurn, WorkItem};
 use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -202,15 +202,13 @@ pub fn now_ms() -> u64 {
 }
 
 impl RunRecord {
-    /// The work item that takes this run's next turn.
-    pub fn next_turn(&self, tenant: &str) -> WorkItem {
-        WorkItem {
-            kind: WorkKind::Step,
+    /// This run at its next turn (what a `step` work item takes).
+    pub fn next_turn(&self, tenant: &str) -> RunTurn {
+        RunTurn {
             tenant: tenant.to_string(),
             thread_id: self.run.thread_id.clone(),
             run_id: self.run.id.clone(),
             seq: self.seq,
-            ..WorkItem::default()
         }
     }
 }
@@ -735,7 +733,7 @@ async fn claim_thread(
 }
 
 pub async fn enqueue_step(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiError> {
-    let item = record.next_turn(&ctx.tenant);
+    let item = WorkItem::Step(record.next_turn(&ctx.tenant));
     ctx.queue.enqueue(&item, Duration::ZERO).await.map_err(|e| {
         log::warn!("{e}");
         ApiError::Unavailable

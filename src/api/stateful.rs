@@ -9,7 +9,7 @@ use crate::config::RunSettings;
 use crate::engine::events::{ChannelSink, EventSink};
 use crate::engine::Engine;
 use crate::error::ApiError;
-use crate::queue::{DynQueue, Outcome};
+use crate::queue::{DynQueue, Outcome, WorkItem};
 use crate::retrieval::Retrieval;
 use crate::store::DynStore;
 use async_trait::async_trait;
@@ -69,7 +69,8 @@ impl Stateful {
         let item = record.next_turn(&ctx.tenant);
         let engine = self.engine.clone();
         let queue = self.queue.clone();
-        tokio::spawn(async move {
+        // Owned by the shutdown, which waits for it (it ends within the grace).
+        self.engine.shutdown().spawn(async move {
             let (outcome, item) = engine.run_streamed(item, &mut sink).await;
             if let Outcome::Retry(reason) = outcome {
                 // Hand the turn to the queue so the run still finishes, and tell the client.
@@ -78,7 +79,7 @@ impl Stateful {
                     item.run_id
                 );
                 let queued = queue
-                    .enqueue(&item, Duration::from_millis(200))
+                    .enqueue(&WorkItem::Step(item), Duration::from_millis(200))
                     .await
                     .is_ok();
                 let e = ApiError::internal(reason);

@@ -12,7 +12,7 @@ use super::validate::{
 use super::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
-use crate::queue::{WorkItem, WorkKind};
+use crate::queue::{FileIngest, WorkItem};
 use crate::retrieval::index::{ChunkSet, Index, IndexBuilder};
 use crate::store::{self, keys, PutMode, Update};
 use futures::StreamExt;
@@ -617,13 +617,11 @@ async fn write_file_record(
 /// an ingestion that finishes at once moves a file that is already counted).
 async fn enqueue_ingestion(ctx: &Ctx, vs_id: &str, file_ids: &[String]) -> Result<(), ApiError> {
     for file_id in file_ids {
-        let item = WorkItem {
-            kind: WorkKind::Ingest,
+        let item = WorkItem::Ingest(FileIngest {
             tenant: ctx.tenant.clone(),
             vector_store_id: vs_id.to_string(),
             file_id: file_id.clone(),
-            ..WorkItem::default()
-        };
+        });
         ctx.queue
             .enqueue(&item, Duration::ZERO)
             .await

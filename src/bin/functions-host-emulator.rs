@@ -12,7 +12,10 @@
 //! Usage: `functions-host-emulator <handler binary>`, with the handler's settings in the
 //! environment (`AzureWebJobsStorage` is required). Optional: `HANDLER_PORT` (default: a
 //! free port), `EMULATOR_VISIBILITY_TIMEOUT_MS` (5000, as host.json), `EMULATOR_MAX_DEQUEUE`
-//! (5, as host.json). Prints `handler listening on http://127.0.0.1:PORT/v1` when ready.
+//! (5, as host.json), `EMULATOR_TERMINATE_GRACE_MS` (5000: on Ctrl-C or SIGTERM the
+//! emulator stops delivering and sends the handler SIGTERM, then SIGKILL after this long;
+//! what the real host does with a custom handler at shutdown is not documented). Prints
+//! `handler listening on http://127.0.0.1:PORT/v1` when ready.
 
 use assistants::store::azure::request_retry;
 use assistants::store::connection_string::StorageAccount;
@@ -69,6 +72,7 @@ async fn main() -> ExitCode {
     let queue_name = std::env::var("QUEUE_NAME").unwrap_or_else(|_| "work".into());
     let visibility = Duration::from_millis(env_or("EMULATOR_VISIBILITY_TIMEOUT_MS", 5000));
     let max_dequeue: u64 = env_or("EMULATOR_MAX_DEQUEUE", 5);
+    let terminate_grace = Duration::from_millis(env_or("EMULATOR_TERMINATE_GRACE_MS", 5000));
 
     let mut child = match tokio::process::Command::new(&handler)
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
@@ -140,10 +144,31 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
         _ = stop_signal() => {
-            let _ = child.kill().await;
+            stop_handler(&mut child, terminate_grace).await;
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Stops the handler as a host that gives it a grace would: SIGTERM (it then finishes or
+/// releases its work items), SIGKILL if it is still running after `grace`.
+async fn stop_handler(child: &mut tokio::process::Child, grace: Duration) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        // SAFETY: kill(2) with a pid of our own child, which has not been waited for.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        match tokio::time::timeout(grace, child.wait()).await {
+            Ok(Ok(status)) if status.success() => return,
+            Ok(status) => {
+                eprintln!("functions-host-emulator: the handler stopped: {status:?}");
+                return;
+            }
+            Err(_) => eprintln!("functions-host-emulator: the handler outlived its grace"),
+        }
+    }
+    let _ = child.kill().await;
 }
 
 /// A queue trigger: the messages of `queue` delivered as `POST /<function>`.

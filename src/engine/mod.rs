@@ -35,8 +35,9 @@ use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
-use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
+use crate::queue::{DynQueue, FileIngest, Outcome, RunTurn, WorkHandler, WorkItem};
 use crate::retrieval::Retrieval;
+use crate::shutdown::Shutdown;
 use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
 use async_trait::async_trait;
 use code_interpreter::CodeTurn;
@@ -53,6 +54,9 @@ pub struct Engine {
     settings: Arc<RunSettings>,
     retrieval: Arc<Retrieval>,
     code_interpreter: Arc<SharedCodeInterpreter>,
+    /// The process's shutdown: streamed turns stop at its grace, and background work
+    /// (streamed turns, their watchdog items) is tracked by it.
+    shutdown: Shutdown,
     /// Test hook: stop a turn right after it wrote its message, as a crash would.
     crash_after_message_write: std::sync::atomic::AtomicBool,
 }
@@ -120,6 +124,7 @@ impl Engine {
         settings: Arc<RunSettings>,
         retrieval: Arc<Retrieval>,
         code_interpreter: Arc<SharedCodeInterpreter>,
+        shutdown: Shutdown,
     ) -> Self {
         Engine {
             store,
@@ -128,6 +133,7 @@ impl Engine {
             settings,
             retrieval,
             code_interpreter,
+            shutdown,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -135,6 +141,11 @@ impl Engine {
     /// The `code_interpreter` tool's executor, shared with the API.
     pub fn code_interpreter(&self) -> &Arc<SharedCodeInterpreter> {
         &self.code_interpreter
+    }
+
+    /// The process's shutdown, which owns the tasks that run streamed turns.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     /// Test hook: the next turn that writes a message stops right after that write.
@@ -157,22 +168,23 @@ impl Engine {
     /// Takes the turn `item` names, reporting to `sink`. A turn that ran built-in tools
     /// queues the next one.
     pub async fn run_turn(&self, item: &WorkItem, sink: &mut dyn EventSink) -> Outcome {
-        let result = match item.kind {
-            WorkKind::Step => match self.step(item, sink).await {
+        let result = match item {
+            WorkItem::Step(turn) => match self.step(turn, sink).await {
                 Ok(Some(next)) => {
+                    let next = WorkItem::Step(next);
                     if let Err(e) = self.queue.enqueue(&next, Duration::ZERO).await {
                         // The run looks stalled until a read of it queues the turn again.
-                        log::warn!("cannot queue the next turn of {}: {e}", next.run_id);
+                        log::warn!("cannot queue the next turn: {}: {e}", next.describe());
                     }
                     Ok(())
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             },
-            WorkKind::Expire => self.expire(item).await,
-            WorkKind::Ingest => {
-                let ctx = self.ctx(&item.tenant);
-                crate::retrieval::ingest::ingest(&ctx, item).await.map_err(
+            WorkItem::Expire(turn) => self.expire(turn).await,
+            WorkItem::Ingest(file) => {
+                let ctx = self.ctx(&file.tenant);
+                crate::retrieval::ingest::ingest(&ctx, file).await.map_err(
                     |crate::retrieval::ingest::IngestStop::Retry(reason)| Stop::Retry(reason),
                 )
             }
@@ -185,14 +197,22 @@ impl Engine {
 
     /// Takes the turns of a streamed run from `item` on, inside the request, until the run
     /// stops or waits. Returns the outcome and the turn it ended at (to queue on a retry).
+    /// A turn still running when the shutdown's grace is over stops there, to be queued.
     pub async fn run_streamed(
         &self,
-        mut item: WorkItem,
+        mut item: RunTurn,
         sink: &mut dyn EventSink,
-    ) -> (Outcome, WorkItem) {
+    ) -> (Outcome, RunTurn) {
         loop {
             self.queue_watchdog(&item);
-            match self.step(&item, sink).await {
+            let step = tokio::select! {
+                step = self.step(&item, sink) => step,
+                () = self.shutdown.grace_over() => {
+                    let reason = "the server stopped before the turn finished";
+                    return (Outcome::Retry(reason.into()), item);
+                }
+            };
+            match step {
                 Ok(Some(next)) => item = next,
                 Ok(None) | Err(Stop::Nothing) => return (Outcome::Done, item),
                 Err(Stop::Retry(reason)) => return (Outcome::Retry(reason), item),
@@ -203,13 +223,13 @@ impl Engine {
     /// Queues a copy of a streamed turn's work item, due after `stall_after`: if this process
     /// dies during the turn, nothing else would take it up; the copy does (and finds nothing
     /// to do if the turn finished). One per turn, as the loop of `run_streamed` goes on.
-    fn queue_watchdog(&self, item: &WorkItem) {
+    fn queue_watchdog(&self, item: &RunTurn) {
         let queue = self.queue.clone();
-        let item = item.clone();
+        let item = WorkItem::Step(item.clone());
         let delay = self.settings.stall_after;
-        tokio::spawn(async move {
+        self.shutdown.spawn(async move {
             if let Err(e) = queue.enqueue(&item, delay).await {
-                log::warn!("cannot queue the watchdog of {}: {e}", item.run_id);
+                log::warn!("cannot queue the watchdog of {}: {e}", item.describe());
             }
         });
     }
@@ -218,7 +238,7 @@ impl Engine {
     async fn move_run(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         from: &[&str],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
@@ -230,7 +250,7 @@ impl Engine {
     async fn move_run_from(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         from: &[&str],
         known: Option<(RunRecord, ETag)>,
         change: impl Fn(&mut RunRecord),
@@ -261,9 +281,9 @@ impl Engine {
     /// One turn; `Some(next)` when the run goes on at once with another turn.
     async fn step(
         &self,
-        item: &WorkItem,
+        item: &RunTurn,
         sink: &mut dyn EventSink,
-    ) -> Result<Option<WorkItem>, Stop> {
+    ) -> Result<Option<RunTurn>, Stop> {
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
@@ -548,13 +568,13 @@ impl Engine {
     async fn commit(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         record: &RunRecord,
         known: Option<(RunRecord, ETag)>,
         (completion, usage): (Completion, Usage),
         mut live: LiveTurn<'_>,
         code: Option<&CodeTurn<'_>>,
-    ) -> Result<Option<WorkItem>, Stop> {
+    ) -> Result<Option<RunTurn>, Stop> {
         let run = &record.run;
         let text = completion.text.clone();
         let has_calls = !completion.tool_calls.is_empty();
@@ -785,11 +805,10 @@ impl Engine {
             if let Some(e) = self
                 .queue
                 .enqueue(
-                    &WorkItem {
-                        kind: WorkKind::Expire,
+                    &WorkItem::Expire(RunTurn {
                         seq: record.seq,
                         ..item.clone()
-                    },
+                    }),
                     expiry,
                 )
                 .await
@@ -906,7 +925,7 @@ impl Engine {
     async fn take_back_if_ended(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         written: &[String],
     ) -> Option<RunRecord> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
@@ -934,7 +953,7 @@ impl Engine {
     async fn fail(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         code: &str,
         message: &str,
         sink: &mut dyn EventSink,
@@ -964,7 +983,7 @@ impl Engine {
     async fn end_incomplete(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         reason: &str,
         sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
@@ -991,7 +1010,7 @@ impl Engine {
     async fn finish_cancel(
         &self,
         ctx: &Ctx,
-        item: &WorkItem,
+        item: &RunTurn,
         sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
@@ -1015,7 +1034,7 @@ impl Engine {
     }
 
     /// A `requires_action` run whose outputs never came: `expired`.
-    async fn expire(&self, item: &WorkItem) -> Result<(), Stop> {
+    async fn expire(&self, item: &RunTurn) -> Result<(), Stop> {
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let Some((record, _)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
@@ -1030,7 +1049,7 @@ impl Engine {
             // Delivered early (queues cap delays): come back when it is due.
             let wait = Duration::from_secs((due - now()).max(1) as u64);
             self.queue
-                .enqueue(item, wait)
+                .enqueue(&WorkItem::Expire(item.clone()), wait)
                 .await
                 .map_err(|e| Stop::Retry(e.to_string()))?;
             return Err(Stop::Nothing);
@@ -1054,29 +1073,11 @@ impl Engine {
 
     /// The last delivery of an item failed: the run must not stay active.
     async fn give_up_on(&self, item: &WorkItem, reason: &str) {
+        let item = match item {
+            WorkItem::Step(turn) | WorkItem::Expire(turn) => turn,
+            WorkItem::Ingest(file) => return self.give_up_on_file(file, reason).await,
+        };
         let ctx = self.ctx(&item.tenant);
-        if item.kind == WorkKind::Ingest {
-            let message = "The file could not be processed: the service failed repeatedly.";
-            if let Err(e) = crate::retrieval::ingest::finish(
-                &ctx,
-                item,
-                "failed",
-                Some(("server_error", message)),
-                0,
-            )
-            .await
-            {
-                log::warn!(
-                    "cannot fail file {} after repeated failures: {e}",
-                    item.file_id
-                );
-            }
-            log::warn!(
-                "ingestion of {} ended after repeated failures: {reason}",
-                item.file_id
-            );
-            return;
-        }
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let message =
             "The run could not be advanced: the service failed repeatedly while processing it.";
@@ -1113,6 +1114,30 @@ impl Engine {
                 item.run_id
             ),
         }
+    }
+
+    /// The last delivery of an ingestion failed: the file must not stay in progress.
+    async fn give_up_on_file(&self, item: &FileIngest, reason: &str) {
+        let ctx = self.ctx(&item.tenant);
+        let message = "The file could not be processed: the service failed repeatedly.";
+        if let Err(e) = crate::retrieval::ingest::finish(
+            &ctx,
+            item,
+            "failed",
+            Some(("server_error", message)),
+            0,
+        )
+        .await
+        {
+            log::warn!(
+                "cannot fail file {} after repeated failures: {e}",
+                item.file_id
+            );
+        }
+        log::warn!(
+            "ingestion of {} ended after repeated failures: {reason}",
+            item.file_id
+        );
     }
 }
 

@@ -4,21 +4,27 @@
 //! The host delivers each message of the `work` queue as `POST /work` with
 //! `{"Data": {"msg": ...}, "Metadata": {"DequeueCount": ..., ...}}`. The message may arrive as
 //! a JSON object, as a JSON string holding JSON (the host serialises non-object values), or
-//! still base64-encoded, so decoding is lenient. A transient failure answers 500 so the host
-//! retries; on the last attempt the object is ended cleanly and the invocation succeeds
-//! (`queue::deliver`, the policy every consumer shares). An item of a tenant that already has
-//! its share of items in progress on this instance is put back as a delayed copy and the
-//! invocation succeeds, so other tenants' items are not held up behind it.
+//! still base64-encoded, so decoding is lenient. Each is settled by the delivery policy every
+//! consumer shares (`queue::delivery`), the invocation's answer standing for the message: a
+//! transient failure answers 500 so the host retries; on the last attempt the object is
+//! ended cleanly and the invocation succeeds. An item of a tenant that already has its share
+//! of items in progress on this instance, or one this process cannot finish before it stops,
+//! is put back as a copy through the queue and the invocation succeeds (the host then deletes
+//! the message), so other tenants' items are not held up behind it and another instance
+//! takes what this one leaves.
 //!
 //! Only an invocation that never answers (the handler died while processing it, or ran past
 //! `functionTimeout`) can exhaust `maxDequeueCount`; the host then moves the message to
 //! `work-poison`, whose trigger (`POST /work-poison`) ends the item's object as failed, so
 //! that nothing stays in progress forever.
 
-use crate::queue::fair::TenantSlots;
-use crate::queue::{azure, azure::decode, deliver, DynQueue, Outcome, WorkHandler, WorkItem};
+use crate::queue::azure::decode;
+use crate::queue::delivery::{abandon, Delivered, Policy, PutBack};
+use crate::queue::{DynQueue, Queued, WorkHandler};
+use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The function folder (and so the path) of the queue trigger.
 pub const WORK_FUNCTION: &str = "work";
@@ -27,13 +33,11 @@ pub const POISON_FUNCTION: &str = "work-poison";
 
 /// The queue triggers' consumer, when the Functions host delivers the work queue.
 pub struct FunctionsHost {
-    pub handler: Arc<dyn WorkHandler>,
-    /// Where a deferred item goes back to.
+    /// The delivery policy: its attempts are the host's `maxDequeueCount`, its slots the
+    /// items in progress on this instance.
+    pub policy: Arc<Policy>,
+    /// Where an item put back goes (the queue the host delivers).
     pub queue: DynQueue,
-    /// Items in progress on this instance, shared fairly between tenants.
-    pub slots: Arc<TenantSlots>,
-    /// The host's `maxDequeueCount`: on that attempt a failing item ends its object.
-    pub max_attempts: u32,
 }
 
 impl FunctionsHost {
@@ -48,7 +52,7 @@ impl FunctionsHost {
     /// Answers one trigger invocation: the status and the envelope.
     pub async fn invoke(&self, path: &str, body: &[u8]) -> (u16, Value) {
         if path.strip_prefix('/') == Some(POISON_FUNCTION) {
-            return handle_poison(self.handler.as_ref(), body).await;
+            return handle_poison(self.policy.handler().as_ref(), body).await;
         }
         handle_work(self, body).await
     }
@@ -56,12 +60,12 @@ impl FunctionsHost {
 
 #[derive(Debug, PartialEq)]
 pub struct Invocation {
-    pub item: WorkItem,
+    pub queued: Queued,
     pub dequeue_count: u32,
 }
 
 /// Unwraps JSON strings holding JSON (one or more levels) down to the work item.
-fn item_from(value: &Value) -> Option<WorkItem> {
+fn item_from(value: &Value) -> Option<Queued> {
     let mut current = value.clone();
     for _ in 0..4 {
         match current {
@@ -102,10 +106,10 @@ pub fn parse_invocation(body: &[u8]) -> Option<Invocation> {
     let message = data
         .get("msg")
         .or_else(|| data.as_object().and_then(|m| m.values().next()))?;
-    let item = item_from(message)?;
+    let queued = item_from(message)?;
     let dequeue_count = count_from(envelope.get("Metadata").and_then(|m| m.get("DequeueCount")));
     Some(Invocation {
-        item,
+        queued,
         dequeue_count: dequeue_count.max(1),
     })
 }
@@ -120,31 +124,48 @@ pub async fn handle_work(host: &FunctionsHost, body: &[u8]) -> (u16, Value) {
             envelope(vec!["dropped an unreadable work item".into()]),
         );
     };
-    let item = &invocation.item;
-    let attempt = item.prior_attempts.saturating_add(invocation.dequeue_count);
-    let Some(slot) = host.slots.try_acquire(&item.tenant) else {
-        let copy = azure::deferred_copy(item, attempt);
-        let delay = azure::defer_delay(host.slots.held_by(&item.tenant));
-        return match host.queue.enqueue(&copy, delay).await {
-            Ok(()) => (
-                200,
-                envelope(vec![format!(
-                    "{}: its tenant has its share of work in progress; deferred",
-                    item.describe()
-                )]),
-            ),
-            // Not put back: the host makes the message visible again after a while.
-            Err(e) => (500, envelope(vec![format!("cannot defer: {e}")])),
-        };
+    let queued = &invocation.queued;
+    let attempt = queued
+        .prior_attempts
+        .saturating_add(invocation.dequeue_count);
+    let mut answer = Answer {
+        queue: &host.queue,
+        described: queued.item.describe(),
+        status: 500,
+        log: String::new(),
     };
-    let outcome = deliver(host.handler.as_ref(), item, attempt, host.max_attempts).await;
-    drop(slot);
-    match outcome {
-        Outcome::Done => (200, envelope(vec![format!("{} done", item.describe())])),
-        Outcome::Retry(_) => (
-            500,
-            envelope(vec![format!("{}: will be retried", item.describe())]),
-        ),
+    host.policy.settle(queued, attempt, &mut answer).await;
+    (answer.status, envelope(vec![answer.log]))
+}
+
+/// The answer to one invocation, which stands for the message: the host deletes it after a
+/// 2xx and delivers it again after its `visibilityTimeout` otherwise.
+struct Answer<'a> {
+    queue: &'a DynQueue,
+    described: String,
+    status: u16,
+    log: String,
+}
+
+#[async_trait]
+impl Delivered for Answer<'_> {
+    async fn remove(&mut self) {
+        self.status = 200;
+        self.log = format!("{} done", self.described);
+    }
+
+    /// The host chooses when (`visibilityTimeout`).
+    async fn retry_after(&mut self, _delay: Duration) {
+        self.status = 500;
+        self.log = format!("{}: will be retried", self.described);
+    }
+
+    async fn put_back(&mut self, back: PutBack<'_>) {
+        (self.status, self.log) = match self.queue.put(back.copy, back.delay).await {
+            Ok(()) => (200, format!("{}: {}", self.described, back.why.describe())),
+            // Not put back: the host makes the message visible again after a while.
+            Err(e) => (500, format!("{}: cannot put it back: {e}", self.described)),
+        };
     }
 }
 
@@ -158,12 +179,12 @@ pub async fn handle_poison(handler: &dyn WorkHandler, body: &[u8]) -> (u16, Valu
             envelope(vec!["dropped an unreadable work item".into()]),
         );
     };
-    let item = &invocation.item;
+    let item = &invocation.queued.item;
     log::warn!(
         "work item {} reached the poison queue; ending it",
         item.describe()
     );
-    crate::queue::abandon(handler, item).await;
+    abandon(handler, item).await;
     (
         200,
         envelope(vec![format!(
@@ -181,17 +202,15 @@ fn envelope(logs: Vec<String>) -> Value {
 mod tests {
     use super::*;
     use crate::queue::azure::encode;
-    use crate::queue::WorkKind;
+    use crate::queue::{RunTurn, WorkItem};
 
-    fn item() -> WorkItem {
-        WorkItem {
-            kind: WorkKind::Step,
+    fn item() -> Queued {
+        Queued::from(WorkItem::Step(RunTurn {
             tenant: "t".into(),
             thread_id: "thread_x".into(),
             run_id: "run_x".into(),
             seq: 2,
-            ..WorkItem::default()
-        }
+        }))
     }
 
     #[test]
@@ -209,7 +228,7 @@ mod tests {
             assert_eq!(
                 parsed,
                 Invocation {
-                    item: item(),
+                    queued: item(),
                     dequeue_count: 3
                 },
                 "{body}"

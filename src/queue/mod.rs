@@ -1,13 +1,20 @@
-//! The work queue: small items that name a run and the step the engine should take next.
+//! The work queue: small items that name a run turn (or a file to ingest), and the one policy
+//! by which every consumer delivers them.
 //!
 //! Delivery is at least once (an item may come twice, or late), so items carry what the
 //! engine expects (`seq`, the run's turn counter) and the engine ignores an item whose run
-//! has moved on. Two implementations:
-//! - `local`: in-process, persisted as files in the data directory (the embedded default);
+//! has moved on.
+//! - `delivery`: the policy every consumer shares (`Policy::settle`): attempts, give-up,
+//!   deferral of a tenant over its share, retry back-off, what becomes of the message, and
+//!   its release at shutdown;
+//! - `local`: in-process, persisted as files in the data directory (the embedded default),
+//!   with its consumer;
 //! - `azure`: an Azure Storage Queue (`work`), message text base64-encoded as the Functions
-//!   queue trigger expects, with a poller for standalone mode.
+//!   queue trigger expects, with a poller for standalone mode;
+//! - `fair`: slots shared fairly between tenants.
 
 pub mod azure;
+pub mod delivery;
 pub mod fair;
 pub mod local;
 
@@ -16,38 +23,72 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkKind {
+/// One unit of work, of one of three kinds, each with only the fields it needs. Small (ids
+/// only) so it always fits a queue message (64 KiB).
+///
+/// On the wire it is one flat JSON object tagged by `kind` (`{"kind": "step", "tenant": …,
+/// "thread_id": …, "run_id": …, "seq": …}`), as it was when this was one struct with every
+/// field: messages written before are read (fields a kind does not have are ignored), and
+/// what is written now reads the same with the old struct (its missing fields defaulted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkItem {
     /// Take the run's next turn (an LLM call and its writes).
-    #[default]
-    Step,
+    Step(RunTurn),
     /// Expire the run if it is still waiting for tool outputs of turn `seq`.
-    Expire,
+    Expire(RunTurn),
     /// Read, chunk and embed a file added to a vector store.
-    Ingest,
+    Ingest(FileIngest),
 }
 
-/// One unit of work. Small (ids only) so it always fits a queue message (64 KiB).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkItem {
-    pub kind: WorkKind,
+/// A run at one turn: what a `step` or `expire` item is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTurn {
     pub tenant: String,
-    /// Run items: the run and its thread.
-    #[serde(default)]
     pub thread_id: String,
-    #[serde(default)]
     pub run_id: String,
     /// The run's turn counter when the item was made.
     #[serde(default)]
     pub seq: u32,
-    /// Ingest items: the vector store and the file.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+}
+
+/// A file to ingest into a vector store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileIngest {
+    pub tenant: String,
     pub vector_store_id: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file_id: String,
-    /// Deliveries of this item made before it was queued again as this copy (an Azure
-    /// queue's dequeue count starts again with a copy: see `azure::defer`).
+}
+
+impl WorkItem {
+    pub fn tenant(&self) -> &str {
+        match self {
+            WorkItem::Step(turn) | WorkItem::Expire(turn) => &turn.tenant,
+            WorkItem::Ingest(file) => &file.tenant,
+        }
+    }
+
+    /// What the item is about, for the log.
+    pub fn describe(&self) -> String {
+        match self {
+            WorkItem::Ingest(f) => format!(
+                "ingest {} into {} ({})",
+                f.file_id, f.vector_store_id, f.tenant
+            ),
+            WorkItem::Step(t) => format!("step {} turn {} ({})", t.run_id, t.seq, t.tenant),
+            WorkItem::Expire(t) => format!("expire {} turn {} ({})", t.run_id, t.seq, t.tenant),
+        }
+    }
+}
+
+/// A work item as a queue holds it: the item and, for a copy put back to the queue, the
+/// deliveries made before the copy (an Azure queue's dequeue count starts again with a
+/// copy: see `delivery::Policy::settle`). Serialised as the item's own JSON object with
+/// `prior_attempts` beside its fields, when there were any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    #[serde(flatten)]
+    pub item: WorkItem,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub prior_attempts: u32,
 }
@@ -56,22 +97,17 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-impl WorkItem {
+impl Queued {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
 
-    /// What the item is about, for the log.
-    pub fn describe(&self) -> String {
-        match self.kind {
-            WorkKind::Ingest => format!(
-                "ingest {} into {} ({})",
-                self.file_id, self.vector_store_id, self.tenant
-            ),
-            WorkKind::Step => format!("step {} turn {} ({})", self.run_id, self.seq, self.tenant),
-            WorkKind::Expire => {
-                format!("expire {} turn {} ({})", self.run_id, self.seq, self.tenant)
-            }
+impl From<WorkItem> for Queued {
+    fn from(item: WorkItem) -> Self {
+        Queued {
+            item,
+            prior_attempts: 0,
         }
     }
 }
@@ -82,8 +118,13 @@ pub struct QueueError(pub String);
 
 #[async_trait]
 pub trait WorkQueue: Send + Sync + 'static {
+    /// Adds a message, to be delivered after `delay`.
+    async fn put(&self, message: &Queued, delay: Duration) -> Result<(), QueueError>;
+
     /// Adds an item, to be delivered after `delay`.
-    async fn enqueue(&self, item: &WorkItem, delay: Duration) -> Result<(), QueueError>;
+    async fn enqueue(&self, item: &WorkItem, delay: Duration) -> Result<(), QueueError> {
+        self.put(&Queued::from(item.clone()), delay).await
+    }
 }
 
 pub type DynQueue = Arc<dyn WorkQueue>;
@@ -106,59 +147,152 @@ pub trait WorkHandler: Send + Sync + 'static {
     async fn give_up(&self, item: &WorkItem, reason: &str);
 }
 
-/// The one delivery policy of every consumer (the in-process queue, the Azure queue poller,
-/// the Functions `work` trigger): the `attempt`-th delivery of `item` (counted from 1, and
-/// counted *before* processing) is processed; a failure on the last allowed attempt ends
-/// the item's object cleanly; and an item delivered more often than allowed is not
-/// processed at all but ended at once: its earlier deliveries never finished, because the
-/// process died while processing them, and processing it again could kill the process
-/// again, on every restart.
-pub async fn deliver(
-    handler: &dyn WorkHandler,
-    item: &WorkItem,
-    attempt: u32,
-    max_attempts: u32,
-) -> Outcome {
-    if attempt > max_attempts {
-        log::warn!(
-            "work item {} delivered {attempt} times without finishing; abandoned",
-            item.describe()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn turn(seq: u32) -> RunTurn {
+        RunTurn {
+            tenant: "t".into(),
+            thread_id: "thread_x".into(),
+            run_id: "run_x".into(),
+            seq,
+        }
+    }
+
+    /// Messages as the code before the enum wrote them (one struct with every field; an
+    /// ingest item carried empty run fields), as they may still sit in a queue after an
+    /// upgrade: each is read as its kind.
+    #[test]
+    fn messages_written_before_the_enum_are_read() {
+        let cases = [
+            (
+                r#"{"kind":"step","tenant":"t","thread_id":"thread_x","run_id":"run_x","seq":3}"#,
+                WorkItem::Step(turn(3)),
+                0,
+            ),
+            (
+                r#"{"kind":"expire","tenant":"t","thread_id":"thread_x","run_id":"run_x","seq":1}"#,
+                WorkItem::Expire(turn(1)),
+                0,
+            ),
+            (
+                r#"{"kind":"step","tenant":"t","thread_id":"thread_x","run_id":"run_x","seq":0,"prior_attempts":2}"#,
+                WorkItem::Step(turn(0)),
+                2,
+            ),
+            (
+                r#"{"kind":"ingest","tenant":"t","thread_id":"","run_id":"","seq":0,"vector_store_id":"vs_x","file_id":"file-x"}"#,
+                WorkItem::Ingest(FileIngest {
+                    tenant: "t".into(),
+                    vector_store_id: "vs_x".into(),
+                    file_id: "file-x".into(),
+                }),
+                0,
+            ),
+            (
+                r#"{"kind":"ingest","tenant":"t","thread_id":"","run_id":"","seq":0,"vector_store_id":"vs_x","file_id":"file-x","prior_attempts":4}"#,
+                WorkItem::Ingest(FileIngest {
+                    tenant: "t".into(),
+                    vector_store_id: "vs_x".into(),
+                    file_id: "file-x".into(),
+                }),
+                4,
+            ),
+        ];
+        for (text, item, prior_attempts) in cases {
+            let queued: Queued = serde_json::from_str(text).expect(text);
+            assert_eq!(
+                queued,
+                Queued {
+                    item,
+                    prior_attempts
+                },
+                "{text}"
+            );
+        }
+        // A kind nobody knows, or a run item without its run, is not a work item.
+        for text in [
+            r#"{"kind":"compact","tenant":"t"}"#,
+            r#"{"kind":"step","tenant":"t"}"#,
+            r#"{"tenant":"t","thread_id":"thread_x","run_id":"run_x","seq":0}"#,
+        ] {
+            assert!(serde_json::from_str::<Queued>(text).is_err(), "{text}");
+        }
+    }
+
+    /// The work item as the code before the enum read it, to check that what is written
+    /// now can still be read by an instance not yet upgraded (a rolling upgrade).
+    #[derive(Debug, Default, PartialEq, Deserialize)]
+    struct OldWorkItem {
+        kind: String,
+        tenant: String,
+        #[serde(default)]
+        thread_id: String,
+        #[serde(default)]
+        run_id: String,
+        #[serde(default)]
+        seq: u32,
+        #[serde(default)]
+        vector_store_id: String,
+        #[serde(default)]
+        file_id: String,
+        #[serde(default)]
+        prior_attempts: u32,
+    }
+
+    #[test]
+    fn messages_written_now_read_as_before() {
+        let step = Queued::from(WorkItem::Step(turn(3)));
+        // Byte for byte what the struct wrote.
+        assert_eq!(
+            step.to_json(),
+            r#"{"kind":"step","tenant":"t","thread_id":"thread_x","run_id":"run_x","seq":3}"#
         );
-        abandon(handler, item).await;
-        return Outcome::Done;
-    }
-    match handler.process(item, attempt).await {
-        Outcome::Done => Outcome::Done,
-        Outcome::Retry(reason) if attempt >= max_attempts => {
-            log::warn!(
-                "work item {} failed {attempt} times, giving up: {reason}",
-                item.describe()
+        let old: OldWorkItem = serde_json::from_str(&step.to_json()).unwrap();
+        assert_eq!(
+            old,
+            OldWorkItem {
+                kind: "step".into(),
+                tenant: "t".into(),
+                thread_id: "thread_x".into(),
+                run_id: "run_x".into(),
+                seq: 3,
+                ..OldWorkItem::default()
+            }
+        );
+        let copy = Queued {
+            item: WorkItem::Expire(turn(2)),
+            prior_attempts: 3,
+        };
+        let old: OldWorkItem = serde_json::from_str(&copy.to_json()).unwrap();
+        assert_eq!(
+            (old.kind.as_str(), old.seq, old.prior_attempts),
+            ("expire", 2, 3)
+        );
+        let ingest = Queued::from(WorkItem::Ingest(FileIngest {
+            tenant: "t".into(),
+            vector_store_id: "vs_x".into(),
+            file_id: "file-x".into(),
+        }));
+        assert_eq!(
+            ingest.to_json(),
+            r#"{"kind":"ingest","tenant":"t","vector_store_id":"vs_x","file_id":"file-x"}"#
+        );
+        let old: OldWorkItem = serde_json::from_str(&ingest.to_json()).unwrap();
+        assert_eq!(
+            (
+                old.kind.as_str(),
+                old.vector_store_id.as_str(),
+                old.file_id.as_str()
+            ),
+            ("ingest", "vs_x", "file-x")
+        );
+        for queued in [step, copy, ingest] {
+            assert_eq!(
+                serde_json::from_str::<Queued>(&queued.to_json()).unwrap(),
+                queued
             );
-            handler.give_up(item, &reason).await;
-            Outcome::Done
-        }
-        Outcome::Retry(reason) => {
-            log::info!(
-                "work item {} will be retried (attempt {attempt}): {reason}",
-                item.describe()
-            );
-            Outcome::Retry(reason)
         }
     }
-}
-
-/// Ends the object of an item whose deliveries never finished (see `deliver`; under the
-/// Functions host, the poison queue's trigger).
-pub async fn abandon(handler: &dyn WorkHandler, item: &WorkItem) {
-    handler
-        .give_up(
-            item,
-            "its processing never finished (the process stopped while processing it)",
-        )
-        .await;
-}
-
-/// How long to wait before delivering a failed item again (attempt counts from 1).
-pub fn retry_backoff(attempt: u32) -> Duration {
-    Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)))
 }

@@ -18,7 +18,7 @@ use crate::api::vector_stores::{update_store, VectorStoreFileRecord};
 use crate::api::Ctx;
 use crate::error::ApiError;
 use crate::llm::LlmError;
-use crate::queue::WorkItem;
+use crate::queue::FileIngest;
 use crate::store::{self, keys, PutMode, Update};
 use futures::StreamExt;
 use serde_json::json;
@@ -48,7 +48,7 @@ impl From<store::StoreError> for IngestStop {
 /// Returns false when it was no longer in progress.
 pub async fn finish(
     ctx: &Ctx,
-    item: &WorkItem,
+    item: &FileIngest,
     status: &str,
     error: Option<(&str, &str)>,
     usage: u64,
@@ -78,7 +78,7 @@ pub async fn finish(
     Ok(false)
 }
 
-pub async fn ingest(ctx: &Ctx, item: &WorkItem) -> Result<(), IngestStop> {
+pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
     let key = keys::vector_store_file(&ctx.tenant, &item.vector_store_id, &item.file_id);
     let Some((record, _)) =
         store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key).await?

@@ -30,7 +30,6 @@ pub struct TestApp {
     pub engine: std::sync::Arc<assistants::engine::Engine>,
     /// The scripted model this app talks to.
     pub llm: StandIn,
-    worker: Option<tokio::task::JoinHandle<()>>,
     _data_dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -39,9 +38,6 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
-        }
-        if let Some(w) = self.worker.take() {
-            w.abort();
         }
     }
 }
@@ -123,7 +119,7 @@ pub async fn spawn_proxy(
     let listener = assistants::app::bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(listener, async {
+    tokio::spawn(app.run(listener, async {
         let _ = rx.await;
     }));
     (format!("http://{addr}/v1"), tx)
@@ -149,11 +145,11 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let stored = app.stored.as_ref().expect("the stored backend");
     let store = stored.store.clone();
     let engine = stored.engine.clone();
-    let worker = app.start_worker().expect("worker").expect("a worker");
     let listener = assistants::app::bind(([127, 0, 0, 1], 0).into()).expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.serve(listener, async {
+    // The server and its work-queue consumer, until the app is dropped (which stops both).
+    tokio::spawn(app.run(listener, async {
         let _ = rx.await;
     }));
     TestApp {
@@ -163,7 +159,6 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         store,
         engine,
         llm,
-        worker: Some(worker),
         _data_dir: dir,
         shutdown: Some(tx),
     }
