@@ -23,6 +23,7 @@ pub mod http;
 pub mod ids;
 pub mod llm;
 pub mod memory;
+pub mod model;
 pub mod queue;
 pub mod retrieval;
 pub mod standin;

@@ -14,264 +14,20 @@ use super::validate::{
 };
 use super::{Ctx, Reply};
 use crate::error::ApiError;
-use crate::ids::{derived_id, new_id, Kind};
-use crate::llm::Usage;
-use crate::queue::{WorkItem, WorkKind};
+// Temporary: the records moved to the model layer; imports are redirected next.
+pub use crate::model::now_ms;
+pub use crate::model::run::*;
+pub use crate::model::step::*;
+use crate::ids::{new_id, Kind};
 use crate::store::{self, keys, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use utoipa::ToSchema;
 
-/// The run object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Run {
-    pub id: String,
-    #[schema(schema_with = super::schemas::run_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub thread_id: String,
-    pub assistant_id: String,
-    #[schema(value_type = super::schemas::RunStatus)]
-    pub status: String,
-    #[schema(value_type = Option<super::schemas::RequiredAction>, required)]
-    pub required_action: Option<Value>,
-    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
-    pub last_error: Option<Value>,
-    #[schema(required)]
-    pub expires_at: Option<i64>,
-    #[schema(required)]
-    pub started_at: Option<i64>,
-    #[schema(required)]
-    pub cancelled_at: Option<i64>,
-    #[schema(required)]
-    pub failed_at: Option<i64>,
-    #[schema(required)]
-    pub completed_at: Option<i64>,
-    #[schema(value_type = Option<super::schemas::RunIncompleteDetails>, required)]
-    pub incomplete_details: Option<Value>,
-    pub model: String,
-    pub instructions: String,
-    pub tools: Vec<Tool>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-    #[schema(required)]
-    pub usage: Option<Usage>,
-    #[schema(required)]
-    pub temperature: Option<f64>,
-    #[schema(required)]
-    pub top_p: Option<f64>,
-    #[schema(required)]
-    pub max_prompt_tokens: Option<u64>,
-    #[schema(required)]
-    pub max_completion_tokens: Option<u64>,
-    #[schema(value_type = super::schemas::TruncationStrategy)]
-    pub truncation_strategy: Value,
-    #[schema(value_type = super::schemas::ToolChoice)]
-    pub tool_choice: Value,
-    pub parallel_tool_calls: bool,
-    #[schema(value_type = super::schemas::ResponseFormat)]
-    pub response_format: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
-    pub reasoning_effort: Option<String>,
-}
-
-/// One call of a tool round, with its output once submitted (or, for a tool the server
-/// runs itself, once run).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RoundCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-    pub output: Option<String>,
-    /// Set when the server ran the call (a built-in tool); `None` for a function the
-    /// client runs and answers through `submit_tool_outputs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerCall>,
-}
-
-impl RoundCall {
-    /// Whether the client must submit this call's output.
-    pub fn is_client_call(&self) -> bool {
-        self.server.is_none()
-    }
-}
-
-/// What the server did for a built-in tool call, as its run step shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerCall {
-    FileSearch {
-        ranking_options: Value,
-        results: Vec<SearchHit>,
-    },
-    /// A cell run in the thread's Python session.
-    CodeInterpreter {
-        /// The code as run.
-        input: String,
-        /// The step's outputs: `{"type": "logs", "logs"}` and `{"type": "image", "image":
-        /// {"file_id"}}`, in that order.
-        outputs: Vec<Value>,
-        /// Files the cell wrote to `/mnt/data`, stored as `assistants_output` files.
-        #[serde(default)]
-        files: Vec<OutputFile>,
-    },
-}
-
-/// A file a `code_interpreter` cell wrote, as the service stored it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OutputFile {
-    /// Relative to `/mnt/data`.
-    pub path: String,
-    pub file_id: String,
-}
-
-/// One `file_search` result: the chunk's text is stored, and shown only when the request
-/// asks for it (`include[]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SearchHit {
-    pub file_id: String,
-    pub file_name: String,
-    pub score: f32,
-    pub text: String,
-}
-
 /// The `include[]` value that shows `file_search` result content in run steps.
 pub const INCLUDE_SEARCH_CONTENT: &str =
     "step_details.tool_calls[*].file_search.results[*].content";
-
-/// A turn that ended in tool calls: replayed to the model on every later turn of the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ToolRound {
-    pub step_id: String,
-    /// Text the model wrote along with the calls.
-    pub text: Option<String>,
-    pub calls: Vec<RoundCall>,
-}
-
-/// The run as stored: the object plus the engine's state. Internal fields start with `_`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    #[serde(flatten)]
-    pub run: Run,
-    #[serde(rename = "_additional_instructions", default)]
-    pub additional_instructions: Option<String>,
-    /// Turns taken so far; a work item for another turn is stale.
-    #[serde(rename = "_seq", default)]
-    pub seq: u32,
-    #[serde(rename = "_rounds", default)]
-    pub rounds: Vec<ToolRound>,
-    /// Last change, Unix milliseconds (for the stall check).
-    #[serde(rename = "_updated_ms", default)]
-    pub updated_ms: u64,
-    /// The run was created with `include[]` asking for `file_search` result content (its
-    /// stream shows it).
-    #[serde(rename = "_include_search_content", default)]
-    pub include_search_content: bool,
-    /// The thread as this run's claim left it, with its ETag: the run releases the claim
-    /// from it without reading the thread again (when nothing changed the thread since).
-    #[serde(
-        rename = "_claimed_thread",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub claimed_thread: Option<ClaimedThread>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimedThread {
-    pub record: threads::ThreadRecord,
-    pub etag: String,
-}
-
-impl RunRecord {
-    /// The claimed thread and its ETag, for `threads::release_active_run_from`.
-    pub fn claimed_thread(&self) -> Option<(threads::ThreadRecord, store::ETag)> {
-        self.claimed_thread
-            .as_ref()
-            .map(|c| (c.record.clone(), store::ETag(c.etag.clone())))
-    }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-impl RunRecord {
-    /// The work item that takes this run's next turn.
-    pub fn next_turn(&self, tenant: &str) -> WorkItem {
-        WorkItem {
-            kind: WorkKind::Step,
-            tenant: tenant.to_string(),
-            thread_id: self.run.thread_id.clone(),
-            run_id: self.run.id.clone(),
-            seq: self.seq,
-            ..WorkItem::default()
-        }
-    }
-}
-
-pub const TERMINAL: &[&str] = &["cancelled", "failed", "completed", "incomplete", "expired"];
-
-impl Run {
-    pub fn is_terminal(&self) -> bool {
-        TERMINAL.contains(&self.status.as_str())
-    }
-}
-
-/// The run step object.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RunStep {
-    pub id: String,
-    #[schema(schema_with = super::schemas::run_step_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub assistant_id: String,
-    pub thread_id: String,
-    pub run_id: String,
-    #[serde(rename = "type")]
-    #[schema(value_type = super::schemas::RunStepType)]
-    pub step_type: String,
-    #[schema(value_type = super::schemas::RunStepStatus)]
-    pub status: String,
-    #[schema(value_type = super::schemas::StepDetails)]
-    pub step_details: Value,
-    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
-    pub last_error: Option<Value>,
-    #[schema(required)]
-    pub expired_at: Option<i64>,
-    #[schema(required)]
-    pub cancelled_at: Option<i64>,
-    #[schema(required)]
-    pub failed_at: Option<i64>,
-    #[schema(required)]
-    pub completed_at: Option<i64>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-    #[schema(required)]
-    pub usage: Option<Usage>,
-}
-
-/// Model calls one turn may make (`LLM_MAX_ATTEMPTS` is capped to it): each attempt of a
-/// turn has its own derived ids.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Ids of what attempt `attempt` (from 0) of turn `seq` writes: derived from the run, the
-/// turn and the attempt, so a repeated delivery writes the same objects again, and in
-/// creation order (turn, then attempt, then message before tool calls).
-pub fn message_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 1)
-}
-pub fn tool_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 2)
-}
-pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
-}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -866,31 +622,6 @@ fn check_include(query: &Query) -> Result<bool, ApiError> {
     Ok(content)
 }
 
-/// Drops `file_search` result content from a step (JSON) unless it was asked for.
-pub fn shape_step(mut step: Value, include_content: bool) -> Value {
-    if include_content {
-        return step;
-    }
-    if let Some(calls) = step
-        .pointer_mut("/step_details/tool_calls")
-        .and_then(Value::as_array_mut)
-    {
-        for call in calls {
-            if let Some(results) = call
-                .pointer_mut("/file_search/results")
-                .and_then(Value::as_array_mut)
-            {
-                for r in results {
-                    if let Some(r) = r.as_object_mut() {
-                        r.remove("content");
-                    }
-                }
-            }
-        }
-    }
-    step
-}
-
 pub async fn load(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<RunRecord, ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
     super::path_id(Kind::Run, run_id)?;
@@ -1185,46 +916,6 @@ pub async fn submit_tool_outputs(
         enqueue_step(ctx, &record).await?;
     }
     Ok((record, stream))
-}
-
-/// The `step_details` of a tool round (as stored: `file_search` results with content).
-pub fn tool_step_details(round: &ToolRound) -> Value {
-    json!({
-        "type": "tool_calls",
-        "tool_calls": round.calls.iter().map(tool_call_details).collect::<Vec<_>>(),
-    })
-}
-
-/// One call as a step shows it: a function with its output, or a built-in tool's record.
-pub fn tool_call_details(c: &RoundCall) -> Value {
-    match &c.server {
-        None => json!({
-            "id": c.id,
-            "type": "function",
-            "function": {"name": c.name, "arguments": c.arguments, "output": c.output},
-        }),
-        Some(ServerCall::FileSearch {
-            ranking_options,
-            results,
-        }) => json!({
-            "id": c.id,
-            "type": "file_search",
-            "file_search": {
-                "ranking_options": ranking_options,
-                "results": results.iter().map(|r| json!({
-                    "file_id": r.file_id,
-                    "file_name": r.file_name,
-                    "score": r.score,
-                    "content": [{"type": "text", "text": r.text}],
-                })).collect::<Vec<_>>(),
-            },
-        }),
-        Some(ServerCall::CodeInterpreter { input, outputs, .. }) => json!({
-            "id": c.id,
-            "type": "code_interpreter",
-            "code_interpreter": {"input": input, "outputs": outputs},
-        }),
-    }
 }
 
 /// Writes a tool-calls step from its round (overwriting: the round is the truth).

@@ -3,42 +3,20 @@
 use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
 use super::types::{
-    now, Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, ToolResources,
+    now, Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources,
     ToolResourcesRequest,
 };
 use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body, Metadata};
 use super::vector_stores;
 use super::Ctx;
 use crate::error::ApiError;
+// Temporary: the records moved to the model layer; imports are redirected next.
+pub use crate::model::thread::*;
 use crate::ids::{derived_id, new_id, Kind};
 use crate::store::{self, keys, ETag, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// The thread object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Thread {
-    pub id: String,
-    #[schema(schema_with = super::schemas::thread_object)]
-    pub object: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub tool_resources: ToolResources,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-}
-
-/// The thread as stored: the object plus what the service keeps about it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ThreadRecord {
-    #[serde(flatten)]
-    pub thread: Thread,
-    /// The run that is not yet terminal, if any: a thread has at most one. Changed only
-    /// under the record's ETag, so two runs can never both become active.
-    #[serde(default)]
-    pub active_run_id: Option<String>,
-}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +58,7 @@ pub async fn create_from(
     };
     let meta = req.metadata.unwrap_or_default();
     metadata(&field("metadata"), &meta)?;
-    let mut tool_resources = req
+    let new_resources = req
         .tool_resources
         .unwrap_or_default()
         .resolve(&field("tool_resources"))?;
@@ -105,7 +83,8 @@ pub async fn create_from(
             }
         }
     }
-    vector_stores::create_requested(ctx, &mut tool_resources, &field("tool_resources")).await?;
+    let tool_resources =
+        vector_stores::create_requested(ctx, new_resources, &field("tool_resources")).await?;
     let record = ThreadRecord {
         thread: Thread {
             id: new_id(Kind::Thread),
