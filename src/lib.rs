@@ -4,6 +4,7 @@
 //! # Layout
 //! - `http`: warp routes, auth, request parsing, errors on the wire;
 //! - `api`: the operations (one module per resource) behind the `Backend` trait;
+//! - `model`: the stored records and the values they hold, below api and engine;
 //! - `store`: objects with ETags, on a local directory or Azure Blob Storage;
 //! - `code_interpreter`: sandboxed Python for the `code_interpreter` tool (bubblewrap
 //!   locally, Azure Container Apps dynamic sessions in production);

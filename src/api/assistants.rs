@@ -1,17 +1,17 @@
 //! Assistants: create, list, retrieve, modify, delete.
 
 use super::pagination::{list_objects, ListQuery, Query};
-use super::types::{
-    now, validate_response_format, validate_tools, Tool, ToolResourcesRequest,
-};
+use super::types::{validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
-    self, max_chars, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+    self, max_chars, metadata, nullable, parse_body, parse_required_body, range,
 };
 use super::Ctx;
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::assistant::*;
 use crate::ids::{new_id, Kind};
+use crate::model::assistant::{Assistant, REASONING_EFFORTS};
+use crate::model::now;
+use crate::model::values::Metadata;
+use crate::model::values::Tool;
 use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -2,12 +2,14 @@
 
 use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
-use super::types::{now, one_of};
+use super::types::one_of;
 use super::{ApiRequest, Ctx, Reply};
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::file::*;
 use crate::ids::{new_id, Kind};
+use crate::model::file::{
+    clean_filename, content_type_for, FileObject, FileRecord, OUTPUT_PURPOSE,
+};
+use crate::model::now;
 use crate::store::{self, keys, PutMode, StoreError};
 use bytes::Bytes;
 use futures::StreamExt;

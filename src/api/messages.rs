@@ -3,13 +3,14 @@
 use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
-use super::types::{now, parse_content, validate_attachments, Attachment, ContentPart};
-use super::validate::{metadata, nullable, parse_body, parse_required_body, Metadata};
+use super::types::{parse_content, validate_attachments};
+use super::validate::{metadata, nullable, parse_body, parse_required_body};
 use super::Ctx;
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::message::*;
 use crate::ids::{new_id, Kind};
+use crate::model::message::Message;
+use crate::model::now;
+use crate::model::values::{Attachment, ContentPart, Metadata};
 use crate::store::{self, keys, PutMode, Update};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,23 +2,24 @@
 //! create thread and run, list, retrieve, modify, cancel, submit tool outputs, steps).
 //! The engine (`crate::engine`) advances runs; this module only starts, reads and steers them.
 
-use super::assistants::{self, to_value, validate_model, REASONING_EFFORTS};
+use super::assistants::{self, to_value, validate_model};
 use super::messages::{self, CreateMessage};
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
 use super::threads::{self, CreateThread};
-use super::types::{
-    now, one_of, validate_response_format, validate_tools, Tool, ToolResourcesRequest,
-};
+use super::types::{one_of, validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
-    self, max_items, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+    self, max_items, metadata, nullable, parse_body, parse_required_body, range,
 };
 use super::{Ctx, Reply};
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::now_ms;
-pub use crate::model::run::*;
-pub use crate::model::step::*;
 use crate::ids::{new_id, Kind};
+use crate::model::assistant::REASONING_EFFORTS;
+use crate::model::run::{tool_step_details, ClaimedThread, Run, RunRecord, ToolRound};
+use crate::model::step::{shape_step, RunStep};
+use crate::model::thread::{Thread, ThreadRecord};
+use crate::model::values::Metadata;
+use crate::model::values::Tool;
+use crate::model::{now, now_ms};
 use crate::store::{self, keys, PutMode, Update};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -401,7 +402,7 @@ async fn start_run(
     ctx: &Ctx,
     plan: RunPlan,
     enqueue: bool,
-    thread: Option<(threads::ThreadRecord, store::ETag)>,
+    thread: Option<(ThreadRecord, store::ETag)>,
 ) -> Result<RunRecord, ApiError> {
     let thread_id = plan.run.thread_id.clone();
     let run_id = plan.run.id.clone();
@@ -471,8 +472,8 @@ async fn claim_thread(
     ctx: &Ctx,
     thread_id: &str,
     run_id: &str,
-    known: Option<(threads::ThreadRecord, store::ETag)>,
-) -> Result<(threads::ThreadRecord, store::ETag), ApiError> {
+    known: Option<(ThreadRecord, store::ETag)>,
+) -> Result<(ThreadRecord, store::ETag), ApiError> {
     match threads::claim_active_run(ctx, thread_id, run_id, known).await {
         Ok(claimed) => Ok(claimed),
         Err(e @ ApiError::InvalidRequest { .. }) => {
@@ -569,7 +570,7 @@ pub async fn create_thread_and_run(
     ctx: &Ctx,
     body: &[u8],
     enqueue: impl Fn(bool) -> bool,
-) -> Result<(threads::Thread, RunRecord, bool), ApiError> {
+) -> Result<(Thread, RunRecord, bool), ApiError> {
     let req: CreateThreadAndRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
     validate::id("assistant_id", Kind::Assistant, &req.assistant_id)?;

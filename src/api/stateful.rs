@@ -57,7 +57,7 @@ impl Stateful {
     fn stream_run(
         &self,
         ctx: &Ctx,
-        record: &runs::RunRecord,
+        record: &crate::model::run::RunRecord,
         opening: Vec<(&'static str, Value)>,
     ) -> Reply {
         let (tx, rx) =
@@ -108,7 +108,7 @@ fn queue_unless_streaming(stream: bool) -> bool {
     !stream
 }
 
-fn run_value(record: &runs::RunRecord) -> Value {
+fn run_value(record: &crate::model::run::RunRecord) -> Value {
     serde_json::to_value(&record.run).unwrap_or(Value::Null)
 }
 

@@ -2,17 +2,17 @@
 
 use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
-use super::types::{
-    now, Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources,
-    ToolResourcesRequest,
-};
-use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body, Metadata};
+use super::types::ToolResourcesRequest;
+use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body};
 use super::vector_stores;
 use super::Ctx;
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::thread::*;
 use crate::ids::{derived_id, new_id, Kind};
+use crate::model::now;
+use crate::model::thread::{Thread, ThreadRecord};
+use crate::model::values::{
+    Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, Metadata,
+};
 use crate::store::{self, keys, ETag, PutMode, Update};
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -4,10 +4,11 @@
 
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::now;
 use crate::ids::Kind;
-pub use crate::model::values::*;
+use crate::model::values::{
+    text_part, Attachment, CodeInterpreterResources, ContentPart, FileSearchResources, ImageFile,
+    ImageUrl, Metadata, Tool, ToolResources,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -134,7 +135,7 @@ pub struct NewVectorStore {
     pub file_ids: Vec<String>,
     /// The stored form of the chunking strategy.
     pub chunking_strategy: Value,
-    pub metadata: validate::Metadata,
+    pub metadata: Metadata,
 }
 
 /// `tool_resources` of a create request, checked: the stored form, and the vector stores
@@ -154,7 +155,7 @@ struct VectorStoreHelper {
     #[serde(default)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
-    metadata: Option<validate::Metadata>,
+    metadata: Option<Metadata>,
 }
 
 /// Parses the `vector_stores` helper (at most one store of at most 10,000 files).

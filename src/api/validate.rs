@@ -174,7 +174,7 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-pub use crate::model::values::Metadata;
+use crate::model::values::Metadata;
 
 /// Metadata: at most 16 pairs, keys up to 64 characters, values up to 512.
 pub fn metadata(param: &str, value: &Metadata) -> Result<(), ApiError> {

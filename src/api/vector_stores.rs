@@ -5,15 +5,19 @@
 use super::assistants::to_value;
 use super::files;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
-use super::types::{now, one_of};
+use super::types::one_of;
 use super::validate::{
-    self, max_chars, max_items, metadata, nullable, parse_body, parse_required_body, Metadata,
+    self, max_chars, max_items, metadata, nullable, parse_body, parse_required_body,
 };
 use super::Ctx;
 use crate::error::ApiError;
-// Temporary: the records moved to the model layer; imports are redirected next.
-pub use crate::model::vector_store::*;
 use crate::ids::{new_id, Kind};
+use crate::model::now;
+use crate::model::values::Metadata;
+use crate::model::vector_store::{
+    expires_at, FileBatch, FileBatchRecord, FileCounts, VectorStore, VectorStoreFile,
+    VectorStoreFileRecord, VectorStoreRecord,
+};
 use crate::queue::{WorkItem, WorkKind};
 use crate::retrieval::index::{ChunkSet, Index, IndexBuilder};
 use crate::store::{self, keys, PutMode, Update};
@@ -401,7 +405,7 @@ pub async fn create_requested(
     ctx: &Ctx,
     requested: super::types::NewToolResources,
     param: &str,
-) -> Result<super::types::ToolResources, ApiError> {
+) -> Result<crate::model::values::ToolResources, ApiError> {
     let mut resources = requested.resources;
     for (i, r) in requested.new_vector_stores.into_iter().enumerate() {
         for (j, id) in r.file_ids.iter().enumerate() {

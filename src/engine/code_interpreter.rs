@@ -12,8 +12,6 @@
 //! `image_file` parts, written files become `file_path` annotations where the answer names
 //! them as `sandbox:/mnt/data/...`.
 
-use crate::api::runs::{OutputFile, RoundCall, RunRecord, ServerCall, MAX_ATTEMPTS};
-use crate::api::types::Tool;
 use crate::api::{assistants, files, threads, Ctx};
 use crate::code_interpreter::prompt::{
     code_from_arguments, model_error, model_output, step_logs, tool_name, MODEL_OUTPUT_CHARS,
@@ -24,6 +22,8 @@ use crate::code_interpreter::{
 };
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
+use crate::model::run::{OutputFile, RoundCall, RunRecord, ServerCall, MAX_ATTEMPTS};
+use crate::model::values::Tool;
 use crate::store::{self, keys};
 use serde_json::{json, Value};
 use std::collections::HashSet;

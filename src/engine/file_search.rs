@@ -6,11 +6,11 @@
 //! a marker `【search:result†file name】`, the form OpenAI's models cited in. The final
 //! answer's markers become `file_citation` annotations (`citations`).
 
-use crate::api::runs::{RoundCall, RunRecord, SearchHit, ServerCall};
-use crate::api::types::Tool;
 use crate::api::vector_stores;
 use crate::api::{assistants, threads, Ctx};
 use crate::error::ApiError;
+use crate::model::run::{RoundCall, RunRecord, SearchHit, ServerCall};
+use crate::model::values::Tool;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ pub async fn wait_until_ready(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiEr
                 Err(e) => return Err(e),
             }
         }
-        if !pending || crate::api::types::now() >= deadline {
+        if !pending || crate::model::now() >= deadline {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

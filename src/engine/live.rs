@@ -7,14 +7,14 @@
 use super::events::EventSink;
 use super::partial_json::{string_field_prefix, FieldStream};
 use super::{citations, code_interpreter, file_search};
-use crate::api::messages::Message;
-use crate::api::runs::{
-    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep, ServerCall,
-    ToolRound,
-};
-use crate::api::types::{now, text_part, ContentPart};
-use crate::api::validate::Metadata;
 use crate::llm::{Delta, ToolCall, Usage};
+use crate::model::message::Message;
+use crate::model::now;
+use crate::model::run::{
+    answer_message_id, message_step_id, tool_step_id, RunRecord, ServerCall, ToolRound,
+};
+use crate::model::step::{shape_step, RunStep};
+use crate::model::values::{text_part, ContentPart, Metadata};
 use serde_json::{json, Value};
 
 pub struct LiveTurn<'a> {

@@ -24,17 +24,18 @@ pub mod live;
 pub mod partial_json;
 pub mod prompt;
 
-use crate::api::messages::Message;
 use crate::api::pagination::read_all;
-use crate::api::runs::{self, answer_message_id, now_ms, RoundCall, RunRecord, RunStep, ToolRound};
-use crate::api::threads;
-use crate::api::types::{now, text_part, ContentPart, ImageFile, Tool};
-use crate::api::Ctx;
+use crate::api::{runs, threads, Ctx};
 use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
+use crate::model::message::Message;
+use crate::model::run::{self as run_ids, answer_message_id, RoundCall, RunRecord, ToolRound};
+use crate::model::step::RunStep;
+use crate::model::values::{text_part, ContentPart, ImageFile, Tool};
+use crate::model::{now, now_ms};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
 use crate::retrieval::Retrieval;
 use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
@@ -441,13 +442,13 @@ impl Engine {
             .iter()
             .map(|k| keys::last_segment(k).to_string())
             .collect();
-        for attempt in after + 1..runs::MAX_ATTEMPTS {
+        for attempt in after + 1..run_ids::MAX_ATTEMPTS {
             for (step_id, message_id) in [
                 (
-                    runs::message_step_id(&run.id, record.seq, attempt),
+                    run_ids::message_step_id(&run.id, record.seq, attempt),
                     Some(answer_message_id(&run.id, record.seq, attempt)),
                 ),
-                (runs::tool_step_id(&run.id, record.seq, attempt), None),
+                (run_ids::tool_step_id(&run.id, record.seq, attempt), None),
             ] {
                 if !stored.contains(&step_id) {
                     continue;
@@ -680,7 +681,7 @@ impl Engine {
         let mut tool_step = None;
         if let Some(round) = &round {
             let status = if waits { "in_progress" } else { "completed" };
-            let step = live.tool_step(runs::tool_step_details(round), status, Some(usage));
+            let step = live.tool_step(run_ids::tool_step_details(round), status, Some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
@@ -838,7 +839,7 @@ impl Engine {
                 derived_id(
                     Kind::ToolCall,
                     &run.id,
-                    (record.seq * runs::MAX_ATTEMPTS + attempt) * 64 + i as u32,
+                    (record.seq * run_ids::MAX_ATTEMPTS + attempt) * 64 + i as u32,
                 )
             } else {
                 c.id.clone()

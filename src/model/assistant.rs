@@ -38,4 +38,3 @@ pub struct Assistant {
 /// The `reasoning_effort` values the service passes on to reasoning models.
 pub const REASONING_EFFORTS: &[&str] =
     &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
-

@@ -89,4 +89,3 @@ pub fn content_type_for(filename: &str, declared: Option<&str>) -> String {
             .to_string(),
     }
 }
-

@@ -35,4 +35,3 @@ pub struct Message {
     #[schema(value_type = super::schemas::Metadata)]
     pub metadata: Metadata,
 }
-

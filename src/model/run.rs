@@ -217,7 +217,6 @@ pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
     derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
 }
 
-
 /// The `step_details` of a tool round (as stored: `file_search` results with content).
 pub fn tool_step_details(round: &ToolRound) -> Value {
     json!({
@@ -257,4 +256,3 @@ pub fn tool_call_details(c: &RoundCall) -> Value {
         }),
     }
 }
-

@@ -64,4 +64,3 @@ pub fn shape_step(mut step: Value, include_content: bool) -> Value {
     }
     step
 }
-

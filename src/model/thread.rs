@@ -27,4 +27,3 @@ pub struct ThreadRecord {
     #[serde(default)]
     pub active_run_id: Option<String>,
 }
-

@@ -144,7 +144,6 @@ pub struct FunctionDef {
     pub strict: Option<bool>,
 }
 
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeInterpreterResources {

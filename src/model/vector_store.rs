@@ -146,4 +146,3 @@ pub fn expires_at(expires_after: Option<&Value>, last_active: i64) -> Option<i64
         .and_then(|e| e["days"].as_i64())
         .map(|d| last_active + d * 86_400)
 }
-

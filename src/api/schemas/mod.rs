@@ -13,10 +13,12 @@
 //! - `vector_stores`: uploads, chunking and filters in requests, search.
 #![allow(dead_code)]
 
-use crate::model::schemas::{constant, object_constants, one_of_refs, string_enum, string_of};
 pub use crate::model::schemas::*;
+use crate::model::schemas::{constant, object_constants, one_of_refs, string_enum, string_of};
 use std::borrow::Cow;
-use utoipa::openapi::schema::{ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 

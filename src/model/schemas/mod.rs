@@ -13,8 +13,7 @@
 
 use std::borrow::Cow;
 use utoipa::openapi::schema::{
-    AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Schema,
-    Type,
+    AdditionalProperties, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
 };
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
@@ -141,16 +140,16 @@ macro_rules! object_constants {
 pub(crate) use object_constants;
 
 object_constants! {
-    assistant_object = "assistant",
-    thread_object = "thread",
-    message_object = "thread.message",
-    run_object = "thread.run",
-    run_step_object = "thread.run.step",
-    file_object = "file",
-    vector_store_object = "vector_store",
-    vector_store_file_object = "vector_store.file",
-    file_batch_object = "vector_store.files_batch",
-    }
+assistant_object = "assistant",
+thread_object = "thread",
+message_object = "thread.message",
+run_object = "thread.run",
+run_step_object = "thread.run.step",
+file_object = "file",
+vector_store_object = "vector_store",
+vector_store_file_object = "vector_store.file",
+file_batch_object = "vector_store.files_batch",
+}
 
 /// Up to 16 key-value pairs: keys at most 64 characters, values strings of at most 512.
 pub struct Metadata;
@@ -230,7 +229,6 @@ pub(crate) fn one_of_refs(
     }
     one_of.into()
 }
-
 
 mod runs;
 mod vector_stores;

@@ -64,4 +64,3 @@ pub struct TextChunk {
 fn text_type() -> Object {
     constant("text")
 }
-
