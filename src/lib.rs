@@ -9,6 +9,7 @@
 //! - `code_interpreter`: sandboxed Python for the `code_interpreter` tool (bubblewrap
 //!   locally, Azure Container Apps dynamic sessions in production);
 //! - `config`: settings from the environment;
+//! - `context`: `Ctx`, what one call needs (store, queue, settings, tenant...);
 //! - `app`: wiring of the above, shared by `main` and the tests;
 //! - `ids`, `error`: time-sortable ids; the one error type;
 //! - `tokens`: token counting and encoding, linear and bounded on any input.
@@ -17,6 +18,7 @@ pub mod api;
 pub mod app;
 pub mod code_interpreter;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod functions;

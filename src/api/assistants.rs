@@ -5,7 +5,7 @@ use super::types::{validate_response_format, validate_tools, ToolResourcesReques
 use super::validate::{
     self, max_chars, metadata, nullable, parse_body, parse_required_body, range,
 };
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::assistant::{Assistant, REASONING_EFFORTS};
@@ -191,11 +191,9 @@ pub fn to_value<T: Serialize>(object: &T) -> Result<Value, ApiError> {
 /// Reads an assistant of this tenant, or the 404.
 pub async fn load(ctx: &Ctx, assistant_id: &str) -> Result<Assistant, ApiError> {
     super::path_id(Kind::Assistant, assistant_id)?;
-    let key = keys::assistant(&ctx.tenant, assistant_id);
-    match store::get_json::<Assistant>(ctx.store.as_ref(), &key).await? {
-        Some((a, _)) => Ok(a),
-        None => Err(ApiError::not_found(Kind::Assistant, assistant_id)),
-    }
+    crate::model::assistant::load(ctx.store.as_ref(), &ctx.tenant, assistant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::Assistant, assistant_id))
 }
 
 pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {

@@ -3,12 +3,11 @@
 use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
 use super::types::one_of;
-use super::{ApiRequest, Ctx, Reply};
+use super::{ApiRequest, Reply};
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
-use crate::model::file::{
-    clean_filename, content_type_for, FileObject, FileRecord, OUTPUT_PURPOSE,
-};
+use crate::model::file::{clean_filename, content_type_for, FileObject, FileRecord};
 use crate::model::now;
 use crate::store::{self, keys, PutMode, StoreError};
 use bytes::Bytes;
@@ -310,57 +309,12 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
     result
 }
 
-/// Stores a file the service made (a `code_interpreter` output: purpose `assistants_output`)
-/// under an id the caller chose; a repeated turn overwrites the same id. Returns the keys
-/// written (data first), so that a turn a cancel takes back can delete them.
-pub async fn put_output(
-    ctx: &Ctx,
-    id: &str,
-    filename: &str,
-    content: Bytes,
-) -> Result<[String; 2], ApiError> {
-    let filename = clean_filename(filename);
-    let record = FileRecord {
-        file: FileObject {
-            id: id.to_string(),
-            object: "file".into(),
-            bytes: content.len() as u64,
-            created_at: now(),
-            expires_at: None,
-            purpose: OUTPUT_PURPOSE.into(),
-            status: "processed".into(),
-            status_details: None,
-            filename: filename.clone(),
-        },
-        content_type: content_type_for(&filename, None),
-    };
-    let data_key = keys::file_data(&ctx.tenant, id);
-    ctx.store
-        .put(&data_key, content, PutMode::Overwrite)
-        .await?;
-    let key = keys::file(&ctx.tenant, id);
-    store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Overwrite).await?;
-    Ok([data_key, key])
-}
-
-/// The stored bytes of a file of this tenant (none when they are gone).
-pub async fn read_content(ctx: &Ctx, file_id: &str) -> Result<Option<Bytes>, ApiError> {
-    Ok(ctx
-        .store
-        .get(&keys::file_data(&ctx.tenant, file_id))
-        .await?
-        .map(|(bytes, _)| bytes))
-}
-
 /// Reads a file of this tenant (expired files are gone), or the 404.
 pub async fn load(ctx: &Ctx, file_id: &str) -> Result<FileRecord, ApiError> {
     super::path_id(Kind::File, file_id)?;
-    match store::get_json::<FileRecord>(ctx.store.as_ref(), &keys::file(&ctx.tenant, file_id))
+    crate::model::file::load(ctx.store.as_ref(), &ctx.tenant, file_id)
         .await?
-    {
-        Some((f, _)) if f.file.expires_at.is_none_or(|t| t > now()) => Ok(f),
-        _ => Err(ApiError::not_found(Kind::File, file_id)),
-    }
+        .ok_or_else(|| ApiError::not_found(Kind::File, file_id))
 }
 
 pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {

@@ -5,7 +5,7 @@ use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
 use super::types::{parse_content, validate_attachments};
 use super::validate::{metadata, nullable, parse_body, parse_required_body};
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::message::Message;

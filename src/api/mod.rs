@@ -26,30 +26,11 @@ pub mod types;
 pub mod validate;
 pub mod vector_stores;
 
-use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::Kind;
-use crate::queue::DynQueue;
-use crate::store::DynStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use operation::Operation;
-use std::sync::Arc;
-
-/// What one API call needs: who is asking, the store their objects live in, the work
-/// queue that advances runs, and how runs behave.
-#[derive(Clone)]
-pub struct Ctx {
-    pub store: DynStore,
-    pub queue: DynQueue,
-    pub runs: Arc<RunSettings>,
-    /// Embeddings and search indexes, for vector stores and `file_search`.
-    pub retrieval: Arc<crate::retrieval::Retrieval>,
-    /// The `code_interpreter` tool's executor (started on first use).
-    pub code_interpreter: Arc<crate::code_interpreter::SharedCodeInterpreter>,
-    /// Validated tenant name: the first segment of every key this call touches.
-    pub tenant: String,
-}
 
 /// One API call, as the HTTP layer hands it over: the operation it routed to, and the
 /// request as it came (a proxy forwards that as is).

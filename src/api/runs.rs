@@ -10,7 +10,8 @@ use super::types::{one_of, validate_response_format, validate_tools, ToolResourc
 use super::validate::{
     self, max_items, metadata, nullable, parse_body, parse_required_body, range,
 };
-use super::{Ctx, Reply};
+use super::Reply;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::assistant::REASONING_EFFORTS;
@@ -788,21 +789,7 @@ pub async fn set_step_status(
     status: &str,
 ) -> Result<(), ApiError> {
     let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
-    store::update_json(ctx.store.as_ref(), &key, |mut s: RunStep| {
-        if s.status != "in_progress" {
-            return Ok::<_, ApiError>(Update::Keep(()));
-        }
-        s.status = status.to_string();
-        let t = Some(now());
-        match status {
-            "cancelled" => s.cancelled_at = t,
-            "expired" => s.expired_at = t,
-            "failed" => s.failed_at = t,
-            _ => s.completed_at = t,
-        }
-        Ok(Update::Write(s, ()))
-    })
-    .await?;
+    crate::model::step::finish(ctx.store.as_ref(), &key, status).await?;
     Ok(())
 }
 

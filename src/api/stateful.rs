@@ -1,12 +1,14 @@
 //! The stored backend: every operation served from the `Store`, runs advanced by the
 //! `Engine` (through the work queue, or inside the request when the client streams).
 
+use super::events::ChannelSink;
 use super::{
-    assistants, files, messages, runs, threads, vector_stores, ApiRequest, Backend, Ctx, Operation,
+    assistants, files, messages, runs, threads, vector_stores, ApiRequest, Backend, Operation,
     Reply,
 };
 use crate::config::RunSettings;
-use crate::engine::events::{ChannelSink, EventSink};
+use crate::context::Ctx;
+use crate::engine::events::EventSink;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::queue::{DynQueue, Outcome};

@@ -5,11 +5,11 @@ use super::messages::{self, CreateMessage};
 use super::types::ToolResourcesRequest;
 use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body};
 use super::vector_stores;
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
 use crate::model::now;
-use crate::model::thread::{Thread, ThreadRecord};
+use crate::model::thread::{self, Claim, Thread, ThreadRecord};
 use crate::model::values::{
     Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, Metadata,
 };
@@ -123,11 +123,9 @@ pub async fn load_record(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, Api
 /// `load_record` with the record's ETag (for a conditional update without another read).
 pub async fn load_tagged(ctx: &Ctx, thread_id: &str) -> Result<(ThreadRecord, ETag), ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
-    let key = keys::thread(&ctx.tenant, thread_id);
-    match store::get_json::<ThreadRecord>(ctx.store.as_ref(), &key).await? {
-        Some(found) => Ok(found),
-        None => Err(ApiError::not_found(Kind::Thread, thread_id)),
-    }
+    thread::load(ctx.store.as_ref(), &ctx.tenant, thread_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
 pub async fn get(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
@@ -305,58 +303,28 @@ pub async fn add_attachments(
     Ok(())
 }
 
-/// Marks `run_id` as the thread's active run, unless another run is active (400). `known`:
-/// the thread as the caller read it, with its ETag (saves a read). Returns the thread as
-/// claimed, with its ETag (the run keeps it to release the claim without a read).
+/// Marks `run_id` as the thread's active run (`model::thread::claim_active_run`), unless
+/// another run is active (400). Returns the thread as claimed, with its ETag.
 pub async fn claim_active_run(
     ctx: &Ctx,
     thread_id: &str,
     run_id: &str,
     known: Option<(ThreadRecord, ETag)>,
 ) -> Result<(ThreadRecord, ETag), ApiError> {
-    let key = keys::thread(&ctx.tenant, thread_id);
-    let claimed = store::update_json_from(
-        ctx.store.as_ref(),
-        &key,
-        known,
-        |mut t: ThreadRecord| match &t.active_run_id {
-            Some(active) if active != run_id => Err(ApiError::invalid(
-                format!("Thread {thread_id} already has an active run {active}."),
-                None,
-            )),
-            Some(_) => Ok(Update::Keep(t)),
-            None => {
-                t.active_run_id = Some(run_id.to_string());
-                Ok(Update::Write(t.clone(), t))
-            }
-        },
-    )
-    .await?;
-    claimed.ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
+    match thread::claim_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known)
+        .await?
+    {
+        Claim::Claimed(t, etag) => Ok((t, etag)),
+        Claim::Held { active_run_id } => Err(ApiError::invalid(
+            format!("Thread {thread_id} already has an active run {active_run_id}."),
+            None,
+        )),
+        Claim::Missing => Err(ApiError::not_found(Kind::Thread, thread_id)),
+    }
 }
 
 /// Clears the thread's active run if it is still `run_id`.
 pub async fn release_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
-    release_active_run_from(ctx, thread_id, run_id, None).await
-}
-
-/// `release_active_run` from the thread as the run claimed it (no read when the thread has
-/// not changed since).
-pub async fn release_active_run_from(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-    known: Option<(ThreadRecord, ETag)>,
-) -> Result<(), ApiError> {
-    let key = keys::thread(&ctx.tenant, thread_id);
-    store::update_json_from(ctx.store.as_ref(), &key, known, |mut t: ThreadRecord| {
-        if t.active_run_id.as_deref() == Some(run_id) {
-            t.active_run_id = None;
-            Ok::<_, ApiError>(Update::Write(t, ()))
-        } else {
-            Ok(Update::Keep(()))
-        }
-    })
-    .await?;
+    thread::release_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, None).await?;
     Ok(())
 }

@@ -24,16 +24,16 @@ pub mod live;
 pub mod partial_json;
 pub mod prompt;
 
-use crate::api::pagination::read_all;
-use crate::api::{runs, threads, Ctx};
 use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::model::message::Message;
 use crate::model::run::{self as run_ids, answer_message_id, RoundCall, RunRecord, ToolRound};
-use crate::model::step::RunStep;
+use crate::model::step::{self, RunStep};
+use crate::model::thread::{self, ThreadRecord};
 use crate::model::values::{text_part, ContentPart, ImageFile, Tool};
 use crate::model::{now, now_ms};
 use crate::queue::{DynQueue, Outcome, WorkHandler, WorkItem, WorkKind};
@@ -68,6 +68,27 @@ enum Failure {
 
 fn step_key(ctx: &Ctx, step: &RunStep) -> String {
     keys::step(&ctx.tenant, &step.thread_id, &step.run_id, &step.id)
+}
+
+/// Gives the thread's claim back if `run_id` still holds it (`known`: the thread as the run
+/// claimed it, which saves a read).
+async fn release_thread(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(ThreadRecord, ETag)>,
+) -> Result<(), ApiError> {
+    thread::release_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await?;
+    Ok(())
+}
+
+/// Reads the run's thread. A thread gone under its run stops the turn as it always has: its
+/// `NotFound` becomes a retry, and the deletion that took the thread takes the run too.
+pub(crate) async fn load_thread(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, ApiError> {
+    thread::load(ctx.store.as_ref(), &ctx.tenant, thread_id)
+        .await?
+        .map(|(t, _)| t)
+        .ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
 /// Why a turn stopped early.
@@ -312,7 +333,8 @@ impl Engine {
             .map(|k| keys::last_segment(k).to_string())
             .collect();
         ids.sort_unstable();
-        let thread_messages: Vec<Message> = read_all(&ctx.store, &message_prefix, &ids).await?;
+        let thread_messages: Vec<Message> =
+            store::read_all(ctx.store.as_ref(), &message_prefix, &ids).await?;
 
         // The code interpreter, when the run has it: a run that needs it on a server that
         // cannot run code fails at once, saying why.
@@ -801,13 +823,7 @@ impl Engine {
             live.sink
                 .emit("thread.run.requires_action", run_value(&record));
         } else {
-            threads::release_active_run_from(
-                ctx,
-                &item.thread_id,
-                &item.run_id,
-                record.claimed_thread(),
-            )
-            .await?;
+            release_thread(ctx, &item.thread_id, &item.run_id, record.claimed_thread()).await?;
             let event = if truncated {
                 "thread.run.incomplete"
             } else {
@@ -953,7 +969,7 @@ impl Engine {
         match moved {
             Moved::Applied(r) => {
                 log::info!("run {} failed: {message}", r.run.id);
-                threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+                release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.failed", run_value(&r));
                 Ok(())
             }
@@ -979,7 +995,7 @@ impl Engine {
             .await?;
         match moved {
             Moved::Applied(r) => {
-                threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+                release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.incomplete", run_value(&r));
                 Ok(())
             }
@@ -1009,7 +1025,7 @@ impl Engine {
         })
         .await?;
         if let Some(Some(r)) = done {
-            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
             sink.emit("thread.run.cancelled", run_value(&r));
         }
         Ok(())
@@ -1045,9 +1061,10 @@ impl Engine {
             .await?;
         if let Moved::Applied(r) = moved {
             if let Some(round) = r.rounds.last() {
-                runs::set_step_status(&ctx, &r, &round.step_id, "expired").await?;
+                let key = keys::step(&ctx.tenant, &r.run.thread_id, &r.run.id, &round.step_id);
+                step::finish(ctx.store.as_ref(), &key, "expired").await?;
             }
-            threads::release_active_run(&ctx, &item.thread_id, &item.run_id).await?;
+            release_thread(&ctx, &item.thread_id, &item.run_id, None).await?;
             log::info!("run {} expired waiting for tool outputs", r.run.id);
         }
         Ok(())
@@ -1106,7 +1123,7 @@ impl Engine {
                     "run {} ended after repeated failures: {reason}",
                     item.run_id
                 );
-                let _ = threads::release_active_run(&ctx, &item.thread_id, &item.run_id).await;
+                let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
             }
             Ok(_) => {}
             Err(e) => log::warn!(

@@ -1,6 +1,8 @@
 //! The assistant record: stored as it is answered.
 
 use super::values::{Metadata, Tool, ToolResources};
+use crate::ids::{self, Kind};
+use crate::store::{self, keys, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -38,3 +40,16 @@ pub struct Assistant {
 /// The `reasoning_effort` values the service passes on to reasoning models.
 pub const REASONING_EFFORTS: &[&str] =
     &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
+
+/// Reads an assistant of this tenant: `None` when there is none (or the id can name none).
+pub async fn load(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Assistant>, StoreError> {
+    if !ids::is_valid(Kind::Assistant, id) {
+        return Ok(None);
+    }
+    let key = keys::assistant(tenant, id);
+    Ok(store::get_json(store, &key).await?.map(|(a, _)| a))
+}

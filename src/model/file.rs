@@ -1,5 +1,9 @@
 //! The file record: the file object plus the content type its bytes are served with.
 
+use super::now;
+use crate::ids::{self, Kind};
+use crate::store::{self, keys, PutMode, Store, StoreError};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,4 +92,66 @@ pub fn content_type_for(filename: &str, declared: Option<&str>) -> String {
             .unwrap_or("application/octet-stream")
             .to_string(),
     }
+}
+
+/// Reads a file of this tenant: `None` when there is none, it expired, or the id can name
+/// none (expired files are gone, whether or not the sweep has deleted them yet).
+pub async fn load(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<FileRecord>, StoreError> {
+    if !ids::is_valid(Kind::File, id) {
+        return Ok(None);
+    }
+    Ok(
+        match store::get_json::<FileRecord>(store, &keys::file(tenant, id)).await? {
+            Some((f, _)) if f.file.expires_at.is_none_or(|t| t > now()) => Some(f),
+            _ => None,
+        },
+    )
+}
+
+/// The stored bytes of a file of this tenant (none when they are gone).
+pub async fn read_content(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<Bytes>, StoreError> {
+    Ok(store
+        .get(&keys::file_data(tenant, id))
+        .await?
+        .map(|(bytes, _)| bytes))
+}
+
+/// Stores a file the service made (a `code_interpreter` output: purpose `assistants_output`)
+/// under an id the caller chose; a repeated turn overwrites the same id. Returns the keys
+/// written (data first), so that a turn a cancel takes back can delete them.
+pub async fn put_output(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+    filename: &str,
+    content: Bytes,
+) -> Result<[String; 2], StoreError> {
+    let filename = clean_filename(filename);
+    let record = FileRecord {
+        file: FileObject {
+            id: id.to_string(),
+            object: "file".into(),
+            bytes: content.len() as u64,
+            created_at: now(),
+            expires_at: None,
+            purpose: OUTPUT_PURPOSE.into(),
+            status: "processed".into(),
+            status_details: None,
+            filename: filename.clone(),
+        },
+        content_type: content_type_for(&filename, None),
+    };
+    let data_key = keys::file_data(tenant, id);
+    store.put(&data_key, content, PutMode::Overwrite).await?;
+    let key = keys::file(tenant, id);
+    store::put_json(store, &key, &record, PutMode::Overwrite).await?;
+    Ok([data_key, key])
 }

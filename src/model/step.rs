@@ -1,8 +1,10 @@
 //! The run step record: stored as it is answered, but for `file_search` result content,
 //! which is shown only when asked for.
 
+use super::now;
 use super::values::Metadata;
 use crate::llm::Usage;
+use crate::store::{self, Store, StoreError, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -63,4 +65,25 @@ pub fn shape_step(mut step: Value, include_content: bool) -> Value {
         }
     }
     step
+}
+
+/// Ends a stored step still `in_progress` with `status` (and its timestamp); a step that
+/// already ended, or is gone, is left as it is.
+pub async fn finish(store: &dyn Store, key: &str, status: &str) -> Result<(), StoreError> {
+    store::update_json(store, key, |mut s: RunStep| {
+        if s.status != "in_progress" {
+            return Ok::<_, StoreError>(Update::Keep(()));
+        }
+        s.status = status.to_string();
+        let t = Some(now());
+        match status {
+            "cancelled" => s.cancelled_at = t,
+            "expired" => s.expired_at = t,
+            "failed" => s.failed_at = t,
+            _ => s.completed_at = t,
+        }
+        Ok(Update::Write(s, ()))
+    })
+    .await?;
+    Ok(())
 }

@@ -3,6 +3,8 @@
 
 use super::now;
 use super::values::Metadata;
+use crate::ids::{self, Kind};
+use crate::store::{self, keys, Store, StoreError, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -145,4 +147,45 @@ pub fn expires_at(expires_after: Option<&Value>, last_active: i64) -> Option<i64
     expires_after
         .and_then(|e| e["days"].as_i64())
         .map(|d| last_active + d * 86_400)
+}
+
+/// Reads a vector store of this tenant, its status brought up to date: `None` when there is
+/// none (or the id can name none).
+pub async fn load(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<VectorStoreRecord>, StoreError> {
+    if !ids::is_valid(Kind::VectorStore, id) {
+        return Ok(None);
+    }
+    Ok(
+        store::get_json::<VectorStoreRecord>(store, &keys::vector_store(tenant, id))
+            .await?
+            .map(|(mut r, _)| {
+                r.refresh_status();
+                r
+            }),
+    )
+}
+
+/// Applies a change to the store record's counts (and version), retried on races; a store
+/// deleted meanwhile is left alone.
+pub async fn update(
+    store: &dyn Store,
+    tenant: &str,
+    id: &str,
+    change: impl Fn(&mut VectorStoreRecord),
+) -> Result<(), StoreError> {
+    store::update_json(
+        store,
+        &keys::vector_store(tenant, id),
+        |mut r: VectorStoreRecord| {
+            change(&mut r);
+            r.refresh_status();
+            Ok::<_, StoreError>(Update::Write(r, ()))
+        },
+    )
+    .await?;
+    Ok(())
 }
