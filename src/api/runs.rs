@@ -15,8 +15,8 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::assistant::REASONING_EFFORTS;
-use crate::model::run::{tool_step_details, ClaimedThread, Run, RunRecord, ToolRound};
-use crate::model::step::{shape_step, RunStep};
+use crate::model::run::{tool_step_details, ClaimedThread, Run, RunRecord, RunStatus, ToolRound};
+use crate::model::step::{shape_step, RunStep, StepStatus};
 use crate::model::thread::{Thread, ThreadRecord};
 use crate::model::values::Metadata;
 use crate::model::values::Tool;
@@ -361,7 +361,7 @@ async fn plan_run(
         created_at: now(),
         thread_id: thread_id.to_string(),
         assistant_id: assistant.id.clone(),
-        status: "queued".into(),
+        status: RunStatus::Queued,
         required_action: None,
         last_error: None,
         expires_at: Some(now() + ctx.runs.expiry.as_secs() as i64),
@@ -513,7 +513,7 @@ async fn fail_if_active(
         if r.run.is_terminal() {
             return Ok::<_, ApiError>(Update::Keep(()));
         }
-        r.run.status = "failed".into();
+        r.run.status = RunStatus::Failed;
         r.run.failed_at = Some(now());
         r.run.required_action = None;
         r.run.last_error = Some(json!({"code": code, "message": message}));
@@ -656,8 +656,8 @@ pub async fn get(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, ApiE
 /// engine ignores duplicates, so this is safe even when the item was only slow.
 async fn heal_if_stalled(ctx: &Ctx, record: RunRecord) -> RunRecord {
     let active = matches!(
-        record.run.status.as_str(),
-        "queued" | "in_progress" | "cancelling"
+        record.run.status,
+        RunStatus::Queued | RunStatus::InProgress | RunStatus::Cancelling
     );
     let stalled =
         now_ms().saturating_sub(record.updated_ms) > ctx.runs.stall_after.as_millis() as u64;
@@ -739,16 +739,16 @@ pub async fn cancel(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, A
     super::path_id(Kind::Run, run_id)?;
     let key = keys::run(&ctx.tenant, thread_id, run_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-        match r.run.status.as_str() {
-            "queued" | "in_progress" => {
-                r.run.status = "cancelling".into();
+        match r.run.status {
+            RunStatus::Queued | RunStatus::InProgress => {
+                r.run.status = RunStatus::Cancelling;
             }
-            "requires_action" => {
-                r.run.status = "cancelled".into();
+            RunStatus::RequiresAction => {
+                r.run.status = RunStatus::Cancelled;
                 r.run.cancelled_at = Some(now());
                 r.run.required_action = None;
             }
-            "cancelling" => return Ok(Update::Keep(r)),
+            RunStatus::Cancelling => return Ok(Update::Keep(r)),
             other => {
                 return Err(ApiError::invalid(
                     format!("Cannot cancel run with status '{other}'."),
@@ -764,15 +764,15 @@ pub async fn cancel(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, A
         threads::load_record(ctx, thread_id).await?;
         return Err(ApiError::not_found(Kind::Run, run_id));
     };
-    match record.run.status.as_str() {
-        "cancelled" => {
+    match record.run.status {
+        RunStatus::Cancelled => {
             // It was waiting for tool outputs: its tool step ends as cancelled too.
             if let Some(round) = record.rounds.last() {
-                set_step_status(ctx, &record, &round.step_id, "cancelled").await?;
+                set_step_status(ctx, &record, &round.step_id, StepStatus::Cancelled).await?;
             }
             threads::release_active_run(ctx, thread_id, run_id).await?;
         }
-        "cancelling" => {
+        RunStatus::Cancelling => {
             // Make sure a turn comes to notice the cancel even if none is pending.
             enqueue_step(ctx, &record).await?;
         }
@@ -786,7 +786,7 @@ pub async fn set_step_status(
     ctx: &Ctx,
     record: &RunRecord,
     step_id: &str,
-    status: &str,
+    status: StepStatus,
 ) -> Result<(), ApiError> {
     let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
     crate::model::step::finish(ctx.store.as_ref(), &key, status).await?;
@@ -829,7 +829,7 @@ pub async fn submit_tool_outputs(
     }
     let key = keys::run(&ctx.tenant, thread_id, run_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-        if r.run.status != "requires_action" {
+        if r.run.status != RunStatus::RequiresAction {
             return Err(ApiError::invalid(
                 format!(
                     "Runs in status \"{}\" do not accept tool outputs.",
@@ -886,7 +886,7 @@ pub async fn submit_tool_outputs(
                 .find(|(id, _)| *id == call.id)
                 .map(|(_, o)| o.clone());
         }
-        r.run.status = "queued".into();
+        r.run.status = RunStatus::Queued;
         r.run.required_action = None;
         r.updated_ms = now_ms();
         Ok(Update::Write(r.clone(), r))
@@ -898,7 +898,7 @@ pub async fn submit_tool_outputs(
     };
     // The tool step now shows the outputs and is complete.
     if let Some(round) = record.rounds.last() {
-        write_tool_step(ctx, &record, round, "completed").await?;
+        write_tool_step(ctx, &record, round, StepStatus::Completed).await?;
     }
     if enqueue(stream) {
         enqueue_step(ctx, &record).await?;
@@ -911,7 +911,7 @@ pub async fn write_tool_step(
     ctx: &Ctx,
     record: &RunRecord,
     round: &ToolRound,
-    status: &str,
+    status: StepStatus,
 ) -> Result<RunStep, ApiError> {
     let key = keys::step(
         &ctx.tenant,
@@ -932,13 +932,13 @@ pub async fn write_tool_step(
         thread_id: record.run.thread_id.clone(),
         run_id: record.run.id.clone(),
         step_type: "tool_calls".into(),
-        status: status.into(),
+        status,
         step_details: tool_step_details(round),
         last_error: None,
         expired_at: None,
         cancelled_at: None,
         failed_at: None,
-        completed_at: (status == "completed").then(now),
+        completed_at: (status == StepStatus::Completed).then(now),
         metadata: Metadata::new(),
         usage,
     };

@@ -31,8 +31,10 @@ use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::model::message::Message;
-use crate::model::run::{self as run_ids, answer_message_id, RoundCall, RunRecord, ToolRound};
-use crate::model::step::{self, RunStep};
+use crate::model::run::{
+    self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
+};
+use crate::model::step::{self, RunStep, StepStatus};
 use crate::model::thread::{self, ThreadRecord};
 use crate::model::values::{text_part, ContentPart, ImageFile, Tool};
 use crate::model::{now, now_ms};
@@ -241,7 +243,7 @@ impl Engine {
         &self,
         ctx: &Ctx,
         item: &WorkItem,
-        from: &[&str],
+        from: &[RunStatus],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
         Ok(self.move_run_from(ctx, item, from, None, change).await?.0)
@@ -253,7 +255,7 @@ impl Engine {
         &self,
         ctx: &Ctx,
         item: &WorkItem,
-        from: &[&str],
+        from: &[RunStatus],
         known: Option<(RunRecord, ETag)>,
         change: impl Fn(&mut RunRecord),
     ) -> Result<(Moved, Option<ETag>), Stop> {
@@ -262,10 +264,10 @@ impl Engine {
             if r.seq != item.seq {
                 return Ok::<_, ApiError>(Update::Keep(Moved::Stale));
             }
-            if r.run.status == "cancelling" {
+            if r.run.status == RunStatus::Cancelling {
                 return Ok(Update::Keep(Moved::Cancelling));
             }
-            if !from.contains(&r.run.status.as_str()) {
+            if !from.contains(&r.run.status) {
                 return Ok(Update::Keep(Moved::Stale));
             }
             change(&mut r);
@@ -295,18 +297,26 @@ impl Engine {
         if record.seq != item.seq {
             return Err(Stop::Nothing);
         }
-        let redelivered = record.run.status == "in_progress";
-        if record.run.status == "queued" && record.seq == 0 {
+        let redelivered = record.run.status == RunStatus::InProgress;
+        if record.run.status == RunStatus::Queued && record.seq == 0 {
             file_search::wait_until_ready(&ctx, &record).await?;
         }
-        let (record, etag) = match record.run.status.as_str() {
-            "cancelling" => return self.finish_cancel(&ctx, item, sink).await.map(|_| None),
-            "queued" => {
+        let (record, etag) = match record.run.status {
+            RunStatus::Cancelling => {
+                return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
+            }
+            RunStatus::Queued => {
                 let started = self
-                    .move_run_from(&ctx, item, &["queued"], Some((record, etag)), |r| {
-                        r.run.status = "in_progress".into();
-                        r.run.started_at.get_or_insert_with(now);
-                    })
+                    .move_run_from(
+                        &ctx,
+                        item,
+                        &[RunStatus::Queued],
+                        Some((record, etag)),
+                        |r| {
+                            r.run.status = RunStatus::InProgress;
+                            r.run.started_at.get_or_insert_with(now);
+                        },
+                    )
                     .await?;
                 match started {
                     (Moved::Applied(r), etag) => {
@@ -321,7 +331,7 @@ impl Engine {
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
-            "in_progress" => (record, Some(etag)),
+            RunStatus::InProgress => (record, Some(etag)),
             _ => return Err(Stop::Nothing),
         };
 
@@ -670,7 +680,7 @@ impl Engine {
                     "simulated crash after the message write".into(),
                 ));
             }
-            let step = live.message_step("completed", (!has_calls).then_some(usage));
+            let step = live.message_step(StepStatus::Completed, (!has_calls).then_some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
@@ -702,7 +712,11 @@ impl Engine {
             .is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
         let mut tool_step = None;
         if let Some(round) = &round {
-            let status = if waits { "in_progress" } else { "completed" };
+            let status = if waits {
+                StepStatus::InProgress
+            } else {
+                StepStatus::Completed
+            };
             let step = live.tool_step(run_ids::tool_step_details(round), status, Some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
@@ -713,7 +727,7 @@ impl Engine {
         let expiry = self.settings.expiry;
         let moved = match &round {
             Some(round) if !waits => {
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
                     add_usage(&mut r.run.usage, usage);
                     r.rounds.push(round.clone());
                     r.seq += 1;
@@ -729,8 +743,8 @@ impl Engine {
                         "function": {"name": c.name, "arguments": c.arguments},
                     })).collect::<Vec<_>>()},
                 });
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
-                    r.run.status = "requires_action".into();
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
+                    r.run.status = RunStatus::RequiresAction;
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
                     add_usage(&mut r.run.usage, usage);
@@ -741,9 +755,13 @@ impl Engine {
                 .0
             }
             None => {
-                let status = if truncated { "incomplete" } else { "completed" };
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
-                    r.run.status = status.into();
+                let status = if truncated {
+                    RunStatus::Incomplete
+                } else {
+                    RunStatus::Completed
+                };
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
+                    r.run.status = status;
                     r.run.incomplete_details =
                         truncated.then(|| json!({"reason": "max_completion_tokens"}));
                     if !truncated {
@@ -771,7 +789,7 @@ impl Engine {
             Moved::Stale => {
                 if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
                     // Cancelled (or failed) meanwhile: close the stream as the run ended.
-                    let how = if ended.run.status == "cancelled" {
+                    let how = if ended.run.status == RunStatus::Cancelled {
                         Close::Cancelled
                     } else {
                         Close::Failed
@@ -929,7 +947,10 @@ impl Engine {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
             Ok(Some((r, _)))
-                if matches!(r.run.status.as_str(), "cancelled" | "failed" | "expired") =>
+                if matches!(
+                    r.run.status,
+                    RunStatus::Cancelled | RunStatus::Failed | RunStatus::Expired
+                ) =>
             {
                 self.take_back(ctx, written).await;
                 Some(r)
@@ -958,13 +979,18 @@ impl Engine {
     ) -> Result<(), Stop> {
         let error = json!({"code": code, "message": message});
         let moved = self
-            .move_run(ctx, item, &["queued", "in_progress"], |r| {
-                r.run.status = "failed".into();
-                r.run.failed_at = Some(now());
-                r.run.required_action = None;
-                r.run.last_error = Some(error.clone());
-                r.seq += 1;
-            })
+            .move_run(
+                ctx,
+                item,
+                &[RunStatus::Queued, RunStatus::InProgress],
+                |r| {
+                    r.run.status = RunStatus::Failed;
+                    r.run.failed_at = Some(now());
+                    r.run.required_action = None;
+                    r.run.last_error = Some(error.clone());
+                    r.seq += 1;
+                },
+            )
             .await?;
         match moved {
             Moved::Applied(r) => {
@@ -986,12 +1012,17 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
         let moved = self
-            .move_run(ctx, item, &["queued", "in_progress"], |r| {
-                r.run.status = "incomplete".into();
-                r.run.incomplete_details = Some(json!({"reason": reason}));
-                r.run.usage.get_or_insert_with(Usage::default);
-                r.seq += 1;
-            })
+            .move_run(
+                ctx,
+                item,
+                &[RunStatus::Queued, RunStatus::InProgress],
+                |r| {
+                    r.run.status = RunStatus::Incomplete;
+                    r.run.incomplete_details = Some(json!({"reason": reason}));
+                    r.run.usage.get_or_insert_with(Usage::default);
+                    r.seq += 1;
+                },
+            )
             .await?;
         match moved {
             Moved::Applied(r) => {
@@ -1013,10 +1044,10 @@ impl Engine {
     ) -> Result<(), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let done = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-            if r.run.status != "cancelling" {
+            if r.run.status != RunStatus::Cancelling {
                 return Ok::<_, ApiError>(Update::Keep(None));
             }
-            r.run.status = "cancelled".into();
+            r.run.status = RunStatus::Cancelled;
             r.run.cancelled_at = Some(now());
             r.run.required_action = None;
             r.seq += 1;
@@ -1039,7 +1070,7 @@ impl Engine {
         else {
             return Err(Stop::Nothing);
         };
-        if record.seq != item.seq || record.run.status != "requires_action" {
+        if record.seq != item.seq || record.run.status != RunStatus::RequiresAction {
             return Err(Stop::Nothing);
         }
         let due = record.run.expires_at.unwrap_or(0);
@@ -1053,8 +1084,8 @@ impl Engine {
             return Err(Stop::Nothing);
         }
         let moved = self
-            .move_run(&ctx, item, &["requires_action"], |r| {
-                r.run.status = "expired".into();
+            .move_run(&ctx, item, &[RunStatus::RequiresAction], |r| {
+                r.run.status = RunStatus::Expired;
                 r.run.required_action = None;
                 r.seq += 1;
             })
@@ -1062,7 +1093,7 @@ impl Engine {
         if let Moved::Applied(r) = moved {
             if let Some(round) = r.rounds.last() {
                 let key = keys::step(&ctx.tenant, &r.run.thread_id, &r.run.id, &round.step_id);
-                step::finish(ctx.store.as_ref(), &key, "expired").await?;
+                step::finish(ctx.store.as_ref(), &key, StepStatus::Expired).await?;
             }
             release_thread(&ctx, &item.thread_id, &item.run_id, None).await?;
             log::info!("run {} expired waiting for tool outputs", r.run.id);
@@ -1100,14 +1131,14 @@ impl Engine {
             "The run could not be advanced: the service failed repeatedly while processing it.";
         let error = json!({"code": "server_error", "message": message});
         let ended = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-            if r.run.is_terminal() || r.run.status == "requires_action" {
+            if r.run.is_terminal() || r.run.status == RunStatus::RequiresAction {
                 return Ok::<_, ApiError>(Update::Keep(false));
             }
-            if r.run.status == "cancelling" {
-                r.run.status = "cancelled".into();
+            if r.run.status == RunStatus::Cancelling {
+                r.run.status = RunStatus::Cancelled;
                 r.run.cancelled_at = Some(now());
             } else {
-                r.run.status = "failed".into();
+                r.run.status = RunStatus::Failed;
                 r.run.failed_at = Some(now());
                 r.run.last_error = Some(error.clone());
             }

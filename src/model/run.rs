@@ -21,7 +21,7 @@ pub struct Run {
     pub thread_id: String,
     pub assistant_id: String,
     #[schema(value_type = super::schemas::RunStatus)]
-    pub status: String,
+    pub status: RunStatus,
     #[schema(value_type = Option<super::schemas::RequiredAction>, required)]
     pub required_action: Option<Value>,
     #[schema(value_type = Option<super::schemas::RunLastError>, required)]
@@ -192,11 +192,94 @@ impl RunRecord {
     }
 }
 
-pub const TERMINAL: &[&str] = &["cancelled", "failed", "completed", "incomplete", "expired"];
+/// Where a run is in its life, stored and answered as today's strings (`"in_progress"`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    InProgress,
+    RequiresAction,
+    Cancelling,
+    Cancelled,
+    Failed,
+    Completed,
+    Incomplete,
+    Expired,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 9] = [
+        RunStatus::Queued,
+        RunStatus::InProgress,
+        RunStatus::RequiresAction,
+        RunStatus::Cancelling,
+        RunStatus::Cancelled,
+        RunStatus::Failed,
+        RunStatus::Completed,
+        RunStatus::Incomplete,
+        RunStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::InProgress => "in_progress",
+            RunStatus::RequiresAction => "requires_action",
+            RunStatus::Cancelling => "cancelling",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Failed => "failed",
+            RunStatus::Completed => "completed",
+            RunStatus::Incomplete => "incomplete",
+            RunStatus::Expired => "expired",
+        }
+    }
+
+    /// A run that ended: nothing moves it any more, and its thread is free.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Cancelled
+                | RunStatus::Failed
+                | RunStatus::Completed
+                | RunStatus::Incomplete
+                | RunStatus::Expired
+        )
+    }
+
+    /// Whether a run in this status may move to `next`: the state machine of ARCHITECTURE.md
+    /// ("Runs"), every move the engine and the api make and no other.
+    pub fn can_become(self, next: RunStatus) -> bool {
+        use RunStatus::*;
+        matches!(
+            (self, next),
+            // A turn starts.
+            (Queued, InProgress)
+                // A cancel while a turn may be in flight: the engine finishes it.
+                | (Queued | InProgress, Cancelling)
+                // The engine ends a run early (an error, a limit), or gives up on it; a run
+                // whose work could not be queued fails.
+                | (Queued | InProgress, Failed | Incomplete)
+                // A turn ends (or stops at the token limit: `Incomplete`, above).
+                | (InProgress, RequiresAction | Completed)
+                // Tool outputs submitted; a cancel; no outputs in time.
+                | (RequiresAction, Queued | Cancelled | Expired)
+                // The engine finishes a cancel.
+                | (Cancelling, Cancelled)
+                // A run whose creation failed after a cancel came in.
+                | (Cancelling, Failed)
+        )
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl Run {
     pub fn is_terminal(&self) -> bool {
-        TERMINAL.contains(&self.status.as_str())
+        self.status.is_terminal()
     }
 }
 
@@ -254,5 +337,88 @@ pub fn tool_call_details(c: &RoundCall) -> Value {
             "type": "code_interpreter",
             "code_interpreter": {"input": input, "outputs": outputs},
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunStatus::{self, *};
+
+    /// Every move the engine and the api make (see `can_become`'s comments).
+    const MADE: &[(RunStatus, RunStatus)] = &[
+        (Queued, InProgress),
+        (Queued, Cancelling),
+        (InProgress, Cancelling),
+        (Queued, Failed),
+        (InProgress, Failed),
+        (Queued, Incomplete),
+        (InProgress, Incomplete),
+        (InProgress, RequiresAction),
+        (InProgress, Completed),
+        (RequiresAction, Queued),
+        (RequiresAction, Cancelled),
+        (RequiresAction, Expired),
+        (Cancelling, Cancelled),
+        (Cancelling, Failed),
+    ];
+
+    #[test]
+    fn the_moves_made_are_allowed_and_no_other() {
+        for from in RunStatus::ALL {
+            for to in RunStatus::ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    MADE.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_runs_never_move_and_the_refused_moves_are_refused() {
+        for from in RunStatus::ALL.into_iter().filter(|s| s.is_terminal()) {
+            assert!(
+                RunStatus::ALL.iter().all(|to| !from.can_become(*to)),
+                "{from}"
+            );
+        }
+        for (from, to) in [
+            (Queued, Completed),
+            (Queued, RequiresAction),
+            (RequiresAction, InProgress),
+            (RequiresAction, Cancelling),
+            (Cancelling, InProgress),
+            (Cancelling, Queued),
+            (Completed, Queued),
+            (Expired, Queued),
+        ] {
+            assert!(!from.can_become(to), "{from} -> {to}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_stored_as_the_strings_they_always_were() {
+        let strings = [
+            "queued",
+            "in_progress",
+            "requires_action",
+            "cancelling",
+            "cancelled",
+            "failed",
+            "completed",
+            "incomplete",
+            "expired",
+        ];
+        for (status, s) in RunStatus::ALL.into_iter().zip(strings) {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::json!(s))
+            );
+            assert_eq!(status.as_str(), s);
+            let back: Option<RunStatus> = serde_json::from_value(serde_json::json!(s)).ok();
+            assert_eq!(back, Some(status));
+        }
+        assert!(serde_json::from_value::<RunStatus>(serde_json::json!("done")).is_err());
     }
 }

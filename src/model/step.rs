@@ -23,7 +23,7 @@ pub struct RunStep {
     #[schema(value_type = super::schemas::RunStepType)]
     pub step_type: String,
     #[schema(value_type = super::schemas::RunStepStatus)]
-    pub status: String,
+    pub status: StepStatus,
     #[schema(value_type = super::schemas::StepDetails)]
     pub step_details: Value,
     #[schema(value_type = Option<super::schemas::RunLastError>, required)]
@@ -67,23 +67,117 @@ pub fn shape_step(mut step: Value, include_content: bool) -> Value {
     step
 }
 
+/// Where a run step is, stored and answered as today's strings (`"in_progress"`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    InProgress,
+    Cancelled,
+    Failed,
+    Completed,
+    Expired,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::InProgress,
+        StepStatus::Cancelled,
+        StepStatus::Failed,
+        StepStatus::Completed,
+        StepStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::InProgress => "in_progress",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::Failed => "failed",
+            StepStatus::Completed => "completed",
+            StepStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether a stored step in this status may be ended with `next`: only a step in progress
+    /// ends, once. (A tool step the client's outputs complete is rewritten whole from its
+    /// round, the round being the truth, and a turn's steps are written in their first
+    /// status.)
+    pub fn can_become(self, next: StepStatus) -> bool {
+        self == StepStatus::InProgress && next != StepStatus::InProgress
+    }
+
+    /// The stream event that announces a step that reached this status.
+    pub fn event(self) -> &'static str {
+        match self {
+            StepStatus::Failed => "thread.run.step.failed",
+            StepStatus::Cancelled => "thread.run.step.cancelled",
+            StepStatus::Expired => "thread.run.step.expired",
+            StepStatus::InProgress | StepStatus::Completed => "thread.run.step.completed",
+        }
+    }
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl RunStep {
+    /// Sets the timestamp of the status the step has now reached (none for `in_progress`).
+    pub fn stamp(&mut self, at: i64) {
+        let at = Some(at);
+        match self.status {
+            StepStatus::Completed => self.completed_at = at,
+            StepStatus::Failed => self.failed_at = at,
+            StepStatus::Cancelled => self.cancelled_at = at,
+            StepStatus::Expired => self.expired_at = at,
+            StepStatus::InProgress => {}
+        }
+    }
+}
+
 /// Ends a stored step still `in_progress` with `status` (and its timestamp); a step that
 /// already ended, or is gone, is left as it is.
-pub async fn finish(store: &dyn Store, key: &str, status: &str) -> Result<(), StoreError> {
+pub async fn finish(store: &dyn Store, key: &str, status: StepStatus) -> Result<(), StoreError> {
     store::update_json(store, key, |mut s: RunStep| {
-        if s.status != "in_progress" {
+        if !s.status.can_become(status) {
             return Ok::<_, StoreError>(Update::Keep(()));
         }
-        s.status = status.to_string();
-        let t = Some(now());
-        match status {
-            "cancelled" => s.cancelled_at = t,
-            "expired" => s.expired_at = t,
-            "failed" => s.failed_at = t,
-            _ => s.completed_at = t,
-        }
+        s.status = status;
+        s.stamp(now());
         Ok(Update::Write(s, ()))
     })
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepStatus::{self, *};
+
+    #[test]
+    fn only_a_step_in_progress_ends_and_only_once() {
+        for to in [Cancelled, Failed, Completed, Expired] {
+            assert!(InProgress.can_become(to), "{to}");
+        }
+        assert!(!InProgress.can_become(InProgress));
+        for from in [Cancelled, Failed, Completed, Expired] {
+            for to in StepStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_are_stored_as_the_strings_they_always_were() {
+        let strings = ["in_progress", "cancelled", "failed", "completed", "expired"];
+        for (status, s) in StepStatus::ALL.into_iter().zip(strings) {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::json!(s))
+            );
+            assert_eq!(status.as_str(), s);
+        }
+        assert!(serde_json::from_value::<StepStatus>(serde_json::json!("queued")).is_err());
+    }
 }

@@ -195,9 +195,16 @@ fn errors_and_auth_are_documented_on_every_operation() {
 #[test]
 fn string_enums_agree_with_the_code() {
     use crate::api::schemas::*;
-    for status in crate::model::run::TERMINAL {
-        assert!(RunStatus::VALUES.contains(status), "{status}");
-    }
+    let run_statuses: Vec<&str> = crate::model::run::RunStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(RunStatus::VALUES, run_statuses.as_slice());
+    let step_statuses: Vec<&str> = crate::model::step::StepStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(RunStepStatus::VALUES, step_statuses.as_slice());
     for order in ListOrder::VALUES {
         let query = [("order".to_string(), order.to_string())];
         assert!(crate::api::pagination::ListQuery::parse(&query, 100, 20).is_ok());
