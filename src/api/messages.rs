@@ -8,6 +8,7 @@ use super::validate::{metadata, nullable, parse_body, parse_required_body};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::model::claim;
 use crate::model::message::Message;
 use crate::model::now;
 use crate::model::values::{Attachment, ContentPart, Metadata};
@@ -114,7 +115,7 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
     let new = req.validate("")?;
     let thread = threads::load_record(ctx, thread_id).await?;
     if let Some(run_id) = &thread.active_run_id {
-        if !super::runs::claim_is_live(ctx, thread_id, run_id).await? {
+        if !claim::is_live(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id).await? {
             // A claim left behind by a crash does not block the thread.
             let message = new.into_message(thread_id, new_id(Kind::Message));
             insert(ctx, &message).await?;

@@ -407,7 +407,7 @@ async fn start_run(
 ) -> Result<RunRecord, ApiError> {
     let thread_id = plan.run.thread_id.clone();
     let run_id = plan.run.id.clone();
-    let (claimed, etag) = claim_thread(ctx, &thread_id, &run_id, thread).await?;
+    let (claimed, etag) = threads::claim_active_run(ctx, &thread_id, &run_id, thread).await?;
     let record = RunRecord {
         run: plan.run,
         additional_instructions: plan.additional_instructions,
@@ -448,48 +448,6 @@ async fn start_run(
         return Err(e);
     }
     Ok(record)
-}
-
-/// How long a claim may point at a run that is not stored yet (it is being created).
-const CLAIM_GRACE_MICROS: u64 = 60_000_000;
-
-/// Whether the thread's claim by `active` still holds: its run is stored and not terminal,
-/// or is still being created.
-pub async fn claim_is_live(ctx: &Ctx, thread_id: &str, active: &str) -> Result<bool, ApiError> {
-    let key = keys::run(&ctx.tenant, thread_id, active);
-    Ok(
-        match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {
-            Some((r, _)) => !r.run.is_terminal(),
-            None => crate::ids::created_micros(active)
-                .is_some_and(|t| (now_ms() * 1000).saturating_sub(t) <= CLAIM_GRACE_MICROS),
-        },
-    )
-}
-
-/// Claims the thread for `run_id`. A claim left by a crash is taken over: one held by a run
-/// that is already terminal, or by a run that was never stored although its creation
-/// began more than a minute ago (the run id tells when).
-async fn claim_thread(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-    known: Option<(ThreadRecord, store::ETag)>,
-) -> Result<(ThreadRecord, store::ETag), ApiError> {
-    match threads::claim_active_run(ctx, thread_id, run_id, known).await {
-        Ok(claimed) => Ok(claimed),
-        Err(e @ ApiError::InvalidRequest { .. }) => {
-            let record = threads::load_record(ctx, thread_id).await?;
-            let Some(active) = record.active_run_id else {
-                return Box::pin(claim_thread(ctx, thread_id, run_id, None)).await;
-            };
-            if claim_is_live(ctx, thread_id, &active).await? {
-                return Err(e);
-            }
-            threads::release_active_run(ctx, thread_id, &active).await?;
-            threads::claim_active_run(ctx, thread_id, run_id, None).await
-        }
-        Err(e) => Err(e),
-    }
 }
 
 pub async fn enqueue_step(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiError> {

@@ -8,8 +8,9 @@ use super::vector_stores;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
+use crate::model::claim::{self, Claim};
 use crate::model::now;
-use crate::model::thread::{self, Claim, Thread, ThreadRecord};
+use crate::model::thread::{self, Thread, ThreadRecord};
 use crate::model::values::{
     Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, Metadata,
 };
@@ -303,17 +304,16 @@ pub async fn add_attachments(
     Ok(())
 }
 
-/// Marks `run_id` as the thread's active run (`model::thread::claim_active_run`), unless
-/// another run is active (400). Returns the thread as claimed, with its ETag.
+/// Claims the thread for `run_id` (`model::claim::claim`, which takes over a claim a crash
+/// left behind): another active run is a 400, no thread the 404. Returns the thread as
+/// claimed, with its ETag.
 pub async fn claim_active_run(
     ctx: &Ctx,
     thread_id: &str,
     run_id: &str,
     known: Option<(ThreadRecord, ETag)>,
 ) -> Result<(ThreadRecord, ETag), ApiError> {
-    match thread::claim_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known)
-        .await?
-    {
+    match claim::claim(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await? {
         Claim::Claimed(t, etag) => Ok((t, etag)),
         Claim::Held { active_run_id } => Err(ApiError::invalid(
             format!("Thread {thread_id} already has an active run {active_run_id}."),
@@ -325,6 +325,6 @@ pub async fn claim_active_run(
 
 /// Clears the thread's active run if it is still `run_id`.
 pub async fn release_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
-    thread::release_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, None).await?;
+    claim::release(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, None).await?;
     Ok(())
 }

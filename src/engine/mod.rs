@@ -30,6 +30,7 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
+use crate::model::claim;
 use crate::model::message::Message;
 use crate::model::run::{
     self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
@@ -80,7 +81,7 @@ async fn release_thread(
     run_id: &str,
     known: Option<(ThreadRecord, ETag)>,
 ) -> Result<(), ApiError> {
-    thread::release_active_run(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await?;
+    claim::release(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await?;
     Ok(())
 }
 

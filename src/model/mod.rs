@@ -4,10 +4,12 @@
 //! answered in; a missing object is `None` here, and the api alone makes it a 404.
 //! - `values`: tools, tool resources, content parts, attachments, metadata;
 //! - `assistant`, `thread`, `message`, `run`, `step`, `file`, `vector_store`: one module
-//!   per record;
+//!   per record, with its loaders and status;
+//! - `claim`: the thread claim (one active run per thread), in one place;
 //! - `schemas`: the documented shapes of the records' JSON-valued fields (OpenAPI).
 
 pub mod assistant;
+pub mod claim;
 pub mod file;
 pub mod message;
 pub mod run;
