@@ -291,27 +291,94 @@ struct RunPlan {
     include_search_content: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn plan_run(
-    ctx: &Ctx,
-    thread_id: &str,
-    assistant_id: &str,
+/// What a run is asked to be: the options create-run and create-thread-and-run share (the
+/// latter has no reasoning effort, additional instructions or messages), as sent.
+struct RunOptions {
+    assistant_id: String,
     model: Option<String>,
     reasoning_effort: Option<String>,
     instructions: Option<String>,
     additional_instructions: Option<String>,
     additional_messages: Option<Vec<CreateMessage>>,
     tools: Option<Vec<Tool>>,
-    meta: Option<Metadata>,
+    metadata: Option<Metadata>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     max_prompt_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
     truncation_strategy: Option<Value>,
-    tool_choice_value: Option<Value>,
+    tool_choice: Option<Value>,
     parallel_tool_calls: Option<bool>,
     response_format: Option<Value>,
-) -> Result<RunPlan, ApiError> {
+}
+
+impl From<CreateRun> for RunOptions {
+    fn from(req: CreateRun) -> Self {
+        RunOptions {
+            assistant_id: req.assistant_id,
+            model: req.model,
+            reasoning_effort: req.reasoning_effort,
+            instructions: req.instructions,
+            additional_instructions: req.additional_instructions,
+            additional_messages: req.additional_messages,
+            tools: req.tools,
+            metadata: req.metadata,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_prompt_tokens: req.max_prompt_tokens,
+            max_completion_tokens: req.max_completion_tokens,
+            truncation_strategy: req.truncation_strategy,
+            tool_choice: req.tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            response_format: req.response_format,
+        }
+    }
+}
+
+impl From<CreateThreadAndRun> for RunOptions {
+    fn from(req: CreateThreadAndRun) -> Self {
+        RunOptions {
+            assistant_id: req.assistant_id,
+            model: req.model,
+            reasoning_effort: None,
+            instructions: req.instructions,
+            additional_instructions: None,
+            additional_messages: None,
+            tools: req.tools,
+            metadata: req.metadata,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_prompt_tokens: req.max_prompt_tokens,
+            max_completion_tokens: req.max_completion_tokens,
+            truncation_strategy: req.truncation_strategy,
+            tool_choice: req.tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            response_format: req.response_format,
+        }
+    }
+}
+
+/// Checks a run's options against the limits and the assistant, and plans the run.
+async fn plan_run(ctx: &Ctx, thread_id: &str, options: RunOptions) -> Result<RunPlan, ApiError> {
+    let RunOptions {
+        assistant_id,
+        model,
+        reasoning_effort,
+        instructions,
+        additional_instructions,
+        additional_messages,
+        tools,
+        metadata: meta,
+        temperature,
+        top_p,
+        max_prompt_tokens,
+        max_completion_tokens,
+        truncation_strategy,
+        tool_choice: tool_choice_value,
+        parallel_tool_calls,
+        response_format,
+    } = options;
+    let assistant_id = assistant_id.as_str();
     validate::id("assistant_id", Kind::Assistant, assistant_id)?;
     if let Some(m) = &model {
         validate_model(m)?;
@@ -496,27 +563,7 @@ pub async fn create(
     let req: CreateRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
     let thread = threads::load_tagged(ctx, thread_id).await?;
-    let mut plan = plan_run(
-        ctx,
-        thread_id,
-        &req.assistant_id,
-        req.model,
-        req.reasoning_effort,
-        req.instructions,
-        req.additional_instructions,
-        req.additional_messages,
-        req.tools,
-        req.metadata,
-        req.temperature,
-        req.top_p,
-        req.max_prompt_tokens,
-        req.max_completion_tokens,
-        req.truncation_strategy,
-        req.tool_choice,
-        req.parallel_tool_calls,
-        req.response_format,
-    )
-    .await?;
+    let mut plan = plan_run(ctx, thread_id, req.into()).await?;
     plan.include_search_content = include_search_content;
     Ok((
         start_run(ctx, plan, enqueue(stream), Some(thread)).await?,
@@ -530,13 +577,13 @@ pub async fn create_thread_and_run(
     body: &[u8],
     enqueue: impl Fn(bool) -> bool,
 ) -> Result<(Thread, RunRecord, bool), ApiError> {
-    let req: CreateThreadAndRun = parse_body(body)?;
+    let mut req: CreateThreadAndRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
     validate::id("assistant_id", Kind::Assistant, &req.assistant_id)?;
     // Check the assistant before creating anything.
     assistants::load(ctx, &req.assistant_id).await?;
-    let mut thread_req = req.thread.unwrap_or_default();
-    if let Some(tr) = req.tool_resources {
+    let mut thread_req = req.thread.take().unwrap_or_default();
+    if let Some(tr) = req.tool_resources.take() {
         // Checked even when the thread's own win: a bad value is never silently ignored.
         tr.clone().resolve_for_modify("tool_resources")?;
         // The run-level resources become the thread's (the thread's own win if both).
@@ -545,27 +592,7 @@ pub async fn create_thread_and_run(
         }
     }
     let thread = threads::create_from(ctx, thread_req, "thread").await?;
-    let plan = plan_run(
-        ctx,
-        &thread.thread.id,
-        &req.assistant_id,
-        req.model,
-        None,
-        req.instructions,
-        None,
-        None,
-        req.tools,
-        req.metadata,
-        req.temperature,
-        req.top_p,
-        req.max_prompt_tokens,
-        req.max_completion_tokens,
-        req.truncation_strategy,
-        req.tool_choice,
-        req.parallel_tool_calls,
-        req.response_format,
-    )
-    .await?;
+    let plan = plan_run(ctx, &thread.thread.id, req.into()).await?;
     let record = start_run(ctx, plan, enqueue(stream), None).await?;
     Ok((thread.thread, record, stream))
 }
