@@ -5,13 +5,16 @@
 //! - `operation`: the enum of every API operation with its path ids;
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
-//! - `assistants`, `threads`, `messages`: one module per resource;
+//! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource;
+//! - `vector_stores`, `vector_store_files`, `file_batches`, `vector_search`: vector stores,
+//!   their files, their file batches, and search;
 //! - `events`: the bounded buffer between a stream's producer and its client;
 //! - `stateful`: the stored backend's dispatch;
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
 pub mod events;
+pub mod file_batches;
 pub mod files;
 pub mod messages;
 pub mod operation;
@@ -24,6 +27,8 @@ pub mod stateful;
 pub mod threads;
 pub mod types;
 pub mod validate;
+pub mod vector_search;
+pub mod vector_store_files;
 pub mod vector_stores;
 
 use crate::error::ApiError;
