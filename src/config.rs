@@ -339,7 +339,7 @@ fn run_settings(
             get,
             "LLM_MAX_ATTEMPTS",
             d.llm_max_attempts,
-            |n| (1..=crate::api::runs::MAX_ATTEMPTS).contains(n),
+            |n| (1..=crate::model::run::MAX_ATTEMPTS).contains(n),
             "a count from 1 to 8",
         )?,
         llm_max_retry_wait: secs("LLM_MAX_RETRY_WAIT_SECONDS", d.llm_max_retry_wait)?,

@@ -4,6 +4,7 @@
 //! # Layout
 //! - `http`: warp routes, auth, request parsing, errors on the wire;
 //! - `api`: the operations (one module per resource) behind the `Backend` trait;
+//! - `model`: the stored records and the values they hold, below api and engine;
 //! - `store`: objects with ETags, on a local directory or Azure Blob Storage;
 //! - `code_interpreter`: sandboxed Python for the `code_interpreter` tool (bubblewrap
 //!   locally, Azure Container Apps dynamic sessions in production);
@@ -13,6 +14,7 @@
 //! - `engine`: advances a run by one turn per work item; `llm`, `retrieval`: the model
 //!   client, and files made searchable;
 //! - `config`: settings from the environment;
+//! - `context`: `Ctx`, what one call needs (store, queue, settings, tenant...);
 //! - `app`: wiring of the above, shared by `main` and the tests; `shutdown`: background
 //!   tasks owned, and the order in which the process stops; `memory`: heap given back
 //!   after a burst;
@@ -23,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod code_interpreter;
 pub mod config;
+pub mod context;
 pub mod engine;
 pub mod error;
 pub mod functions;
@@ -30,6 +33,7 @@ pub mod http;
 pub mod ids;
 pub mod llm;
 pub mod memory;
+pub mod model;
 pub mod queue;
 pub mod retrieval;
 pub mod shutdown;

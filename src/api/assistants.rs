@@ -1,49 +1,21 @@
 //! Assistants: create, list, retrieve, modify, delete.
 
 use super::pagination::{list_objects, ListQuery, Query};
-use super::types::{
-    now, validate_response_format, validate_tools, Tool, ToolResources, ToolResourcesRequest,
-};
+use super::types::{validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
-    self, max_chars, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+    self, max_chars, metadata, nullable, parse_body, parse_required_body, range,
 };
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::model::assistant::{Assistant, REASONING_EFFORTS};
+use crate::model::now;
+use crate::model::values::Metadata;
+use crate::model::values::Tool;
 use crate::store::{self, keys, PutMode, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// The stored and answered assistant object.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Assistant {
-    pub id: String,
-    #[schema(schema_with = super::schemas::assistant_object)]
-    pub object: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    #[schema(required)]
-    pub name: Option<String>,
-    #[schema(required)]
-    pub description: Option<String>,
-    pub model: String,
-    #[schema(required)]
-    pub instructions: Option<String>,
-    pub tools: Vec<Tool>,
-    pub tool_resources: ToolResources,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-    #[schema(required, minimum = 0.0, maximum = 2.0)]
-    pub temperature: Option<f64>,
-    #[schema(required, minimum = 0.0, maximum = 1.0)]
-    pub top_p: Option<f64>,
-    #[schema(value_type = super::schemas::ResponseFormat)]
-    pub response_format: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
-    pub reasoning_effort: Option<String>,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -123,9 +95,6 @@ pub(crate) struct ModifyAssistant {
     response_format: Option<Option<Value>>,
 }
 
-pub const REASONING_EFFORTS: &[&str] =
-    &["none", "minimal", "low", "medium", "high", "xhigh", "max"];
-
 pub fn validate_model(model: &str) -> Result<(), ApiError> {
     validate::non_empty("model", model)?;
     max_chars("model", model, 256)
@@ -188,11 +157,12 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
         req.top_p,
         req.response_format.as_ref(),
     )?;
-    let mut tool_resources = req
+    let requested = req
         .tool_resources
         .unwrap_or_default()
         .resolve("tool_resources")?;
-    super::vector_stores::create_requested(ctx, &mut tool_resources, "tool_resources").await?;
+    let tool_resources =
+        super::vector_stores::create_requested(ctx, requested, "tool_resources").await?;
     let assistant = Assistant {
         id: new_id(Kind::Assistant),
         object: "assistant".into(),
@@ -221,11 +191,9 @@ pub fn to_value<T: Serialize>(object: &T) -> Result<Value, ApiError> {
 /// Reads an assistant of this tenant, or the 404.
 pub async fn load(ctx: &Ctx, assistant_id: &str) -> Result<Assistant, ApiError> {
     super::path_id(Kind::Assistant, assistant_id)?;
-    let key = keys::assistant(&ctx.tenant, assistant_id);
-    match store::get_json::<Assistant>(ctx.store.as_ref(), &key).await? {
-        Some((a, _)) => Ok(a),
-        None => Err(ApiError::not_found(Kind::Assistant, assistant_id)),
-    }
+    crate::model::assistant::load(ctx.store.as_ref(), &ctx.tenant, assistant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::Assistant, assistant_id))
 }
 
 pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {

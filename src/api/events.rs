@@ -9,6 +9,8 @@
 //! itself goes on and is stored as usual. A single event larger than the limit still goes
 //! through when nothing is queued.
 
+use crate::engine::events::EventSink;
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -185,6 +187,24 @@ impl Drop for EventReceiver {
         state.receiver_alive = false;
         state.queue = VecDeque::new();
         state.queued_bytes = 0;
+    }
+}
+
+/// Sends events into a stream's bounded buffer (a streamed HTTP response reads the other
+/// end) without ever waiting. A client that went away, or fell so far behind that its
+/// stream was dropped, closes it; the run goes on regardless.
+pub struct ChannelSink(pub EventSender);
+
+impl EventSink for ChannelSink {
+    fn emit(&mut self, event: &'static str, data: Value) {
+        if !self.0.is_open() {
+            return;
+        }
+        let data = serde_json::to_string(&data).unwrap_or_else(|_| "null".into());
+        let _ = self.0.send(StreamEvent {
+            name: std::borrow::Cow::Borrowed(event),
+            data,
+        });
     }
 }
 

@@ -2,18 +2,19 @@
 
 use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
-use super::types::{now, one_of};
-use super::{ApiRequest, Ctx, Reply};
+use super::types::one_of;
+use super::{ApiRequest, Reply};
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::model::file::{clean_filename, content_type_for, FileObject, FileRecord};
+use crate::model::now;
 use crate::store::{self, keys, PutMode, StoreError};
 use bytes::Bytes;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use utoipa::ToSchema;
 
 pub const PURPOSES: &[&str] = &[
     "assistants",
@@ -23,93 +24,6 @@ pub const PURPOSES: &[&str] = &[
     "user_data",
     "evals",
 ];
-
-/// The purpose of the files the service makes itself (`code_interpreter` figures and
-/// written files); never accepted in an upload.
-pub const OUTPUT_PURPOSE: &str = "assistants_output";
-
-/// Every purpose a file object can show: an upload's, or `OUTPUT_PURPOSE`.
-pub const OBJECT_PURPOSES: &[&str] = &[
-    "assistants",
-    "assistants_output",
-    "batch",
-    "fine-tune",
-    "vision",
-    "user_data",
-    "evals",
-];
-
-/// The file object (`OpenAIFile`).
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FileObject {
-    pub id: String,
-    #[schema(schema_with = super::schemas::file_object)]
-    pub object: String,
-    /// The file's size.
-    pub bytes: u64,
-    pub created_at: i64,
-    /// When the file expires (Unix seconds); left out when it does not (optional and not
-    /// nullable in the spec).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = i64)]
-    pub expires_at: Option<i64>,
-    pub filename: String,
-    #[schema(value_type = super::schemas::FileObjectPurpose)]
-    pub purpose: String,
-    #[schema(value_type = super::schemas::FileStatus)]
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = String)]
-    pub status_details: Option<String>,
-}
-
-/// The file as stored: the object plus the content type its bytes are served with.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileRecord {
-    #[serde(flatten)]
-    pub file: FileObject,
-    #[serde(rename = "_content_type", default)]
-    pub content_type: String,
-}
-
-/// A filename as given, without any path (clients send `C:\\x\\a.txt` or `../a.txt`).
-fn clean_filename(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
-    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
-        "file".into()
-    } else {
-        cleaned
-    }
-}
-
-fn content_type_for(filename: &str, declared: Option<&str>) -> String {
-    let ext = filename
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase());
-    let by_extension = match ext.as_deref() {
-        Some("txt") => Some("text/plain"),
-        Some("md") => Some("text/markdown"),
-        Some("json") => Some("application/json"),
-        Some("html" | "htm") => Some("text/html"),
-        Some("csv") => Some("text/csv"),
-        Some("pdf") => Some("application/pdf"),
-        Some("docx") => {
-            Some("application/vnd.openxmlformats-officedocument.wordprocessingml.document")
-        }
-        Some("png") => Some("image/png"),
-        Some("jpg" | "jpeg") => Some("image/jpeg"),
-        Some("gif") => Some("image/gif"),
-        Some("webp") => Some("image/webp"),
-        _ => None,
-    };
-    match declared.filter(|d| !d.is_empty() && *d != "application/octet-stream") {
-        Some(d) => d.to_string(),
-        None => by_extension
-            .unwrap_or("application/octet-stream")
-            .to_string(),
-    }
-}
 
 fn multipart_error(e: multer::Error) -> ApiError {
     ApiError::invalid(
@@ -395,57 +309,12 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
     result
 }
 
-/// Stores a file the service made (a `code_interpreter` output: purpose `assistants_output`)
-/// under an id the caller chose; a repeated turn overwrites the same id. Returns the keys
-/// written (data first), so that a turn a cancel takes back can delete them.
-pub async fn put_output(
-    ctx: &Ctx,
-    id: &str,
-    filename: &str,
-    content: Bytes,
-) -> Result<[String; 2], ApiError> {
-    let filename = clean_filename(filename);
-    let record = FileRecord {
-        file: FileObject {
-            id: id.to_string(),
-            object: "file".into(),
-            bytes: content.len() as u64,
-            created_at: now(),
-            expires_at: None,
-            purpose: OUTPUT_PURPOSE.into(),
-            status: "processed".into(),
-            status_details: None,
-            filename: filename.clone(),
-        },
-        content_type: content_type_for(&filename, None),
-    };
-    let data_key = keys::file_data(&ctx.tenant, id);
-    ctx.store
-        .put(&data_key, content, PutMode::Overwrite)
-        .await?;
-    let key = keys::file(&ctx.tenant, id);
-    store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Overwrite).await?;
-    Ok([data_key, key])
-}
-
-/// The stored bytes of a file of this tenant (none when they are gone).
-pub async fn read_content(ctx: &Ctx, file_id: &str) -> Result<Option<Bytes>, ApiError> {
-    Ok(ctx
-        .store
-        .get(&keys::file_data(&ctx.tenant, file_id))
-        .await?
-        .map(|(bytes, _)| bytes))
-}
-
 /// Reads a file of this tenant (expired files are gone), or the 404.
 pub async fn load(ctx: &Ctx, file_id: &str) -> Result<FileRecord, ApiError> {
     super::path_id(Kind::File, file_id)?;
-    match store::get_json::<FileRecord>(ctx.store.as_ref(), &keys::file(&ctx.tenant, file_id))
+    crate::model::file::load(ctx.store.as_ref(), &ctx.tenant, file_id)
         .await?
-    {
-        Some((f, _)) if f.file.expires_at.is_none_or(|t| t > now()) => Ok(f),
-        _ => Err(ApiError::not_found(Kind::File, file_id)),
-    }
+        .ok_or_else(|| ApiError::not_found(Kind::File, file_id))
 }
 
 pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {

@@ -3,46 +3,19 @@
 use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
-use super::types::{now, parse_content, validate_attachments, Attachment, ContentPart};
-use super::validate::{metadata, nullable, parse_body, parse_required_body, Metadata};
-use super::Ctx;
+use super::types::{parse_content, validate_attachments};
+use super::validate::{metadata, nullable, parse_body, parse_required_body};
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::model::claim;
+use crate::model::message::Message;
+use crate::model::now;
+use crate::model::values::{Attachment, ContentPart, Metadata};
 use crate::store::{self, keys, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// A message of a thread.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Message {
-    pub id: String,
-    #[schema(schema_with = super::schemas::message_object)]
-    pub object: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub thread_id: String,
-    #[schema(value_type = super::schemas::MessageStatus)]
-    pub status: String,
-    #[schema(value_type = Option<super::schemas::MessageIncompleteDetails>, required)]
-    pub incomplete_details: Option<Value>,
-    #[schema(required)]
-    pub completed_at: Option<i64>,
-    #[schema(required)]
-    pub incomplete_at: Option<i64>,
-    #[schema(value_type = super::schemas::MessageRole)]
-    pub role: String,
-    pub content: Vec<ContentPart>,
-    /// The assistant whose run wrote the message (null for messages from the API).
-    #[schema(required)]
-    pub assistant_id: Option<String>,
-    /// The run that wrote the message (null for messages from the API).
-    #[schema(required)]
-    pub run_id: Option<String>,
-    pub attachments: Vec<Attachment>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-}
 
 /// A message as create-message (and thread creation, and `additional_messages`) send it.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -142,7 +115,7 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
     let new = req.validate("")?;
     let thread = threads::load_record(ctx, thread_id).await?;
     if let Some(run_id) = &thread.active_run_id {
-        if !super::runs::claim_is_live(ctx, thread_id, run_id).await? {
+        if !claim::is_live(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id).await? {
             // A claim left behind by a crash does not block the thread.
             let message = new.into_message(thread_id, new_id(Kind::Message));
             insert(ctx, &message).await?;

@@ -5,13 +5,16 @@
 //! - `operation`: the enum of every API operation with its path ids;
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
-//! - `assistants`, `threads`, `messages`: one module per resource;
+//! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource;
+//! - `vector_stores`, `vector_store_files`, `file_batches`, `vector_search`: vector stores,
+//!   their files, their file batches, and search;
 //! - `events`: the bounded buffer between a stream's producer and its client;
 //! - `stateful`: the stored backend's dispatch;
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
 pub mod events;
+pub mod file_batches;
 pub mod files;
 pub mod messages;
 pub mod operation;
@@ -24,32 +27,15 @@ pub mod stateful;
 pub mod threads;
 pub mod types;
 pub mod validate;
+pub mod vector_search;
+pub mod vector_store_files;
 pub mod vector_stores;
 
-use crate::config::RunSettings;
 use crate::error::ApiError;
 use crate::ids::Kind;
-use crate::queue::DynQueue;
-use crate::store::DynStore;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use operation::Operation;
-use std::sync::Arc;
-
-/// What one API call needs: who is asking, the store their objects live in, the work
-/// queue that advances runs, and how runs behave.
-#[derive(Clone)]
-pub struct Ctx {
-    pub store: DynStore,
-    pub queue: DynQueue,
-    pub runs: Arc<RunSettings>,
-    /// Embeddings and search indexes, for vector stores and `file_search`.
-    pub retrieval: Arc<crate::retrieval::Retrieval>,
-    /// The `code_interpreter` tool's executor (started on first use).
-    pub code_interpreter: Arc<crate::code_interpreter::SharedCodeInterpreter>,
-    /// Validated tenant name: the first segment of every key this call touches.
-    pub tenant: String,
-}
 
 /// One API call, as the HTTP layer hands it over: the operation it routed to, and the
 /// request as it came (a proxy forwards that as is).

@@ -162,25 +162,6 @@ pub fn without_internal_fields(mut page: Value) -> Value {
 /// How many objects a filtered list reads per batch (at least).
 const READ_BATCH: usize = 16;
 
-/// Reads the objects under `prefix` named by `ids` (each the last key segment), in order,
-/// with one `get_many` (one blocking task on the local store, concurrent gets on Azure).
-/// Objects deleted meanwhile are left out.
-pub async fn read_all<T: DeserializeOwned>(
-    store: &DynStore,
-    prefix: &str,
-    ids: &[String],
-) -> Result<Vec<T>, ApiError> {
-    let keys: Vec<String> = ids.iter().map(|id| format!("{prefix}{id}")).collect();
-    let found = store.get_many(&keys).await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for (key, object) in keys.iter().zip(found) {
-        if let Some((bytes, _)) = object {
-            out.push(store::parse_json(key, &bytes)?);
-        }
-    }
-    Ok(out)
-}
-
 /// A whole list response for the objects directly under `prefix`, optionally filtered.
 /// Without a filter it reads only the page's objects; with one it reads in list order until
 /// the page is full.
@@ -204,7 +185,7 @@ where
     let eligible = query.window(ids);
     let Some(filter) = filter else {
         let (page, has_more) = query.page(eligible);
-        let objects: Vec<T> = read_all(store, prefix, &page).await?;
+        let objects: Vec<T> = store::read_all(store.as_ref(), prefix, &page).await?;
         let ids: Vec<String> = objects.iter().map(|o| id_of(o).to_string()).collect();
         return Ok(list_body(&objects, &ids, has_more));
     };
@@ -217,7 +198,7 @@ where
     let mut kept: Vec<T> = Vec::new();
     let mut has_more = false;
     for batch in candidates.chunks(query.limit.max(READ_BATCH)) {
-        let objects: Vec<T> = read_all(store, prefix, batch).await?;
+        let objects: Vec<T> = store::read_all(store.as_ref(), prefix, batch).await?;
         for o in objects {
             if filter(&o) {
                 if kept.len() == query.limit {

@@ -2,274 +2,35 @@
 //! create thread and run, list, retrieve, modify, cancel, submit tool outputs, steps).
 //! The engine (`crate::engine`) advances runs; this module only starts, reads and steers them.
 
-use super::assistants::{self, to_value, validate_model, REASONING_EFFORTS};
+use super::assistants::{self, to_value, validate_model};
 use super::messages::{self, CreateMessage};
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
 use super::threads::{self, CreateThread};
-use super::types::{
-    now, one_of, validate_response_format, validate_tools, Tool, ToolResourcesRequest,
-};
+use super::types::{one_of, validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
-    self, max_items, metadata, nullable, parse_body, parse_required_body, range, Metadata,
+    self, max_items, metadata, nullable, parse_body, parse_required_body, range,
 };
-use super::{Ctx, Reply};
+use super::Reply;
+use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::ids::{derived_id, new_id, Kind};
-use crate::llm::Usage;
-use crate::queue::{RunTurn, WorkItem};
+use crate::ids::{new_id, Kind};
+use crate::model::assistant::REASONING_EFFORTS;
+use crate::model::run::{tool_step_details, ClaimedThread, Run, RunRecord, RunStatus, ToolRound};
+use crate::model::step::{shape_step, RunStep, StepStatus};
+use crate::model::thread::{Thread, ThreadRecord};
+use crate::model::values::Metadata;
+use crate::model::values::Tool;
+use crate::model::{now, now_ms};
+use crate::queue::WorkItem;
 use crate::store::{self, keys, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use utoipa::ToSchema;
 
-/// The run object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Run {
-    pub id: String,
-    #[schema(schema_with = super::schemas::run_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub thread_id: String,
-    pub assistant_id: String,
-    #[schema(value_type = super::schemas::RunStatus)]
-    pub status: String,
-    #[schema(value_type = Option<super::schemas::RequiredAction>, required)]
-    pub required_action: Option<Value>,
-    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
-    pub last_error: Option<Value>,
-    #[schema(required)]
-    pub expires_at: Option<i64>,
-    #[schema(required)]
-    pub started_at: Option<i64>,
-    #[schema(required)]
-    pub cancelled_at: Option<i64>,
-    #[schema(required)]
-    pub failed_at: Option<i64>,
-    #[schema(required)]
-    pub completed_at: Option<i64>,
-    #[schema(value_type = Option<super::schemas::RunIncompleteDetails>, required)]
-    pub incomplete_details: Option<Value>,
-    pub model: String,
-    pub instructions: String,
-    pub tools: Vec<Tool>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-    #[schema(required)]
-    pub usage: Option<Usage>,
-    #[schema(required)]
-    pub temperature: Option<f64>,
-    #[schema(required)]
-    pub top_p: Option<f64>,
-    #[schema(required)]
-    pub max_prompt_tokens: Option<u64>,
-    #[schema(required)]
-    pub max_completion_tokens: Option<u64>,
-    #[schema(value_type = super::schemas::TruncationStrategy)]
-    pub truncation_strategy: Value,
-    #[schema(value_type = super::schemas::ToolChoice)]
-    pub tool_choice: Value,
-    pub parallel_tool_calls: bool,
-    #[schema(value_type = super::schemas::ResponseFormat)]
-    pub response_format: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::ReasoningEffort>)]
-    pub reasoning_effort: Option<String>,
-}
-
-/// One call of a tool round, with its output once submitted (or, for a tool the server
-/// runs itself, once run).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RoundCall {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-    pub output: Option<String>,
-    /// Set when the server ran the call (a built-in tool); `None` for a function the
-    /// client runs and answers through `submit_tool_outputs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerCall>,
-}
-
-impl RoundCall {
-    /// Whether the client must submit this call's output.
-    pub fn is_client_call(&self) -> bool {
-        self.server.is_none()
-    }
-}
-
-/// What the server did for a built-in tool call, as its run step shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerCall {
-    FileSearch {
-        ranking_options: Value,
-        results: Vec<SearchHit>,
-    },
-    /// A cell run in the thread's Python session.
-    CodeInterpreter {
-        /// The code as run.
-        input: String,
-        /// The step's outputs: `{"type": "logs", "logs"}` and `{"type": "image", "image":
-        /// {"file_id"}}`, in that order.
-        outputs: Vec<Value>,
-        /// Files the cell wrote to `/mnt/data`, stored as `assistants_output` files.
-        #[serde(default)]
-        files: Vec<OutputFile>,
-    },
-}
-
-/// A file a `code_interpreter` cell wrote, as the service stored it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OutputFile {
-    /// Relative to `/mnt/data`.
-    pub path: String,
-    pub file_id: String,
-}
-
-/// One `file_search` result: the chunk's text is stored, and shown only when the request
-/// asks for it (`include[]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SearchHit {
-    pub file_id: String,
-    pub file_name: String,
-    pub score: f32,
-    pub text: String,
-}
-
 /// The `include[]` value that shows `file_search` result content in run steps.
 pub const INCLUDE_SEARCH_CONTENT: &str =
     "step_details.tool_calls[*].file_search.results[*].content";
-
-/// A turn that ended in tool calls: replayed to the model on every later turn of the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ToolRound {
-    pub step_id: String,
-    /// Text the model wrote along with the calls.
-    pub text: Option<String>,
-    pub calls: Vec<RoundCall>,
-}
-
-/// The run as stored: the object plus the engine's state. Internal fields start with `_`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    #[serde(flatten)]
-    pub run: Run,
-    #[serde(rename = "_additional_instructions", default)]
-    pub additional_instructions: Option<String>,
-    /// Turns taken so far; a work item for another turn is stale.
-    #[serde(rename = "_seq", default)]
-    pub seq: u32,
-    #[serde(rename = "_rounds", default)]
-    pub rounds: Vec<ToolRound>,
-    /// Last change, Unix milliseconds (for the stall check).
-    #[serde(rename = "_updated_ms", default)]
-    pub updated_ms: u64,
-    /// The run was created with `include[]` asking for `file_search` result content (its
-    /// stream shows it).
-    #[serde(rename = "_include_search_content", default)]
-    pub include_search_content: bool,
-    /// The thread as this run's claim left it, with its ETag: the run releases the claim
-    /// from it without reading the thread again (when nothing changed the thread since).
-    #[serde(
-        rename = "_claimed_thread",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub claimed_thread: Option<ClaimedThread>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClaimedThread {
-    pub record: threads::ThreadRecord,
-    pub etag: String,
-}
-
-impl RunRecord {
-    /// The claimed thread and its ETag, for `threads::release_active_run_from`.
-    pub fn claimed_thread(&self) -> Option<(threads::ThreadRecord, store::ETag)> {
-        self.claimed_thread
-            .as_ref()
-            .map(|c| (c.record.clone(), store::ETag(c.etag.clone())))
-    }
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-impl RunRecord {
-    /// This run at its next turn (what a `step` work item takes).
-    pub fn next_turn(&self, tenant: &str) -> RunTurn {
-        RunTurn {
-            tenant: tenant.to_string(),
-            thread_id: self.run.thread_id.clone(),
-            run_id: self.run.id.clone(),
-            seq: self.seq,
-        }
-    }
-}
-
-pub const TERMINAL: &[&str] = &["cancelled", "failed", "completed", "incomplete", "expired"];
-
-impl Run {
-    pub fn is_terminal(&self) -> bool {
-        TERMINAL.contains(&self.status.as_str())
-    }
-}
-
-/// The run step object.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RunStep {
-    pub id: String,
-    #[schema(schema_with = super::schemas::run_step_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub assistant_id: String,
-    pub thread_id: String,
-    pub run_id: String,
-    #[serde(rename = "type")]
-    #[schema(value_type = super::schemas::RunStepType)]
-    pub step_type: String,
-    #[schema(value_type = super::schemas::RunStepStatus)]
-    pub status: String,
-    #[schema(value_type = super::schemas::StepDetails)]
-    pub step_details: Value,
-    #[schema(value_type = Option<super::schemas::RunLastError>, required)]
-    pub last_error: Option<Value>,
-    #[schema(required)]
-    pub expired_at: Option<i64>,
-    #[schema(required)]
-    pub cancelled_at: Option<i64>,
-    #[schema(required)]
-    pub failed_at: Option<i64>,
-    #[schema(required)]
-    pub completed_at: Option<i64>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-    #[schema(required)]
-    pub usage: Option<Usage>,
-}
-
-/// Model calls one turn may make (`LLM_MAX_ATTEMPTS` is capped to it): each attempt of a
-/// turn has its own derived ids.
-pub const MAX_ATTEMPTS: u32 = 8;
-
-/// Ids of what attempt `attempt` (from 0) of turn `seq` writes: derived from the run, the
-/// turn and the attempt, so a repeated delivery writes the same objects again, and in
-/// creation order (turn, then attempt, then message before tool calls).
-pub fn message_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 1)
-}
-pub fn tool_step_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Step, run_id, (seq * MAX_ATTEMPTS + attempt) * 2 + 2)
-}
-pub fn answer_message_id(run_id: &str, seq: u32, attempt: u32) -> String {
-    derived_id(Kind::Message, run_id, seq * MAX_ATTEMPTS + attempt + 1)
-}
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -531,27 +292,94 @@ struct RunPlan {
     include_search_content: bool,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn plan_run(
-    ctx: &Ctx,
-    thread_id: &str,
-    assistant_id: &str,
+/// What a run is asked to be: the options create-run and create-thread-and-run share (the
+/// latter has no reasoning effort, additional instructions or messages), as sent.
+struct RunOptions {
+    assistant_id: String,
     model: Option<String>,
     reasoning_effort: Option<String>,
     instructions: Option<String>,
     additional_instructions: Option<String>,
     additional_messages: Option<Vec<CreateMessage>>,
     tools: Option<Vec<Tool>>,
-    meta: Option<Metadata>,
+    metadata: Option<Metadata>,
     temperature: Option<f64>,
     top_p: Option<f64>,
     max_prompt_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
     truncation_strategy: Option<Value>,
-    tool_choice_value: Option<Value>,
+    tool_choice: Option<Value>,
     parallel_tool_calls: Option<bool>,
     response_format: Option<Value>,
-) -> Result<RunPlan, ApiError> {
+}
+
+impl From<CreateRun> for RunOptions {
+    fn from(req: CreateRun) -> Self {
+        RunOptions {
+            assistant_id: req.assistant_id,
+            model: req.model,
+            reasoning_effort: req.reasoning_effort,
+            instructions: req.instructions,
+            additional_instructions: req.additional_instructions,
+            additional_messages: req.additional_messages,
+            tools: req.tools,
+            metadata: req.metadata,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_prompt_tokens: req.max_prompt_tokens,
+            max_completion_tokens: req.max_completion_tokens,
+            truncation_strategy: req.truncation_strategy,
+            tool_choice: req.tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            response_format: req.response_format,
+        }
+    }
+}
+
+impl From<CreateThreadAndRun> for RunOptions {
+    fn from(req: CreateThreadAndRun) -> Self {
+        RunOptions {
+            assistant_id: req.assistant_id,
+            model: req.model,
+            reasoning_effort: None,
+            instructions: req.instructions,
+            additional_instructions: None,
+            additional_messages: None,
+            tools: req.tools,
+            metadata: req.metadata,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            max_prompt_tokens: req.max_prompt_tokens,
+            max_completion_tokens: req.max_completion_tokens,
+            truncation_strategy: req.truncation_strategy,
+            tool_choice: req.tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            response_format: req.response_format,
+        }
+    }
+}
+
+/// Checks a run's options against the limits and the assistant, and plans the run.
+async fn plan_run(ctx: &Ctx, thread_id: &str, options: RunOptions) -> Result<RunPlan, ApiError> {
+    let RunOptions {
+        assistant_id,
+        model,
+        reasoning_effort,
+        instructions,
+        additional_instructions,
+        additional_messages,
+        tools,
+        metadata: meta,
+        temperature,
+        top_p,
+        max_prompt_tokens,
+        max_completion_tokens,
+        truncation_strategy,
+        tool_choice: tool_choice_value,
+        parallel_tool_calls,
+        response_format,
+    } = options;
+    let assistant_id = assistant_id.as_str();
     validate::id("assistant_id", Kind::Assistant, assistant_id)?;
     if let Some(m) = &model {
         validate_model(m)?;
@@ -601,7 +429,7 @@ async fn plan_run(
         created_at: now(),
         thread_id: thread_id.to_string(),
         assistant_id: assistant.id.clone(),
-        status: "queued".into(),
+        status: RunStatus::Queued,
         required_action: None,
         last_error: None,
         expires_at: Some(now() + ctx.runs.expiry.as_secs() as i64),
@@ -643,11 +471,11 @@ async fn start_run(
     ctx: &Ctx,
     plan: RunPlan,
     enqueue: bool,
-    thread: Option<(threads::ThreadRecord, store::ETag)>,
+    thread: Option<(ThreadRecord, store::ETag)>,
 ) -> Result<RunRecord, ApiError> {
     let thread_id = plan.run.thread_id.clone();
     let run_id = plan.run.id.clone();
-    let (claimed, etag) = claim_thread(ctx, &thread_id, &run_id, thread).await?;
+    let (claimed, etag) = threads::claim_active_run(ctx, &thread_id, &run_id, thread).await?;
     let record = RunRecord {
         run: plan.run,
         additional_instructions: plan.additional_instructions,
@@ -690,48 +518,6 @@ async fn start_run(
     Ok(record)
 }
 
-/// How long a claim may point at a run that is not stored yet (it is being created).
-const CLAIM_GRACE_MICROS: u64 = 60_000_000;
-
-/// Whether the thread's claim by `active` still holds: its run is stored and not terminal,
-/// or is still being created.
-pub async fn claim_is_live(ctx: &Ctx, thread_id: &str, active: &str) -> Result<bool, ApiError> {
-    let key = keys::run(&ctx.tenant, thread_id, active);
-    Ok(
-        match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {
-            Some((r, _)) => !r.run.is_terminal(),
-            None => crate::ids::created_micros(active)
-                .is_some_and(|t| (now_ms() * 1000).saturating_sub(t) <= CLAIM_GRACE_MICROS),
-        },
-    )
-}
-
-/// Claims the thread for `run_id`. A claim left by a crash is taken over: one held by a run
-/// that is already terminal, or by a run that was never stored although its creation
-/// began more than a minute ago (the run id tells when).
-async fn claim_thread(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-    known: Option<(threads::ThreadRecord, store::ETag)>,
-) -> Result<(threads::ThreadRecord, store::ETag), ApiError> {
-    match threads::claim_active_run(ctx, thread_id, run_id, known).await {
-        Ok(claimed) => Ok(claimed),
-        Err(e @ ApiError::InvalidRequest { .. }) => {
-            let record = threads::load_record(ctx, thread_id).await?;
-            let Some(active) = record.active_run_id else {
-                return Box::pin(claim_thread(ctx, thread_id, run_id, None)).await;
-            };
-            if claim_is_live(ctx, thread_id, &active).await? {
-                return Err(e);
-            }
-            threads::release_active_run(ctx, thread_id, &active).await?;
-            threads::claim_active_run(ctx, thread_id, run_id, None).await
-        }
-        Err(e) => Err(e),
-    }
-}
-
 pub async fn enqueue_step(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiError> {
     let item = WorkItem::Step(record.next_turn(&ctx.tenant));
     ctx.queue.enqueue(&item, Duration::ZERO).await.map_err(|e| {
@@ -753,7 +539,7 @@ async fn fail_if_active(
         if r.run.is_terminal() {
             return Ok::<_, ApiError>(Update::Keep(()));
         }
-        r.run.status = "failed".into();
+        r.run.status = RunStatus::Failed;
         r.run.failed_at = Some(now());
         r.run.required_action = None;
         r.run.last_error = Some(json!({"code": code, "message": message}));
@@ -778,27 +564,7 @@ pub async fn create(
     let req: CreateRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
     let thread = threads::load_tagged(ctx, thread_id).await?;
-    let mut plan = plan_run(
-        ctx,
-        thread_id,
-        &req.assistant_id,
-        req.model,
-        req.reasoning_effort,
-        req.instructions,
-        req.additional_instructions,
-        req.additional_messages,
-        req.tools,
-        req.metadata,
-        req.temperature,
-        req.top_p,
-        req.max_prompt_tokens,
-        req.max_completion_tokens,
-        req.truncation_strategy,
-        req.tool_choice,
-        req.parallel_tool_calls,
-        req.response_format,
-    )
-    .await?;
+    let mut plan = plan_run(ctx, thread_id, req.into()).await?;
     plan.include_search_content = include_search_content;
     Ok((
         start_run(ctx, plan, enqueue(stream), Some(thread)).await?,
@@ -811,14 +577,14 @@ pub async fn create_thread_and_run(
     ctx: &Ctx,
     body: &[u8],
     enqueue: impl Fn(bool) -> bool,
-) -> Result<(threads::Thread, RunRecord, bool), ApiError> {
-    let req: CreateThreadAndRun = parse_body(body)?;
+) -> Result<(Thread, RunRecord, bool), ApiError> {
+    let mut req: CreateThreadAndRun = parse_body(body)?;
     let stream = req.stream.unwrap_or(false);
     validate::id("assistant_id", Kind::Assistant, &req.assistant_id)?;
     // Check the assistant before creating anything.
     assistants::load(ctx, &req.assistant_id).await?;
-    let mut thread_req = req.thread.unwrap_or_default();
-    if let Some(tr) = req.tool_resources {
+    let mut thread_req = req.thread.take().unwrap_or_default();
+    if let Some(tr) = req.tool_resources.take() {
         // Checked even when the thread's own win: a bad value is never silently ignored.
         tr.clone().resolve_for_modify("tool_resources")?;
         // The run-level resources become the thread's (the thread's own win if both).
@@ -827,27 +593,7 @@ pub async fn create_thread_and_run(
         }
     }
     let thread = threads::create_from(ctx, thread_req, "thread").await?;
-    let plan = plan_run(
-        ctx,
-        &thread.thread.id,
-        &req.assistant_id,
-        req.model,
-        None,
-        req.instructions,
-        None,
-        None,
-        req.tools,
-        req.metadata,
-        req.temperature,
-        req.top_p,
-        req.max_prompt_tokens,
-        req.max_completion_tokens,
-        req.truncation_strategy,
-        req.tool_choice,
-        req.parallel_tool_calls,
-        req.response_format,
-    )
-    .await?;
+    let plan = plan_run(ctx, &thread.thread.id, req.into()).await?;
     let record = start_run(ctx, plan, enqueue(stream), None).await?;
     Ok((thread.thread, record, stream))
 }
@@ -862,31 +608,6 @@ fn check_include(query: &Query) -> Result<bool, ApiError> {
         }
     }
     Ok(content)
-}
-
-/// Drops `file_search` result content from a step (JSON) unless it was asked for.
-pub fn shape_step(mut step: Value, include_content: bool) -> Value {
-    if include_content {
-        return step;
-    }
-    if let Some(calls) = step
-        .pointer_mut("/step_details/tool_calls")
-        .and_then(Value::as_array_mut)
-    {
-        for call in calls {
-            if let Some(results) = call
-                .pointer_mut("/file_search/results")
-                .and_then(Value::as_array_mut)
-            {
-                for r in results {
-                    if let Some(r) = r.as_object_mut() {
-                        r.remove("content");
-                    }
-                }
-            }
-        }
-    }
-    step
 }
 
 pub async fn load(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<RunRecord, ApiError> {
@@ -921,8 +642,8 @@ pub async fn get(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, ApiE
 /// engine ignores duplicates, so this is safe even when the item was only slow.
 async fn heal_if_stalled(ctx: &Ctx, record: RunRecord) -> RunRecord {
     let active = matches!(
-        record.run.status.as_str(),
-        "queued" | "in_progress" | "cancelling"
+        record.run.status,
+        RunStatus::Queued | RunStatus::InProgress | RunStatus::Cancelling
     );
     let stalled =
         now_ms().saturating_sub(record.updated_ms) > ctx.runs.stall_after.as_millis() as u64;
@@ -1004,16 +725,16 @@ pub async fn cancel(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, A
     super::path_id(Kind::Run, run_id)?;
     let key = keys::run(&ctx.tenant, thread_id, run_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-        match r.run.status.as_str() {
-            "queued" | "in_progress" => {
-                r.run.status = "cancelling".into();
+        match r.run.status {
+            RunStatus::Queued | RunStatus::InProgress => {
+                r.run.status = RunStatus::Cancelling;
             }
-            "requires_action" => {
-                r.run.status = "cancelled".into();
+            RunStatus::RequiresAction => {
+                r.run.status = RunStatus::Cancelled;
                 r.run.cancelled_at = Some(now());
                 r.run.required_action = None;
             }
-            "cancelling" => return Ok(Update::Keep(r)),
+            RunStatus::Cancelling => return Ok(Update::Keep(r)),
             other => {
                 return Err(ApiError::invalid(
                     format!("Cannot cancel run with status '{other}'."),
@@ -1029,15 +750,15 @@ pub async fn cancel(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Reply, A
         threads::load_record(ctx, thread_id).await?;
         return Err(ApiError::not_found(Kind::Run, run_id));
     };
-    match record.run.status.as_str() {
-        "cancelled" => {
+    match record.run.status {
+        RunStatus::Cancelled => {
             // It was waiting for tool outputs: its tool step ends as cancelled too.
             if let Some(round) = record.rounds.last() {
-                set_step_status(ctx, &record, &round.step_id, "cancelled").await?;
+                set_step_status(ctx, &record, &round.step_id, StepStatus::Cancelled).await?;
             }
             threads::release_active_run(ctx, thread_id, run_id).await?;
         }
-        "cancelling" => {
+        RunStatus::Cancelling => {
             // Make sure a turn comes to notice the cancel even if none is pending.
             enqueue_step(ctx, &record).await?;
         }
@@ -1051,24 +772,10 @@ pub async fn set_step_status(
     ctx: &Ctx,
     record: &RunRecord,
     step_id: &str,
-    status: &str,
+    status: StepStatus,
 ) -> Result<(), ApiError> {
     let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
-    store::update_json(ctx.store.as_ref(), &key, |mut s: RunStep| {
-        if s.status != "in_progress" {
-            return Ok::<_, ApiError>(Update::Keep(()));
-        }
-        s.status = status.to_string();
-        let t = Some(now());
-        match status {
-            "cancelled" => s.cancelled_at = t,
-            "expired" => s.expired_at = t,
-            "failed" => s.failed_at = t,
-            _ => s.completed_at = t,
-        }
-        Ok(Update::Write(s, ()))
-    })
-    .await?;
+    crate::model::step::finish(ctx.store.as_ref(), &key, status).await?;
     Ok(())
 }
 
@@ -1108,7 +815,7 @@ pub async fn submit_tool_outputs(
     }
     let key = keys::run(&ctx.tenant, thread_id, run_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-        if r.run.status != "requires_action" {
+        if r.run.status != RunStatus::RequiresAction {
             return Err(ApiError::invalid(
                 format!(
                     "Runs in status \"{}\" do not accept tool outputs.",
@@ -1165,7 +872,7 @@ pub async fn submit_tool_outputs(
                 .find(|(id, _)| *id == call.id)
                 .map(|(_, o)| o.clone());
         }
-        r.run.status = "queued".into();
+        r.run.status = RunStatus::Queued;
         r.run.required_action = None;
         r.updated_ms = now_ms();
         Ok(Update::Write(r.clone(), r))
@@ -1177,7 +884,7 @@ pub async fn submit_tool_outputs(
     };
     // The tool step now shows the outputs and is complete.
     if let Some(round) = record.rounds.last() {
-        write_tool_step(ctx, &record, round, "completed").await?;
+        write_tool_step(ctx, &record, round, StepStatus::Completed).await?;
     }
     if enqueue(stream) {
         enqueue_step(ctx, &record).await?;
@@ -1185,52 +892,12 @@ pub async fn submit_tool_outputs(
     Ok((record, stream))
 }
 
-/// The `step_details` of a tool round (as stored: `file_search` results with content).
-pub fn tool_step_details(round: &ToolRound) -> Value {
-    json!({
-        "type": "tool_calls",
-        "tool_calls": round.calls.iter().map(tool_call_details).collect::<Vec<_>>(),
-    })
-}
-
-/// One call as a step shows it: a function with its output, or a built-in tool's record.
-pub fn tool_call_details(c: &RoundCall) -> Value {
-    match &c.server {
-        None => json!({
-            "id": c.id,
-            "type": "function",
-            "function": {"name": c.name, "arguments": c.arguments, "output": c.output},
-        }),
-        Some(ServerCall::FileSearch {
-            ranking_options,
-            results,
-        }) => json!({
-            "id": c.id,
-            "type": "file_search",
-            "file_search": {
-                "ranking_options": ranking_options,
-                "results": results.iter().map(|r| json!({
-                    "file_id": r.file_id,
-                    "file_name": r.file_name,
-                    "score": r.score,
-                    "content": [{"type": "text", "text": r.text}],
-                })).collect::<Vec<_>>(),
-            },
-        }),
-        Some(ServerCall::CodeInterpreter { input, outputs, .. }) => json!({
-            "id": c.id,
-            "type": "code_interpreter",
-            "code_interpreter": {"input": input, "outputs": outputs},
-        }),
-    }
-}
-
 /// Writes a tool-calls step from its round (overwriting: the round is the truth).
 pub async fn write_tool_step(
     ctx: &Ctx,
     record: &RunRecord,
     round: &ToolRound,
-    status: &str,
+    status: StepStatus,
 ) -> Result<RunStep, ApiError> {
     let key = keys::step(
         &ctx.tenant,
@@ -1251,13 +918,13 @@ pub async fn write_tool_step(
         thread_id: record.run.thread_id.clone(),
         run_id: record.run.id.clone(),
         step_type: "tool_calls".into(),
-        status: status.into(),
+        status,
         step_details: tool_step_details(round),
         last_error: None,
         expired_at: None,
         cancelled_at: None,
         failed_at: None,
-        completed_at: (status == "completed").then(now),
+        completed_at: (status == StepStatus::Completed).then(now),
         metadata: Metadata::new(),
         usage,
     };

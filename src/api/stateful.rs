@@ -1,12 +1,14 @@
 //! The stored backend: every operation served from the `Store`, runs advanced by the
 //! `Engine` (through the work queue, or inside the request when the client streams).
 
+use super::events::ChannelSink;
 use super::{
-    assistants, files, messages, runs, threads, vector_stores, ApiRequest, Backend, Ctx, Operation,
-    Reply,
+    assistants, file_batches, files, messages, runs, threads, vector_search, vector_store_files,
+    vector_stores, ApiRequest, Backend, Operation, Reply,
 };
 use crate::config::RunSettings;
-use crate::engine::events::{ChannelSink, EventSink};
+use crate::context::Ctx;
+use crate::engine::events::EventSink;
 use crate::engine::Engine;
 use crate::error::ApiError;
 use crate::queue::{DynQueue, Outcome, WorkItem};
@@ -57,7 +59,7 @@ impl Stateful {
     fn stream_run(
         &self,
         ctx: &Ctx,
-        record: &runs::RunRecord,
+        record: &crate::model::run::RunRecord,
         opening: Vec<(&'static str, Value)>,
     ) -> Reply {
         let (tx, rx) =
@@ -109,7 +111,7 @@ fn queue_unless_streaming(stream: bool) -> bool {
     !stream
 }
 
-fn run_value(record: &runs::RunRecord) -> Value {
+fn run_value(record: &crate::model::run::RunRecord) -> Value {
     serde_json::to_value(&record.run).unwrap_or(Value::Null)
 }
 
@@ -136,7 +138,7 @@ impl Backend for Stateful {
             GetFile { file_id } => files::get(&ctx, file_id).await?,
             DeleteFile { file_id } => {
                 let deleted = files::delete(&ctx, file_id).await?;
-                vector_stores::detach_everywhere(&ctx, file_id).await?;
+                vector_store_files::detach_everywhere(&ctx, file_id).await?;
                 deleted
             }
 
@@ -150,45 +152,45 @@ impl Backend for Stateful {
                 vector_stores::delete(&ctx, vector_store_id).await?
             }
             SearchVectorStore { vector_store_id } => {
-                vector_stores::search(&ctx, vector_store_id, body).await?
+                vector_search::search(&ctx, vector_store_id, body).await?
             }
             ListVectorStoreFiles { vector_store_id } => {
-                vector_stores::list_files(&ctx, vector_store_id, query).await?
+                vector_store_files::list_files(&ctx, vector_store_id, query).await?
             }
             CreateVectorStoreFile { vector_store_id } => {
-                vector_stores::create_file(&ctx, vector_store_id, body).await?
+                vector_store_files::create_file(&ctx, vector_store_id, body).await?
             }
             GetVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => return vector_stores::get_file(&ctx, vector_store_id, file_id).await,
+            } => return vector_store_files::get_file(&ctx, vector_store_id, file_id).await,
             UpdateVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => vector_stores::update_file(&ctx, vector_store_id, file_id, body).await?,
+            } => vector_store_files::update_file(&ctx, vector_store_id, file_id, body).await?,
             DeleteVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => vector_stores::delete_file(&ctx, vector_store_id, file_id).await?,
+            } => vector_store_files::delete_file(&ctx, vector_store_id, file_id).await?,
             GetVectorStoreFileContent {
                 vector_store_id,
                 file_id,
-            } => vector_stores::file_content(&ctx, vector_store_id, file_id).await?,
+            } => vector_store_files::file_content(&ctx, vector_store_id, file_id).await?,
             CreateVectorStoreFileBatch { vector_store_id } => {
-                vector_stores::create_batch(&ctx, vector_store_id, body).await?
+                file_batches::create_batch(&ctx, vector_store_id, body).await?
             }
             GetVectorStoreFileBatch {
                 vector_store_id,
                 batch_id,
-            } => return vector_stores::get_batch(&ctx, vector_store_id, batch_id).await,
+            } => return file_batches::get_batch(&ctx, vector_store_id, batch_id).await,
             CancelVectorStoreFileBatch {
                 vector_store_id,
                 batch_id,
-            } => vector_stores::cancel_batch(&ctx, vector_store_id, batch_id).await?,
+            } => file_batches::cancel_batch(&ctx, vector_store_id, batch_id).await?,
             ListVectorStoreFileBatchFiles {
                 vector_store_id,
                 batch_id,
-            } => vector_stores::list_batch_files(&ctx, vector_store_id, batch_id, query).await?,
+            } => file_batches::list_batch_files(&ctx, vector_store_id, batch_id, query).await?,
             DownloadFile { file_id } => return files::content(&ctx, file_id).await,
             ListAssistants => assistants::list(&ctx, query).await?,
             CreateAssistant => assistants::create(&ctx, body).await?,

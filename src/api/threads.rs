@@ -2,43 +2,22 @@
 
 use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
-use super::types::{
-    now, Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, ToolResources,
-    ToolResourcesRequest,
-};
-use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body, Metadata};
+use super::types::ToolResourcesRequest;
+use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body};
 use super::vector_stores;
-use super::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
+use crate::model::claim::{self, Claim};
+use crate::model::now;
+use crate::model::thread::{self, Thread, ThreadRecord};
+use crate::model::values::{
+    Attachment, AttachmentTool, CodeInterpreterResources, FileSearchResources, Metadata,
+};
 use crate::store::{self, keys, ETag, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// The thread object as answered.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Thread {
-    pub id: String,
-    #[schema(schema_with = super::schemas::thread_object)]
-    pub object: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    pub tool_resources: ToolResources,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-}
-
-/// The thread as stored: the object plus what the service keeps about it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ThreadRecord {
-    #[serde(flatten)]
-    pub thread: Thread,
-    /// The run that is not yet terminal, if any: a thread has at most one. Changed only
-    /// under the record's ETag, so two runs can never both become active.
-    #[serde(default)]
-    pub active_run_id: Option<String>,
-}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +59,7 @@ pub async fn create_from(
     };
     let meta = req.metadata.unwrap_or_default();
     metadata(&field("metadata"), &meta)?;
-    let mut tool_resources = req
+    let new_resources = req
         .tool_resources
         .unwrap_or_default()
         .resolve(&field("tool_resources"))?;
@@ -105,7 +84,8 @@ pub async fn create_from(
             }
         }
     }
-    vector_stores::create_requested(ctx, &mut tool_resources, &field("tool_resources")).await?;
+    let tool_resources =
+        vector_stores::create_requested(ctx, new_resources, &field("tool_resources")).await?;
     let record = ThreadRecord {
         thread: Thread {
             id: new_id(Kind::Thread),
@@ -144,11 +124,9 @@ pub async fn load_record(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, Api
 /// `load_record` with the record's ETag (for a conditional update without another read).
 pub async fn load_tagged(ctx: &Ctx, thread_id: &str) -> Result<(ThreadRecord, ETag), ApiError> {
     super::path_id(Kind::Thread, thread_id)?;
-    let key = keys::thread(&ctx.tenant, thread_id);
-    match store::get_json::<ThreadRecord>(ctx.store.as_ref(), &key).await? {
-        Some(found) => Ok(found),
-        None => Err(ApiError::not_found(Kind::Thread, thread_id)),
-    }
+    thread::load(ctx.store.as_ref(), &ctx.tenant, thread_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
 pub async fn get(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
@@ -326,58 +304,27 @@ pub async fn add_attachments(
     Ok(())
 }
 
-/// Marks `run_id` as the thread's active run, unless another run is active (400). `known`:
-/// the thread as the caller read it, with its ETag (saves a read). Returns the thread as
-/// claimed, with its ETag (the run keeps it to release the claim without a read).
+/// Claims the thread for `run_id` (`model::claim::claim`, which takes over a claim a crash
+/// left behind): another active run is a 400, no thread the 404. Returns the thread as
+/// claimed, with its ETag.
 pub async fn claim_active_run(
     ctx: &Ctx,
     thread_id: &str,
     run_id: &str,
     known: Option<(ThreadRecord, ETag)>,
 ) -> Result<(ThreadRecord, ETag), ApiError> {
-    let key = keys::thread(&ctx.tenant, thread_id);
-    let claimed = store::update_json_from(
-        ctx.store.as_ref(),
-        &key,
-        known,
-        |mut t: ThreadRecord| match &t.active_run_id {
-            Some(active) if active != run_id => Err(ApiError::invalid(
-                format!("Thread {thread_id} already has an active run {active}."),
-                None,
-            )),
-            Some(_) => Ok(Update::Keep(t)),
-            None => {
-                t.active_run_id = Some(run_id.to_string());
-                Ok(Update::Write(t.clone(), t))
-            }
-        },
-    )
-    .await?;
-    claimed.ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
+    match claim::claim(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await? {
+        Claim::Claimed(t, etag) => Ok((t, etag)),
+        Claim::Held { active_run_id } => Err(ApiError::invalid(
+            format!("Thread {thread_id} already has an active run {active_run_id}."),
+            None,
+        )),
+        Claim::Missing => Err(ApiError::not_found(Kind::Thread, thread_id)),
+    }
 }
 
 /// Clears the thread's active run if it is still `run_id`.
 pub async fn release_active_run(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<(), ApiError> {
-    release_active_run_from(ctx, thread_id, run_id, None).await
-}
-
-/// `release_active_run` from the thread as the run claimed it (no read when the thread has
-/// not changed since).
-pub async fn release_active_run_from(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-    known: Option<(ThreadRecord, ETag)>,
-) -> Result<(), ApiError> {
-    let key = keys::thread(&ctx.tenant, thread_id);
-    store::update_json_from(ctx.store.as_ref(), &key, known, |mut t: ThreadRecord| {
-        if t.active_run_id.as_deref() == Some(run_id) {
-            t.active_run_id = None;
-            Ok::<_, ApiError>(Update::Write(t, ()))
-        } else {
-            Ok(Update::Keep(()))
-        }
-    })
-    .await?;
+    claim::release(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, None).await?;
     Ok(())
 }

@@ -1,146 +1,17 @@
-//! Value types several resources share: tools, tool resources, content parts, attachments,
-//! response formats. Each parses the request form and serialises the response form.
+//! The request side of the value types several resources share (tools, tool resources,
+//! content parts, attachments, response formats): their checks, and the request forms that
+//! differ from the stored ones (`model::values`).
 
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
 use crate::ids::Kind;
-use serde::{Deserialize, Serialize};
+use crate::model::values::{
+    text_part, Attachment, CodeInterpreterResources, ContentPart, FileSearchResources, ImageFile,
+    ImageUrl, Metadata, Tool, ToolResources,
+};
+use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-
-/// The request forms of the tools, one plain struct each (a tagged enum would buffer the
-/// value and lose the path of an error inside it).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodeInterpreterRepr {
-    #[serde(rename = "type")]
-    _type: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSearchRepr {
-    #[serde(rename = "type")]
-    _type: String,
-    #[serde(default)]
-    file_search: Option<FileSearchOptions>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FunctionRepr {
-    #[serde(rename = "type")]
-    _type: String,
-    function: FunctionDef,
-}
-
-/// Deserialises `value` as `T`, reporting errors with their path inside it, in the words
-/// `validate::parse_body` turns into OpenAI's messages.
-fn nested<T: serde::de::DeserializeOwned, E: serde::de::Error>(value: &Value) -> Result<T, E> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.into_inner().to_string();
-        let at = |field: &str| {
-            if path == "." || path.is_empty() || path.ends_with(field) {
-                if path == "." || path.is_empty() {
-                    field.to_string()
-                } else {
-                    path.clone()
-                }
-            } else {
-                format!("{path}.{field}")
-            }
-        };
-        if let Some(rest) = message.strip_prefix("missing field `") {
-            E::custom(format!(
-                "missing field `{}`",
-                at(rest.split('`').next().unwrap_or(""))
-            ))
-        } else if let Some(rest) = message.strip_prefix("unknown field `") {
-            E::custom(format!(
-                "unknown field `{}`",
-                at(rest.split('`').next().unwrap_or(""))
-            ))
-        } else if path == "." || path.is_empty() {
-            E::custom(message)
-        } else {
-            E::custom(format!("{message} (at '{path}')"))
-        }
-    })
-}
-
-impl<'de> Deserialize<'de> for Tool {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let value = Value::deserialize(d)?;
-        match value.get("type").and_then(Value::as_str) {
-            Some("code_interpreter") => {
-                nested::<CodeInterpreterRepr, D::Error>(&value).map(|_| Tool::CodeInterpreter {})
-            }
-            Some("file_search") => {
-                nested::<FileSearchRepr, D::Error>(&value).map(|r| Tool::FileSearch {
-                    file_search: r.file_search,
-                })
-            }
-            Some("function") => nested::<FunctionRepr, D::Error>(&value).map(|r| Tool::Function {
-                function: r.function,
-            }),
-            Some(other) => Err(D::Error::custom(format!(
-                "unknown variant `{other}`, expected one of `code_interpreter`, `file_search`, \
-                 `function` (at 'type')"
-            ))),
-            None => Err(D::Error::missing_field("type")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Tool {
-    // A struct variant (not a unit one) so that unknown fields are refused here too.
-    CodeInterpreter {},
-    FileSearch {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        file_search: Option<FileSearchOptions>,
-    },
-    Function {
-        function: FunctionDef,
-    },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FileSearchOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 50)]
-    pub max_num_results: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ranking_options: Option<RankingOptions>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RankingOptions {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::FileSearchRanker>)]
-    pub ranker: Option<String>,
-    #[schema(minimum = 0.0, maximum = 1.0)]
-    pub score_threshold: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FunctionDef {
-    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub parameters: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strict: Option<bool>,
-}
 
 fn valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -247,14 +118,6 @@ pub struct ToolResourcesRequest {
     pub file_search: Option<FileSearchResourcesRequest>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CodeInterpreterResources {
-    #[serde(default)]
-    #[schema(max_items = 20)]
-    pub file_ids: Vec<String>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileSearchResourcesRequest {
@@ -266,26 +129,22 @@ pub struct FileSearchResourcesRequest {
     pub vector_stores: Option<Vec<Value>>,
 }
 
-/// `tool_resources` as stored and answered.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct ToolResources {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub code_interpreter: Option<CodeInterpreterResources>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_search: Option<FileSearchResources>,
-    /// Stores the request's `file_search.vector_stores` helper asks to create; created
-    /// (and their ids added to `file_search`) by `vector_stores::create_requested`.
-    #[serde(skip)]
-    pub new_vector_stores: Vec<NewVectorStore>,
-}
-
 /// One entry of the `file_search.vector_stores` helper, validated.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewVectorStore {
     pub file_ids: Vec<String>,
     /// The stored form of the chunking strategy.
     pub chunking_strategy: Value,
-    pub metadata: validate::Metadata,
+    pub metadata: Metadata,
+}
+
+/// `tool_resources` of a create request, checked: the stored form, and the vector stores
+/// its `file_search.vector_stores` helper asks for (created, and their ids added, by
+/// `vector_stores::create_requested`).
+#[derive(Debug, Clone, Default)]
+pub struct NewToolResources {
+    pub resources: ToolResources,
+    pub new_vector_stores: Vec<NewVectorStore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -296,7 +155,7 @@ struct VectorStoreHelper {
     #[serde(default)]
     chunking_strategy: Option<Value>,
     #[serde(default)]
-    metadata: Option<validate::Metadata>,
+    metadata: Option<Metadata>,
 }
 
 /// Parses the `vector_stores` helper (at most one store of at most 10,000 files).
@@ -328,25 +187,18 @@ fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorS
     Ok(out)
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct FileSearchResources {
-    #[serde(default)]
-    pub vector_store_ids: Vec<String>,
-}
-
 impl ToolResourcesRequest {
-    /// Validates and converts to the stored form.
     /// Validates and converts to the stored form. On create, `file_search` must name its
-    /// vector stores; on modify an empty `file_search` clears them.
-    pub fn resolve(self, param: &str) -> Result<ToolResources, ApiError> {
+    /// vector stores (or ask for new ones); on modify an empty `file_search` clears them.
+    pub fn resolve(self, param: &str) -> Result<NewToolResources, ApiError> {
         self.resolve_as(param, true)
     }
 
     pub fn resolve_for_modify(self, param: &str) -> Result<ToolResources, ApiError> {
-        self.resolve_as(param, false)
+        Ok(self.resolve_as(param, false)?.resources)
     }
 
-    fn resolve_as(self, param: &str, ids_required: bool) -> Result<ToolResources, ApiError> {
+    fn resolve_as(self, param: &str, ids_required: bool) -> Result<NewToolResources, ApiError> {
         let code_interpreter = match self.code_interpreter {
             Some(ci) => {
                 let p = format!("{param}.code_interpreter.file_ids");
@@ -410,9 +262,11 @@ impl ToolResourcesRequest {
             }
             None => None,
         };
-        Ok(ToolResources {
-            code_interpreter,
-            file_search,
+        Ok(NewToolResources {
+            resources: ToolResources {
+                code_interpreter,
+                file_search,
+            },
             new_vector_stores,
         })
     }
@@ -507,43 +361,6 @@ pub fn validate_response_format(param: &str, value: &Value) -> Result<(), ApiErr
             format!("Invalid '{param}': expected \"auto\" or an object."),
         )),
     }
-}
-
-/// A message content part, as stored and answered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ContentPart {
-    Text { text: TextContent },
-    ImageFile { image_file: ImageFile },
-    ImageUrl { image_url: ImageUrl },
-    Refusal { refusal: String },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct TextContent {
-    pub value: String,
-    #[serde(default)]
-    #[schema(value_type = Vec<super::schemas::Annotation>, required)]
-    pub annotations: Vec<Value>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImageFile {
-    pub file_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::ImageDetail>)]
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ImageUrl {
-    #[schema(pattern = "^(https?:|data:)")]
-    pub url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<super::schemas::ImageDetail>)]
-    pub detail: Option<String>,
 }
 
 /// A content part as requests send it: text is a plain string there.
@@ -666,43 +483,9 @@ fn detail(param: &str, value: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-pub fn text_part(value: String) -> ContentPart {
-    ContentPart::Text {
-        text: TextContent {
-            value,
-            annotations: Vec::new(),
-        },
-    }
-}
-
-/// A message attachment: a file and the tools it is for.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Attachment {
-    pub file_id: String,
-    #[serde(default)]
-    pub tools: Vec<AttachmentTool>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum AttachmentTool {
-    // Struct variants, so unknown fields are refused here too.
-    CodeInterpreter {},
-    FileSearch {},
-}
-
 pub fn validate_attachments(param: &str, attachments: &[Attachment]) -> Result<(), ApiError> {
     for (i, a) in attachments.iter().enumerate() {
         validate::id(&format!("{param}[{i}].file_id"), Kind::File, &a.file_id)?;
     }
     Ok(())
-}
-
-/// Current time in Unix seconds, as every `*_at` field has it.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -5,7 +5,6 @@ use crate::error::ApiError;
 use crate::ids::{self, Kind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use std::collections::BTreeMap;
 
 /// Parses a JSON body into `T`. Unknown fields (which `T` denies) become "Unrecognized request
 /// argument supplied", type errors name the field's path.
@@ -175,7 +174,7 @@ where
     Option::<T>::deserialize(de).map(Some)
 }
 
-pub type Metadata = BTreeMap<String, String>;
+use crate::model::values::Metadata;
 
 /// Metadata: at most 16 pairs, keys up to 64 characters, values up to 512.
 pub fn metadata(param: &str, value: &Metadata) -> Result<(), ApiError> {

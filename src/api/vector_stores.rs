@@ -1,159 +1,30 @@
-//! Vector stores: the stores themselves, their files and file batches, and search.
+//! Vector stores: the stores themselves (create, with files; read, modify, delete, list),
+//! and what their files and batches share (writing a file record, queueing ingestion).
+//! Their files, batches and search are `vector_store_files`, `file_batches` and
+//! `vector_search`.
 //! Files are ingested (extracted, chunked, embedded) asynchronously through the work queue
 //! (`retrieval::ingest`); `status` and `file_counts` follow.
 
 use super::assistants::to_value;
 use super::files;
-use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
-use super::types::{now, one_of};
-use super::validate::{
-    self, max_chars, max_items, metadata, nullable, parse_body, parse_required_body, Metadata,
-};
-use super::Ctx;
+use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
+use super::types::one_of;
+use super::validate::{self, max_chars, max_items, metadata, nullable, parse_required_body};
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::model::now;
+use crate::model::values::Metadata;
+use crate::model::vector_store::{
+    self, expires_at, FileCounts, VectorStore, VectorStoreFile, VectorStoreFileRecord,
+    VectorStoreRecord,
+};
 use crate::queue::{FileIngest, WorkItem};
-use crate::retrieval::index::{ChunkSet, Index, IndexBuilder};
 use crate::store::{self, keys, PutMode, Update};
-use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
-
-/// Files by ingestion status.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct FileCounts {
-    pub in_progress: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub total: u64,
-}
-
-impl FileCounts {
-    fn slot(&mut self, status: &str) -> Option<&mut u64> {
-        match status {
-            "in_progress" => Some(&mut self.in_progress),
-            "completed" => Some(&mut self.completed),
-            "failed" => Some(&mut self.failed),
-            "cancelled" => Some(&mut self.cancelled),
-            _ => None,
-        }
-    }
-
-    /// A file moved from `from` (None: newly added) to `to` (None: removed).
-    pub fn moved(&mut self, from: Option<&str>, to: Option<&str>) {
-        if let Some(slot) = from.and_then(|f| self.slot(f)) {
-            *slot = slot.saturating_sub(1);
-        }
-        if let Some(slot) = to.and_then(|t| self.slot(t)) {
-            *slot += 1;
-        }
-        self.total = self.in_progress + self.completed + self.failed + self.cancelled;
-    }
-}
-
-/// A vector store: files chunked and embedded for search.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct VectorStore {
-    pub id: String,
-    #[schema(schema_with = super::schemas::vector_store_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub name: String,
-    /// Bytes of the stored chunks.
-    pub usage_bytes: u64,
-    pub file_counts: FileCounts,
-    #[schema(value_type = super::schemas::VectorStoreStatus)]
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = super::schemas::VectorStoreExpiresAfter)]
-    pub expires_after: Option<Value>,
-    #[schema(required)]
-    pub expires_at: Option<i64>,
-    #[schema(required)]
-    pub last_active_at: Option<i64>,
-    #[schema(value_type = super::schemas::Metadata)]
-    pub metadata: Metadata,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VectorStoreRecord {
-    #[serde(flatten)]
-    pub store: VectorStore,
-    #[serde(rename = "_description", default)]
-    pub description: Option<String>,
-    /// Bumped whenever what a search sees changes (files completed or removed, attributes).
-    #[serde(rename = "_version", default)]
-    pub version: u64,
-}
-
-impl VectorStoreRecord {
-    /// `status` as the counts and the expiry make it.
-    fn refresh_status(&mut self) {
-        let s = &mut self.store;
-        s.status = if s.expires_at.is_some_and(|t| t <= now()) {
-            "expired"
-        } else if s.file_counts.in_progress > 0 {
-            "in_progress"
-        } else {
-            "completed"
-        }
-        .into();
-    }
-}
-
-/// A file in a vector store.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct VectorStoreFile {
-    /// The file's id.
-    pub id: String,
-    #[schema(schema_with = super::schemas::vector_store_file_object)]
-    pub object: String,
-    pub usage_bytes: u64,
-    pub created_at: i64,
-    pub vector_store_id: String,
-    #[schema(value_type = super::schemas::VectorStoreFileStatus)]
-    pub status: String,
-    #[schema(value_type = Option<super::schemas::VectorStoreFileError>, required)]
-    pub last_error: Option<Value>,
-    #[schema(value_type = super::schemas::ChunkingStrategy)]
-    pub chunking_strategy: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = super::schemas::Attributes)]
-    pub attributes: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VectorStoreFileRecord {
-    #[serde(flatten)]
-    pub file: VectorStoreFile,
-    #[serde(rename = "_batch_id", default)]
-    pub batch_id: Option<String>,
-}
-
-/// A batch of files added to a vector store together.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FileBatch {
-    pub id: String,
-    #[schema(schema_with = super::schemas::file_batch_object)]
-    pub object: String,
-    pub created_at: i64,
-    pub vector_store_id: String,
-    #[schema(value_type = super::schemas::FileBatchStatus)]
-    pub status: String,
-    pub file_counts: FileCounts,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileBatchRecord {
-    #[serde(flatten)]
-    pub batch: FileBatch,
-    #[serde(rename = "_cancelled", default)]
-    pub cancelled: bool,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -194,82 +65,8 @@ pub(crate) struct ModifyVectorStore {
     metadata: Option<Option<Metadata>>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateVectorStoreFile {
-    #[schema(pattern = "^file-")]
-    file_id: String,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
-    chunking_strategy: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Attributes>)]
-    attributes: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct UpdateAttributes {
-    /// The new attributes (null or absent removes them).
-    #[schema(value_type = Option<super::schemas::Attributes>)]
-    attributes: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BatchFile {
-    #[schema(pattern = "^file-")]
-    file_id: String,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
-    chunking_strategy: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Attributes>)]
-    attributes: Option<Map<String, Value>>,
-}
-
 /// One file of a batch: its id, chunking strategy and attributes.
-type BatchEntry = (String, Value, Option<Map<String, Value>>);
-
-/// Exactly one of `file_ids` and `files`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateFileBatch {
-    /// Files with the batch's `chunking_strategy` and `attributes`.
-    #[serde(default)]
-    #[schema(min_items = 1, max_items = 2000)]
-    file_ids: Option<Vec<String>>,
-    /// Files each with their own chunking strategy and attributes.
-    #[serde(default)]
-    #[schema(min_items = 1, max_items = 2000)]
-    files: Option<Vec<BatchFile>>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::ChunkingStrategyRequest>)]
-    chunking_strategy: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Attributes>)]
-    attributes: Option<Map<String, Value>>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SearchRequest {
-    #[schema(value_type = super::schemas::SearchQuery)]
-    query: Value,
-    /// Accepted and ignored: queries are searched as given.
-    #[serde(default)]
-    rewrite_query: Option<bool>,
-    /// 10 when not given.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 50)]
-    max_num_results: Option<i64>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Filter>)]
-    filters: Option<Value>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::SearchRankingOptions>)]
-    ranking_options: Option<Value>,
-}
+pub(super) type BatchEntry = (String, Value, Option<Map<String, Value>>);
 
 /// `chunking_strategy` as stored and shown: always the static form (auto = 800 / 400).
 pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
@@ -315,7 +112,7 @@ pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
 }
 
 /// Refuses fields of a JSON object (request part) other than `allowed`.
-fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
+pub(super) fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
     match value
         .as_object()
         .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
@@ -329,36 +126,6 @@ fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), Ap
         )),
         None => Ok(()),
     }
-}
-
-/// File attributes: at most 16, keys up to 64 characters, values strings (≤ 512), numbers
-/// or booleans.
-fn validate_attributes(param: &str, attributes: &Map<String, Value>) -> Result<(), ApiError> {
-    if attributes.len() > 16 {
-        return Err(ApiError::invalid_param(
-            param,
-            format!("Invalid '{param}': at most 16 attributes."),
-        ));
-    }
-    for (k, v) in attributes {
-        if k.chars().count() > 64 {
-            return Err(ApiError::invalid_param(
-                param,
-                format!("Invalid '{param}': keys can be at most 64 characters long."),
-            ));
-        }
-        match v {
-            Value::String(s) => max_chars(&format!("{param}.{k}"), s, 512)?,
-            Value::Number(_) | Value::Bool(_) => {}
-            _ => {
-                return Err(ApiError::invalid_param(
-                    &format!("{param}.{k}"),
-                    format!("Invalid '{param}.{k}': expected a string, a number or a boolean."),
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
@@ -383,26 +150,11 @@ fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
     Ok(Some(json!({"anchor": "last_active_at", "days": days})))
 }
 
-fn expires_at(expires_after: Option<&Value>, last_active: i64) -> Option<i64> {
-    expires_after
-        .and_then(|e| e["days"].as_i64())
-        .map(|d| last_active + d * 86_400)
-}
-
 pub async fn load(ctx: &Ctx, vs_id: &str) -> Result<VectorStoreRecord, ApiError> {
     super::path_id(Kind::VectorStore, vs_id)?;
-    match store::get_json::<VectorStoreRecord>(
-        ctx.store.as_ref(),
-        &keys::vector_store(&ctx.tenant, vs_id),
-    )
-    .await?
-    {
-        Some((mut r, _)) => {
-            r.refresh_status();
-            Ok(r)
-        }
-        None => Err(ApiError::not_found(Kind::VectorStore, vs_id)),
-    }
+    vector_store::load(ctx.store.as_ref(), &ctx.tenant, vs_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(Kind::VectorStore, vs_id))
 }
 
 pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
@@ -536,11 +288,11 @@ pub async fn add_files(
 /// their ids added to the resources.
 pub async fn create_requested(
     ctx: &Ctx,
-    resources: &mut super::types::ToolResources,
+    requested: super::types::NewToolResources,
     param: &str,
-) -> Result<(), ApiError> {
-    let requested = std::mem::take(&mut resources.new_vector_stores);
-    for (i, r) in requested.into_iter().enumerate() {
+) -> Result<crate::model::values::ToolResources, ApiError> {
+    let mut resources = requested.resources;
+    for (i, r) in requested.new_vector_stores.into_iter().enumerate() {
         for (j, id) in r.file_ids.iter().enumerate() {
             files::load(ctx, id).await.map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
@@ -565,12 +317,12 @@ pub async fn create_requested(
             .vector_store_ids
             .push(record.store.id);
     }
-    Ok(())
+    Ok(resources)
 }
 
 /// Stores a vector-store file in progress (counts and queueing are the caller's business).
 /// An existing record is left as it is; the flag says whether the file was added.
-async fn write_file_record(
+pub(super) async fn write_file_record(
     ctx: &Ctx,
     vs_id: &str,
     file_id: &str,
@@ -615,7 +367,11 @@ async fn write_file_record(
 
 /// Queues the ingestion of files just added (after the store's counts include them, so
 /// an ingestion that finishes at once moves a file that is already counted).
-async fn enqueue_ingestion(ctx: &Ctx, vs_id: &str, file_ids: &[String]) -> Result<(), ApiError> {
+pub(super) async fn enqueue_ingestion(
+    ctx: &Ctx,
+    vs_id: &str,
+    file_ids: &[String],
+) -> Result<(), ApiError> {
     for file_id in file_ids {
         let item = WorkItem::Ingest(FileIngest {
             tenant: ctx.tenant.clone(),
@@ -639,16 +395,7 @@ pub async fn update_store(
     vs_id: &str,
     change: impl Fn(&mut VectorStoreRecord),
 ) -> Result<(), ApiError> {
-    store::update_json(
-        ctx.store.as_ref(),
-        &keys::vector_store(&ctx.tenant, vs_id),
-        |mut r: VectorStoreRecord| {
-            change(&mut r);
-            r.refresh_status();
-            Ok::<_, ApiError>(Update::Write(r, ()))
-        },
-    )
-    .await?;
+    vector_store::update(ctx.store.as_ref(), &ctx.tenant, vs_id, change).await?;
     Ok(())
 }
 
@@ -744,692 +491,4 @@ pub async fn list(ctx: &Ctx, query: &Query) -> Result<Value, ApiError> {
         }
     }
     Ok(without_internal_fields(page))
-}
-
-/// Attaches one file (`POST /vector_stores/{id}/files`).
-pub async fn create_file(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let req: CreateVectorStoreFile = parse_body(body)?;
-    validate::id("file_id", Kind::File, &req.file_id)?;
-    let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
-    if let Some(a) = &req.attributes {
-        validate_attributes("attributes", a)?;
-    }
-    load(ctx, vs_id).await?;
-    files::load(ctx, &req.file_id).await?;
-    let (record, added) =
-        write_file_record(ctx, vs_id, &req.file_id, strategy, req.attributes, None).await?;
-    if added {
-        update_store(ctx, vs_id, |r| {
-            r.store.file_counts.moved(None, Some("in_progress"))
-        })
-        .await?;
-        enqueue_ingestion(ctx, vs_id, std::slice::from_ref(&req.file_id)).await?;
-    }
-    to_value(&record.file)
-}
-
-pub async fn load_file(
-    ctx: &Ctx,
-    vs_id: &str,
-    file_id: &str,
-) -> Result<VectorStoreFileRecord, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::File, file_id)?;
-    match store::get_json::<VectorStoreFileRecord>(
-        ctx.store.as_ref(),
-        &keys::vector_store_file(&ctx.tenant, vs_id, file_id),
-    )
-    .await?
-    {
-        Some((r, _)) => Ok(r),
-        None => {
-            load(ctx, vs_id).await?;
-            Err(ApiError::not_found(Kind::File, file_id))
-        }
-    }
-}
-
-pub async fn get_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<super::Reply, ApiError> {
-    let record = load_file(ctx, vs_id, file_id).await?;
-    Ok(super::Reply::Json {
-        body: to_value(&record.file)?,
-        headers: vec![("openai-poll-after-ms", ctx.runs.poll_after_ms.to_string())],
-    })
-}
-
-pub async fn update_file(
-    ctx: &Ctx,
-    vs_id: &str,
-    file_id: &str,
-    body: &[u8],
-) -> Result<Value, ApiError> {
-    let req: UpdateAttributes = parse_body(body)?;
-    if let Some(a) = &req.attributes {
-        validate_attributes("attributes", a)?;
-    }
-    load_file(ctx, vs_id, file_id).await?;
-    let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
-    let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
-        r.file.attributes = req.attributes.clone();
-        Ok::<_, ApiError>(Update::Write(r.clone(), r))
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found(Kind::File, file_id))?;
-    update_store(ctx, vs_id, |r| r.version += 1).await?;
-    to_value(&updated.file)
-}
-
-/// Detaches a file from a store: its record, chunks and link go, the counts follow.
-pub async fn detach(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<bool, ApiError> {
-    let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
-    let Some((record, _)) =
-        store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key).await?
-    else {
-        return Ok(false);
-    };
-    if !ctx.store.delete(&key).await? {
-        return Ok(false);
-    }
-    ctx.store
-        .delete(&keys::vector_store_chunk_set(&ctx.tenant, vs_id, file_id))
-        .await?;
-    ctx.store
-        .delete(&keys::file_link(&ctx.tenant, file_id, vs_id))
-        .await?;
-    let status = record.file.status.clone();
-    let bytes = record.file.usage_bytes;
-    let vs_key = keys::vector_store(&ctx.tenant, vs_id);
-    store::update_json(ctx.store.as_ref(), &vs_key, |mut r: VectorStoreRecord| {
-        r.store.file_counts.moved(Some(&status), None);
-        r.store.usage_bytes = r.store.usage_bytes.saturating_sub(bytes);
-        r.version += 1;
-        r.refresh_status();
-        Ok::<_, ApiError>(Update::Write(r, ()))
-    })
-    .await?;
-    Ok(true)
-}
-
-pub async fn delete_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::File, file_id)?;
-    if !detach(ctx, vs_id, file_id).await? {
-        load(ctx, vs_id).await?;
-        return Err(ApiError::not_found(Kind::File, file_id));
-    }
-    Ok(json!({"id": file_id, "object": "vector_store.file.deleted", "deleted": true}))
-}
-
-/// Detaches a (deleted) file from every store that has it.
-pub async fn detach_everywhere(ctx: &Ctx, file_id: &str) -> Result<(), ApiError> {
-    for key in store::list_all(ctx.store.as_ref(), &keys::file_links(&ctx.tenant, file_id)).await? {
-        let vs_id = keys::last_segment(&key).to_string();
-        detach(ctx, &vs_id, file_id).await?;
-        ctx.store.delete(&key).await?;
-    }
-    Ok(())
-}
-
-fn status_filter(query: &Query) -> Result<Option<String>, ApiError> {
-    match query_value(query, "filter") {
-        None => Ok(None),
-        Some(f) => {
-            one_of(
-                "filter",
-                f,
-                &["in_progress", "completed", "failed", "cancelled"],
-            )?;
-            Ok(Some(f.to_string()))
-        }
-    }
-}
-
-pub async fn list_files(ctx: &Ctx, vs_id: &str, query: &Query) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
-    load(ctx, vs_id).await?;
-    let page = list_objects(
-        &ctx.store,
-        &keys::vector_store_files(&ctx.tenant, vs_id),
-        &q,
-        |r: &VectorStoreFileRecord| &r.file.id,
-        Some(|r: &VectorStoreFileRecord| filter.as_deref().is_none_or(|f| r.file.status == f)),
-    )
-    .await?;
-    Ok(without_internal_fields(page))
-}
-
-pub async fn file_content(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
-    load_file(ctx, vs_id, file_id).await?;
-    let data: Vec<Value> = match ctx
-        .store
-        .get(&keys::vector_store_chunk_set(&ctx.tenant, vs_id, file_id))
-        .await?
-    {
-        Some((bytes, _)) => ChunkSet::decode(&bytes)
-            .map(|set| {
-                set.chunks
-                    .into_iter()
-                    .map(|text| json!({"type": "text", "text": text}))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    Ok(
-        json!({"object": "vector_store.file_content.page", "data": data, "has_more": false, "next_page": null}),
-    )
-}
-
-pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let req: CreateFileBatch = parse_body(body)?;
-    let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
-    if let Some(a) = &req.attributes {
-        validate_attributes("attributes", a)?;
-    }
-    let entries: Vec<BatchEntry> = match (req.file_ids, req.files) {
-        (Some(ids), None) => {
-            if ids.is_empty() {
-                return Err(ApiError::invalid_param(
-                    "file_ids",
-                    "Invalid 'file_ids': expected at least one file id.",
-                ));
-            }
-            max_items("file_ids", &ids, 2000)?;
-            ids.into_iter()
-                .map(|id| (id, strategy.clone(), req.attributes.clone()))
-                .collect()
-        }
-        (None, Some(files)) => {
-            if files.is_empty() {
-                return Err(ApiError::invalid_param(
-                    "files",
-                    "Invalid 'files': expected at least one file.",
-                ));
-            }
-            max_items("files", &files, 2000)?;
-            let mut out = Vec::with_capacity(files.len());
-            for (i, f) in files.into_iter().enumerate() {
-                let s = match f.chunking_strategy {
-                    Some(c) => chunking(&format!("files[{i}].chunking_strategy"), Some(&c))?,
-                    None => strategy.clone(),
-                };
-                if let Some(a) = &f.attributes {
-                    validate_attributes(&format!("files[{i}].attributes"), a)?;
-                }
-                out.push((f.file_id, s, f.attributes));
-            }
-            out
-        }
-        _ => {
-            return Err(ApiError::invalid(
-                "Provide exactly one of 'file_ids' and 'files'.",
-                None,
-            ))
-        }
-    };
-    load(ctx, vs_id).await?;
-    for (i, (id, _, _)) in entries.iter().enumerate() {
-        validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
-        files::load(ctx, id).await?;
-    }
-    let batch = FileBatchRecord {
-        batch: FileBatch {
-            id: new_id(Kind::FileBatch),
-            object: "vector_store.files_batch".into(),
-            created_at: now(),
-            vector_store_id: vs_id.to_string(),
-            status: "in_progress".into(),
-            file_counts: FileCounts::default(),
-        },
-        cancelled: false,
-    };
-    store::put_json(
-        ctx.store.as_ref(),
-        &keys::vector_store_batch(&ctx.tenant, vs_id, &batch.batch.id),
-        &batch,
-        PutMode::Create,
-    )
-    .await?;
-    let mut added = Vec::new();
-    for (file_id, strategy, attributes) in entries {
-        let (_, new) = write_file_record(
-            ctx,
-            vs_id,
-            &file_id,
-            strategy,
-            attributes,
-            Some(batch.batch.id.clone()),
-        )
-        .await?;
-        if new {
-            added.push(file_id);
-        }
-    }
-    update_store(ctx, vs_id, |r| {
-        for _ in &added {
-            r.store.file_counts.moved(None, Some("in_progress"));
-        }
-    })
-    .await?;
-    enqueue_ingestion(ctx, vs_id, &added).await?;
-    batch_value(ctx, vs_id, &batch.batch.id).await
-}
-
-async fn batch_files(
-    ctx: &Ctx,
-    vs_id: &str,
-    batch_id: &str,
-) -> Result<Vec<VectorStoreFileRecord>, ApiError> {
-    let prefix = keys::vector_store_files(&ctx.tenant, vs_id);
-    let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
-        .await?
-        .iter()
-        .map(|k| keys::last_segment(k).to_string())
-        .collect();
-    let all: Vec<VectorStoreFileRecord> =
-        super::pagination::read_all(&ctx.store, &prefix, &ids).await?;
-    Ok(all
-        .into_iter()
-        .filter(|r| r.batch_id.as_deref() == Some(batch_id))
-        .collect())
-}
-
-async fn load_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<FileBatchRecord, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::FileBatch, batch_id)?;
-    match store::get_json::<FileBatchRecord>(
-        ctx.store.as_ref(),
-        &keys::vector_store_batch(&ctx.tenant, vs_id, batch_id),
-    )
-    .await?
-    {
-        Some((b, _)) => Ok(b),
-        None => {
-            load(ctx, vs_id).await?;
-            Err(ApiError::not_found(Kind::FileBatch, batch_id))
-        }
-    }
-}
-
-/// A batch with its counts and status as its files are now.
-async fn batch_value(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
-    let mut record = load_batch(ctx, vs_id, batch_id).await?;
-    let mut counts = FileCounts::default();
-    for f in batch_files(ctx, vs_id, batch_id).await? {
-        counts.moved(None, Some(&f.file.status));
-    }
-    record.batch.status = if record.cancelled {
-        "cancelled"
-    } else if counts.in_progress > 0 {
-        "in_progress"
-    } else if counts.total > 0 && counts.failed == counts.total {
-        "failed"
-    } else {
-        "completed"
-    }
-    .into();
-    record.batch.file_counts = counts;
-    to_value(&record.batch)
-}
-
-pub async fn get_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<super::Reply, ApiError> {
-    Ok(super::Reply::Json {
-        body: batch_value(ctx, vs_id, batch_id).await?,
-        headers: vec![("openai-poll-after-ms", ctx.runs.poll_after_ms.to_string())],
-    })
-}
-
-pub async fn cancel_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
-    load_batch(ctx, vs_id, batch_id).await?;
-    store::update_json(
-        ctx.store.as_ref(),
-        &keys::vector_store_batch(&ctx.tenant, vs_id, batch_id),
-        |mut b: FileBatchRecord| {
-            b.cancelled = true;
-            Ok::<_, ApiError>(Update::Write(b, ()))
-        },
-    )
-    .await?;
-    for f in batch_files(ctx, vs_id, batch_id).await? {
-        if f.file.status != "in_progress" {
-            continue;
-        }
-        let key = keys::vector_store_file(&ctx.tenant, vs_id, &f.file.id);
-        let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
-            if r.file.status != "in_progress" {
-                return Ok::<_, ApiError>(Update::Keep(false));
-            }
-            r.file.status = "cancelled".into();
-            Ok(Update::Write(r, true))
-        })
-        .await?;
-        if moved == Some(true) {
-            update_store(ctx, vs_id, |r| {
-                r.store
-                    .file_counts
-                    .moved(Some("in_progress"), Some("cancelled"))
-            })
-            .await?;
-        }
-    }
-    batch_value(ctx, vs_id, batch_id).await
-}
-
-pub async fn list_batch_files(
-    ctx: &Ctx,
-    vs_id: &str,
-    batch_id: &str,
-    query: &Query,
-) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
-    load_batch(ctx, vs_id, batch_id).await?;
-    let page = list_objects(
-        &ctx.store,
-        &keys::vector_store_files(&ctx.tenant, vs_id),
-        &q,
-        |r: &VectorStoreFileRecord| &r.file.id,
-        Some(|r: &VectorStoreFileRecord| {
-            r.batch_id.as_deref() == Some(batch_id)
-                && filter.as_deref().is_none_or(|f| r.file.status == f)
-        }),
-    )
-    .await?;
-    Ok(without_internal_fields(page))
-}
-
-/// Checks a filter's shape: a comparison `{type, key, value}` or a compound
-/// `{type: and|or, filters: [...]}`, nothing else.
-pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
-    let obj = filter.as_object().ok_or_else(|| {
-        ApiError::invalid_param(param, format!("Invalid '{param}': expected an object."))
-    })?;
-    let kind = obj.get("type").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::invalid_param(
-            &format!("{param}.type"),
-            format!("Missing required parameter: '{param}.type'."),
-        )
-    })?;
-    let compound = matches!(kind, "and" | "or");
-    one_of(
-        &format!("{param}.type"),
-        kind,
-        &[
-            "eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "and", "or",
-        ],
-    )?;
-    let allowed: &[&str] = if compound {
-        &["type", "filters"]
-    } else {
-        &["type", "key", "value"]
-    };
-    if let Some(extra) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::invalid(
-            format!(
-                "Unrecognized request argument supplied: {param}.{}",
-                crate::error::shown(extra)
-            ),
-            None,
-        ));
-    }
-    if compound {
-        let parts = obj
-            .get("filters")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ApiError::invalid_param(
-                    &format!("{param}.filters"),
-                    format!("Invalid '{param}.filters': expected an array."),
-                )
-            })?;
-        for (i, part) in parts.iter().enumerate() {
-            validate_filter(part, &format!("{param}.filters[{i}]"))?;
-        }
-        return Ok(());
-    }
-    if !obj.get("key").is_some_and(Value::is_string) {
-        return Err(ApiError::invalid_param(
-            &format!("{param}.key"),
-            format!("Invalid '{param}.key': expected a string."),
-        ));
-    }
-    let scalar = |v: &Value| v.is_string() || v.is_number() || v.is_boolean();
-    let value_ok = match obj.get("value") {
-        Some(Value::Array(items)) => matches!(kind, "in" | "nin") && items.iter().all(scalar),
-        Some(v) => scalar(v) && !matches!(kind, "in" | "nin"),
-        None => false,
-    };
-    if !value_ok {
-        return Err(ApiError::invalid_param(
-            &format!("{param}.value"),
-            format!("Invalid '{param}.value': expected a string, number or boolean (an array of them for 'in' and 'nin')."),
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a file's attributes pass a comparison or compound filter.
-pub fn filter_matches(
-    filter: &Value,
-    attributes: Option<&Map<String, Value>>,
-) -> Result<bool, ApiError> {
-    let kind = filter["type"].as_str().unwrap_or("");
-    match kind {
-        "and" | "or" => {
-            let parts = filter["filters"].as_array().ok_or_else(|| ApiError::invalid_param("filters.filters", "Invalid 'filters.filters': expected an array."))?;
-            let mut results = Vec::with_capacity(parts.len());
-            for p in parts {
-                results.push(filter_matches(p, attributes)?);
-            }
-            Ok(if kind == "and" { results.iter().all(|r| *r) } else { results.iter().any(|r| *r) })
-        }
-        "eq" | "ne" | "gt" | "gte" | "lt" | "lte" | "in" | "nin" => {
-            let key = filter["key"].as_str().ok_or_else(|| ApiError::invalid_param("filters.key", "Missing required parameter: 'filters.key'."))?;
-            let wanted = &filter["value"];
-            let actual = attributes.and_then(|a| a.get(key));
-            let cmp = |a: &Value, b: &Value| -> Option<std::cmp::Ordering> {
-                match (a, b) {
-                    (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
-                    (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
-                    (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
-                    _ => None,
-                }
-            };
-            Ok(match kind {
-                "eq" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Equal)),
-                "ne" => actual.is_none_or(|a| cmp(a, wanted) != Some(std::cmp::Ordering::Equal)),
-                "gt" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Greater)),
-                "gte" => actual.is_some_and(|a| matches!(cmp(a, wanted), Some(std::cmp::Ordering::Greater | std::cmp::Ordering::Equal))),
-                "lt" => actual.is_some_and(|a| cmp(a, wanted) == Some(std::cmp::Ordering::Less)),
-                "lte" => actual.is_some_and(|a| matches!(cmp(a, wanted), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))),
-                "in" => actual.is_some_and(|a| wanted.as_array().is_some_and(|list| list.iter().any(|w| cmp(a, w) == Some(std::cmp::Ordering::Equal)))),
-                _ => actual.is_none_or(|a| !wanted.as_array().is_some_and(|list| list.iter().any(|w| cmp(a, w) == Some(std::cmp::Ordering::Equal)))),
-            })
-        }
-        other => Err(ApiError::invalid_param(
-            "filters.type",
-            format!("Invalid value: '{}'. Supported values are: 'eq', 'ne', 'gt', 'gte', 'lt', 'lte', 'in', 'nin', 'and', 'or'.", crate::error::shown(other)),
-        )),
-    }
-}
-
-/// Chunk-set reads in flight while an index is built.
-const CHUNK_SET_READS: usize = 8;
-
-/// The index of a store, built (and cached) from its completed files' chunk sets.
-pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index>, ApiError> {
-    let vs_id = &record.store.id;
-    let cache_key = format!("{}/{vs_id}", ctx.tenant);
-    if let Some(index) = ctx.retrieval.cache.get(&cache_key, record.version) {
-        return Ok(index);
-    }
-    let file_prefix = keys::vector_store_files(&ctx.tenant, vs_id);
-    let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &file_prefix)
-        .await?
-        .iter()
-        .map(|k| keys::last_segment(k).to_string())
-        .collect();
-    let records: Vec<VectorStoreFileRecord> =
-        super::pagination::read_all(&ctx.store, &file_prefix, &ids).await?;
-    // Chunk sets are read a few at a time and quantised as they arrive, so a large store
-    // neither waits on one read after another nor holds all its f32 vectors at once.
-    let reads = records
-        .into_iter()
-        .filter(|r| r.file.status == "completed")
-        .map(|r| async move {
-            let key = keys::vector_store_chunk_set(&ctx.tenant, vs_id, &r.file.id);
-            let bytes = ctx.store.get(&key).await?.map(|(b, _)| b);
-            Ok::<_, ApiError>((bytes, r.file.attributes))
-        });
-    let mut reads = futures::stream::iter(reads).buffered(CHUNK_SET_READS);
-    let mut builder = IndexBuilder::new();
-    while let Some(read) = reads.next().await {
-        if let (Some(bytes), attributes) = read? {
-            builder.add_encoded(&bytes, attributes);
-        }
-    }
-    let index = Arc::new(builder.finish());
-    ctx.retrieval
-        .cache
-        .put(&cache_key, record.version, index.clone());
-    Ok(index)
-}
-
-/// Searches a store: the best chunks for `queries`, as search results.
-pub async fn search_store(
-    ctx: &Ctx,
-    record: &VectorStoreRecord,
-    queries: &[String],
-    limit: usize,
-    min_score: f32,
-    filters: Option<&Value>,
-) -> Result<Vec<Value>, ApiError> {
-    let index = index_of(ctx, record).await?;
-    if index.entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut vectors = ctx
-        .retrieval
-        .embedder
-        .embed(&[queries.join("\n")])
-        .await
-        .map_err(|e| {
-            log::warn!("query embedding failed: {e}");
-            ApiError::Unavailable
-        })?;
-    let query = vectors.pop().unwrap_or_default();
-    // Validate the filter once, then apply it per entry.
-    if let Some(f) = filters {
-        validate_filter(f, "filters")?;
-    }
-    // A large index takes milliseconds of CPU to scan: off the async workers.
-    let filters = filters.cloned();
-    let searched = index.clone();
-    let hits = tokio::task::spawn_blocking(move || {
-        searched.search(&query, limit, min_score, |e| {
-            filters
-                .as_ref()
-                .is_none_or(|f| filter_matches(f, e.attributes.as_ref()).unwrap_or(false))
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("search task: {e}")))?;
-    Ok(hits
-        .into_iter()
-        .map(|(i, score)| {
-            let e = &index.entries[i];
-            json!({
-                "file_id": e.file_id, "filename": e.filename, "score": score,
-                "attributes": e.attributes, "content": [{"type": "text", "text": e.text}],
-            })
-        })
-        .collect())
-}
-
-pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    let req: SearchRequest = parse_body(body)?;
-    // Checked here too: `search_store` looks at the filter only when the store has chunks.
-    if let Some(f) = &req.filters {
-        validate_filter(f, "filters")?;
-    }
-    let queries: Vec<String> = match &req.query {
-        Value::String(s) if !s.trim().is_empty() => vec![s.clone()],
-        Value::Array(items)
-            if !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.as_str().is_some_and(|s| !s.trim().is_empty())) =>
-        {
-            items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect()
-        }
-        _ => {
-            return Err(ApiError::invalid_param(
-                "query",
-                "Invalid 'query': expected a non-empty string or array of strings.",
-            ))
-        }
-    };
-    let limit = match req.max_num_results {
-        None => 10,
-        Some(n) if (1..=50).contains(&n) => n as usize,
-        Some(_) => {
-            return Err(ApiError::invalid_param(
-                "max_num_results",
-                "Invalid 'max_num_results': expected an integer between 1 and 50.",
-            ))
-        }
-    };
-    let min_score = match &req.ranking_options {
-        None => 0.0,
-        Some(r) => {
-            if let Some(ranker) = r.get("ranker").and_then(Value::as_str) {
-                one_of(
-                    "ranking_options.ranker",
-                    ranker,
-                    &["none", "auto", "default-2024-11-15"],
-                )?;
-            }
-            reject_unknown(r, "ranking_options", &["ranker", "score_threshold"])?;
-            let t = match r.get("score_threshold") {
-                None | Some(Value::Null) => 0.0,
-                Some(v) => v.as_f64().ok_or_else(|| {
-                    ApiError::invalid_param(
-                        "ranking_options.score_threshold",
-                        "Invalid 'ranking_options.score_threshold': expected a number.",
-                    )
-                })?,
-            };
-            validate::range("ranking_options.score_threshold", t, 0.0, 1.0)?;
-            t as f32
-        }
-    };
-    let _ = req.rewrite_query;
-    let record = load(ctx, vs_id).await?;
-    let data = search_store(
-        ctx,
-        &record,
-        &queries,
-        limit,
-        min_score,
-        req.filters.as_ref(),
-    )
-    .await?;
-    // Searching keeps the store active (its expiry counts from the last activity).
-    let at = now();
-    update_store(ctx, vs_id, |r| {
-        r.store.last_active_at = Some(at);
-        r.store.expires_at = expires_at(r.store.expires_after.as_ref(), at);
-    })
-    .await?;
-    Ok(json!({
-        "object": "vector_store.search_results.page",
-        "search_query": queries,
-        "data": data,
-        "has_more": false,
-        "next_page": null,
-    }))
 }

@@ -12,9 +12,6 @@
 //! `image_file` parts, written files become `file_path` annotations where the answer names
 //! them as `sandbox:/mnt/data/...`.
 
-use crate::api::runs::{OutputFile, RoundCall, RunRecord, ServerCall, MAX_ATTEMPTS};
-use crate::api::types::Tool;
-use crate::api::{assistants, files, threads, Ctx};
 use crate::code_interpreter::prompt::{
     code_from_arguments, model_error, model_output, step_logs, tool_name, MODEL_OUTPUT_CHARS,
     STEP_LOG_CHARS,
@@ -22,8 +19,12 @@ use crate::code_interpreter::prompt::{
 use crate::code_interpreter::{
     check_upload_name, CellOutput, CodeExecutor, CodeInterpreter, ExecError, SessionId, SessionOpen,
 };
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
+use crate::model::run::{OutputFile, RoundCall, RunRecord, ServerCall, MAX_ATTEMPTS};
+use crate::model::values::Tool;
+use crate::model::{assistant, file};
 use crate::store::{self, keys};
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -67,16 +68,14 @@ pub struct CodeTurn<'a> {
 /// left out).
 pub async fn input_files(ctx: &Ctx, record: &RunRecord) -> Result<Vec<InputFile>, ApiError> {
     let mut ids: Vec<String> = Vec::new();
-    match assistants::load(ctx, &record.run.assistant_id).await {
-        Ok(a) => {
-            if let Some(ci) = a.tool_resources.code_interpreter {
-                ids.extend(ci.file_ids);
-            }
+    let (store, tenant) = (ctx.store.as_ref(), ctx.tenant.as_str());
+    // A deleted assistant leaves the thread's files.
+    if let Some(a) = assistant::load(store, tenant, &record.run.assistant_id).await? {
+        if let Some(ci) = a.tool_resources.code_interpreter {
+            ids.extend(ci.file_ids);
         }
-        Err(ApiError::NotFound { .. }) => {}
-        Err(e) => return Err(e),
     }
-    let thread = threads::load_record(ctx, &record.run.thread_id).await?;
+    let thread = super::load_thread(ctx, &record.run.thread_id).await?;
     if let Some(ci) = thread.thread.tool_resources.code_interpreter {
         ids.extend(ci.file_ids);
     }
@@ -86,10 +85,8 @@ pub async fn input_files(ctx: &Ctx, record: &RunRecord) -> Result<Vec<InputFile>
         if !seen_ids.insert(id.clone()) {
             continue;
         }
-        match files::load(ctx, &id).await {
-            Ok(f) => found.push((id, f.file.filename, f.file.bytes)),
-            Err(ApiError::NotFound { .. }) => {}
-            Err(e) => return Err(e),
+        if let Some(f) = file::load(store, tenant, &id).await? {
+            found.push((id, f.file.filename, f.file.bytes));
         }
     }
     Ok(mount_names(found))
@@ -383,7 +380,8 @@ async fn upload_files(
     let mut notes = Vec::new();
     for file in turn.files.iter().filter(|f| !present.contains(&f.name)) {
         let _held = turn.ci.hold_transfer(file.bytes).await;
-        let content = match files::read_content(ctx, &file.file_id).await {
+        let content = match file::read_content(ctx.store.as_ref(), &ctx.tenant, &file.file_id).await
+        {
             Ok(Some(bytes)) => bytes,
             Ok(None) => continue,
             Err(e) => {
@@ -450,8 +448,14 @@ async fn store_outputs(
         }
         bytes_left -= png.len() as u64;
         let id = file_id(k as u32);
-        let keys =
-            files::put_output(ctx, &id, &format!("image-{}.png", k + 1), png.clone()).await?;
+        let keys = file::put_output(
+            ctx.store.as_ref(),
+            &ctx.tenant,
+            &id,
+            &format!("image-{}.png", k + 1),
+            png.clone(),
+        )
+        .await?;
         stored.keys.extend(keys);
         stored.images.push(id);
     }
@@ -497,7 +501,7 @@ async fn store_outputs(
         let id = file_id(32 + exported as u32);
         exported += 1;
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
-        let keys = files::put_output(ctx, &id, name, content).await?;
+        let keys = file::put_output(ctx.store.as_ref(), &ctx.tenant, &id, name, content).await?;
         stored.keys.extend(keys);
         stored.files.push(OutputFile {
             path: file.path.clone(),

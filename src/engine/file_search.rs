@@ -6,11 +6,11 @@
 //! a marker `【search:result†file name】`, the form OpenAI's models cited in. The final
 //! answer's markers become `file_citation` annotations (`citations`).
 
-use crate::api::runs::{RoundCall, RunRecord, SearchHit, ServerCall};
-use crate::api::types::Tool;
-use crate::api::vector_stores;
-use crate::api::{assistants, threads, Ctx};
+use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::model::run::{RoundCall, RunRecord, SearchHit, ServerCall};
+use crate::model::values::Tool;
+use crate::model::{assistant, vector_store};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -76,17 +76,15 @@ pub fn instructions(name: &str) -> String {
 /// The vector stores a run searches: the assistant's, then the thread's.
 pub async fn vector_store_ids(ctx: &Ctx, record: &RunRecord) -> Result<Vec<String>, ApiError> {
     let mut ids = Vec::new();
-    match assistants::load(ctx, &record.run.assistant_id).await {
-        Ok(a) => {
-            if let Some(fs) = a.tool_resources.file_search {
-                ids.extend(fs.vector_store_ids);
-            }
+    // A deleted assistant leaves the thread's stores.
+    if let Some(a) =
+        assistant::load(ctx.store.as_ref(), &ctx.tenant, &record.run.assistant_id).await?
+    {
+        if let Some(fs) = a.tool_resources.file_search {
+            ids.extend(fs.vector_store_ids);
         }
-        // A deleted assistant leaves the thread's stores.
-        Err(ApiError::NotFound { .. }) => {}
-        Err(e) => return Err(e),
     }
-    let thread = threads::load_record(ctx, &record.run.thread_id).await?;
+    let thread = super::load_thread(ctx, &record.run.thread_id).await?;
     if let Some(fs) = thread.thread.tool_resources.file_search {
         for id in fs.vector_store_ids {
             if !ids.contains(&id) {
@@ -107,13 +105,12 @@ pub async fn wait_until_ready(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiEr
     loop {
         let mut pending = false;
         for id in vector_store_ids(ctx, record).await? {
-            match vector_stores::load(ctx, &id).await {
-                Ok(store) if store.store.status == "in_progress" => pending = true,
-                Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
+            let found = vector_store::load(ctx.store.as_ref(), &ctx.tenant, &id).await?;
+            if found.is_some_and(|s| s.store.status == "in_progress") {
+                pending = true;
             }
         }
-        if !pending || crate::api::types::now() >= deadline {
+        if !pending || crate::model::now() >= deadline {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -201,13 +198,13 @@ pub async fn run_call(
     };
     let mut hits: Vec<SearchHit> = Vec::new();
     for vs_id in vector_store_ids(ctx, record).await? {
-        let store = match vector_stores::load(ctx, &vs_id).await {
-            Ok(s) if s.store.status != "expired" => s,
-            Ok(_) | Err(ApiError::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
+        let store = match vector_store::load(ctx.store.as_ref(), &ctx.tenant, &vs_id).await? {
+            Some(s) if s.store.status != "expired" => s,
+            _ => continue,
         };
         let found =
-            vector_stores::search_store(ctx, &store, &queries, max, threshold, None).await?;
+            crate::retrieval::search::search_store(ctx, &store, &queries, max, threshold, None)
+                .await?;
         hits.extend(found.into_iter().map(|r| {
             SearchHit {
                 file_id: r["file_id"].as_str().unwrap_or_default().to_string(),

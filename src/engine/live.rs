@@ -7,14 +7,14 @@
 use super::events::EventSink;
 use super::partial_json::{string_field_prefix, FieldStream};
 use super::{citations, code_interpreter, file_search};
-use crate::api::messages::Message;
-use crate::api::runs::{
-    answer_message_id, message_step_id, shape_step, tool_step_id, RunRecord, RunStep, ServerCall,
-    ToolRound,
-};
-use crate::api::types::{now, text_part, ContentPart};
-use crate::api::validate::Metadata;
 use crate::llm::{Delta, ToolCall, Usage};
+use crate::model::message::Message;
+use crate::model::now;
+use crate::model::run::{
+    answer_message_id, message_step_id, tool_step_id, RunRecord, ServerCall, ToolRound,
+};
+use crate::model::step::{shape_step, RunStep, StepStatus};
+use crate::model::values::{text_part, ContentPart, Metadata};
 use serde_json::{json, Value};
 
 pub struct LiveTurn<'a> {
@@ -154,7 +154,7 @@ impl<'a> LiveTurn<'a> {
         self.annotations_sent = 0;
     }
 
-    fn step_object(&self, id: String, details: Value, status: &str) -> RunStep {
+    fn step_object(&self, id: String, details: Value, status: StepStatus) -> RunStep {
         RunStep {
             id,
             object: "thread.run.step".into(),
@@ -163,7 +163,7 @@ impl<'a> LiveTurn<'a> {
             thread_id: self.thread_id.clone(),
             run_id: self.run_id.clone(),
             step_type: details["type"].as_str().unwrap_or_default().to_string(),
-            status: status.into(),
+            status,
             step_details: details,
             last_error: None,
             expired_at: None,
@@ -202,22 +202,22 @@ impl<'a> LiveTurn<'a> {
     }
 
     /// The `message_creation` step of this attempt.
-    pub fn message_step(&self, status: &str, usage: Option<Usage>) -> RunStep {
+    pub fn message_step(&self, status: StepStatus, usage: Option<Usage>) -> RunStep {
         let mut step = self.step_object(
             self.message_step_id(),
             json!({"type": "message_creation", "message_creation": {"message_id": self.message_id()}}),
             status,
         );
         step.usage = usage;
-        stamp(&mut step, status);
+        step.stamp(now());
         step
     }
 
     /// The `tool_calls` step of this attempt with `details`.
-    pub fn tool_step(&self, details: Value, status: &str, usage: Option<Usage>) -> RunStep {
+    pub fn tool_step(&self, details: Value, status: StepStatus, usage: Option<Usage>) -> RunStep {
         let mut step = self.step_object(self.tool_step_id(), details, status);
         step.usage = usage;
-        stamp(&mut step, status);
+        step.stamp(now());
         step
     }
 
@@ -226,7 +226,7 @@ impl<'a> LiveTurn<'a> {
         if self.message_open {
             return;
         }
-        let step = self.message_step("in_progress", None);
+        let step = self.message_step(StepStatus::InProgress, None);
         let step = serde_json::to_value(&step).unwrap_or(Value::Null);
         self.sink.emit("thread.run.step.created", step.clone());
         self.sink.emit("thread.run.step.in_progress", step);
@@ -253,7 +253,7 @@ impl<'a> LiveTurn<'a> {
         }
         let step = self.tool_step(
             json!({"type": "tool_calls", "tool_calls": []}),
-            "in_progress",
+            StepStatus::InProgress,
             None,
         );
         let step = serde_json::to_value(&step).unwrap_or(Value::Null);
@@ -420,7 +420,7 @@ impl<'a> LiveTurn<'a> {
         self.sink
             .emit(event, serde_json::to_value(message).unwrap_or(Value::Null));
         self.sink.emit(
-            step_event(&step.status),
+            step.status.event(),
             serde_json::to_value(step).unwrap_or(Value::Null),
         );
         self.message_open = false;
@@ -436,11 +436,11 @@ impl<'a> LiveTurn<'a> {
     /// Ends the open tool step with its final form (a stored step with outputs pending is
     /// left open: the run then waits in `requires_action`).
     pub fn close_tool_step(&mut self, step: &RunStep) {
-        if !self.tool_step_open || step.status == "in_progress" {
+        if !self.tool_step_open || step.status == StepStatus::InProgress {
             return;
         }
         let value = self.step_value(step);
-        self.sink.emit(step_event(&step.status), value);
+        self.sink.emit(step.status.event(), value);
         self.tool_step_open = false;
     }
 
@@ -453,8 +453,8 @@ impl<'a> LiveTurn<'a> {
         error: &str,
     ) -> (Option<(Message, RunStep)>, Option<RunStep>) {
         let (step_status, reason) = match how {
-            Close::Cancelled => ("cancelled", "run_cancelled"),
-            _ => ("failed", "run_failed"),
+            Close::Cancelled => (StepStatus::Cancelled, "run_cancelled"),
+            _ => (StepStatus::Failed, "run_failed"),
         };
         let last_error =
             (how == Close::Failed).then(|| json!({"code": "server_error", "message": error}));
@@ -484,25 +484,5 @@ impl<'a> LiveTurn<'a> {
             step
         });
         (message, tool)
-    }
-}
-
-fn stamp(step: &mut RunStep, status: &str) {
-    let at = Some(now());
-    match status {
-        "completed" => step.completed_at = at,
-        "failed" => step.failed_at = at,
-        "cancelled" => step.cancelled_at = at,
-        "expired" => step.expired_at = at,
-        _ => {}
-    }
-}
-
-fn step_event(status: &str) -> &'static str {
-    match status {
-        "failed" => "thread.run.step.failed",
-        "cancelled" => "thread.run.step.cancelled",
-        "expired" => "thread.run.step.expired",
-        _ => "thread.run.step.completed",
     }
 }

@@ -24,17 +24,21 @@ pub mod live;
 pub mod partial_json;
 pub mod prompt;
 
-use crate::api::messages::Message;
-use crate::api::pagination::read_all;
-use crate::api::runs::{self, answer_message_id, now_ms, RoundCall, RunRecord, RunStep, ToolRound};
-use crate::api::threads;
-use crate::api::types::{now, text_part, ContentPart, ImageFile, Tool};
-use crate::api::Ctx;
 use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
+use crate::model::claim;
+use crate::model::message::Message;
+use crate::model::run::{
+    self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
+};
+use crate::model::step::{self, RunStep, StepStatus};
+use crate::model::thread::{self, ThreadRecord};
+use crate::model::values::{text_part, ContentPart, ImageFile, Tool};
+use crate::model::{now, now_ms};
 use crate::queue::{DynQueue, FileIngest, Outcome, RunTurn, WorkHandler, WorkItem};
 use crate::retrieval::Retrieval;
 use crate::shutdown::Shutdown;
@@ -71,6 +75,27 @@ enum Failure {
 
 fn step_key(ctx: &Ctx, step: &RunStep) -> String {
     keys::step(&ctx.tenant, &step.thread_id, &step.run_id, &step.id)
+}
+
+/// Gives the thread's claim back if `run_id` still holds it (`known`: the thread as the run
+/// claimed it, which saves a read).
+async fn release_thread(
+    ctx: &Ctx,
+    thread_id: &str,
+    run_id: &str,
+    known: Option<(ThreadRecord, ETag)>,
+) -> Result<(), ApiError> {
+    claim::release(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id, known).await?;
+    Ok(())
+}
+
+/// Reads the run's thread. A thread gone under its run stops the turn as it always has: its
+/// `NotFound` becomes a retry, and the deletion that took the thread takes the run too.
+pub(crate) async fn load_thread(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, ApiError> {
+    thread::load(ctx.store.as_ref(), &ctx.tenant, thread_id)
+        .await?
+        .map(|(t, _)| t)
+        .ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
 /// Why a turn stopped early.
@@ -239,7 +264,7 @@ impl Engine {
         &self,
         ctx: &Ctx,
         item: &RunTurn,
-        from: &[&str],
+        from: &[RunStatus],
         change: impl Fn(&mut RunRecord),
     ) -> Result<Moved, Stop> {
         Ok(self.move_run_from(ctx, item, from, None, change).await?.0)
@@ -251,7 +276,7 @@ impl Engine {
         &self,
         ctx: &Ctx,
         item: &RunTurn,
-        from: &[&str],
+        from: &[RunStatus],
         known: Option<(RunRecord, ETag)>,
         change: impl Fn(&mut RunRecord),
     ) -> Result<(Moved, Option<ETag>), Stop> {
@@ -260,10 +285,10 @@ impl Engine {
             if r.seq != item.seq {
                 return Ok::<_, ApiError>(Update::Keep(Moved::Stale));
             }
-            if r.run.status == "cancelling" {
+            if r.run.status == RunStatus::Cancelling {
                 return Ok(Update::Keep(Moved::Cancelling));
             }
-            if !from.contains(&r.run.status.as_str()) {
+            if !from.contains(&r.run.status) {
                 return Ok(Update::Keep(Moved::Stale));
             }
             change(&mut r);
@@ -293,18 +318,26 @@ impl Engine {
         if record.seq != item.seq {
             return Err(Stop::Nothing);
         }
-        let redelivered = record.run.status == "in_progress";
-        if record.run.status == "queued" && record.seq == 0 {
+        let redelivered = record.run.status == RunStatus::InProgress;
+        if record.run.status == RunStatus::Queued && record.seq == 0 {
             file_search::wait_until_ready(&ctx, &record).await?;
         }
-        let (record, etag) = match record.run.status.as_str() {
-            "cancelling" => return self.finish_cancel(&ctx, item, sink).await.map(|_| None),
-            "queued" => {
+        let (record, etag) = match record.run.status {
+            RunStatus::Cancelling => {
+                return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
+            }
+            RunStatus::Queued => {
                 let started = self
-                    .move_run_from(&ctx, item, &["queued"], Some((record, etag)), |r| {
-                        r.run.status = "in_progress".into();
-                        r.run.started_at.get_or_insert_with(now);
-                    })
+                    .move_run_from(
+                        &ctx,
+                        item,
+                        &[RunStatus::Queued],
+                        Some((record, etag)),
+                        |r| {
+                            r.run.status = RunStatus::InProgress;
+                            r.run.started_at.get_or_insert_with(now);
+                        },
+                    )
                     .await?;
                 match started {
                     (Moved::Applied(r), etag) => {
@@ -319,7 +352,7 @@ impl Engine {
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
-            "in_progress" => (record, Some(etag)),
+            RunStatus::InProgress => (record, Some(etag)),
             _ => return Err(Stop::Nothing),
         };
 
@@ -331,7 +364,8 @@ impl Engine {
             .map(|k| keys::last_segment(k).to_string())
             .collect();
         ids.sort_unstable();
-        let thread_messages: Vec<Message> = read_all(&ctx.store, &message_prefix, &ids).await?;
+        let thread_messages: Vec<Message> =
+            store::read_all(ctx.store.as_ref(), &message_prefix, &ids).await?;
 
         // The code interpreter, when the run has it: a run that needs it on a server that
         // cannot run code fails at once, saying why.
@@ -461,13 +495,13 @@ impl Engine {
             .iter()
             .map(|k| keys::last_segment(k).to_string())
             .collect();
-        for attempt in after + 1..runs::MAX_ATTEMPTS {
+        for attempt in after + 1..run_ids::MAX_ATTEMPTS {
             for (step_id, message_id) in [
                 (
-                    runs::message_step_id(&run.id, record.seq, attempt),
+                    run_ids::message_step_id(&run.id, record.seq, attempt),
                     Some(answer_message_id(&run.id, record.seq, attempt)),
                 ),
-                (runs::tool_step_id(&run.id, record.seq, attempt), None),
+                (run_ids::tool_step_id(&run.id, record.seq, attempt), None),
             ] {
                 if !stored.contains(&step_id) {
                     continue;
@@ -667,7 +701,7 @@ impl Engine {
                     "simulated crash after the message write".into(),
                 ));
             }
-            let step = live.message_step("completed", (!has_calls).then_some(usage));
+            let step = live.message_step(StepStatus::Completed, (!has_calls).then_some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
@@ -699,8 +733,12 @@ impl Engine {
             .is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
         let mut tool_step = None;
         if let Some(round) = &round {
-            let status = if waits { "in_progress" } else { "completed" };
-            let step = live.tool_step(runs::tool_step_details(round), status, Some(usage));
+            let status = if waits {
+                StepStatus::InProgress
+            } else {
+                StepStatus::Completed
+            };
+            let step = live.tool_step(run_ids::tool_step_details(round), status, Some(usage));
             let key = step_key(ctx, &step);
             self.put(ctx, &key, &step).await?;
             written.push(key);
@@ -710,7 +748,7 @@ impl Engine {
         let expiry = self.settings.expiry;
         let moved = match &round {
             Some(round) if !waits => {
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
                     add_usage(&mut r.run.usage, usage);
                     r.rounds.push(round.clone());
                     r.seq += 1;
@@ -726,8 +764,8 @@ impl Engine {
                         "function": {"name": c.name, "arguments": c.arguments},
                     })).collect::<Vec<_>>()},
                 });
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
-                    r.run.status = "requires_action".into();
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
+                    r.run.status = RunStatus::RequiresAction;
                     r.run.required_action = Some(required.clone());
                     r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
                     add_usage(&mut r.run.usage, usage);
@@ -738,9 +776,13 @@ impl Engine {
                 .0
             }
             None => {
-                let status = if truncated { "incomplete" } else { "completed" };
-                self.move_run_from(ctx, item, &["in_progress"], known, |r| {
-                    r.run.status = status.into();
+                let status = if truncated {
+                    RunStatus::Incomplete
+                } else {
+                    RunStatus::Completed
+                };
+                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
+                    r.run.status = status;
                     r.run.incomplete_details =
                         truncated.then(|| json!({"reason": "max_completion_tokens"}));
                     if !truncated {
@@ -768,7 +810,7 @@ impl Engine {
             Moved::Stale => {
                 if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
                     // Cancelled (or failed) meanwhile: close the stream as the run ended.
-                    let how = if ended.run.status == "cancelled" {
+                    let how = if ended.run.status == RunStatus::Cancelled {
                         Close::Cancelled
                     } else {
                         Close::Failed
@@ -819,13 +861,7 @@ impl Engine {
             live.sink
                 .emit("thread.run.requires_action", run_value(&record));
         } else {
-            threads::release_active_run_from(
-                ctx,
-                &item.thread_id,
-                &item.run_id,
-                record.claimed_thread(),
-            )
-            .await?;
+            release_thread(ctx, &item.thread_id, &item.run_id, record.claimed_thread()).await?;
             let event = if truncated {
                 "thread.run.incomplete"
             } else {
@@ -857,7 +893,7 @@ impl Engine {
                 derived_id(
                     Kind::ToolCall,
                     &run.id,
-                    (record.seq * runs::MAX_ATTEMPTS + attempt) * 64 + i as u32,
+                    (record.seq * run_ids::MAX_ATTEMPTS + attempt) * 64 + i as u32,
                 )
             } else {
                 c.id.clone()
@@ -931,7 +967,10 @@ impl Engine {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
             Ok(Some((r, _)))
-                if matches!(r.run.status.as_str(), "cancelled" | "failed" | "expired") =>
+                if matches!(
+                    r.run.status,
+                    RunStatus::Cancelled | RunStatus::Failed | RunStatus::Expired
+                ) =>
             {
                 self.take_back(ctx, written).await;
                 Some(r)
@@ -960,18 +999,23 @@ impl Engine {
     ) -> Result<(), Stop> {
         let error = json!({"code": code, "message": message});
         let moved = self
-            .move_run(ctx, item, &["queued", "in_progress"], |r| {
-                r.run.status = "failed".into();
-                r.run.failed_at = Some(now());
-                r.run.required_action = None;
-                r.run.last_error = Some(error.clone());
-                r.seq += 1;
-            })
+            .move_run(
+                ctx,
+                item,
+                &[RunStatus::Queued, RunStatus::InProgress],
+                |r| {
+                    r.run.status = RunStatus::Failed;
+                    r.run.failed_at = Some(now());
+                    r.run.required_action = None;
+                    r.run.last_error = Some(error.clone());
+                    r.seq += 1;
+                },
+            )
             .await?;
         match moved {
             Moved::Applied(r) => {
                 log::info!("run {} failed: {message}", r.run.id);
-                threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+                release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.failed", run_value(&r));
                 Ok(())
             }
@@ -988,16 +1032,21 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
         let moved = self
-            .move_run(ctx, item, &["queued", "in_progress"], |r| {
-                r.run.status = "incomplete".into();
-                r.run.incomplete_details = Some(json!({"reason": reason}));
-                r.run.usage.get_or_insert_with(Usage::default);
-                r.seq += 1;
-            })
+            .move_run(
+                ctx,
+                item,
+                &[RunStatus::Queued, RunStatus::InProgress],
+                |r| {
+                    r.run.status = RunStatus::Incomplete;
+                    r.run.incomplete_details = Some(json!({"reason": reason}));
+                    r.run.usage.get_or_insert_with(Usage::default);
+                    r.seq += 1;
+                },
+            )
             .await?;
         match moved {
             Moved::Applied(r) => {
-                threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+                release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.incomplete", run_value(&r));
                 Ok(())
             }
@@ -1015,10 +1064,10 @@ impl Engine {
     ) -> Result<(), Stop> {
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         let done = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-            if r.run.status != "cancelling" {
+            if r.run.status != RunStatus::Cancelling {
                 return Ok::<_, ApiError>(Update::Keep(None));
             }
-            r.run.status = "cancelled".into();
+            r.run.status = RunStatus::Cancelled;
             r.run.cancelled_at = Some(now());
             r.run.required_action = None;
             r.seq += 1;
@@ -1027,7 +1076,7 @@ impl Engine {
         })
         .await?;
         if let Some(Some(r)) = done {
-            threads::release_active_run(ctx, &item.thread_id, &item.run_id).await?;
+            release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
             sink.emit("thread.run.cancelled", run_value(&r));
         }
         Ok(())
@@ -1041,7 +1090,7 @@ impl Engine {
         else {
             return Err(Stop::Nothing);
         };
-        if record.seq != item.seq || record.run.status != "requires_action" {
+        if record.seq != item.seq || record.run.status != RunStatus::RequiresAction {
             return Err(Stop::Nothing);
         }
         let due = record.run.expires_at.unwrap_or(0);
@@ -1055,17 +1104,18 @@ impl Engine {
             return Err(Stop::Nothing);
         }
         let moved = self
-            .move_run(&ctx, item, &["requires_action"], |r| {
-                r.run.status = "expired".into();
+            .move_run(&ctx, item, &[RunStatus::RequiresAction], |r| {
+                r.run.status = RunStatus::Expired;
                 r.run.required_action = None;
                 r.seq += 1;
             })
             .await?;
         if let Moved::Applied(r) = moved {
             if let Some(round) = r.rounds.last() {
-                runs::set_step_status(&ctx, &r, &round.step_id, "expired").await?;
+                let key = keys::step(&ctx.tenant, &r.run.thread_id, &r.run.id, &round.step_id);
+                step::finish(ctx.store.as_ref(), &key, StepStatus::Expired).await?;
             }
-            threads::release_active_run(&ctx, &item.thread_id, &item.run_id).await?;
+            release_thread(&ctx, &item.thread_id, &item.run_id, None).await?;
             log::info!("run {} expired waiting for tool outputs", r.run.id);
         }
         Ok(())
@@ -1083,14 +1133,14 @@ impl Engine {
             "The run could not be advanced: the service failed repeatedly while processing it.";
         let error = json!({"code": "server_error", "message": message});
         let ended = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
-            if r.run.is_terminal() || r.run.status == "requires_action" {
+            if r.run.is_terminal() || r.run.status == RunStatus::RequiresAction {
                 return Ok::<_, ApiError>(Update::Keep(false));
             }
-            if r.run.status == "cancelling" {
-                r.run.status = "cancelled".into();
+            if r.run.status == RunStatus::Cancelling {
+                r.run.status = RunStatus::Cancelled;
                 r.run.cancelled_at = Some(now());
             } else {
-                r.run.status = "failed".into();
+                r.run.status = RunStatus::Failed;
                 r.run.failed_at = Some(now());
                 r.run.last_error = Some(error.clone());
             }
@@ -1106,7 +1156,7 @@ impl Engine {
                     "run {} ended after repeated failures: {reason}",
                     item.run_id
                 );
-                let _ = threads::release_active_run(&ctx, &item.thread_id, &item.run_id).await;
+                let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
             }
             Ok(_) => {}
             Err(e) => log::warn!(

@@ -1,9 +1,9 @@
 //! Builds the Chat Completions request of a run's turn: instructions, the thread's messages
 //! in order (truncated as the run asks), this run's earlier tool rounds, tools and options.
 
-use crate::api::messages::Message;
-use crate::api::runs::RunRecord;
-use crate::api::types::{ContentPart, Tool};
+use crate::model::message::Message;
+use crate::model::run::RunRecord;
+use crate::model::values::{ContentPart, Tool};
 use serde_json::{json, Value};
 
 /// Counts tokens the way current OpenAI models do (o200k_base; see `crate::tokens`).

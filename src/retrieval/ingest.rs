@@ -13,11 +13,11 @@ use super::chunk::chunk;
 use super::extract::ExtractError;
 use super::extractor::extract_isolated;
 use super::index::ChunkSet;
-use crate::api::files;
-use crate::api::vector_stores::{update_store, VectorStoreFileRecord};
-use crate::api::Ctx;
+use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::llm::LlmError;
+use crate::model::file;
+use crate::model::vector_store::{self, VectorStoreFileRecord};
 use crate::queue::FileIngest;
 use crate::store::{self, keys, PutMode, Update};
 use futures::StreamExt;
@@ -65,13 +65,18 @@ pub async fn finish(
     })
     .await?;
     if moved == Some(true) {
-        update_store(ctx, &item.vector_store_id, |r| {
-            r.store.file_counts.moved(Some("in_progress"), Some(status));
-            r.store.usage_bytes += usage;
-            if status == "completed" {
-                r.version += 1;
-            }
-        })
+        vector_store::update(
+            ctx.store.as_ref(),
+            &ctx.tenant,
+            &item.vector_store_id,
+            |r| {
+                r.store.file_counts.moved(Some("in_progress"), Some(status));
+                r.store.usage_bytes += usage;
+                if status == "completed" {
+                    r.version += 1;
+                }
+            },
+        )
         .await?;
         return Ok(true);
     }
@@ -98,12 +103,8 @@ pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
             .await
             .map(|_| ())
     };
-    let file = match files::load(ctx, &item.file_id).await {
-        Ok(f) => f,
-        Err(ApiError::NotFound { .. }) => {
-            return Ok(fail("invalid_file", "The file was deleted.".into()).await?)
-        }
-        Err(e) => return Err(e.into()),
+    let Some(file) = file::load(ctx.store.as_ref(), &ctx.tenant, &item.file_id).await? else {
+        return Ok(fail("invalid_file", "The file was deleted.".into()).await?);
     };
     // Extraction and tokenizing are CPU work on untrusted input: in a child process and
     // on a blocking thread, a bounded number at once, fairly between tenants. The file

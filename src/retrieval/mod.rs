@@ -5,13 +5,15 @@
 //!   runs it);
 //! - `chunk`: token-window chunking;
 //! - `index`: chunk sets (stored), indexes (cached), cosine search;
-//! - `ingest`: a file into a vector store (the `ingest` work item).
+//! - `ingest`: a file into a vector store (the `ingest` work item);
+//! - `search`: a store's index built from its chunk sets, searched with filters.
 
 pub mod chunk;
 pub mod extract;
 pub mod extractor;
 pub mod index;
 pub mod ingest;
+pub mod search;
 
 use crate::config::IngestSettings;
 use crate::llm::{LlmClient, LlmError};

@@ -201,6 +201,25 @@ pub async fn get_json<T: DeserializeOwned>(
     }
 }
 
+/// Reads the objects under `prefix` named by `ids` (each the last key segment), in order,
+/// with one `get_many` (one blocking task on the local store, concurrent gets on Azure).
+/// Objects deleted meanwhile are left out.
+pub async fn read_all<T: DeserializeOwned>(
+    store: &dyn Store,
+    prefix: &str,
+    ids: &[String],
+) -> Result<Vec<T>, StoreError> {
+    let keys: Vec<String> = ids.iter().map(|id| format!("{prefix}{id}")).collect();
+    let found = store.get_many(&keys).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (key, object) in keys.iter().zip(found) {
+        if let Some((bytes, _)) = object {
+            out.push(parse_json(key, &bytes)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Parses a stored JSON object read from `key`.
 pub fn parse_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)

@@ -25,21 +25,21 @@ macro_rules! list_page {
 
 list_page!(
     AssistantList,
-    crate::api::assistants::Assistant,
+    crate::model::assistant::Assistant,
     "assistants"
 );
-list_page!(MessageList, crate::api::messages::Message, "messages");
-list_page!(RunList, crate::api::runs::Run, "runs");
-list_page!(RunStepList, crate::api::runs::RunStep, "run steps");
-list_page!(FileList, crate::api::files::FileObject, "files");
+list_page!(MessageList, crate::model::message::Message, "messages");
+list_page!(RunList, crate::model::run::Run, "runs");
+list_page!(RunStepList, crate::model::step::RunStep, "run steps");
+list_page!(FileList, crate::model::file::FileObject, "files");
 list_page!(
     VectorStoreList,
-    crate::api::vector_stores::VectorStore,
+    crate::model::vector_store::VectorStore,
     "vector stores"
 );
 list_page!(
     VectorStoreFileList,
-    crate::api::vector_stores::VectorStoreFile,
+    crate::model::vector_store::VectorStoreFile,
     "vector store files"
 );
 

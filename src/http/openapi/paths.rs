@@ -7,16 +7,22 @@
 #![allow(dead_code)]
 
 use super::NotFound;
-use crate::api::assistants::{Assistant, CreateAssistant, ModifyAssistant};
-use crate::api::files::FileObject;
-use crate::api::messages::{CreateMessage, Message, ModifyMessage};
-use crate::api::runs::{CreateRun, CreateThreadAndRun, ModifyRun, Run, RunStep, SubmitToolOutputs};
+use crate::api::assistants::{CreateAssistant, ModifyAssistant};
+use crate::api::file_batches::CreateFileBatch;
+use crate::api::messages::{CreateMessage, ModifyMessage};
+use crate::api::runs::{CreateRun, CreateThreadAndRun, ModifyRun, SubmitToolOutputs};
 use crate::api::schemas::*;
-use crate::api::threads::{CreateThread, ModifyThread, Thread};
-use crate::api::vector_stores::{
-    CreateFileBatch, CreateVectorStore, CreateVectorStoreFile, FileBatch, ModifyVectorStore,
-    SearchRequest, UpdateAttributes, VectorStore, VectorStoreFile,
-};
+use crate::api::threads::{CreateThread, ModifyThread};
+use crate::api::vector_search::SearchRequest;
+use crate::api::vector_store_files::{CreateVectorStoreFile, UpdateAttributes};
+use crate::api::vector_stores::{CreateVectorStore, ModifyVectorStore};
+use crate::model::assistant::Assistant;
+use crate::model::file::FileObject;
+use crate::model::message::Message;
+use crate::model::run::Run;
+use crate::model::step::RunStep;
+use crate::model::thread::Thread;
+use crate::model::vector_store::{FileBatch, VectorStore, VectorStoreFile};
 use utoipa::IntoParams;
 
 #[derive(IntoParams)]

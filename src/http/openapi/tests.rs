@@ -195,9 +195,16 @@ fn errors_and_auth_are_documented_on_every_operation() {
 #[test]
 fn string_enums_agree_with_the_code() {
     use crate::api::schemas::*;
-    for status in crate::api::runs::TERMINAL {
-        assert!(RunStatus::VALUES.contains(status), "{status}");
-    }
+    let run_statuses: Vec<&str> = crate::model::run::RunStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(RunStatus::VALUES, run_statuses.as_slice());
+    let step_statuses: Vec<&str> = crate::model::step::StepStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(RunStepStatus::VALUES, step_statuses.as_slice());
     for order in ListOrder::VALUES {
         let query = [("order".to_string(), order.to_string())];
         assert!(crate::api::pagination::ListQuery::parse(&query, 100, 20).is_ok());
@@ -224,22 +231,22 @@ fn string_enums_agree_with_the_code() {
     let doc = document();
     assert_eq!(
         doc["components"]["schemas"]["ReasoningEffort"]["enum"],
-        serde_json::json!(crate::api::assistants::REASONING_EFFORTS)
+        serde_json::json!(crate::model::assistant::REASONING_EFFORTS)
     );
     assert_eq!(
         doc["components"]["schemas"]["FilePurpose"]["enum"],
         serde_json::json!(crate::api::files::PURPOSES)
     );
     // A file object's purpose: an upload's, or the one of the files the service makes.
-    let mut object: Vec<&str> = crate::api::files::OBJECT_PURPOSES.to_vec();
+    let mut object: Vec<&str> = crate::model::file::OBJECT_PURPOSES.to_vec();
     let mut expected: Vec<&str> = crate::api::files::PURPOSES.to_vec();
-    expected.push(crate::api::files::OUTPUT_PURPOSE);
+    expected.push(crate::model::file::OUTPUT_PURPOSE);
     object.sort_unstable();
     expected.sort_unstable();
     assert_eq!(object, expected);
     assert_eq!(
         doc["components"]["schemas"]["FileObjectPurpose"]["enum"],
-        serde_json::json!(crate::api::files::OBJECT_PURPOSES)
+        serde_json::json!(crate::model::file::OBJECT_PURPOSES)
     );
 }
 
