@@ -33,6 +33,5 @@ pub mod memory;
 pub mod queue;
 pub mod retrieval;
 pub mod shutdown;
-pub mod standin;
 pub mod store;
 pub mod tokens;
