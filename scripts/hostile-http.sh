@@ -19,7 +19,7 @@ ROOT="$(pwd)"
 REPORT="${HOSTILE_REPORT:-$ROOT/target/hostile-http/report.json}"
 mkdir -p "$(dirname "$REPORT")"
 
-cargo build --release --bins
+cargo build --release --workspace --bins
 SERVER_BIN="${SERVER_BIN:-$ROOT/target/release/assistants-service}"
 STANDIN_BIN="$ROOT/target/release/llm-standin"
 

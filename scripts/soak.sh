@@ -35,8 +35,8 @@ fi
 step "code interpreter sandbox packages"
 scripts/code-interpreter-deps.sh
 
-step "cargo build --release --bins"
-cargo build --release --bins
+step "cargo build --release --workspace --bins"
+cargo build --release --workspace --bins
 SERVER_BIN="$ROOT/target/release/assistants-service"
 STANDIN_BIN="$ROOT/target/release/llm-standin"
 

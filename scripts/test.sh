@@ -50,9 +50,10 @@ scripts/code-interpreter-deps.sh
 step "chromium for the playground tests"
 scripts/chromium-deps.sh
 
-# c. Debug build of the server binary (the SDK tests start it as a subprocess).
-step "cargo build --bins"
-cargo build --bins
+# c. Debug build of the binaries the SDK tests start as subprocesses: the server, the
+#    Functions-host emulator, and the stand-in (the workspace's `standin/` crate).
+step "cargo build --workspace --bins"
+cargo build --workspace --bins
 ASSISTANTS_BIN="$ROOT/target/debug/assistants-service"
 [[ -x "$ASSISTANTS_BIN" ]] || { echo "missing $ASSISTANTS_BIN after build" >&2; exit 1; }
 export ASSISTANTS_BIN
@@ -75,9 +76,9 @@ trap 'exit 130' INT TERM
 azurite_start
 export AZURITE_CONNECTION_STRING
 
-# e. Rust unit + integration tests.
-step "cargo test"
-cargo test "$@"
+# e. Rust unit + integration tests, of the service and of the stand-in.
+step "cargo test --workspace"
+cargo test --workspace "$@"
 
 # f. Python SDK conformance tests: local and azure storage, and through a BACKEND=proxy server
 #    in front of a stored one (local store); runs and streaming also under the Functions host

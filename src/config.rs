@@ -284,6 +284,44 @@ fn err(name: &'static str, message: impl Into<String>) -> SettingError {
     }
 }
 
+/// The base URL of an HTTP endpoint, without its trailing slashes (the clients append paths):
+/// `value` must start with `http://` or `https://`, else the error says it "must be {what}".
+fn http_url(name: &'static str, value: &str, what: &str) -> Result<String, SettingError> {
+    let url = value.trim_end_matches('/');
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_string())
+    } else {
+        Err(err(name, format!("must be {what}")))
+    }
+}
+
+/// The entries of a comma-separated `key=value` list, each side trimmed, empty entries
+/// skipped; the value is `None` for an entry without `=`.
+fn list_entries(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| match e.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value.trim())),
+            None => (e, None),
+        })
+}
+
+/// A `key=value` list in which every entry has a value (else the error says entries "must be
+/// {shape}"); a later entry for a key replaces an earlier one.
+fn key_value_map(
+    name: &'static str,
+    raw: &str,
+    shape: &str,
+) -> Result<HashMap<String, String>, SettingError> {
+    list_entries(raw)
+        .map(|(key, value)| match value {
+            Some(value) => Ok((key.to_string(), value.to_string())),
+            None => Err(err(name, format!("entries must be {shape}"))),
+        })
+        .collect()
+}
+
 pub fn valid_tenant(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -429,31 +467,18 @@ fn http_limits(get: &dyn Fn(&str) -> Option<String>) -> Result<HttpLimits, Setti
 
 fn llm_backend(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmBackend, SettingError> {
     if let Some(endpoint) = get("AZURE_OPENAI_ENDPOINT") {
-        let endpoint = endpoint.trim_end_matches('/').to_string();
-        if !endpoint.starts_with("https://") && !endpoint.starts_with("http://") {
-            return Err(err("AZURE_OPENAI_ENDPOINT", "must be an http(s) URL"));
-        }
+        let endpoint = http_url("AZURE_OPENAI_ENDPOINT", &endpoint, "an http(s) URL")?;
         let api_key = get("AZURE_OPENAI_API_KEY").ok_or_else(|| {
             err(
                 "AZURE_OPENAI_API_KEY",
                 "is required with AZURE_OPENAI_ENDPOINT",
             )
         })?;
-        let mut deployments = HashMap::new();
-        for pair in get("AZURE_OPENAI_DEPLOYMENTS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            let (model, deployment) = pair.split_once('=').ok_or_else(|| {
-                err(
-                    "AZURE_OPENAI_DEPLOYMENTS",
-                    "entries must be model=deployment",
-                )
-            })?;
-            deployments.insert(model.trim().to_string(), deployment.trim().to_string());
-        }
+        let deployments = key_value_map(
+            "AZURE_OPENAI_DEPLOYMENTS",
+            &get("AZURE_OPENAI_DEPLOYMENTS").unwrap_or_default(),
+            "model=deployment",
+        )?;
         return Ok(LlmBackend::Azure {
             endpoint,
             api_key,
@@ -461,13 +486,11 @@ fn llm_backend(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmBackend, Setti
             deployments,
         });
     }
-    let base_url = get("OPENAI_BASE_URL")
-        .unwrap_or_else(|| "https://api.openai.com/v1".into())
-        .trim_end_matches('/')
-        .to_string();
-    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-        return Err(err("OPENAI_BASE_URL", "must be an http(s) URL"));
-    }
+    let base_url = http_url(
+        "OPENAI_BASE_URL",
+        &get("OPENAI_BASE_URL").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+        "an http(s) URL",
+    )?;
     Ok(LlmBackend::OpenAi {
         base_url,
         api_key: get("OPENAI_API_KEY"),
@@ -476,11 +499,8 @@ fn llm_backend(get: &dyn Fn(&str) -> Option<String>) -> Result<LlmBackend, Setti
 
 fn parse_api_keys(raw: &str) -> Result<Vec<ApiKey>, SettingError> {
     let mut keys = Vec::new();
-    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (key, tenant) = match entry.split_once('=') {
-            Some((k, t)) => (k.trim(), t.trim()),
-            None => (entry, DEFAULT_TENANT),
-        };
+    for (key, tenant) in list_entries(raw) {
+        let tenant = tenant.unwrap_or(DEFAULT_TENANT);
         if key.is_empty() {
             return Err(err("ASSISTANTS_API_KEYS", "an entry has an empty key"));
         }
@@ -625,16 +645,11 @@ fn code_interpreter_settings(
         .map(|n| n << 20)
     };
     let pool_endpoint = match get("CODE_INTERPRETER_POOL_ENDPOINT") {
-        Some(url) => {
-            let url = url.trim().trim_end_matches('/').to_string();
-            if !(url.starts_with("https://") || url.starts_with("http://")) {
-                return Err(err(
-                    "CODE_INTERPRETER_POOL_ENDPOINT",
-                    "must be the pool management endpoint, https://<region>.dynamicsessions.io/subscriptions/.../sessionPools/<pool>",
-                ));
-            }
-            Some(url)
-        }
+        Some(url) => Some(http_url(
+            "CODE_INTERPRETER_POOL_ENDPOINT",
+            url.trim(),
+            "the pool management endpoint, https://<region>.dynamicsessions.io/subscriptions/.../sessionPools/<pool>",
+        )?),
         None => None,
     };
     let session_key = get("CODE_INTERPRETER_SESSION_KEY");
@@ -832,16 +847,10 @@ impl Settings {
         let lookup = |name: &str| get(name);
         let llm = llm_backend(&lookup)?;
         let embedding_backend = match get("EMBEDDING_BASE_URL") {
-            Some(url) => {
-                let base_url = url.trim_end_matches('/').to_string();
-                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                    return Err(err("EMBEDDING_BASE_URL", "must be an http(s) URL"));
-                }
-                LlmBackend::OpenAi {
-                    base_url,
-                    api_key: get("EMBEDDING_API_KEY").or_else(|| get("OPENAI_API_KEY")),
-                }
-            }
+            Some(url) => LlmBackend::OpenAi {
+                base_url: http_url("EMBEDDING_BASE_URL", &url, "an http(s) URL")?,
+                api_key: get("EMBEDDING_API_KEY").or_else(|| get("OPENAI_API_KEY")),
+            },
             None => llm.clone(),
         };
         let embedding = (
@@ -882,28 +891,18 @@ impl Settings {
         let backend = match get("BACKEND").map(|b| b.to_ascii_lowercase()).as_deref() {
             None | Some("stored") => BackendSetting::Stored,
             Some("proxy") => {
-                let base_url = get("UPSTREAM_BASE_URL")
-                    .ok_or_else(|| err("UPSTREAM_BASE_URL", "is required with BACKEND=proxy"))?
-                    .trim_end_matches('/')
-                    .to_string();
-                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                    return Err(err(
-                        "UPSTREAM_BASE_URL",
-                        "must be an http(s) URL ending in /v1",
-                    ));
-                }
-                let mut tenant_keys = HashMap::new();
-                for pair in get("UPSTREAM_TENANT_KEYS")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                {
-                    let (tenant, key) = pair
-                        .split_once('=')
-                        .ok_or_else(|| err("UPSTREAM_TENANT_KEYS", "entries must be tenant=key"))?;
-                    tenant_keys.insert(tenant.trim().to_string(), key.trim().to_string());
-                }
+                let base_url = http_url(
+                    "UPSTREAM_BASE_URL",
+                    &get("UPSTREAM_BASE_URL").ok_or_else(|| {
+                        err("UPSTREAM_BASE_URL", "is required with BACKEND=proxy")
+                    })?,
+                    "an http(s) URL ending in /v1",
+                )?;
+                let tenant_keys = key_value_map(
+                    "UPSTREAM_TENANT_KEYS",
+                    &get("UPSTREAM_TENANT_KEYS").unwrap_or_default(),
+                    "tenant=key",
+                )?;
                 BackendSetting::Proxy {
                     base_url,
                     tenant_keys,
@@ -1263,5 +1262,144 @@ mod tests {
         assert_eq!(s.api_keys[0].tenant, DEFAULT_TENANT);
         assert_eq!(s.api_keys[1].tenant, "team-b");
         assert!(!format!("{:?}", s.api_keys).contains("team-b\", key: \"b"));
+    }
+
+    /// Each URL setting with what else it needs to be read at all.
+    const URL_SETTINGS: [(&str, &[(&str, &str)]); 5] = [
+        ("AZURE_OPENAI_ENDPOINT", &[("AZURE_OPENAI_API_KEY", "k")]),
+        ("OPENAI_BASE_URL", &[]),
+        ("EMBEDDING_BASE_URL", &[]),
+        ("UPSTREAM_BASE_URL", &[("BACKEND", "proxy")]),
+        (
+            "CODE_INTERPRETER_POOL_ENDPOINT",
+            &[("CODE_INTERPRETER_SESSION_KEY", "0123456789abcdef-secret")],
+        ),
+    ];
+
+    #[test]
+    fn url_settings_must_be_http_and_lose_their_trailing_slashes() {
+        for (name, needs) in URL_SETTINGS {
+            for bad in ["ftp://x", "x.example.com"] {
+                let mut pairs = needs.to_vec();
+                pairs.push((name, bad));
+                let e = settings(&pairs).unwrap_err();
+                assert_eq!(e.name, name, "{name}={bad:?}");
+                assert!(e.message.starts_with("must be "), "{e:?}");
+            }
+            let mut pairs = needs.to_vec();
+            pairs.push((name, "http://h:1/v1//"));
+            let s = settings(&pairs).unwrap();
+            let read = match name {
+                "AZURE_OPENAI_ENDPOINT" => match &s.llm {
+                    LlmBackend::Azure { endpoint, .. } => endpoint.clone(),
+                    other => panic!("{other:?}"),
+                },
+                "OPENAI_BASE_URL" | "EMBEDDING_BASE_URL" => {
+                    let backend = if name == "OPENAI_BASE_URL" {
+                        &s.llm
+                    } else {
+                        &s.embedding.0
+                    };
+                    match backend {
+                        LlmBackend::OpenAi { base_url, .. } => base_url.clone(),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                "UPSTREAM_BASE_URL" => match &s.backend {
+                    BackendSetting::Proxy { base_url, .. } => base_url.clone(),
+                    other => panic!("{other:?}"),
+                },
+                _ => s.code_interpreter.pool_endpoint.clone().unwrap_or_default(),
+            };
+            assert_eq!(read, "http://h:1/v1", "{name}");
+        }
+        // The pool endpoint alone is read with surrounding blanks trimmed.
+        let s = settings(&[
+            ("CODE_INTERPRETER_POOL_ENDPOINT", " https://r/p/ "),
+            ("CODE_INTERPRETER_SESSION_KEY", "0123456789abcdef-secret"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.code_interpreter.pool_endpoint.as_deref(),
+            Some("https://r/p")
+        );
+        assert_eq!(
+            settings(&[("BACKEND", "proxy"), ("UPSTREAM_BASE_URL", "up/v1")])
+                .unwrap_err()
+                .message,
+            "must be an http(s) URL ending in /v1"
+        );
+    }
+
+    #[test]
+    fn key_value_lists_are_trimmed_skip_empty_entries_and_name_their_setting() {
+        let s = settings(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+            (
+                "AZURE_OPENAI_DEPLOYMENTS",
+                " gpt = one ,, o1=a=b, gpt=two ,",
+            ),
+        ])
+        .unwrap();
+        match s.llm {
+            LlmBackend::Azure { deployments, .. } => assert_eq!(
+                deployments,
+                HashMap::from([
+                    ("gpt".to_string(), "two".to_string()),
+                    ("o1".to_string(), "a=b".to_string())
+                ])
+            ),
+            other => panic!("{other:?}"),
+        }
+        let s = settings(&[
+            ("BACKEND", "proxy"),
+            ("UPSTREAM_BASE_URL", "http://up/v1"),
+            ("UPSTREAM_TENANT_KEYS", "team-a = sk-a , ,team-b=sk-b"),
+        ])
+        .unwrap();
+        match s.backend {
+            BackendSetting::Proxy { tenant_keys, .. } => {
+                assert_eq!(tenant_keys.len(), 2);
+                assert_eq!(tenant_keys["team-a"], "sk-a");
+                assert_eq!(tenant_keys["team-b"], "sk-b");
+            }
+            other => panic!("{other:?}"),
+        }
+        let s = settings(&[("ASSISTANTS_API_KEYS", " , k1 ,k2 = t2 ,")]).unwrap();
+        let keys: Vec<_> = s
+            .api_keys
+            .iter()
+            .map(|k| (k.key.as_str(), k.tenant.as_str()))
+            .collect();
+        assert_eq!(keys, [("k1", DEFAULT_TENANT), ("k2", "t2")]);
+
+        let e = settings(&[
+            ("AZURE_OPENAI_ENDPOINT", "https://x"),
+            ("AZURE_OPENAI_API_KEY", "k"),
+            ("AZURE_OPENAI_DEPLOYMENTS", "gpt=one,lonely"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            (e.name, e.message.as_str()),
+            (
+                "AZURE_OPENAI_DEPLOYMENTS",
+                "entries must be model=deployment"
+            )
+        );
+        let e = settings(&[
+            ("BACKEND", "proxy"),
+            ("UPSTREAM_BASE_URL", "http://up/v1"),
+            ("UPSTREAM_TENANT_KEYS", "sk-a"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            (e.name, e.message.as_str()),
+            ("UPSTREAM_TENANT_KEYS", "entries must be tenant=key")
+        );
+        assert_eq!(
+            settings(&[("ASSISTANTS_API_KEYS", "=t")]).unwrap_err().name,
+            "ASSISTANTS_API_KEYS"
+        );
     }
 }

@@ -37,6 +37,5 @@ pub mod model;
 pub mod queue;
 pub mod retrieval;
 pub mod shutdown;
-pub mod standin;
 pub mod store;
 pub mod tokens;

@@ -420,7 +420,7 @@ async fn sessions_belong_to_threads() {
 async fn the_default_sandbox_works_with_a_private_data_dir() {
     use std::os::unix::fs::PermissionsExt;
     use support::remote::ServerProcess;
-    let llm = assistants::standin::StandIn::new();
+    let llm = llm_standin::StandIn::new();
     let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let private = tempfile::tempdir().unwrap();
     std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();

@@ -6,9 +6,9 @@
 
 mod support;
 
-use assistants::standin::{Response, StandIn};
 use futures::future::join_all;
 use futures::StreamExt;
+use llm_standin::{Response, StandIn};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

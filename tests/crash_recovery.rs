@@ -14,8 +14,8 @@
 
 mod support;
 
-use assistants::standin::{Response, StandIn};
 use futures::StreamExt;
+use llm_standin::{Response, StandIn};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -6,13 +6,13 @@ mod support;
 
 use assistants::http::router::ROUTES;
 use assistants::queue::azure::decode;
-use assistants::standin::StandIn;
 use assistants::store::azure::{request_retry, AzureBlobStore};
 use assistants::store::connection_string::StorageAccount;
 use assistants::store::{PutMode, Store};
 use azure_storage_queues::QueueServiceClientBuilder;
 use base64::Engine as _;
 use bytes::Bytes;
+use llm_standin::StandIn;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::{azurite_connection_string, say, unique_name};
@@ -549,7 +549,7 @@ async fn sigterm_puts_back_the_turn_in_progress() {
     let llm = StandIn::new();
     llm.script(
         None,
-        vec![assistants::standin::Response {
+        vec![llm_standin::Response {
             text: Some("an answer far slower than the grace, one word a second".into()),
             chunk_delay_ms: 1000,
             ..Default::default()

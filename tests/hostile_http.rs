@@ -17,8 +17,8 @@
 
 mod support;
 
-use assistants::standin::{Response, StandIn};
 use futures::StreamExt;
+use llm_standin::{Response, StandIn};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@
 
 mod support;
 
-use assistants::standin::StandIn;
+use llm_standin::StandIn;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};

@@ -269,8 +269,8 @@ async fn server(backend: Backend, llm: &str, dir: &Path, extra: &[(&str, &str)])
     ServerProcess::start(&env, &log).await
 }
 
-async fn standin() -> (assistants::standin::StandIn, String) {
-    let llm = assistants::standin::StandIn::new();
+async fn standin() -> (llm_standin::StandIn, String) {
+    let llm = llm_standin::StandIn::new();
     let addr = llm
         .spawn(([127, 0, 0, 1], 0).into())
         .await
@@ -674,7 +674,7 @@ async fn html_extraction_is_linear() {
 async fn one_tenant_cannot_starve_another_test(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let (llm, llm_addr) = standin().await;
-    let slow = assistants::standin::Response {
+    let slow = llm_standin::Response {
         answer_delay_ms: 10_000,
         ..say("slow")
     };

@@ -9,8 +9,8 @@
 
 mod support;
 
-use assistants::standin::{Reset, Response};
 use futures::future::join_all;
+use llm_standin::{Reset, Response};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::remote::{check_run, RunState, TERMINAL};

@@ -5,7 +5,7 @@
 mod support;
 
 use assistants::queue::{Outcome, RunTurn, WorkItem};
-use assistants::standin::Response;
+use llm_standin::Response;
 use serde_json::{json, Value};
 use support::{call, fail_with, say, spawn_app, spawn_app_with, Backend, TestApp};
 
@@ -942,7 +942,7 @@ both_backends!(one_active_run_per_thread, one_active_run_per_thread_test);
 
 async fn model_backends_test(backend: Backend) {
     // Azure OpenAI: the deployment path, `api-key`, `api-version`, model → deployment.
-    let llm = assistants::standin::StandIn::new();
+    let llm = llm_standin::StandIn::new();
     let addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let endpoint = format!("http://{addr}");
     let app = spawn_app_with(
@@ -977,7 +977,7 @@ async fn model_backends_test(backend: Backend) {
     assert_eq!(sent["_authorization"], Value::Null);
 
     // OpenAI-compatible: `Authorization: Bearer OPENAI_API_KEY` on /chat/completions.
-    let llm = assistants::standin::StandIn::new();
+    let llm = llm_standin::StandIn::new();
     let addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let base = format!("http://{addr}/v1");
     let app = spawn_app_with(

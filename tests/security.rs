@@ -596,7 +596,7 @@ fn sas_connection_string() -> (String, String) {
 /// every request URL at debug).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_never_reach_the_log() {
-    let llm = assistants::standin::StandIn::new();
+    let llm = llm_standin::StandIn::new();
     let llm_addr = llm.spawn(([127, 0, 0, 1], 0).into()).await.unwrap();
     let base_url = format!("http://{llm_addr}/v1");
     let (connection, sas_signature) = sas_connection_string();

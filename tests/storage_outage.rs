@@ -8,7 +8,7 @@
 
 mod support;
 
-use assistants::standin::Response;
+use llm_standin::Response;
 use reqwest::Method;
 use serde_json::json;
 use std::time::{Duration, Instant};

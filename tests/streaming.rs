@@ -3,7 +3,7 @@
 
 mod support;
 
-use assistants::standin::Response;
+use llm_standin::Response;
 use reqwest::Method;
 use serde_json::{json, Value};
 use support::{call, say, spawn_app, spawn_app_with, Backend, TestApp};

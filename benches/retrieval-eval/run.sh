@@ -33,7 +33,7 @@ else
 fi
 
 step "cargo build --release (service and stand-in)"
-cargo build --release --bin assistants-service --bin llm-standin
+cargo build --release --workspace --bin assistants-service --bin llm-standin
 BIN="$ROOT/target/release"
 
 PIDS=()

@@ -141,6 +141,9 @@ fn main() -> ExitCode {
     if std::env::args().any(|a| a == "--baseline-server") {
         return baseline_server();
     }
+    if std::env::args().any(|a| a == "--standin") {
+        return standin_server();
+    }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it:
     // then do nothing (the benchmark takes minutes and starts processes).
     if !std::env::args().any(|a| a == "--bench" || a == "--storage" || a == "--only") {
@@ -167,6 +170,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The stand-in LLM as the `llm-standin` binary runs it (the same library function on the same
+/// runtime). The harness runs it as a child of its own executable because a benchmark cannot
+/// ask cargo for another package's binary.
+fn standin_server() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(llm_standin::run(0)),
+        Err(e) => {
+            eprintln!("stand-in: no runtime: {e}");
             ExitCode::FAILURE
         }
     }
@@ -444,7 +463,6 @@ async fn run(args: Args, nofile: u64) -> Result<(), String> {
         .service_bin
         .clone()
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_assistants-service")));
-    let standin_bin = PathBuf::from(env!("CARGO_BIN_EXE_llm-standin"));
     let plan = if args.quick {
         Plan {
             warmup: Duration::from_millis(300),
@@ -470,7 +488,7 @@ async fn run(args: Args, nofile: u64) -> Result<(), String> {
         .prefix("assistants-bench-")
         .tempdir()
         .map_err(|e| e.to_string())?;
-    let (standin_proc, standin) = procs::start_standin(&standin_bin, &args.child_env)?;
+    let (standin_proc, standin) = procs::start_standin(&args.child_env)?;
     let azurite = match args.storage {
         Storage::Local => None,
         Storage::Azurite => {

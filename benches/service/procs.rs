@@ -253,16 +253,18 @@ pub fn start_baseline(log: Option<PathBuf>) -> Result<(Proc, SocketAddr, Instant
     Ok((proc, addr, started))
 }
 
-/// The stand-in LLM (`llm-standin 0`); returns it and its base URL (`…/v1`).
-pub fn start_standin(bin: &Path, env: &[(String, String)]) -> Result<(Proc, SocketAddr), String> {
-    let mut cmd = command(bin);
+/// The stand-in LLM: this harness binary re-run with `--standin`, which serves as
+/// `llm-standin 0` does; returns it and its address.
+pub fn start_standin(env: &[(String, String)]) -> Result<(Proc, SocketAddr), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = command(&exe);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    cmd.arg("0")
+    cmd.arg("--standin")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", bin.display()))?;
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", exe.display()))?;
     let warnings = Arc::new(AtomicU64::new(0));
     let warning_lines = Arc::new(std::sync::Mutex::new(Vec::new()));
     let rx = watch(

@@ -58,8 +58,8 @@ fi
 
 # 2. the binaries.
 if [[ "${FUZZ_SKIP_BUILD:-}" != 1 ]]; then
-    step "cargo build --bins"
-    cargo build --bins
+    step "cargo build --workspace --bins"
+    cargo build --workspace --bins
 fi
 SERVER_BIN="$ROOT/target/debug/assistants-service"
 STANDIN_BIN="$ROOT/target/debug/llm-standin"

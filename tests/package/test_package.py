@@ -96,3 +96,15 @@ def test_the_packaged_handler_starts_as_a_custom_handler(package):
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+# Strings only the test stand-in (standin/, a dev-dependency) holds: its fault header, its
+# echo answer and its scripted error message.
+STANDIN_MARKERS = [b"x-standin-fault", b"You said: ", b"scripted error"]
+
+
+def test_the_handler_holds_nothing_of_the_test_stand_in(package):
+    with zipfile.ZipFile(package) as z:
+        handler = z.read("handler")
+    found = [m.decode() for m in STANDIN_MARKERS if m in handler]
+    assert not found, f"the handler contains the stand-in's {found}"

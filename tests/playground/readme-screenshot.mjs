@@ -1,6 +1,7 @@
 // Makes the README's screenshot of the playground (assets/readme/playground.png): a thread
 // with a code_interpreter figure and its steps, in the same environment as the tests.
-// Not part of the suite; run by hand after changing the page:
+// Not part of the suite; run by hand after changing the page (`cargo build --workspace --bins`
+// first: the stand-in is the workspace's `standin/` crate):
 //   ASSISTANTS_BIN=target/debug/assistants-service LLM_STANDIN_BIN=target/debug/llm-standin \
 //     node tests/playground/readme-screenshot.mjs
 

@@ -7,8 +7,8 @@ pub mod remote;
 
 use assistants::app::App;
 use assistants::config::Settings;
-use assistants::standin::StandIn;
 use assistants::store::DynStore;
+use llm_standin::StandIn;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -270,19 +270,19 @@ impl TestApp {
 }
 
 /// A scripted text answer.
-pub fn say(text: &str) -> assistants::standin::Response {
-    assistants::standin::Response {
+pub fn say(text: &str) -> llm_standin::Response {
+    llm_standin::Response {
         text: Some(text.to_string()),
         ..Default::default()
     }
 }
 
 /// A scripted answer of tool calls (`(name, arguments)`).
-pub fn call(calls: &[(&str, &str)]) -> assistants::standin::Response {
-    assistants::standin::Response {
+pub fn call(calls: &[(&str, &str)]) -> llm_standin::Response {
+    llm_standin::Response {
         tool_calls: calls
             .iter()
-            .map(|(name, arguments)| assistants::standin::ScriptedToolCall {
+            .map(|(name, arguments)| llm_standin::ScriptedToolCall {
                 name: name.to_string(),
                 arguments: arguments.to_string(),
                 id: None,
@@ -293,9 +293,9 @@ pub fn call(calls: &[(&str, &str)]) -> assistants::standin::Response {
 }
 
 /// A scripted HTTP error from the model endpoint.
-pub fn fail_with(status: u16, retry_after: Option<f64>) -> assistants::standin::Response {
-    assistants::standin::Response {
-        error: Some(assistants::standin::ScriptedError {
+pub fn fail_with(status: u16, retry_after: Option<f64>) -> llm_standin::Response {
+    llm_standin::Response {
+        error: Some(llm_standin::ScriptedError {
             status,
             message: Some(format!("scripted {status}")),
             retry_after,

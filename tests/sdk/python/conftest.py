@@ -211,7 +211,7 @@ class ModelScript:
     """One model name on a stand-in: what it answers and what it was asked.
 
     Use `model` as the assistant's (or run's) model; `script(...)` queues responses for it
-    (fields as in src/standin.rs: text, tool_calls, finish_reason, usage, chunk_delay_ms,
+    (fields as in standin/src/lib.rs: text, tool_calls, finish_reason, usage, chunk_delay_ms,
     first_chunk_delay_ms, error, cut_off, malformed); `requests()` lists the chat requests that
     named it. With the queue empty the stand-in answers "You said: <last user message>".
     """

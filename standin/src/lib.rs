@@ -1,6 +1,8 @@
 //! A local stand-in for a Chat Completions server, speaking the real wire protocol over
-//! HTTP (streamed chunks, tool calls, usage, errors), scripted per test. The tests and the
-//! benchmarks use it in place of a model; nothing in the service depends on it.
+//! HTTP (streamed chunks, tool calls, usage, errors), scripted per test. The service's tests
+//! and benchmarks use it in place of a model, as a library (`StandIn`) or as a process (the
+//! `llm-standin` binary, `run`). It is a crate of its own, a dev-dependency of the service,
+//! so that none of it can be built into the service.
 //!
 //! - `POST /v1/chat/completions` (also Azure's `/openai/deployments/{d}/chat/completions`):
 //!   answers with the next scripted response for the request's `model` (or the shared
@@ -504,7 +506,7 @@ impl StandIn {
 
     /// Serves on `addr` (port 0 picks one); returns the bound address.
     pub async fn spawn(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
-        let listener = crate::app::bind(addr)?;
+        let listener = bind(addr)?;
         let bound = listener.local_addr()?;
         let service = hyper_util::service::TowerToHyperService::new(warp::service(self.routes()));
         tokio::spawn(async move {
@@ -527,6 +529,41 @@ impl StandIn {
             }
         });
         Ok(bound)
+    }
+}
+
+/// A listener with `TCP_NODELAY` (accepted connections inherit it on Linux): the chunks of a
+/// stream are small writes, and Nagle's algorithm would hold each one back until the client
+/// acknowledged the previous one, tens of milliseconds with delayed ACKs (BENCHMARKS.md,
+/// finding 1). The same as the service's `app::bind`, which this crate cannot name.
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The stand-in as a process: serves on 127.0.0.1:`port` (0 picks one), prints `listening
+/// on http://ADDR/v1` on stdout for whoever started it, and serves until SIGINT. Exit status 2
+/// when it cannot listen.
+pub async fn run(port: u16) -> std::process::ExitCode {
+    match StandIn::new()
+        .spawn(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+    {
+        Ok(addr) => {
+            println!("listening on http://{addr}/v1");
+            let _ = tokio::signal::ctrl_c().await;
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("llm-standin: cannot listen: {e}");
+            std::process::ExitCode::from(2)
+        }
     }
 }
 
@@ -571,5 +608,19 @@ impl tokio::io::AsyncWrite for FaultIo {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_acks() {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is not set");
     }
 }
