@@ -1,6 +1,7 @@
 //! Assistants: create, list, retrieve, modify, delete.
 
 use super::pagination::{list_objects, ListQuery, Query};
+use super::to_value;
 use super::types::{validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
     self, max_chars, metadata, nullable, parse_body, parse_required_body, range,
@@ -13,7 +14,7 @@ use crate::model::now;
 use crate::model::values::Metadata;
 use crate::model::values::Tool;
 use crate::store::{self, keys, PutMode, Update};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
@@ -182,10 +183,6 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let key = keys::assistant(&ctx.tenant, &assistant.id);
     store::put_json(ctx.store.as_ref(), &key, &assistant, PutMode::Create).await?;
     to_value(&assistant)
-}
-
-pub fn to_value<T: Serialize>(object: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(object).map_err(ApiError::internal)
 }
 
 /// Reads an assistant of this tenant, or the 404.

@@ -1,13 +1,12 @@
 //! File batches of a vector store: create (attaching each file), read, cancel, list files.
 //! A batch's counts are computed from its files when read.
 
-use super::assistants::to_value;
 use super::files;
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
+use super::to_value;
+use super::types::chunking;
 use super::validate::{self, max_items, parse_body};
-use super::vector_stores::{
-    chunking, enqueue_ingestion, load, update_store, write_file_record, BatchEntry,
-};
+use super::vector_stores::{enqueue_ingestion, load, update_store, write_file_record, BatchEntry};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};

@@ -1,7 +1,7 @@
 //! Files: multipart upload (streamed into the store), list, retrieve, download, delete.
 
-use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
+use super::to_value;
 use super::types::one_of;
 use super::{ApiRequest, Reply};
 use crate::context::Ctx;

@@ -1,8 +1,8 @@
 //! Messages of a thread: create, list (with the `run_id` filter), retrieve, modify, delete.
 
-use super::assistants::to_value;
 use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
+use super::to_value;
 use super::types::{parse_content, validate_attachments};
 use super::validate::{metadata, nullable, parse_body, parse_required_body};
 use crate::context::Ctx;

@@ -117,6 +117,11 @@ pub enum Reply {
     },
 }
 
+/// An object as the JSON an operation answers.
+pub fn to_value<T: serde::Serialize>(object: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(object).map_err(ApiError::internal)
+}
+
 impl Reply {
     pub fn json(body: serde_json::Value) -> Self {
         Reply::Json {

@@ -2,10 +2,11 @@
 //! create thread and run, list, retrieve, modify, cancel, submit tool outputs, steps).
 //! The engine (`crate::engine`) advances runs; this module only starts, reads and steers them.
 
-use super::assistants::{self, to_value, validate_model};
+use super::assistants::{self, validate_model};
 use super::messages::{self, CreateMessage};
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
 use super::threads::{self, CreateThread};
+use super::to_value;
 use super::types::{one_of, validate_response_format, validate_tools, ToolResourcesRequest};
 use super::validate::{
     self, max_items, metadata, nullable, parse_body, parse_required_body, range,

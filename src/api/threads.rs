@@ -1,7 +1,7 @@
 //! Threads: create (with messages), retrieve, modify, delete (with everything under it).
 
-use super::assistants::to_value;
 use super::messages::{self, CreateMessage};
+use super::to_value;
 use super::types::ToolResourcesRequest;
 use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body};
 use super::vector_stores;
@@ -229,7 +229,7 @@ pub async fn add_attachments(
     let thread = load_record(ctx, thread_id).await?;
     let mut store_id = None;
     if !search.is_empty() {
-        let strategy = vector_stores::chunking("chunking_strategy", None)?;
+        let strategy = super::types::chunking("chunking_strategy", None)?;
         let existing = thread
             .thread
             .tool_resources

@@ -1,6 +1,6 @@
 //! The request side of the value types several resources share (tools, tool resources,
-//! content parts, attachments, response formats): their checks, and the request forms that
-//! differ from the stored ones (`model::values`).
+//! content parts, attachments, response formats, chunking strategies): their checks, and the
+//! request forms that differ from the stored ones (`model::values`).
 
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
@@ -10,7 +10,7 @@ use crate::model::values::{
     ImageUrl, Metadata, Tool, ToolResources,
 };
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 fn valid_function_name(name: &str) -> bool {
@@ -172,7 +172,7 @@ fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorS
         for (j, id) in helper.file_ids.iter().enumerate() {
             validate::id(&format!("{p}.file_ids[{j}]"), Kind::File, id)?;
         }
-        let chunking_strategy = super::vector_stores::chunking(
+        let chunking_strategy = chunking(
             &format!("{p}.chunking_strategy"),
             helper.chunking_strategy.as_ref(),
         )?;
@@ -488,4 +488,64 @@ pub fn validate_attachments(param: &str, attachments: &[Attachment]) -> Result<(
         validate::id(&format!("{param}[{i}].file_id"), Kind::File, &a.file_id)?;
     }
     Ok(())
+}
+
+/// `chunking_strategy` as stored and shown: always the static form (auto = 800 / 400).
+pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
+    let auto = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
+    let Some(v) = value.filter(|v| !v.is_null()) else {
+        return Ok(auto);
+    };
+    match v.get("type").and_then(Value::as_str) {
+        Some("auto") => {
+            reject_unknown(v, param, &["type"])?;
+            Ok(auto)
+        }
+        Some("static") => {
+            let s = &v["static"];
+            reject_unknown(v, param, &["type", "static"])?;
+            reject_unknown(
+                s,
+                &format!("{param}.static"),
+                &["max_chunk_size_tokens", "chunk_overlap_tokens"],
+            )?;
+            let max = s["max_chunk_size_tokens"].as_u64().filter(|n| (100..=4096).contains(n)).ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.static.max_chunk_size_tokens"),
+                    format!("Invalid '{param}.static.max_chunk_size_tokens': expected an integer between 100 and 4096."),
+                )
+            })?;
+            let overlap = s["chunk_overlap_tokens"].as_u64().filter(|n| *n <= max / 2).ok_or_else(|| {
+                ApiError::invalid_param(
+                    &format!("{param}.static.chunk_overlap_tokens"),
+                    format!("Invalid '{param}.static.chunk_overlap_tokens': expected an integer of at most half of max_chunk_size_tokens."),
+                )
+            })?;
+            Ok(
+                json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}),
+            )
+        }
+        Some(other) => one_of(&format!("{param}.type"), other, &["auto", "static"]).map(|_| auto),
+        None => Err(ApiError::invalid_param(
+            &format!("{param}.type"),
+            format!("Missing required parameter: '{param}.type'."),
+        )),
+    }
+}
+
+/// Refuses fields of a JSON object (request part) other than `allowed`.
+pub fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match value
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
+    {
+        Some(extra) => Err(ApiError::invalid(
+            format!(
+                "Unrecognized request argument supplied: {param}.{}",
+                crate::error::shown(extra)
+            ),
+            None,
+        )),
+        None => Ok(()),
+    }
 }

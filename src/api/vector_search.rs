@@ -2,8 +2,9 @@
 //! (the index and the search itself are `retrieval::search`).
 
 use super::types::one_of;
+use super::types::reject_unknown;
 use super::validate::{self, parse_body};
-use super::vector_stores::{load, reject_unknown, update_store};
+use super::vector_stores::{load, update_store};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::model::now;

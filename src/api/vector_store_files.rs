@@ -1,12 +1,13 @@
 //! The files of a vector store: attach, read, update attributes, detach, list, content.
 //! Attaching stores the file `in_progress` and queues its ingestion (`vector_stores`).
 
-use super::assistants::to_value;
 use super::files;
 use super::pagination::{list_objects, query_value, without_internal_fields, ListQuery, Query};
+use super::to_value;
+use super::types::chunking;
 use super::types::one_of;
 use super::validate::{self, max_chars, parse_body};
-use super::vector_stores::{chunking, enqueue_ingestion, load, update_store, write_file_record};
+use super::vector_stores::{enqueue_ingestion, load, update_store, write_file_record};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::Kind;

@@ -5,10 +5,10 @@
 //! Files are ingested (extracted, chunked, embedded) asynchronously through the work queue
 //! (`retrieval::ingest`); `status` and `file_counts` follow.
 
-use super::assistants::to_value;
 use super::files;
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
-use super::types::one_of;
+use super::to_value;
+use super::types::{chunking, one_of, reject_unknown};
 use super::validate::{self, max_chars, max_items, metadata, nullable, parse_required_body};
 use crate::context::Ctx;
 use crate::error::ApiError;
@@ -67,66 +67,6 @@ pub(crate) struct ModifyVectorStore {
 
 /// One file of a batch: its id, chunking strategy and attributes.
 pub(super) type BatchEntry = (String, Value, Option<Map<String, Value>>);
-
-/// `chunking_strategy` as stored and shown: always the static form (auto = 800 / 400).
-pub fn chunking(param: &str, value: Option<&Value>) -> Result<Value, ApiError> {
-    let auto = json!({"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}});
-    let Some(v) = value.filter(|v| !v.is_null()) else {
-        return Ok(auto);
-    };
-    match v.get("type").and_then(Value::as_str) {
-        Some("auto") => {
-            reject_unknown(v, param, &["type"])?;
-            Ok(auto)
-        }
-        Some("static") => {
-            let s = &v["static"];
-            reject_unknown(v, param, &["type", "static"])?;
-            reject_unknown(
-                s,
-                &format!("{param}.static"),
-                &["max_chunk_size_tokens", "chunk_overlap_tokens"],
-            )?;
-            let max = s["max_chunk_size_tokens"].as_u64().filter(|n| (100..=4096).contains(n)).ok_or_else(|| {
-                ApiError::invalid_param(
-                    &format!("{param}.static.max_chunk_size_tokens"),
-                    format!("Invalid '{param}.static.max_chunk_size_tokens': expected an integer between 100 and 4096."),
-                )
-            })?;
-            let overlap = s["chunk_overlap_tokens"].as_u64().filter(|n| *n <= max / 2).ok_or_else(|| {
-                ApiError::invalid_param(
-                    &format!("{param}.static.chunk_overlap_tokens"),
-                    format!("Invalid '{param}.static.chunk_overlap_tokens': expected an integer of at most half of max_chunk_size_tokens."),
-                )
-            })?;
-            Ok(
-                json!({"type": "static", "static": {"max_chunk_size_tokens": max, "chunk_overlap_tokens": overlap}}),
-            )
-        }
-        Some(other) => one_of(&format!("{param}.type"), other, &["auto", "static"]).map(|_| auto),
-        None => Err(ApiError::invalid_param(
-            &format!("{param}.type"),
-            format!("Missing required parameter: '{param}.type'."),
-        )),
-    }
-}
-
-/// Refuses fields of a JSON object (request part) other than `allowed`.
-pub(super) fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    match value
-        .as_object()
-        .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
-    {
-        Some(extra) => Err(ApiError::invalid(
-            format!(
-                "Unrecognized request argument supplied: {param}.{}",
-                crate::error::shown(extra)
-            ),
-            None,
-        )),
-        None => Ok(()),
-    }
-}
 
 fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
     let Some(v) = value.filter(|v| !v.is_null()) else {
