@@ -218,3 +218,72 @@ both_backends!(
     streamed_and_queued_runs_store_the_same,
     streamed_and_queued_runs_store_the_same_test
 );
+
+/// Two deliveries of one turn: a streamed turn whose model is slow (past `RUN_STALL_SECONDS`)
+/// is taken over by its watchdog copy, which answers first and ends the run. The stream's
+/// own answer comes later, under the same ids: it must not overwrite the stored one. The
+/// run keeps the copy's message and steps, and its usage is the sum of theirs.
+async fn a_late_delivery_keeps_the_first_answer_test(backend: Backend) {
+    let app = spawn_app_with(backend, &[("RUN_STALL_SECONDS", "1")]).await;
+    let usage =
+        |p: u64, c: u64| json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+    app.llm.script(
+        None,
+        vec![
+            Response {
+                text: Some("the stream's slow answer".into()),
+                first_chunk_delay_ms: 5000,
+                usage: Some(usage(100, 50)),
+                ..Default::default()
+            },
+            Response {
+                text: Some("the watchdog's answer".into()),
+                usage: Some(usage(10, 5)),
+                ..Default::default()
+            },
+        ],
+    );
+    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
+    let tid = id(&app
+        .post(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "q"}]}),
+        )
+        .await
+        .ok());
+    let (_, events) = stream(
+        &app,
+        &format!("/threads/{tid}/runs"),
+        json!({"assistant_id": asst}),
+    )
+    .await;
+    let rid = id(&events[0].1);
+    let run = app.wait_run(&tid, &rid, &["completed"]).await;
+    // Both deliveries asked the model; the stream's answer came last.
+    assert_eq!(app.llm.requests().len(), 2);
+
+    let messages = app.get(&format!("/threads/{tid}/messages")).await.ok();
+    let answers: Vec<&Value> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .collect();
+    assert_eq!(answers.len(), 1, "{messages}");
+    assert_eq!(
+        answers[0]["content"][0]["text"]["value"],
+        "the watchdog's answer"
+    );
+    let steps = app
+        .get(&format!("/threads/{tid}/runs/{rid}/steps"))
+        .await
+        .ok();
+    let steps = steps["data"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert_eq!(steps[0]["usage"]["total_tokens"], 15);
+    assert_eq!(run["usage"]["total_tokens"], 15, "{run}");
+}
+both_backends!(
+    a_late_delivery_keeps_the_first_answer,
+    a_late_delivery_keeps_the_first_answer_test
+);

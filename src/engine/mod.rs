@@ -643,6 +643,12 @@ impl Engine {
             }
         }
 
+        // Another delivery of this turn (a watchdog copy, a lease that ran out) may have
+        // finished it while this one waited for the model. Its answer stands: this one's,
+        // other words with other usage, must not overwrite it under the same ids.
+        if self.answered_elsewhere(ctx, item).await? {
+            return Err(Stop::Nothing);
+        }
         // What this turn wrote, to take back if a cancel wins the race for the run.
         let mut written: Vec<String> = Vec::new();
         // A message: the whole answer, or the text that came with tool calls.
@@ -952,6 +958,30 @@ impl Engine {
             written,
             fatal: None,
         })
+    }
+
+    /// Whether another delivery of this turn already took it: the run went on past it
+    /// (ended, waits for tool outputs, or takes its next turn). A run cancelled, failed or
+    /// expired meanwhile is left to the move that follows, which closes the stream as the
+    /// run ended. Only the few milliseconds between this read and the writes after it
+    /// remain for two deliveries to overlap.
+    async fn answered_elsewhere(&self, ctx: &Ctx, item: &RunTurn) -> Result<bool, Stop> {
+        let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
+        Ok(
+            match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {
+                Some((r, _)) => {
+                    r.seq != item.seq
+                        && !matches!(
+                            r.run.status,
+                            RunStatus::Cancelling
+                                | RunStatus::Cancelled
+                                | RunStatus::Failed
+                                | RunStatus::Expired
+                        )
+                }
+                None => false,
+            },
+        )
     }
 
     /// The run moved on while this turn wrote. If another delivery of the same turn
