@@ -22,7 +22,7 @@ use llm_standin::{Response, StandIn};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use support::hostile::{assert_peak_within, peak_rss_mib, Probe};
+use support::hostile::{assert_peak_within, peak_rss_mib, Probe, PROBE_BOUND};
 use support::remote::{check_run, Api, ServerProcess};
 use support::{azurite_connection_string, spawn_app, unique_name, Backend, KEY_A, KEY_B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -335,7 +335,7 @@ async fn multipart_text_fields_are_bounded_and_never_echoed() {
     probe
         .finish()
         .await
-        .assert_healthy(Duration::from_secs(2), "multipart attacks");
+        .assert_healthy(PROBE_BOUND, "multipart attacks");
     // The debug server idles at ~25 MiB; the 64 MiB field alone was more on main.
     assert_peak_within(pid, 60, "multipart attacks");
     let grown = setup.log_bytes() - log_before;
@@ -461,7 +461,7 @@ async fn downloads_stream_in_bounded_memory_test(backend: Backend) {
     probe
         .finish()
         .await
-        .assert_healthy(Duration::from_secs(2), "parallel downloads");
+        .assert_healthy(PROBE_BOUND, "parallel downloads");
     println!(
         "{backend:?}: peak {after_upload} MiB after the upload, {} MiB after the downloads",
         peak_rss_mib(pid)
@@ -493,7 +493,7 @@ async fn downloads_stream_in_bounded_memory_test(backend: Backend) {
         probe
             .finish()
             .await
-            .assert_healthy(Duration::from_secs(2), "downloads through the proxy");
+            .assert_healthy(PROBE_BOUND, "downloads through the proxy");
         println!("proxy: peak {} MiB", peak_rss_mib(proxy.pid()));
         assert_peak_within(proxy.pid(), 60, "four 48 MiB downloads through the proxy");
     }
@@ -658,7 +658,7 @@ async fn streams_to_clients_that_stop_reading_are_bounded() {
         "probe: {} requests, worst {:?}",
         report.requests, report.worst
     );
-    report.assert_healthy(Duration::from_secs(2), "streams nobody reads");
+    report.assert_healthy(PROBE_BOUND, "streams nobody reads");
     println!("stalled streams: peak {} MiB", peak_rss_mib(pid));
     assert_peak_within(pid, 60, "four streams nobody reads");
     // The stalled streams were dropped: what is left of them ends before the run does, and
@@ -915,7 +915,7 @@ async fn slowloris_is_timed_out_and_connections_are_capped() {
     probe
         .finish()
         .await
-        .assert_healthy(Duration::from_secs(2), "slowloris");
+        .assert_healthy(PROBE_BOUND, "slowloris");
     // The run that was streaming when the attack began completed, stored and delivered.
     let log = setup.server.log_text();
     let text = streamed.await.unwrap().unwrap_or_else(|e| {
@@ -1083,5 +1083,5 @@ async fn text_after_a_json_body_is_refused() {
     probe
         .finish()
         .await
-        .assert_healthy(Duration::from_secs(2), "trailing text");
+        .assert_healthy(PROBE_BOUND, "trailing text");
 }

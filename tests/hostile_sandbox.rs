@@ -12,12 +12,10 @@ use llm_standin::StandIn;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
-use support::hostile::{assert_peak_within, peak_rss_mib, Probe};
+use support::hostile::{assert_peak_within, peak_rss_mib, Probe, PROBE_BOUND};
 use support::remote::{check_run, Api, ServerProcess};
 use support::{call, say, KEY_A, KEY_B};
 
-/// Longest a probe GET may take while an attack runs (a loaded 2-core CI machine).
-const PROBE_BOUND: Duration = Duration::from_secs(2);
 const PROBE_EVERY: Duration = Duration::from_millis(200);
 const RUN_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::hostile::{assert_peak_within, Probe};
+use support::hostile::{assert_peak_within, Probe, PROBE_BOUND};
 use support::remote::{Api, ServerProcess};
 use support::{say, Backend, KEY_A, KEY_B};
 
@@ -42,7 +42,7 @@ async fn verdict(
         report.failures,
         report.worst.as_millis()
     );
-    report.assert_healthy(Duration::from_secs(3), attack);
+    report.assert_healthy(PROBE_BOUND, attack);
     assert_peak_within(server.pid(), peak_bound_mib, attack);
 }
 

@@ -7,6 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long one probe request may take while an attack runs. The freezes this guards
+/// against lasted 6.7 s and 16.8 s (the tokenizer on the async workers); a busy 2-core
+/// machine (the suite beside a compiler) answers a probe in up to ~3.3 s with no attack
+/// at all, so the bound sits between the two. Memory, each test's main check, has bounds
+/// of its own.
+pub const PROBE_BOUND: Duration = Duration::from_secs(4);
+
 /// What the probe saw.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeReport {
