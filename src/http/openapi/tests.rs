@@ -243,7 +243,7 @@ fn string_enums_agree_with_the_code() {
         assert!(crate::api::types::parse_content("content", &content).is_ok());
     }
     for role in MessageRole::VALUES {
-        let message: crate::api::messages::CreateMessage =
+        let message: crate::api::types::CreateMessage =
             serde_json::from_value(serde_json::json!({"role": role, "content": "hi"})).unwrap();
         assert!(message.validate("").is_ok(), "{role}");
     }
