@@ -11,7 +11,10 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::now;
-use crate::model::vector_store::{FileBatch, FileBatchRecord, FileCounts, VectorStoreFileRecord};
+use crate::model::vector_store::{
+    FileBatch, FileBatchRecord, FileBatchStatus, FileCounts, VectorStoreFileRecord,
+    VectorStoreFileStatus,
+};
 use crate::store::{self, keys, PutMode, Update};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -110,7 +113,7 @@ pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, 
             object: "vector_store.files_batch".into(),
             created_at: now(),
             vector_store_id: vs_id.to_string(),
-            status: "in_progress".into(),
+            status: FileBatchStatus::InProgress,
             file_counts: FileCounts::default(),
         },
         cancelled: false,
@@ -139,7 +142,9 @@ pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, 
     }
     update_store(ctx, vs_id, |r| {
         for _ in &added {
-            r.store.file_counts.moved(None, Some("in_progress"));
+            r.store
+                .file_counts
+                .moved(None, Some(VectorStoreFileStatus::InProgress));
         }
     })
     .await?;
@@ -188,18 +193,9 @@ async fn batch_value(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, Ap
     let mut record = load_batch(ctx, vs_id, batch_id).await?;
     let mut counts = FileCounts::default();
     for f in batch_files(ctx, vs_id, batch_id).await? {
-        counts.moved(None, Some(&f.file.status));
+        counts.moved(None, Some(f.file.status));
     }
-    record.batch.status = if record.cancelled {
-        "cancelled"
-    } else if counts.in_progress > 0 {
-        "in_progress"
-    } else if counts.total > 0 && counts.failed == counts.total {
-        "failed"
-    } else {
-        "completed"
-    }
-    .into();
+    record.batch.status = FileBatchStatus::of(&counts, record.cancelled);
     record.batch.file_counts = counts;
     to_value(&record.batch)
 }
@@ -223,23 +219,24 @@ pub async fn cancel_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Valu
     )
     .await?;
     for f in batch_files(ctx, vs_id, batch_id).await? {
-        if f.file.status != "in_progress" {
+        if !f.file.status.can_become(VectorStoreFileStatus::Cancelled) {
             continue;
         }
         let key = keys::vector_store_file(&ctx.tenant, vs_id, &f.file.id);
         let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
-            if r.file.status != "in_progress" {
+            if !r.file.status.can_become(VectorStoreFileStatus::Cancelled) {
                 return Ok::<_, ApiError>(Update::Keep(false));
             }
-            r.file.status = "cancelled".into();
+            r.file.status = VectorStoreFileStatus::Cancelled;
             Ok(Update::Write(r, true))
         })
         .await?;
         if moved == Some(true) {
             update_store(ctx, vs_id, |r| {
-                r.store
-                    .file_counts
-                    .moved(Some("in_progress"), Some("cancelled"))
+                r.store.file_counts.moved(
+                    Some(VectorStoreFileStatus::InProgress),
+                    Some(VectorStoreFileStatus::Cancelled),
+                )
             })
             .await?;
         }
@@ -263,7 +260,9 @@ pub async fn list_batch_files(
         |r: &VectorStoreFileRecord| &r.file.id,
         Some(|r: &VectorStoreFileRecord| {
             r.batch_id.as_deref() == Some(batch_id)
-                && filter.as_deref().is_none_or(|f| r.file.status == f)
+                && filter
+                    .as_deref()
+                    .is_none_or(|f| r.file.status.as_str() == f)
         }),
     )
     .await?;

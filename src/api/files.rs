@@ -7,7 +7,7 @@ use super::{ApiRequest, Reply};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
-use crate::model::file::{clean_filename, content_type_for, FileObject, FileRecord};
+use crate::model::file::{clean_filename, content_type_for, FileObject, FileRecord, FileStatus};
 use crate::model::now;
 use crate::store::{self, keys, PutMode, StoreError};
 use bytes::Bytes;
@@ -293,7 +293,7 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
                 expires_at,
                 filename,
                 purpose: purpose.trim().to_string(),
-                status: "processed".into(),
+                status: FileStatus::Processed,
                 status_details: None,
             },
             content_type,

@@ -3,34 +3,18 @@
 use super::pagination::{list_objects, query_value, ListQuery, Query};
 use super::threads;
 use super::to_value;
-use super::types::{parse_content, validate_attachments};
+use super::types::CreateMessage;
 use super::validate::{metadata, nullable, parse_body, parse_required_body};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
 use crate::model::claim;
 use crate::model::message::Message;
-use crate::model::now;
-use crate::model::values::{Attachment, ContentPart, Metadata};
-use crate::store::{self, keys, PutMode, Update};
+use crate::model::values::Metadata;
+use crate::store::{self, keys, Update};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
-
-/// A message as create-message (and thread creation, and `additional_messages`) send it.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateMessage {
-    #[schema(value_type = super::schemas::MessageRole)]
-    pub role: String,
-    #[schema(value_type = super::schemas::MessageContentInput)]
-    pub content: Value,
-    #[serde(default)]
-    pub attachments: Option<Vec<Attachment>>,
-    #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Metadata>)]
-    pub metadata: Option<Metadata>,
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,75 +22,6 @@ pub(crate) struct ModifyMessage {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<super::schemas::Metadata>)]
     metadata: Option<Option<Metadata>>,
-}
-
-/// A validated message ready to be stored on a thread.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    pub role: String,
-    pub content: Vec<ContentPart>,
-    pub attachments: Vec<Attachment>,
-    pub metadata: Metadata,
-}
-
-impl CreateMessage {
-    /// Validates the request; `param` prefixes field names (e.g. `messages[2]`).
-    pub fn validate(self, param: &str) -> Result<NewMessage, ApiError> {
-        let field = |name: &str| {
-            if param.is_empty() {
-                name.to_string()
-            } else {
-                format!("{param}.{name}")
-            }
-        };
-        super::types::one_of(&field("role"), &self.role, &["user", "assistant"])?;
-        let content = parse_content(&field("content"), &self.content)?;
-        let attachments = self.attachments.unwrap_or_default();
-        validate_attachments(&field("attachments"), &attachments)?;
-        let meta = self.metadata.unwrap_or_default();
-        metadata(&field("metadata"), &meta)?;
-        Ok(NewMessage {
-            role: self.role,
-            content,
-            attachments,
-            metadata: meta,
-        })
-    }
-}
-
-impl NewMessage {
-    /// The stored message, completed at creation (messages from the API are never partial).
-    pub fn into_message(self, thread_id: &str, id: String) -> Message {
-        let created_at = now();
-        Message {
-            id,
-            object: "thread.message".into(),
-            created_at,
-            thread_id: thread_id.to_string(),
-            status: "completed".into(),
-            incomplete_details: None,
-            completed_at: Some(created_at),
-            incomplete_at: None,
-            role: self.role,
-            content: self.content,
-            assistant_id: None,
-            run_id: None,
-            attachments: self.attachments,
-            metadata: self.metadata,
-        }
-    }
-}
-
-/// Stores a new message (create-only: one write), after giving its attachments to the
-/// thread's tools.
-pub async fn insert(ctx: &Ctx, message: &Message) -> Result<(), ApiError> {
-    if !message.attachments.is_empty() {
-        threads::add_attachments(ctx, &message.thread_id, &message.attachments, "attachments")
-            .await?;
-    }
-    let key = keys::message(&ctx.tenant, &message.thread_id, &message.id);
-    store::put_json(ctx.store.as_ref(), &key, message, PutMode::Create).await?;
-    Ok(())
 }
 
 pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -118,7 +33,7 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
         if !claim::is_live(ctx.store.as_ref(), &ctx.tenant, thread_id, run_id).await? {
             // A claim left behind by a crash does not block the thread.
             let message = new.into_message(thread_id, new_id(Kind::Message));
-            insert(ctx, &message).await?;
+            threads::insert_message(ctx, &message).await?;
             return to_value(&message);
         }
         return Err(ApiError::invalid(
@@ -127,7 +42,7 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
         ));
     }
     let message = new.into_message(thread_id, new_id(Kind::Message));
-    insert(ctx, &message).await?;
+    threads::insert_message(ctx, &message).await?;
     to_value(&message)
 }
 

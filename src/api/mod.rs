@@ -3,7 +3,8 @@
 //! `Backend` is the one seam between the HTTP layer and what serves the API: the stored
 //! implementation (`stateful`) keeps everything in a `Store`; a proxy can forward instead.
 //! - `operation`: the enum of every API operation with its path ids;
-//! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types;
+//! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types
+//!   (and the message request form threads, messages and runs take);
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
 //! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource;
 //! - `vector_stores`, `vector_store_files`, `file_batches`, `vector_search`: vector stores,

@@ -3,11 +3,13 @@
 //! The engine (`crate::engine`) advances runs; this module only starts, reads and steers them.
 
 use super::assistants::{self, validate_model};
-use super::messages::{self, CreateMessage};
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
 use super::threads::{self, CreateThread};
 use super::to_value;
-use super::types::{one_of, validate_response_format, validate_tools, ToolResourcesRequest};
+use super::types::{
+    one_of, validate_response_format, validate_tools, CreateMessage, NewMessage,
+    ToolResourcesRequest,
+};
 use super::validate::{
     self, max_items, metadata, nullable, parse_body, parse_required_body, range,
 };
@@ -289,7 +291,7 @@ struct RunPlan {
     run: Run,
     additional_instructions: Option<String>,
     /// With ids made before the run's, so they sort before the run's answer.
-    additional_messages: Vec<(String, messages::NewMessage)>,
+    additional_messages: Vec<(String, NewMessage)>,
     include_search_content: bool,
 }
 
@@ -418,7 +420,7 @@ async fn plan_run(ctx: &Ctx, thread_id: &str, options: RunOptions) -> Result<Run
         new_messages.push(m.validate(&format!("additional_messages[{i}]"))?);
     }
     let assistant = assistants::load(ctx, assistant_id).await?;
-    let new_messages: Vec<(String, messages::NewMessage)> = new_messages
+    let new_messages: Vec<(String, NewMessage)> = new_messages
         .into_iter()
         .map(|m| (new_id(Kind::Message), m))
         .collect();
@@ -492,7 +494,7 @@ async fn start_run(
     let written = async {
         for (id, new) in plan.additional_messages {
             let message = new.into_message(&thread_id, id);
-            messages::insert(ctx, &message).await?;
+            threads::insert_message(ctx, &message).await?;
         }
         let key = keys::run(&ctx.tenant, &thread_id, &run_id);
         store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await?;

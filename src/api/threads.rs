@@ -1,14 +1,14 @@
 //! Threads: create (with messages), retrieve, modify, delete (with everything under it).
 
-use super::messages::{self, CreateMessage};
 use super::to_value;
-use super::types::ToolResourcesRequest;
+use super::types::{CreateMessage, ToolResourcesRequest};
 use super::validate::{max_items, metadata, nullable, parse_body, parse_required_body};
 use super::vector_stores;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
 use crate::model::claim::{self, Claim};
+use crate::model::message::Message;
 use crate::model::now;
 use crate::model::thread::{self, Thread, ThreadRecord};
 use crate::model::values::{
@@ -101,7 +101,7 @@ pub async fn create_from(
     let attached = new_messages.iter().any(|m| !m.attachments.is_empty());
     for new in new_messages {
         let message = new.into_message(&record.thread.id, new_id(Kind::Message));
-        messages::insert(ctx, &message).await?;
+        insert_message(ctx, &message).await?;
     }
     if attached {
         // The attachments gave the thread a vector store or code_interpreter files after
@@ -187,6 +187,17 @@ pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
 /// How long a thread's own vector store (made for message attachments) lives after its
 /// last use, as on OpenAI.
 const THREAD_STORE_DAYS: u64 = 7;
+
+/// Stores a new message (create-only: one write), after giving its attachments to the
+/// thread's tools.
+pub async fn insert_message(ctx: &Ctx, message: &Message) -> Result<(), ApiError> {
+    if !message.attachments.is_empty() {
+        add_attachments(ctx, &message.thread_id, &message.attachments, "attachments").await?;
+    }
+    let key = keys::message(&ctx.tenant, &message.thread_id, &message.id);
+    store::put_json(ctx.store.as_ref(), &key, message, PutMode::Create).await?;
+    Ok(())
+}
 
 /// Gives the thread's tools the files of a message's attachments: `file_search` files go
 /// into the thread's vector store (made on first use, with an id derived from the

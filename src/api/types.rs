@@ -1,10 +1,14 @@
 //! The request side of the value types several resources share (tools, tool resources,
 //! content parts, attachments, response formats, chunking strategies): their checks, and the
-//! request forms that differ from the stored ones (`model::values`).
+//! request forms that differ from the stored ones (`model::values`); the message request form
+//! (`CreateMessage`) that thread creation, message creation and runs' `additional_messages`
+//! share.
 
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
 use crate::ids::Kind;
+use crate::model::message::Message;
+use crate::model::now;
 use crate::model::values::{
     text_part, Attachment, CodeInterpreterResources, ContentPart, FileSearchResources, ImageFile,
     ImageUrl, Metadata, Tool, ToolResources,
@@ -547,5 +551,77 @@ pub fn reject_unknown(value: &Value, param: &str, allowed: &[&str]) -> Result<()
             None,
         )),
         None => Ok(()),
+    }
+}
+
+/// A message as create-message (and thread creation, and `additional_messages`) send it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMessage {
+    #[schema(value_type = super::schemas::MessageRole)]
+    pub role: String,
+    #[schema(value_type = super::schemas::MessageContentInput)]
+    pub content: Value,
+    #[serde(default)]
+    pub attachments: Option<Vec<Attachment>>,
+    #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Metadata>)]
+    pub metadata: Option<Metadata>,
+}
+
+/// A validated message ready to be stored on a thread.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: String,
+    pub content: Vec<ContentPart>,
+    pub attachments: Vec<Attachment>,
+    pub metadata: Metadata,
+}
+
+impl CreateMessage {
+    /// Validates the request; `param` prefixes field names (e.g. `messages[2]`).
+    pub fn validate(self, param: &str) -> Result<NewMessage, ApiError> {
+        let field = |name: &str| {
+            if param.is_empty() {
+                name.to_string()
+            } else {
+                format!("{param}.{name}")
+            }
+        };
+        one_of(&field("role"), &self.role, &["user", "assistant"])?;
+        let content = parse_content(&field("content"), &self.content)?;
+        let attachments = self.attachments.unwrap_or_default();
+        validate_attachments(&field("attachments"), &attachments)?;
+        let meta = self.metadata.unwrap_or_default();
+        validate::metadata(&field("metadata"), &meta)?;
+        Ok(NewMessage {
+            role: self.role,
+            content,
+            attachments,
+            metadata: meta,
+        })
+    }
+}
+
+impl NewMessage {
+    /// The stored message, completed at creation (messages from the API are never partial).
+    pub fn into_message(self, thread_id: &str, id: String) -> Message {
+        let created_at = now();
+        Message {
+            id,
+            object: "thread.message".into(),
+            created_at,
+            thread_id: thread_id.to_string(),
+            status: "completed".into(),
+            incomplete_details: None,
+            completed_at: Some(created_at),
+            incomplete_at: None,
+            role: self.role,
+            content: self.content,
+            assistant_id: None,
+            run_id: None,
+            attachments: self.attachments,
+            metadata: self.metadata,
+        }
     }
 }

@@ -11,7 +11,7 @@ use super::vector_stores::{enqueue_ingestion, load, update_store, write_file_rec
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::Kind;
-use crate::model::vector_store::{VectorStoreFileRecord, VectorStoreRecord};
+use crate::model::vector_store::{VectorStoreFileRecord, VectorStoreFileStatus, VectorStoreRecord};
 use crate::retrieval::index::ChunkSet;
 use crate::store::{self, keys, Update};
 use serde::Deserialize;
@@ -86,7 +86,9 @@ pub async fn create_file(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, A
         write_file_record(ctx, vs_id, &req.file_id, strategy, req.attributes, None).await?;
     if added {
         update_store(ctx, vs_id, |r| {
-            r.store.file_counts.moved(None, Some("in_progress"))
+            r.store
+                .file_counts
+                .moved(None, Some(VectorStoreFileStatus::InProgress))
         })
         .await?;
         enqueue_ingestion(ctx, vs_id, std::slice::from_ref(&req.file_id)).await?;
@@ -162,11 +164,11 @@ pub async fn detach(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<bool, ApiEr
     ctx.store
         .delete(&keys::file_link(&ctx.tenant, file_id, vs_id))
         .await?;
-    let status = record.file.status.clone();
+    let status = record.file.status;
     let bytes = record.file.usage_bytes;
     let vs_key = keys::vector_store(&ctx.tenant, vs_id);
     store::update_json(ctx.store.as_ref(), &vs_key, |mut r: VectorStoreRecord| {
-        r.store.file_counts.moved(Some(&status), None);
+        r.store.file_counts.moved(Some(status), None);
         r.store.usage_bytes = r.store.usage_bytes.saturating_sub(bytes);
         r.version += 1;
         r.refresh_status();
@@ -219,7 +221,11 @@ pub async fn list_files(ctx: &Ctx, vs_id: &str, query: &Query) -> Result<Value, 
         &keys::vector_store_files(&ctx.tenant, vs_id),
         &q,
         |r: &VectorStoreFileRecord| &r.file.id,
-        Some(|r: &VectorStoreFileRecord| filter.as_deref().is_none_or(|f| r.file.status == f)),
+        Some(|r: &VectorStoreFileRecord| {
+            filter
+                .as_deref()
+                .is_none_or(|f| r.file.status.as_str() == f)
+        }),
     )
     .await?;
     Ok(without_internal_fields(page))

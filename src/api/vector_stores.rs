@@ -17,7 +17,7 @@ use crate::model::now;
 use crate::model::values::Metadata;
 use crate::model::vector_store::{
     self, expires_at, FileCounts, VectorStore, VectorStoreFile, VectorStoreFileRecord,
-    VectorStoreRecord,
+    VectorStoreFileStatus, VectorStoreRecord,
 };
 use crate::queue::{FileIngest, WorkItem};
 use crate::store::{self, keys, PutMode, Update};
@@ -171,7 +171,10 @@ pub async fn create_store(
         }
     }
     for _ in &unique {
-        record.store.file_counts.moved(None, Some("in_progress"));
+        record
+            .store
+            .file_counts
+            .moved(None, Some(VectorStoreFileStatus::InProgress));
     }
     record.refresh_status();
     let key = keys::vector_store(&ctx.tenant, &record.store.id);
@@ -217,7 +220,9 @@ pub async fn add_files(
     }
     update_store(ctx, vs_id, |r| {
         for _ in &added {
-            r.store.file_counts.moved(None, Some("in_progress"));
+            r.store
+                .file_counts
+                .moved(None, Some(VectorStoreFileStatus::InProgress));
         }
     })
     .await?;
@@ -277,7 +282,7 @@ pub(super) async fn write_file_record(
             usage_bytes: 0,
             created_at: now(),
             vector_store_id: vs_id.to_string(),
-            status: "in_progress".into(),
+            status: VectorStoreFileStatus::InProgress,
             last_error: None,
             chunking_strategy: strategy,
             attributes,

@@ -1203,7 +1203,7 @@ impl Engine {
         if let Err(e) = crate::retrieval::ingest::finish(
             &ctx,
             item,
-            "failed",
+            crate::model::vector_store::VectorStoreFileStatus::Failed,
             Some(("server_error", message)),
             0,
         )

@@ -40,10 +40,49 @@ pub struct FileObject {
     #[schema(value_type = super::schemas::FileObjectPurpose)]
     pub purpose: String,
     #[schema(value_type = super::schemas::FileStatus)]
-    pub status: String,
+    pub status: FileStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub status_details: Option<String>,
+}
+
+/// A file's processing status, stored and answered as today's strings (`"processed"`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    Uploaded,
+    Processed,
+    Error,
+}
+
+impl FileStatus {
+    pub const ALL: [FileStatus; 3] = [
+        FileStatus::Uploaded,
+        FileStatus::Processed,
+        FileStatus::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Uploaded => "uploaded",
+            FileStatus::Processed => "processed",
+            FileStatus::Error => "error",
+        }
+    }
+
+    /// Whether a file in this status may move to `next`: none may. This service stores
+    /// every file (an upload or an output) `processed` at once, and the documented
+    /// `uploaded -> processed | error` processing is not something it does; a status is
+    /// written once.
+    pub fn can_become(self, _next: FileStatus) -> bool {
+        false
+    }
+}
+
+impl std::fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The file as stored: the object plus the content type its bytes are served with.
@@ -143,7 +182,7 @@ pub async fn put_output(
             created_at: now(),
             expires_at: None,
             purpose: OUTPUT_PURPOSE.into(),
-            status: "processed".into(),
+            status: FileStatus::Processed,
             status_details: None,
             filename: filename.clone(),
         },
@@ -154,4 +193,35 @@ pub async fn put_output(
     let key = keys::file(tenant, id);
     store::put_json(store, &key, &record, PutMode::Overwrite).await?;
     Ok([data_key, key])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FileStatus;
+
+    #[test]
+    fn a_file_status_never_moves() {
+        for from in FileStatus::ALL {
+            for to in FileStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_are_stored_as_the_strings_they_always_were() {
+        for (status, s) in FileStatus::ALL
+            .into_iter()
+            .zip(["uploaded", "processed", "error"])
+        {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::json!(s))
+            );
+            assert_eq!(status.as_str(), s);
+            let back: Option<FileStatus> = serde_json::from_value(serde_json::json!(s)).ok();
+            assert_eq!(back, Some(status));
+        }
+        assert!(serde_json::from_value::<FileStatus>(serde_json::json!("deleted")).is_err());
+    }
 }

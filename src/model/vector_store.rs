@@ -20,25 +20,136 @@ pub struct FileCounts {
 }
 
 impl FileCounts {
-    fn slot(&mut self, status: &str) -> Option<&mut u64> {
+    fn slot(&mut self, status: VectorStoreFileStatus) -> &mut u64 {
         match status {
-            "in_progress" => Some(&mut self.in_progress),
-            "completed" => Some(&mut self.completed),
-            "failed" => Some(&mut self.failed),
-            "cancelled" => Some(&mut self.cancelled),
-            _ => None,
+            VectorStoreFileStatus::InProgress => &mut self.in_progress,
+            VectorStoreFileStatus::Completed => &mut self.completed,
+            VectorStoreFileStatus::Failed => &mut self.failed,
+            VectorStoreFileStatus::Cancelled => &mut self.cancelled,
         }
     }
 
     /// A file moved from `from` (None: newly added) to `to` (None: removed).
-    pub fn moved(&mut self, from: Option<&str>, to: Option<&str>) {
-        if let Some(slot) = from.and_then(|f| self.slot(f)) {
+    pub fn moved(
+        &mut self,
+        from: Option<VectorStoreFileStatus>,
+        to: Option<VectorStoreFileStatus>,
+    ) {
+        if let Some(from) = from {
+            let slot = self.slot(from);
             *slot = slot.saturating_sub(1);
         }
-        if let Some(slot) = to.and_then(|t| self.slot(t)) {
-            *slot += 1;
+        if let Some(to) = to {
+            *self.slot(to) += 1;
         }
         self.total = self.in_progress + self.completed + self.failed + self.cancelled;
+    }
+}
+
+/// Where the ingestion of a file in a vector store is, stored and answered as today's
+/// strings (`"in_progress"`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VectorStoreFileStatus {
+    InProgress,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl VectorStoreFileStatus {
+    pub const ALL: [VectorStoreFileStatus; 4] = [
+        VectorStoreFileStatus::InProgress,
+        VectorStoreFileStatus::Completed,
+        VectorStoreFileStatus::Cancelled,
+        VectorStoreFileStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VectorStoreFileStatus::InProgress => "in_progress",
+            VectorStoreFileStatus::Completed => "completed",
+            VectorStoreFileStatus::Cancelled => "cancelled",
+            VectorStoreFileStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether a file in this status may move to `next`: only a file in progress moves,
+    /// once: ingestion ends it `completed` or `failed`, a batch's cancel `cancelled`.
+    pub fn can_become(self, next: VectorStoreFileStatus) -> bool {
+        self == VectorStoreFileStatus::InProgress && next != VectorStoreFileStatus::InProgress
+    }
+}
+
+impl std::fmt::Display for VectorStoreFileStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a file batch is, stored and answered as today's strings. A batch is stored
+/// `in_progress`; what is answered is derived from its files as they are now (`of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileBatchStatus {
+    InProgress,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl FileBatchStatus {
+    pub const ALL: [FileBatchStatus; 4] = [
+        FileBatchStatus::InProgress,
+        FileBatchStatus::Completed,
+        FileBatchStatus::Cancelled,
+        FileBatchStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileBatchStatus::InProgress => "in_progress",
+            FileBatchStatus::Completed => "completed",
+            FileBatchStatus::Cancelled => "cancelled",
+            FileBatchStatus::Failed => "failed",
+        }
+    }
+
+    /// A batch's status from its files' counts: `cancelled` once cancelled (whatever its
+    /// files did), `in_progress` while any file is, `failed` when every file failed,
+    /// otherwise `completed`.
+    pub fn of(counts: &FileCounts, cancelled: bool) -> FileBatchStatus {
+        if cancelled {
+            FileBatchStatus::Cancelled
+        } else if counts.in_progress > 0 {
+            FileBatchStatus::InProgress
+        } else if counts.total > 0 && counts.failed == counts.total {
+            FileBatchStatus::Failed
+        } else {
+            FileBatchStatus::Completed
+        }
+    }
+
+    /// Whether a batch answered in this status may be answered in `next` later, as `of`
+    /// can move it: out of `in_progress` to any end as its files end or a cancel comes;
+    /// between `completed` and `failed` as files are removed from the store (the counts
+    /// change); to `cancelled` by a cancel, which is accepted after the end too. Nothing
+    /// leaves `cancelled`, and nothing returns to `in_progress` (a batch's files are added
+    /// with it, and a file only leaves `in_progress`).
+    pub fn can_become(self, next: FileBatchStatus) -> bool {
+        use FileBatchStatus::*;
+        matches!(
+            (self, next),
+            (InProgress, Completed | Failed | Cancelled)
+                | (Completed, Failed | Cancelled)
+                | (Failed, Completed | Cancelled)
+        )
+    }
+}
+
+impl std::fmt::Display for FileBatchStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -103,7 +214,7 @@ pub struct VectorStoreFile {
     pub created_at: i64,
     pub vector_store_id: String,
     #[schema(value_type = super::schemas::VectorStoreFileStatus)]
-    pub status: String,
+    pub status: VectorStoreFileStatus,
     #[schema(value_type = Option<super::schemas::VectorStoreFileError>, required)]
     pub last_error: Option<Value>,
     #[schema(value_type = super::schemas::ChunkingStrategy)]
@@ -130,7 +241,7 @@ pub struct FileBatch {
     pub created_at: i64,
     pub vector_store_id: String,
     #[schema(value_type = super::schemas::FileBatchStatus)]
-    pub status: String,
+    pub status: FileBatchStatus,
     pub file_counts: FileCounts,
 }
 
@@ -188,4 +299,118 @@ pub async fn update(
     )
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FileBatchStatus, FileCounts, VectorStoreFileStatus};
+    use serde_json::json;
+
+    #[test]
+    fn only_a_file_in_progress_moves_and_only_once() {
+        use VectorStoreFileStatus::*;
+        // Ingestion ends a file `completed` or `failed`; a batch's cancel `cancelled`.
+        for to in [Completed, Failed, Cancelled] {
+            assert!(InProgress.can_become(to), "{to}");
+        }
+        assert!(!InProgress.can_become(InProgress));
+        for from in [Completed, Failed, Cancelled] {
+            for to in VectorStoreFileStatus::ALL {
+                assert!(!from.can_become(to), "{from} -> {to}");
+            }
+        }
+    }
+
+    /// Every move `FileBatchStatus::of` can make as a batch's files end or leave, and as a
+    /// cancel comes.
+    #[test]
+    fn a_batch_moves_as_its_files_do_and_no_other_way() {
+        use FileBatchStatus::*;
+        const MADE: &[(FileBatchStatus, FileBatchStatus)] = &[
+            (InProgress, Completed),
+            (InProgress, Failed),
+            (InProgress, Cancelled),
+            (Completed, Failed),
+            (Completed, Cancelled),
+            (Failed, Completed),
+            (Failed, Cancelled),
+        ];
+        for from in FileBatchStatus::ALL {
+            for to in FileBatchStatus::ALL {
+                assert_eq!(
+                    from.can_become(to),
+                    MADE.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+        }
+        for from in FileBatchStatus::ALL {
+            assert!(!from.can_become(InProgress), "{from} -> in_progress");
+            assert!(!Cancelled.can_become(from), "cancelled -> {from}");
+        }
+    }
+
+    #[test]
+    fn a_batch_status_is_derived_from_its_files() {
+        use FileBatchStatus::*;
+        use VectorStoreFileStatus as F;
+        let counts = |files: &[F]| {
+            let mut c = FileCounts::default();
+            for f in files {
+                c.moved(None, Some(*f));
+            }
+            c
+        };
+        let two_in_progress = counts(&[F::InProgress, F::InProgress]);
+        assert_eq!(FileBatchStatus::of(&two_in_progress, false), InProgress);
+        assert_eq!(FileBatchStatus::of(&two_in_progress, true), Cancelled);
+        let one_failed = counts(&[F::Failed, F::Completed]);
+        assert_eq!(FileBatchStatus::of(&one_failed, false), Completed);
+        let mut all_failed = one_failed.clone();
+        // The completed file is removed from the store: every file left failed.
+        all_failed.moved(Some(F::Completed), None);
+        assert_eq!(FileBatchStatus::of(&all_failed, false), Failed);
+        assert_eq!(FileBatchStatus::of(&counts(&[]), false), Completed);
+        assert_eq!(
+            FileBatchStatus::of(&counts(&[F::Cancelled, F::InProgress]), false),
+            InProgress
+        );
+    }
+
+    #[test]
+    fn counts_follow_the_moves() {
+        use VectorStoreFileStatus::*;
+        let mut c = FileCounts::default();
+        c.moved(None, Some(InProgress));
+        c.moved(None, Some(InProgress));
+        c.moved(Some(InProgress), Some(Completed));
+        c.moved(Some(InProgress), Some(Cancelled));
+        c.moved(Some(Completed), None);
+        assert_eq!(
+            (c.in_progress, c.completed, c.failed, c.cancelled, c.total),
+            (0, 0, 0, 1, 1)
+        );
+        // A count never goes below zero.
+        c.moved(Some(Failed), None);
+        assert_eq!((c.failed, c.total), (0, 1));
+    }
+
+    #[test]
+    fn statuses_are_stored_as_the_strings_they_always_were() {
+        let strings = ["in_progress", "completed", "cancelled", "failed"];
+        for (status, s) in VectorStoreFileStatus::ALL.into_iter().zip(strings) {
+            assert_eq!(serde_json::to_value(status).ok(), Some(json!(s)));
+            assert_eq!(status.as_str(), s);
+            let back: Option<VectorStoreFileStatus> = serde_json::from_value(json!(s)).ok();
+            assert_eq!(back, Some(status));
+        }
+        for (status, s) in FileBatchStatus::ALL.into_iter().zip(strings) {
+            assert_eq!(serde_json::to_value(status).ok(), Some(json!(s)));
+            assert_eq!(status.as_str(), s);
+            let back: Option<FileBatchStatus> = serde_json::from_value(json!(s)).ok();
+            assert_eq!(back, Some(status));
+        }
+        assert!(serde_json::from_value::<VectorStoreFileStatus>(json!("expired")).is_err());
+        assert!(serde_json::from_value::<FileBatchStatus>(json!("queued")).is_err());
+    }
 }

@@ -17,7 +17,7 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::llm::LlmError;
 use crate::model::file;
-use crate::model::vector_store::{self, VectorStoreFileRecord};
+use crate::model::vector_store::{self, VectorStoreFileRecord, VectorStoreFileStatus};
 use crate::queue::FileIngest;
 use crate::store::{self, keys, PutMode, Update};
 use futures::StreamExt;
@@ -49,16 +49,16 @@ impl From<store::StoreError> for IngestStop {
 pub async fn finish(
     ctx: &Ctx,
     item: &FileIngest,
-    status: &str,
+    status: VectorStoreFileStatus,
     error: Option<(&str, &str)>,
     usage: u64,
 ) -> Result<bool, ApiError> {
     let key = keys::vector_store_file(&ctx.tenant, &item.vector_store_id, &item.file_id);
     let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
-        if r.file.status != "in_progress" {
+        if !r.file.status.can_become(status) {
             return Ok::<_, ApiError>(Update::Keep(false));
         }
-        r.file.status = status.to_string();
+        r.file.status = status;
         r.file.usage_bytes = usage;
         r.file.last_error = error.map(|(code, message)| json!({"code": code, "message": message}));
         Ok(Update::Write(r, true))
@@ -70,9 +70,11 @@ pub async fn finish(
             &ctx.tenant,
             &item.vector_store_id,
             |r| {
-                r.store.file_counts.moved(Some("in_progress"), Some(status));
+                r.store
+                    .file_counts
+                    .moved(Some(VectorStoreFileStatus::InProgress), Some(status));
                 r.store.usage_bytes += usage;
-                if status == "completed" {
+                if status == VectorStoreFileStatus::Completed {
                     r.version += 1;
                 }
             },
@@ -90,7 +92,7 @@ pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
     else {
         return Ok(());
     };
-    if record.file.status != "in_progress" {
+    if record.file.status != VectorStoreFileStatus::InProgress {
         return Ok(());
     }
     let fail = |code: &'static str, message: String| async move {
@@ -99,9 +101,15 @@ pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
             item.file_id,
             item.vector_store_id
         );
-        finish(ctx, item, "failed", Some((code, &message)), 0)
-            .await
-            .map(|_| ())
+        finish(
+            ctx,
+            item,
+            VectorStoreFileStatus::Failed,
+            Some((code, &message)),
+            0,
+        )
+        .await
+        .map(|_| ())
     };
     let Some(file) = file::load(ctx.store.as_ref(), &ctx.tenant, &item.file_id).await? else {
         return Ok(fail("invalid_file", "The file was deleted.".into()).await?);
@@ -162,11 +170,11 @@ pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
     ctx.store
         .put(&chunk_key, encoded.into(), PutMode::Overwrite)
         .await?;
-    if !finish(ctx, item, "completed", None, usage).await? {
+    if !finish(ctx, item, VectorStoreFileStatus::Completed, None, usage).await? {
         // Cancelled or detached meanwhile: keep nothing.
         let still_attached = store::get_json::<VectorStoreFileRecord>(ctx.store.as_ref(), &key)
             .await?
-            .is_some_and(|(r, _)| r.file.status == "completed");
+            .is_some_and(|(r, _)| r.file.status == VectorStoreFileStatus::Completed);
         if !still_attached {
             ctx.store.delete(&chunk_key).await?;
         }

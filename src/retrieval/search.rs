@@ -4,7 +4,7 @@
 use super::index::{Index, IndexBuilder};
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::model::vector_store::{VectorStoreFileRecord, VectorStoreRecord};
+use crate::model::vector_store::{VectorStoreFileRecord, VectorStoreFileStatus, VectorStoreRecord};
 use crate::store::{self, keys};
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
@@ -77,7 +77,7 @@ pub async fn index_of(ctx: &Ctx, record: &VectorStoreRecord) -> Result<Arc<Index
     // neither waits on one read after another nor holds all its f32 vectors at once.
     let reads = records
         .into_iter()
-        .filter(|r| r.file.status == "completed")
+        .filter(|r| r.file.status == VectorStoreFileStatus::Completed)
         .map(|r| async move {
             let key = keys::vector_store_chunk_set(&ctx.tenant, vs_id, &r.file.id);
             let bytes = ctx.store.get(&key).await?.map(|(b, _)| b);

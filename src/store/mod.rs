@@ -8,11 +8,13 @@
 //!
 //! Every update is conditional (`PutMode::IfMatch`) or create-only (`PutMode::Create`); the
 //! `update_json` helper re-reads and retries on a lost race, so no change is ever lost.
+//! JSON documents carry a schema version and are upgraded as they are read (`schema`).
 
 pub mod azure;
 pub mod connection_string;
 pub mod keys;
 pub mod local;
+pub mod schema;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -220,10 +222,18 @@ pub async fn read_all<T: DeserializeOwned>(
     Ok(out)
 }
 
-/// Parses a stored JSON object read from `key`.
+/// Parses a stored JSON object read from `key`, upgraded to the current schema version
+/// (`schema`: an older document is upgraded, a newer one refused).
 pub fn parse_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Other(format!("corrupt object {key}: {e}")))
+    let corrupt = |e: serde_json::Error| StoreError::Other(format!("corrupt object {key}: {e}"));
+    let document = schema::upgrade(key, serde_json::from_slice(bytes).map_err(corrupt)?)?;
+    serde_json::from_value(document).map_err(corrupt)
+}
+
+/// A value serialised as it is stored: its JSON with the current schema version.
+pub fn to_stored_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Other(e.to_string()))?;
+    Ok(schema::stamp(bytes))
 }
 
 /// Serialises and writes a JSON object.
@@ -233,8 +243,9 @@ pub async fn put_json<T: Serialize>(
     value: &T,
     mode: PutMode,
 ) -> Result<ETag, StoreError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Other(e.to_string()))?;
-    store.put(key, Bytes::from(bytes), mode).await
+    store
+        .put(key, Bytes::from(to_stored_json(value)?), mode)
+        .await
 }
 
 /// What an update closure decides.

@@ -164,6 +164,24 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     }
 }
 
+/// Asserts that an answered object (or each object of a list) carries none of the fields
+/// records keep for the service alone (`_`-prefixed: `_schema_version`, `_seq`, ...).
+pub fn assert_no_internal_fields(body: &Value) {
+    let items = match body.get("data").and_then(Value::as_array) {
+        Some(data) if body["object"] == "list" => data.iter().collect(),
+        _ => vec![body],
+    };
+    for item in items {
+        if let Some(object) = item.as_object() {
+            let internal: Vec<&String> = object.keys().filter(|k| k.starts_with('_')).collect();
+            assert!(
+                internal.is_empty(),
+                "internal fields {internal:?} answered: {body}"
+            );
+        }
+    }
+}
+
 pub struct Answer {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
@@ -174,6 +192,7 @@ impl Answer {
     /// The body of a 200, or a panic that shows what came instead.
     pub fn ok(self) -> Value {
         assert_eq!(self.status, StatusCode::OK, "body: {}", self.body);
+        assert_no_internal_fields(&self.body);
         self.body
     }
 

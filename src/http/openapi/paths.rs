@@ -9,10 +9,11 @@
 use super::NotFound;
 use crate::api::assistants::{CreateAssistant, ModifyAssistant};
 use crate::api::file_batches::CreateFileBatch;
-use crate::api::messages::{CreateMessage, ModifyMessage};
+use crate::api::messages::ModifyMessage;
 use crate::api::runs::{CreateRun, CreateThreadAndRun, ModifyRun, SubmitToolOutputs};
 use crate::api::schemas::*;
 use crate::api::threads::{CreateThread, ModifyThread};
+use crate::api::types::CreateMessage;
 use crate::api::vector_search::SearchRequest;
 use crate::api::vector_store_files::{CreateVectorStoreFile, UpdateAttributes};
 use crate::api::vector_stores::{CreateVectorStore, ModifyVectorStore};

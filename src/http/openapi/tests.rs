@@ -205,6 +205,25 @@ fn string_enums_agree_with_the_code() {
         .map(|s| s.as_str())
         .collect();
     assert_eq!(RunStepStatus::VALUES, step_statuses.as_slice());
+    let file_statuses: Vec<&str> = crate::model::file::FileStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(FileStatus::VALUES, file_statuses.as_slice());
+    let vector_store_file_statuses: Vec<&str> =
+        crate::model::vector_store::VectorStoreFileStatus::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+    assert_eq!(
+        VectorStoreFileStatus::VALUES,
+        vector_store_file_statuses.as_slice()
+    );
+    let batch_statuses: Vec<&str> = crate::model::vector_store::FileBatchStatus::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(FileBatchStatus::VALUES, batch_statuses.as_slice());
     for order in ListOrder::VALUES {
         let query = [("order".to_string(), order.to_string())];
         assert!(crate::api::pagination::ListQuery::parse(&query, 100, 20).is_ok());
@@ -224,7 +243,7 @@ fn string_enums_agree_with_the_code() {
         assert!(crate::api::types::parse_content("content", &content).is_ok());
     }
     for role in MessageRole::VALUES {
-        let message: crate::api::messages::CreateMessage =
+        let message: crate::api::types::CreateMessage =
             serde_json::from_value(serde_json::json!({"role": role, "content": "hi"})).unwrap();
         assert!(message.validate("").is_ok(), "{role}");
     }
