@@ -240,6 +240,29 @@ async fn start_handler_with(llm: StandIn, env: &[(&str, &str)]) -> Handler {
 }
 
 impl Handler {
+    /// A new assistant (model `m`); its id.
+    async fn assistant(&self) -> String {
+        let body = json!({"model": "m"});
+        id(&self
+            .api(reqwest::Method::POST, "/assistants", Some(body))
+            .await)
+    }
+
+    /// A new thread holding one user message; its id.
+    async fn thread(&self) -> String {
+        let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+        id(&self
+            .api(reqwest::Method::POST, "/threads", Some(body))
+            .await)
+    }
+
+    /// A run of `assistant` on `thread` (queued for the host to deliver); its id.
+    async fn run(&self, thread: &str, assistant: &str) -> String {
+        let path = format!("/threads/{thread}/runs");
+        let body = json!({"assistant_id": assistant});
+        id(&self.api(reqwest::Method::POST, &path, Some(body)).await)
+    }
+
     /// A request as the host's proxy forwards it: the original path and headers.
     async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut r = self
@@ -325,23 +348,9 @@ async fn the_host_delivers_work_and_runs_complete() {
     llm.script(None, vec![say("first"), say("second"), say("third")]);
     let h = start_handler(llm).await;
     use reqwest::Method;
-    let asst = id(&h
-        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
-        .await);
-    let thread = id(&h
-        .api(
-            Method::POST,
-            "/threads",
-            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await);
-    let run = id(&h
-        .api(
-            Method::POST,
-            &format!("/threads/{thread}/runs"),
-            Some(json!({"assistant_id": asst})),
-        )
-        .await);
+    let asst = h.assistant().await;
+    let thread = h.thread().await;
+    let run = h.run(&thread, &asst).await;
 
     // No poller runs in this mode: the run waits for the host.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -426,16 +435,8 @@ async fn the_host_delivers_work_and_runs_complete() {
 async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
     let h = start_handler(StandIn::new()).await;
     use reqwest::Method;
-    let asst = id(&h
-        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
-        .await);
-    let thread = id(&h
-        .api(
-            Method::POST,
-            "/threads",
-            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await);
+    let asst = h.assistant().await;
+    let thread = h.thread().await;
     // A corrupt object under the thread makes every attempt fail (as a storage fault would).
     let tenant_key = format!("t/default/threads/{thread}/messages/msg_zzzzzzzzzzzzzzzzzzzzzzzz");
     h.store
@@ -446,13 +447,7 @@ async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
         )
         .await
         .unwrap();
-    let run = id(&h
-        .api(
-            Method::POST,
-            &format!("/threads/{thread}/runs"),
-            Some(json!({"assistant_id": asst})),
-        )
-        .await);
+    let run = h.run(&thread, &asst).await;
     let message = h.take_message().await;
     let text = String::from_utf8(
         base64::engine::general_purpose::STANDARD
@@ -495,24 +490,10 @@ async fn a_failing_item_is_retried_then_ends_its_run_on_the_last_attempt() {
 async fn an_item_that_never_finished_ends_its_run() {
     let h = start_handler(StandIn::new()).await;
     use reqwest::Method;
-    let asst = id(&h
-        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
-        .await);
+    let asst = h.assistant().await;
     for function in ["work", "work-poison"] {
-        let thread = id(&h
-            .api(
-                Method::POST,
-                "/threads",
-                Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
-            )
-            .await);
-        let run = id(&h
-            .api(
-                Method::POST,
-                &format!("/threads/{thread}/runs"),
-                Some(json!({"assistant_id": asst})),
-            )
-            .await);
+        let thread = h.thread().await;
+        let run = h.run(&thread, &asst).await;
         let message = h.take_message().await;
         // `work` past WORK_MAX_ATTEMPTS (3), or `work-poison` on its first delivery.
         let count = if function == "work" { 4 } else { 1 };
@@ -556,24 +537,9 @@ async fn sigterm_puts_back_the_turn_in_progress() {
         }],
     );
     let mut h = start_handler_with(llm, &[("SHUTDOWN_GRACE_SECONDS", "1")]).await;
-    use reqwest::Method;
-    let asst = id(&h
-        .api(Method::POST, "/assistants", Some(json!({"model": "m"})))
-        .await);
-    let thread = id(&h
-        .api(
-            Method::POST,
-            "/threads",
-            Some(json!({"messages": [{"role": "user", "content": "hi"}]})),
-        )
-        .await);
-    let run = id(&h
-        .api(
-            Method::POST,
-            &format!("/threads/{thread}/runs"),
-            Some(json!({"assistant_id": asst})),
-        )
-        .await);
+    let asst = h.assistant().await;
+    let thread = h.thread().await;
+    let run = h.run(&thread, &asst).await;
     let message = h.take_message().await;
     let signal = async {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);

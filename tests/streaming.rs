@@ -47,6 +47,26 @@ async fn stream(app: &TestApp, path: &str, mut body: Value) -> (String, Vec<(Str
     (text, events)
 }
 
+/// Streams a run of a new assistant (model `m`) on a new thread holding one user message;
+/// returns the thread id, the raw SSE text and its events.
+async fn stream_a_new_run(app: &TestApp) -> (String, String, Vec<(String, Value)>) {
+    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
+    let tid = id(&app
+        .post(
+            "/threads",
+            json!({"messages": [{"role": "user", "content": "q"}]}),
+        )
+        .await
+        .ok());
+    let (text, events) = stream(
+        app,
+        &format!("/threads/{tid}/runs"),
+        json!({"assistant_id": asst}),
+    )
+    .await;
+    (tid, text, events)
+}
+
 async fn wire_format_and_keep_alive_test(backend: Backend) {
     let app = spawn_app_with(backend, &[("SSE_KEEPALIVE_SECONDS", "0.2")]).await;
     app.llm.script(
@@ -57,20 +77,7 @@ async fn wire_format_and_keep_alive_test(backend: Backend) {
             ..Default::default()
         }],
     );
-    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
-    let tid = id(&app
-        .post(
-            "/threads",
-            json!({"messages": [{"role": "user", "content": "q"}]}),
-        )
-        .await
-        .ok());
-    let (text, events) = stream(
-        &app,
-        &format!("/threads/{tid}/runs"),
-        json!({"assistant_id": asst}),
-    )
-    .await;
+    let (_, text, events) = stream_a_new_run(&app).await;
     // Comment lines keep the connection alive while the model says nothing.
     let first_delta = text.find("thread.message.delta").expect("a delta");
     let keep_alives = text[..first_delta]
@@ -243,20 +250,7 @@ async fn a_late_delivery_keeps_the_first_answer_test(backend: Backend) {
             },
         ],
     );
-    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
-    let tid = id(&app
-        .post(
-            "/threads",
-            json!({"messages": [{"role": "user", "content": "q"}]}),
-        )
-        .await
-        .ok());
-    let (_, events) = stream(
-        &app,
-        &format!("/threads/{tid}/runs"),
-        json!({"assistant_id": asst}),
-    )
-    .await;
+    let (tid, _, events) = stream_a_new_run(&app).await;
     let rid = id(&events[0].1);
     let run = app.wait_run(&tid, &rid, &["completed"]).await;
     // Both deliveries asked the model; the stream's answer came last.
