@@ -9,30 +9,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Top-level modules that may name `api` and `http`: those above them, and the binary.
-const ABOVE_API: &[&str] = &[
-    "http",
-    "api",
-    "app",
-    "functions",
-    "main",
-    "lib",
-    "bin",
-    "standin",
-];
+const ABOVE_API: &[&str] = &["http", "api", "app", "functions", "main", "lib", "bin"];
 
-/// Top-level modules that may name `engine`: the api (which starts and streams runs) and
-/// what sits above it.
-const ABOVE_ENGINE: &[&str] = &[
-    "http",
-    "api",
-    "app",
-    "functions",
-    "main",
-    "lib",
-    "bin",
-    "standin",
-    "engine",
-];
+/// Whether a top-level module may name `engine`: the engine itself, the api (which starts
+/// and streams runs), and what sits above the api.
+fn above_engine(module: &str) -> bool {
+    module == "engine" || ABOVE_API.contains(&module)
+}
 
 /// What each lower layer must not name (besides `api` and `http`, which none of them may).
 const FORBIDDEN_BELOW: &[(&str, &[&str])] = &[
@@ -191,7 +174,7 @@ fn upward_imports(files: &[(PathBuf, String)]) -> Vec<String> {
         if !ABOVE_API.contains(&module.as_str()) {
             forbidden.extend(["api", "http"]);
         }
-        if !ABOVE_ENGINE.contains(&module.as_str()) {
+        if !above_engine(&module) {
             forbidden.push("engine");
         }
         for (below, names) in FORBIDDEN_BELOW {
