@@ -11,7 +11,9 @@ use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Usage};
 use crate::model::message::Message;
 use crate::model::now;
-use crate::model::run::{self as run_ids, answer_message_id, RoundCall, RunRecord, ToolRound};
+use crate::model::run::{
+    self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
+};
 use crate::model::step::{RunStep, StepStatus};
 use crate::queue::{RunTurn, WorkItem};
 use crate::store::{self, keys, ETag, PutMode};
@@ -181,7 +183,7 @@ impl Engine {
     ) -> Result<Moved, Stop> {
         let expiry = self.settings.expiry;
         let (ctx, item) = (turn.ctx, turn.item);
-        let from = &[crate::model::run::RunStatus::InProgress];
+        let from = &[RunStatus::InProgress];
         let moved = self
             .move_run_from(ctx, item, from, known, |r| {
                 apply_move(r, run_move, expiry);
@@ -269,7 +271,7 @@ impl Engine {
         let Some(ended) = self.take_back_if_ended(turn.ctx, turn.item, written).await else {
             return Ok(());
         };
-        let how = if ended.run.status == crate::model::run::RunStatus::Cancelled {
+        let how = if ended.run.status == RunStatus::Cancelled {
             Close::Cancelled
         } else {
             Close::Failed
@@ -360,7 +362,6 @@ impl Engine {
     /// run ended. Only the few milliseconds between this read and the writes after it
     /// remain for two deliveries to overlap.
     async fn answered_elsewhere(&self, ctx: &Ctx, item: &RunTurn) -> Result<bool, Stop> {
-        use crate::model::run::RunStatus;
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         Ok(
             match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {
@@ -389,7 +390,6 @@ impl Engine {
         item: &RunTurn,
         written: &[String],
     ) -> Option<RunRecord> {
-        use crate::model::run::RunStatus;
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
             Ok(Some((r, _)))
@@ -510,7 +510,6 @@ fn call_id(record: &RunRecord, attempt: u32, index: usize, given: &str) -> Strin
 
 /// The run's fields as the move sets them (the usage and the turn are the caller's).
 fn apply_move(r: &mut RunRecord, run_move: &RunMove, expiry: std::time::Duration) {
-    use crate::model::run::RunStatus;
     match run_move {
         RunMove::NextRound { round } => r.rounds.push(round.clone()),
         RunMove::RequiresAction {
