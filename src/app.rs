@@ -103,9 +103,16 @@ pub struct App {
     worker: Option<Worker>,
 }
 
-fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, String> {
+/// What an app's store is given to before anything uses it (tests wrap it to inject faults).
+type StoreWrapper = Box<dyn FnOnce(DynStore) -> DynStore>;
+
+fn open_stored(
+    settings: &Settings,
+    shutdown: &Shutdown,
+    wrap: StoreWrapper,
+) -> Result<Stored, String> {
     let azure_http = AzureHttp::default();
-    let store = open_store(settings, &azure_http)?;
+    let store = wrap(open_store(settings, &azure_http)?);
     let queue_impl = match (&settings.queue, &settings.storage) {
         (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
             LocalQueue::open(data_dir.join("queue"))
@@ -191,10 +198,19 @@ fn worker(stored: &Stored, settings: &Settings, shutdown: &Shutdown) -> Worker {
 
 impl App {
     pub fn new(settings: &Settings) -> Result<App, String> {
+        Self::with_store_wrapper(settings, |store| store)
+    }
+
+    /// `new`, with the store the settings name replaced by `wrap(store)` for every part of
+    /// the app (tests wrap it in a store that injects faults).
+    pub fn with_store_wrapper(
+        settings: &Settings,
+        wrap: impl FnOnce(DynStore) -> DynStore + 'static,
+    ) -> Result<App, String> {
         let shutdown = Shutdown::new(settings.runs.shutdown_grace);
         let (backend, stored): (Arc<dyn Backend>, Option<Stored>) = match &settings.backend {
             BackendSetting::Stored => {
-                let stored = open_stored(settings, &shutdown)?;
+                let stored = open_stored(settings, &shutdown, Box::new(wrap))?;
                 let backend = Arc::new(
                     Stateful::new(
                         stored.store.clone(),

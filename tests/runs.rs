@@ -7,7 +7,9 @@ mod support;
 use assistants::queue::{Outcome, RunTurn, WorkItem};
 use llm_standin::Response;
 use serde_json::{json, Value};
-use support::{call, fail_with, say, spawn_app, spawn_app_with, Backend, TestApp};
+use support::{
+    call, fail_with, say, spawn_app, spawn_app_with, spawn_faulty_app, Backend, TestApp,
+};
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
@@ -783,15 +785,16 @@ async fn create_thread_and_run_test(backend: Backend) {
 both_backends!(create_thread_and_run, create_thread_and_run_test);
 
 async fn repeated_delivery_is_harmless_test(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, faulty) = spawn_faulty_app(backend).await;
     let asst = assistant(&app, json!({"model": "m"})).await;
 
     // A turn interrupted between the model's answer and the run update (as by a crash):
-    // the queue delivers it again, and the end has exactly one answer.
-    app.engine.crash_once_after_message_write();
+    // its message is stored, the write answers with an error, the queue delivers the turn
+    // again, and the end has exactly one answer.
     app.llm
         .script(None, vec![say("first attempt"), say("second attempt")]);
     let tid = thread_with(&app, &["q"]).await;
+    faulty.fail_once_after_write(|key| key.contains("/messages/"));
     let rid = id(&app
         .post(
             &format!("/threads/{tid}/runs"),

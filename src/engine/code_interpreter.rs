@@ -17,7 +17,8 @@ use crate::code_interpreter::prompt::{
     STEP_LOG_CHARS,
 };
 use crate::code_interpreter::{
-    check_upload_name, CellOutput, CodeExecutor, CodeInterpreter, ExecError, SessionId, SessionOpen,
+    check_upload_name, CellOutput, CodeExecutor, CodeInterpreter, ExecError, FileInfo, SessionId,
+    SessionOpen,
 };
 use crate::context::Ctx;
 use crate::error::ApiError;
@@ -62,6 +63,19 @@ pub struct CodeTurn<'a> {
     pub executor: &'a dyn CodeExecutor,
     pub name: &'static str,
     pub files: Vec<InputFile>,
+}
+
+/// The tool as the turn's prompt offers it: its function and what the instructions add.
+pub fn prompt_tool(turn: &CodeTurn<'_>) -> super::prompt::CodeTool {
+    super::prompt::CodeTool {
+        name: turn.name,
+        definition: crate::code_interpreter::prompt::tool_definition(
+            turn.name,
+            turn.ci.cell_timeout(),
+            turn.executor.kind(),
+        ),
+        instructions: instructions(&turn.files),
+    }
 }
 
 /// The run's input files: the assistant's, then the thread's (files deleted since are
@@ -215,94 +229,36 @@ pub struct Ran {
     pub written: Vec<String>,
 }
 
+/// One call of the model to run: its id, its arguments, whether it is the turn's first
+/// call of the tool, and its number (`call_number`, for the ids of the files it writes).
+pub struct CallToRun<'a> {
+    pub id: String,
+    pub arguments: &'a str,
+    pub first_of_turn: bool,
+    pub number: u32,
+}
+
 /// Runs one call: opens the thread's session (uploading the run's files into a new one,
 /// or those missing from an existing one on the run's first call), runs the cell, stores
 /// its figures and files. A cell that raises or times out is a normal result the model
 /// reads; a lost session is opened again and the cell re-run once, with the model told (also
 /// when it was lost between runs: an earlier run of the thread ran code).
-#[allow(clippy::too_many_arguments)]
 pub async fn run_call(
     ctx: &Ctx,
     turn: &CodeTurn<'_>,
     record: &RunRecord,
-    id: String,
-    arguments: &str,
-    first_call_of_turn: bool,
-    number: u32,
+    call: CallToRun<'_>,
 ) -> Result<Result<Ran, Fatal>, ApiError> {
-    let code = code_from_arguments(arguments);
+    let code = code_from_arguments(call.arguments);
     let session = turn.ci.session_id(&ctx.tenant, &record.run.thread_id);
-    let used_before = ran_code_before(record) || !first_call_of_turn;
-    let mut notes: Vec<String> = Vec::new();
-    let mut restarted = false;
-    let mut result = None;
-    for attempt in 0..2 {
-        let opened = match turn.executor.open_session(&session).await {
-            Ok(o) => o,
-            Err(e) => return Ok(exec_failure(e, &code, id, arguments, turn)),
-        };
-        if opened == SessionOpen::Created
-            && (used_before || attempt > 0 || thread_ran_code(ctx, record).await?)
-        {
-            restarted = true;
-        }
-        let sync_all = opened == SessionOpen::Created;
-        if sync_all || (attempt == 0 && !ran_code_before(record) && first_call_of_turn) {
-            match upload_files(ctx, turn, &session, sync_all).await {
-                Ok(n) => notes.extend(n),
-                Err(ExecError::SessionLost(_)) if attempt == 0 => continue,
-                Err(e) => return Ok(exec_failure(e, &code, id, arguments, turn)),
-            }
-        }
-        match turn
-            .executor
-            .execute(&session, &code, turn.ci.cell_timeout())
-            .await
-        {
-            Ok(cell) => {
-                result = Some(Ok(cell));
-                break;
-            }
-            Err(ExecError::SessionLost(_)) if attempt == 0 => {
-                restarted = true;
-                continue;
-            }
-            Err(e) => {
-                result = Some(Err(e));
-                break;
-            }
-        }
-    }
-    let cell = match result {
-        Some(Ok(cell)) => cell,
-        Some(Err(e)) => return Ok(exec_failure(e, &code, id, arguments, turn)),
-        None => {
-            let e = ExecError::SessionLost("it ended twice in a row".into());
-            return Ok(exec_failure(e, &code, id, arguments, turn));
-        }
+    let cell = match run_cell(ctx, turn, record, &session, &code, call.first_of_turn).await? {
+        Ok(cell) => cell,
+        Err(e) => return Ok(exec_failure(e, &code, call.id, call.arguments, turn)),
     };
-    let stored = store_outputs(ctx, turn, record, &session, &cell, number).await?;
-    // The model hears of the files it wrote that were not kept, in place of "saved".
-    let mut shown = cell.clone();
-    shown
-        .files
-        .retain(|f| !stored.left_out.iter().any(|(p, _)| *p == f.path));
-    shown.images.truncate(stored.images.len());
-    let mut text = model_output(&shown, restarted, MODEL_OUTPUT_CHARS);
-    for (path, why) in &stored.left_out {
-        text.push_str(&format!("\n[not saved: sandbox:/mnt/data/{path} ({why})]"));
-    }
-    if stored.images_left_out > 0 {
-        text.push_str(&format!(
-            "\n[{} figures not shown: over what a cell may save]",
-            stored.images_left_out
-        ));
-    }
-    if !notes.is_empty() {
-        text = format!("{}\n\n{text}", notes.join("\n"));
-    }
+    let stored = store_outputs(ctx, turn, record, &session, &cell.output, call.number).await?;
+    let text = model_text(&cell, &stored);
     let mut outputs = Vec::new();
-    let logs = step_logs(&cell, STEP_LOG_CHARS);
+    let logs = step_logs(&cell.output, STEP_LOG_CHARS);
     if !logs.is_empty() {
         outputs.push(json!({"type": "logs", "logs": logs}));
     }
@@ -311,9 +267,9 @@ pub async fn run_call(
     }
     Ok(Ok(Ran {
         call: RoundCall {
-            id,
+            id: call.id,
             name: turn.name.to_string(),
-            arguments: arguments.to_string(),
+            arguments: call.arguments.to_string(),
             output: Some(text),
             server: Some(ServerCall::CodeInterpreter {
                 input: code,
@@ -323,6 +279,91 @@ pub async fn run_call(
         },
         written: stored.keys,
     }))
+}
+
+/// A cell as it ran, with what the model is told besides its output.
+struct RanCell {
+    output: CellOutput,
+    /// The session had to be started again (the model's variables are gone).
+    restarted: bool,
+    /// Notes about files that could not be provided.
+    notes: Vec<String>,
+}
+
+/// Opens the session (with the files it needs) and runs the cell, once more in a new
+/// session if the first is lost.
+async fn run_cell(
+    ctx: &Ctx,
+    turn: &CodeTurn<'_>,
+    record: &RunRecord,
+    session: &SessionId,
+    code: &str,
+    first_call_of_turn: bool,
+) -> Result<Result<RanCell, ExecError>, ApiError> {
+    let used_before = ran_code_before(record) || !first_call_of_turn;
+    let mut notes: Vec<String> = Vec::new();
+    let mut restarted = false;
+    for attempt in 0..2 {
+        let opened = match turn.executor.open_session(session).await {
+            Ok(o) => o,
+            Err(e) => return Ok(Err(e)),
+        };
+        if opened == SessionOpen::Created
+            && (used_before || attempt > 0 || thread_ran_code(ctx, record).await?)
+        {
+            restarted = true;
+        }
+        let sync_all = opened == SessionOpen::Created;
+        if sync_all || (attempt == 0 && !ran_code_before(record) && first_call_of_turn) {
+            match upload_files(ctx, turn, session, sync_all).await {
+                Ok(n) => notes.extend(n),
+                Err(ExecError::SessionLost(_)) if attempt == 0 => continue,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        match turn
+            .executor
+            .execute(session, code, turn.ci.cell_timeout())
+            .await
+        {
+            Ok(output) => {
+                return Ok(Ok(RanCell {
+                    output,
+                    restarted,
+                    notes,
+                }))
+            }
+            Err(ExecError::SessionLost(_)) if attempt == 0 => restarted = true,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Err(ExecError::SessionLost(
+        "it ended twice in a row".into(),
+    )))
+}
+
+/// What the model reads of a cell: its output (the files it wrote that were not kept are
+/// named as such, in place of "saved"), after the notes.
+fn model_text(cell: &RanCell, stored: &Stored) -> String {
+    let mut shown = cell.output.clone();
+    shown
+        .files
+        .retain(|f| !stored.left_out.iter().any(|(p, _)| *p == f.path));
+    shown.images.truncate(stored.images.len());
+    let mut text = model_output(&shown, cell.restarted, MODEL_OUTPUT_CHARS);
+    for (path, why) in &stored.left_out {
+        text.push_str(&format!("\n[not saved: sandbox:/mnt/data/{path} ({why})]"));
+    }
+    if stored.images_left_out > 0 {
+        text.push_str(&format!(
+            "\n[{} figures not shown: over what a cell may save]",
+            stored.images_left_out
+        ));
+    }
+    if !cell.notes.is_empty() {
+        text = format!("{}\n\n{text}", cell.notes.join("\n"));
+    }
+    text
 }
 
 /// An executor fault: the model reads what happened and the step shows it as logs; faults
@@ -460,46 +501,24 @@ async fn store_outputs(
         stored.images.push(id);
     }
     let inputs: HashSet<&str> = turn.files.iter().map(|f| f.name.as_str()).collect();
-    let mut exported = 0;
     for file in &cell.files {
         // A user's file the cell only rewrote in place is theirs already.
         if inputs.contains(file.path.as_str()) {
             continue;
         }
         let limit = bytes_left.min(ctx.runs.max_file_bytes);
-        // 32 ids per call are kept for written files (file_id(32..64)).
-        if exported >= limits.files.min(32) || file.bytes > limit {
-            let why = if exported >= limits.files.min(32) {
-                format!("a cell may save {} files", limits.files.min(32))
-            } else {
-                format!(
-                    "{} bytes; a cell may save {} bytes in all",
-                    file.bytes, limits.bytes
-                )
-            };
-            stored.left_out.push((file.path.clone(), why));
-            continue;
-        }
-        // The size is checked again as it is read: the file may have grown since.
-        let _held = turn.ci.hold_transfer(file.bytes.min(limit)).await;
-        let content = match turn.executor.download(session, &file.path, limit).await {
-            Ok(c) => c,
-            Err(ExecError::FileTooLarge(_)) => {
-                let why = format!("a cell may save {} bytes in all", limits.bytes);
+        let exported = stored.files.len();
+        let content = match take_out(turn, session, file, limit, exported).await {
+            Ok(Some(content)) => content,
+            Ok(None) => continue,
+            Err(why) => {
                 stored.left_out.push((file.path.clone(), why));
-                continue;
-            }
-            Err(e) => {
-                log::warn!(
-                    "cannot take /mnt/data/{} out of the session: {e}",
-                    file.path
-                );
                 continue;
             }
         };
         bytes_left -= content.len() as u64;
+        // 32 ids per call are kept for written files (file_id(32..64)).
         let id = file_id(32 + exported as u32);
-        exported += 1;
         let name = file.path.rsplit('/').next().unwrap_or(&file.path);
         let keys = file::put_output(ctx.store.as_ref(), &ctx.tenant, &id, name, content).await?;
         stored.keys.extend(keys);
@@ -509,6 +528,43 @@ async fn store_outputs(
         });
     }
     Ok(stored)
+}
+
+/// A written file's bytes out of the session, if it fits the export limits (`limit`: the
+/// bytes it may have; `exported`: the files the cell saved so far). `Err` says why it is
+/// left out; `None`, it could not be read.
+async fn take_out(
+    turn: &CodeTurn<'_>,
+    session: &SessionId,
+    file: &FileInfo,
+    limit: u64,
+    exported: usize,
+) -> Result<Option<bytes::Bytes>, String> {
+    let limits = turn.ci.export_limits();
+    if exported >= limits.files.min(32) {
+        return Err(format!("a cell may save {} files", limits.files.min(32)));
+    }
+    if file.bytes > limit {
+        return Err(format!(
+            "{} bytes; a cell may save {} bytes in all",
+            file.bytes, limits.bytes
+        ));
+    }
+    // The size is checked again as it is read: the file may have grown since.
+    let _held = turn.ci.hold_transfer(file.bytes.min(limit)).await;
+    match turn.executor.download(session, &file.path, limit).await {
+        Ok(content) => Ok(Some(content)),
+        Err(ExecError::FileTooLarge(_)) => {
+            Err(format!("a cell may save {} bytes in all", limits.bytes))
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot take /mnt/data/{} out of the session: {e}",
+                file.path
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The number of a call for its output ids: unique per turn, attempt and call.

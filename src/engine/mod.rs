@@ -10,6 +10,9 @@
 //! A turn whose calls are all built-in tools the engine runs itself (`file_search`,
 //! `code_interpreter`) stores them as a completed `tool_calls` step and goes on to the next
 //! turn: through the queue, or in the same request when the run is streamed.
+//! - `turn`: what the model's answer comes to (what to write, how the run moves), decided
+//!   as plain data, without I/O;
+//! - `commit`: performs it (built-in calls run, writes, the run's move, stream events);
 //! - `prompt`: the Chat Completions request of a turn;
 //! - `file_search`, `citations`: the built-in search tool and its citation annotations;
 //! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
@@ -18,31 +21,30 @@
 
 pub mod citations;
 pub mod code_interpreter;
+mod commit;
 pub mod events;
 pub mod file_search;
 pub mod live;
 pub mod partial_json;
 pub mod prompt;
+pub mod turn;
 
 use crate::code_interpreter::SharedCodeInterpreter;
 use crate::config::RunSettings;
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::ids::{derived_id, Kind};
+use crate::ids::Kind;
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::model::claim;
 use crate::model::message::Message;
-use crate::model::run::{
-    self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
-};
-use crate::model::step::{self, RunStep, StepStatus};
+use crate::model::run::{RunRecord, RunStatus};
+use crate::model::step::{self, StepStatus};
 use crate::model::thread::{self, ThreadRecord};
-use crate::model::values::{text_part, ContentPart, ImageFile, Tool};
 use crate::model::{now, now_ms};
 use crate::queue::{DynQueue, FileIngest, Outcome, RunTurn, WorkHandler, WorkItem};
 use crate::retrieval::Retrieval;
 use crate::shutdown::Shutdown;
-use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
+use crate::store::{self, keys, DynStore, ETag, Update};
 use async_trait::async_trait;
 use code_interpreter::CodeTurn;
 use events::{Discard, EventSink};
@@ -61,8 +63,6 @@ pub struct Engine {
     /// The process's shutdown: streamed turns stop at its grace, and background work
     /// (streamed turns, their watchdog items) is tracked by it.
     shutdown: Shutdown,
-    /// Test hook: stop a turn right after it wrote its message, as a crash would.
-    crash_after_message_write: std::sync::atomic::AtomicBool,
 }
 
 /// Why a model call did not give an answer.
@@ -71,10 +71,6 @@ enum Failure {
     Model(LlmError),
     /// Storage trouble while handling an attempt: retry the work item.
     Stop(Stop),
-}
-
-fn step_key(ctx: &Ctx, step: &RunStep) -> String {
-    keys::step(&ctx.tenant, &step.thread_id, &step.run_id, &step.id)
 }
 
 /// Gives the thread's claim back if `run_id` still holds it (`known`: the thread as the run
@@ -122,13 +118,12 @@ impl From<store::StoreError> for Stop {
     }
 }
 
-/// A tool round with its built-in calls run.
-struct RanRound {
-    round: ToolRound,
-    /// Store keys of the files its calls wrote (to take back if a cancel wins).
-    written: Vec<String>,
-    /// A built-in tool failed in a way the run cannot go on from.
-    fatal: Option<String>,
+/// A turn taken up: the run in progress, its ETag when known, and whether another delivery
+/// had begun the turn.
+struct Begun {
+    record: RunRecord,
+    etag: Option<ETag>,
+    redelivered: bool,
 }
 
 /// What a conditional run update found.
@@ -159,7 +154,6 @@ impl Engine {
             retrieval,
             code_interpreter,
             shutdown,
-            crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -171,12 +165,6 @@ impl Engine {
     /// The process's shutdown, which owns the tasks that run streamed turns.
     pub fn shutdown(&self) -> &Shutdown {
         &self.shutdown
-    }
-
-    /// Test hook: the next turn that writes a message stops right after that write.
-    pub fn crash_once_after_message_write(&self) {
-        self.crash_after_message_write
-            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn ctx(&self, tenant: &str) -> Ctx {
@@ -310,122 +298,28 @@ impl Engine {
         sink: &mut dyn EventSink,
     ) -> Result<Option<RunTurn>, Stop> {
         let ctx = self.ctx(&item.tenant);
-        let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
+        let Some(Begun {
+            record,
+            etag,
+            redelivered,
+        }) = self.begin(&ctx, item, sink).await?
         else {
-            return Err(Stop::Nothing);
+            return Ok(None);
         };
-        if record.seq != item.seq {
-            return Err(Stop::Nothing);
-        }
-        let redelivered = record.run.status == RunStatus::InProgress;
-        if record.run.status == RunStatus::Queued && record.seq == 0 {
-            file_search::wait_until_ready(&ctx, &record).await?;
-        }
-        let (record, etag) = match record.run.status {
-            RunStatus::Cancelling => {
-                return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
-            }
-            RunStatus::Queued => {
-                let started = self
-                    .move_run_from(
-                        &ctx,
-                        item,
-                        &[RunStatus::Queued],
-                        Some((record, etag)),
-                        |r| {
-                            r.run.status = RunStatus::InProgress;
-                            r.run.started_at.get_or_insert_with(now);
-                        },
-                    )
-                    .await?;
-                match started {
-                    (Moved::Applied(r), etag) => {
-                        sink.emit("thread.run.in_progress", run_value(&r));
-                        (*r, etag)
-                    }
-                    (Moved::Cancelling, _) => {
-                        return self.finish_cancel(&ctx, item, sink).await.map(|_| None)
-                    }
-                    (Moved::Stale, _) => return Err(Stop::Nothing),
-                }
-            }
-            // Another delivery began this turn (it crashed, or timed out, or runs still):
-            // take it over; what that delivery stored of it is settled when we commit.
-            RunStatus::InProgress => (record, Some(etag)),
-            _ => return Err(Stop::Nothing),
-        };
-
-        // The thread's messages, oldest first.
-        let message_prefix = keys::messages(&ctx.tenant, &item.thread_id);
-        let mut ids: Vec<String> = store::list_all(ctx.store.as_ref(), &message_prefix)
-            .await?
-            .iter()
-            .map(|k| keys::last_segment(k).to_string())
-            .collect();
-        ids.sort_unstable();
-        let thread_messages: Vec<Message> =
-            store::read_all(ctx.store.as_ref(), &message_prefix, &ids).await?;
-
-        // The code interpreter, when the run has it: a run that needs it on a server that
-        // cannot run code fails at once, saying why.
-        let code_turn = match code_interpreter::function_name(&record) {
-            None => None,
-            Some(name) => {
-                let ci = self.code_interpreter.get().await;
-                let Some(executor) = ci.executor() else {
-                    let message = format!(
-                        "The code_interpreter tool is not available on this server: {}.",
-                        ci.unavailable_reason().unwrap_or("it is not configured")
-                    );
-                    return self
-                        .fail(&ctx, item, "server_error", &message, sink)
-                        .await
-                        .map(|()| None);
-                };
-                let files = code_interpreter::input_files(&ctx, &record).await?;
-                Some(CodeTurn {
-                    ci,
-                    executor: executor.as_ref(),
-                    name,
-                    files,
-                })
-            }
-        };
-        let code_tool = code_turn.as_ref().map(|t| prompt::CodeTool {
-            name: t.name,
-            definition: crate::code_interpreter::prompt::tool_definition(
-                t.name,
-                t.ci.cell_timeout(),
-                t.executor.kind(),
-            ),
-            instructions: code_interpreter::instructions(&t.files),
-        });
-
-        let prompt = match prompt::build(&record, &thread_messages, code_tool.as_ref()) {
-            Ok(p) => p,
-            Err(prompt::PromptError::UnsupportedTool(tool)) => {
-                let message = format!(
-                    "The {tool} tool is not supported by this server yet; remove it from the \
-                     assistant's or the run's tools."
-                );
+        let thread_messages = thread_messages(&ctx, &item.thread_id).await?;
+        let code_turn = match self.code_turn(&ctx, &record).await? {
+            Ok(code_turn) => code_turn,
+            Err(message) => {
                 return self
                     .fail(&ctx, item, "server_error", &message, sink)
                     .await
-                    .map(|()| None);
+                    .map(|()| None)
             }
-            Err(prompt::PromptError::TooLong) => {
-                return self
-                    .end_incomplete(&ctx, item, "max_prompt_tokens", sink)
-                    .await
-                    .map(|()| None);
-            }
-            Err(prompt::PromptError::NoCompletionBudget) => {
-                return self
-                    .end_incomplete(&ctx, item, "max_completion_tokens", sink)
-                    .await
-                    .map(|()| None);
-            }
+        };
+        let code_tool = code_turn.as_ref().map(code_interpreter::prompt_tool);
+        let prompt = match prompt::build(&record, &thread_messages, code_tool.as_ref()) {
+            Ok(p) => p,
+            Err(e) => return self.refuse_prompt(&ctx, item, e, sink).await.map(|()| None),
         };
 
         let mut live = LiveTurn::new(&record, sink);
@@ -441,82 +335,129 @@ impl Engine {
             }
             Err(Failure::Stop(stop)) => return Err(stop),
         };
-        let usage = completion.usage.unwrap_or_else(|| {
-            // The endpoint reported none: count what was sent and received.
-            let sent = prompt.prompt_tokens.unwrap_or_else(|| {
-                prompt::prompt_tokens(
-                    prompt.body["messages"]
-                        .as_array()
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[]),
-                )
-            });
-            let received = prompt::count_tokens(&completion.text);
-            Usage {
-                prompt_tokens: sent,
-                completion_tokens: received,
-                total_tokens: sent + received,
-            }
-        });
+        let usage = usage_of(&completion, &prompt);
         let attempt = live.attempt;
         let known = etag.map(|etag| (record.clone(), etag));
-        let next = self
-            .commit(
-                &ctx,
-                item,
-                &record,
-                known,
-                (completion, usage),
-                live,
-                code_turn.as_ref(),
-            )
-            .await?;
+        let turn = commit::Turn {
+            ctx: &ctx,
+            item,
+            record: &record,
+            code: code_turn.as_ref(),
+        };
+        let answered = commit::Answered { completion, usage };
+        let next = self.commit(&turn, known, answered, live).await?;
         if redelivered {
             self.purge_other_attempts(&ctx, &record, attempt).await?;
         }
         Ok(next)
     }
 
-    /// After this delivery committed a turn that another delivery had begun: deletes what
-    /// that delivery stored under attempts this one did not reach (`after` and later).
-    /// Attempts up to `after` have the same names as ours and were overwritten. One listing;
-    /// deletes only of what exists. Done after the commit, never before, so a turn another
-    /// delivery already committed is never left without its answer.
-    async fn purge_other_attempts(
+    /// Takes the turn up: a queued run starts (`in_progress`), a run another delivery began
+    /// is taken over (what that delivery stored of the turn is settled when we commit), a
+    /// run being cancelled is cancelled. `None` when the turn is over (the cancel done).
+    async fn begin(
+        &self,
+        ctx: &Ctx,
+        item: &RunTurn,
+        sink: &mut dyn EventSink,
+    ) -> Result<Option<Begun>, Stop> {
+        let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
+        let Some((record, etag)) = store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await?
+        else {
+            return Err(Stop::Nothing);
+        };
+        if record.seq != item.seq {
+            return Err(Stop::Nothing);
+        }
+        if record.run.status == RunStatus::Queued && record.seq == 0 {
+            file_search::wait_until_ready(ctx, &record).await?;
+        }
+        let begun = |record, etag, redelivered| {
+            Ok(Some(Begun {
+                record,
+                etag,
+                redelivered,
+            }))
+        };
+        match record.run.status {
+            RunStatus::Cancelling => self.finish_cancel(ctx, item, sink).await.map(|()| None),
+            RunStatus::Queued => {
+                let known = Some((record, etag));
+                let started = self
+                    .move_run_from(ctx, item, &[RunStatus::Queued], known, |r| {
+                        r.run.status = RunStatus::InProgress;
+                        r.run.started_at.get_or_insert_with(now);
+                    })
+                    .await?;
+                match started {
+                    (Moved::Applied(r), etag) => {
+                        sink.emit("thread.run.in_progress", run_value(&r));
+                        begun(*r, etag, false)
+                    }
+                    (Moved::Cancelling, _) => {
+                        self.finish_cancel(ctx, item, sink).await.map(|()| None)
+                    }
+                    (Moved::Stale, _) => Err(Stop::Nothing),
+                }
+            }
+            // Another delivery began this turn (it crashed, or timed out, or runs still).
+            RunStatus::InProgress => begun(record, Some(etag), true),
+            _ => Err(Stop::Nothing),
+        }
+    }
+
+    /// The code interpreter, when the run has it; `Err` says why a run that needs it cannot
+    /// have it on this server (the run then fails at once, saying so).
+    async fn code_turn(
         &self,
         ctx: &Ctx,
         record: &RunRecord,
-        after: u32,
+    ) -> Result<Result<Option<CodeTurn<'_>>, String>, Stop> {
+        let Some(name) = code_interpreter::function_name(record) else {
+            return Ok(Ok(None));
+        };
+        let ci = self.code_interpreter.get().await;
+        let Some(executor) = ci.executor() else {
+            return Ok(Err(format!(
+                "The code_interpreter tool is not available on this server: {}.",
+                ci.unavailable_reason().unwrap_or("it is not configured")
+            )));
+        };
+        let files = code_interpreter::input_files(ctx, record).await?;
+        Ok(Ok(Some(CodeTurn {
+            ci,
+            executor: executor.as_ref(),
+            name,
+            files,
+        })))
+    }
+
+    /// A prompt that cannot be built ends the run: a tool the server cannot run fails it,
+    /// a budget it cannot meet leaves it incomplete.
+    async fn refuse_prompt(
+        &self,
+        ctx: &Ctx,
+        item: &RunTurn,
+        error: prompt::PromptError,
+        sink: &mut dyn EventSink,
     ) -> Result<(), Stop> {
-        let run = &record.run;
-        let prefix = keys::steps(&ctx.tenant, &run.thread_id, &run.id);
-        let stored: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
-            .await?
-            .iter()
-            .map(|k| keys::last_segment(k).to_string())
-            .collect();
-        for attempt in after + 1..run_ids::MAX_ATTEMPTS {
-            for (step_id, message_id) in [
-                (
-                    run_ids::message_step_id(&run.id, record.seq, attempt),
-                    Some(answer_message_id(&run.id, record.seq, attempt)),
-                ),
-                (run_ids::tool_step_id(&run.id, record.seq, attempt), None),
-            ] {
-                if !stored.contains(&step_id) {
-                    continue;
-                }
-                if let Some(message_id) = message_id {
-                    ctx.store
-                        .delete(&keys::message(&ctx.tenant, &run.thread_id, &message_id))
-                        .await?;
-                }
-                ctx.store
-                    .delete(&keys::step(&ctx.tenant, &run.thread_id, &run.id, &step_id))
-                    .await?;
+        match error {
+            prompt::PromptError::UnsupportedTool(tool) => {
+                let message = format!(
+                    "The {tool} tool is not supported by this server yet; remove it from the \
+                     assistant's or the run's tools."
+                );
+                self.fail(ctx, item, "server_error", &message, sink).await
+            }
+            prompt::PromptError::TooLong => {
+                self.end_incomplete(ctx, item, "max_prompt_tokens", sink)
+                    .await
+            }
+            prompt::PromptError::NoCompletionBudget => {
+                self.end_incomplete(ctx, item, "max_completion_tokens", sink)
+                    .await
             }
         }
-        Ok(())
     }
 
     /// Calls the model, retrying transient failures with back-off (honouring Retry-After).
@@ -557,464 +498,6 @@ impl Engine {
                 .map_err(Failure::Stop)?;
             live.next_attempt();
             tokio::time::sleep(wait).await;
-        }
-    }
-
-    /// Stores and closes what an attempt opened but did not finish.
-    async fn close_unfinished(
-        &self,
-        ctx: &Ctx,
-        live: &mut LiveTurn<'_>,
-        how: Close,
-        error: &str,
-    ) -> Result<(), Stop> {
-        let (message, tool_step) = live.unfinished(how, error);
-        if let Some((message, step)) = &message {
-            if how == Close::Failed {
-                self.put(
-                    ctx,
-                    &keys::message(&ctx.tenant, &message.thread_id, &message.id),
-                    message,
-                )
-                .await?;
-                self.put(ctx, &step_key(ctx, step), step).await?;
-            }
-            live.close_message(message, step);
-        }
-        if let Some(step) = &tool_step {
-            if how == Close::Failed {
-                self.put(ctx, &step_key(ctx, step), step).await?;
-            }
-            live.close_tool_step(step);
-        }
-        Ok(())
-    }
-
-    async fn put<T: serde::Serialize>(&self, ctx: &Ctx, key: &str, value: &T) -> Result<(), Stop> {
-        store::put_json(ctx.store.as_ref(), key, value, PutMode::Overwrite).await?;
-        Ok(())
-    }
-
-    /// Writes what the model answered and moves the run on; the stream hears of it after
-    /// the run has moved, so it never announces what a cancel then takes back. Built-in
-    /// tool calls are run here; `Some(next)` when the run goes on with another turn.
-    #[allow(clippy::too_many_arguments)]
-    async fn commit(
-        &self,
-        ctx: &Ctx,
-        item: &RunTurn,
-        record: &RunRecord,
-        known: Option<(RunRecord, ETag)>,
-        (completion, usage): (Completion, Usage),
-        mut live: LiveTurn<'_>,
-        code: Option<&CodeTurn<'_>>,
-    ) -> Result<Option<RunTurn>, Stop> {
-        let run = &record.run;
-        let text = completion.text.clone();
-        let has_calls = !completion.tool_calls.is_empty();
-        let truncated = completion.finish_reason.as_deref() == Some("length");
-
-        if has_calls {
-            let known: Vec<&str> = run
-                .tools
-                .iter()
-                .filter_map(|t| match t {
-                    Tool::Function { function } => Some(function.name.as_str()),
-                    _ => None,
-                })
-                .chain(file_search::function_name(record))
-                .chain(code.map(|c| c.name))
-                .collect();
-            if let Some(bad) = completion
-                .tool_calls
-                .iter()
-                .find(|c| !known.contains(&c.name.as_str()))
-            {
-                let message = format!(
-                    "The model called a function '{}' that the run does not define.",
-                    bad.name
-                );
-                self.close_unfinished(ctx, &mut live, Close::Failed, &message)
-                    .await?;
-                return self
-                    .fail(ctx, item, "server_error", &message, live.sink)
-                    .await
-                    .map(|()| None);
-            }
-        }
-
-        // Another delivery of this turn (a watchdog copy, a lease that ran out) may have
-        // finished it while this one waited for the model. Its answer stands: this one's,
-        // other words with other usage, must not overwrite it under the same ids.
-        if self.answered_elsewhere(ctx, item).await? {
-            return Err(Stop::Nothing);
-        }
-        // What this turn wrote, to take back if a cancel wins the race for the run.
-        let mut written: Vec<String> = Vec::new();
-        // A message: the whole answer, or the text that came with tool calls.
-        let mut stored_message: Option<(Message, RunStep)> = None;
-        if !has_calls || !text.is_empty() {
-            let status = if !has_calls && truncated {
-                "incomplete"
-            } else {
-                "completed"
-            };
-            let content = match completion.refusal.as_deref() {
-                Some(r) if text.is_empty() => vec![ContentPart::Refusal {
-                    refusal: r.to_string(),
-                }],
-                _ => {
-                    // Figures the run's code drew since its last message come first, as
-                    // OpenAI's answers had them; links to files its code wrote are
-                    // annotated like citations.
-                    let (written_files, images) = code_interpreter::outputs_so_far(record);
-                    let mut parts: Vec<ContentPart> = images
-                        .into_iter()
-                        .map(|file_id| ContentPart::ImageFile {
-                            image_file: ImageFile {
-                                file_id,
-                                detail: None,
-                            },
-                        })
-                        .collect();
-                    let mut part = text_part(text.clone());
-                    if let ContentPart::Text { text: t } = &mut part {
-                        let mut annotations = citations::annotate(&text, live.sources());
-                        annotations.extend(code_interpreter::file_path_annotations(
-                            &text,
-                            &written_files,
-                        ));
-                        annotations.sort_by_key(|a| a["start_index"].as_u64().unwrap_or(0));
-                        t.annotations = annotations;
-                    }
-                    parts.push(part);
-                    parts
-                }
-            };
-            let message = live.message(
-                content,
-                status,
-                (status == "incomplete").then_some("max_tokens"),
-            );
-            let key = keys::message(&ctx.tenant, &item.thread_id, &message.id);
-            self.put(ctx, &key, &message).await?;
-            written.push(key);
-            if self
-                .crash_after_message_write
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                return Err(Stop::Retry(
-                    "simulated crash after the message write".into(),
-                ));
-            }
-            let step = live.message_step(StepStatus::Completed, (!has_calls).then_some(usage));
-            let key = step_key(ctx, &step);
-            self.put(ctx, &key, &step).await?;
-            written.push(key);
-            stored_message = Some((message, step));
-        }
-
-        let round = if has_calls {
-            let (step_id, attempt) = (live.tool_step_id(), live.attempt);
-            let ran = self
-                .round(ctx, record, &completion, step_id, attempt, code)
-                .await?;
-            written.extend(ran.written);
-            if let Some(message) = ran.fatal {
-                self.take_back(ctx, &written).await;
-                self.close_unfinished(ctx, &mut live, Close::Failed, &message)
-                    .await?;
-                return self
-                    .fail(ctx, item, "server_error", &message, live.sink)
-                    .await
-                    .map(|()| None);
-            }
-            Some(ran.round)
-        } else {
-            None
-        };
-        // The client answers its function calls; built-in calls are answered already.
-        let waits = round
-            .as_ref()
-            .is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
-        let mut tool_step = None;
-        if let Some(round) = &round {
-            let status = if waits {
-                StepStatus::InProgress
-            } else {
-                StepStatus::Completed
-            };
-            let step = live.tool_step(run_ids::tool_step_details(round), status, Some(usage));
-            let key = step_key(ctx, &step);
-            self.put(ctx, &key, &step).await?;
-            written.push(key);
-            tool_step = Some(step);
-        }
-
-        let expiry = self.settings.expiry;
-        let moved = match &round {
-            Some(round) if !waits => {
-                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
-                    add_usage(&mut r.run.usage, usage);
-                    r.rounds.push(round.clone());
-                    r.seq += 1;
-                })
-                .await?
-                .0
-            }
-            Some(round) => {
-                let required = json!({
-                    "type": "submit_tool_outputs",
-                    "submit_tool_outputs": {"tool_calls": round.calls.iter().filter(|c| c.is_client_call()).map(|c| json!({
-                        "id": c.id, "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments},
-                    })).collect::<Vec<_>>()},
-                });
-                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
-                    r.run.status = RunStatus::RequiresAction;
-                    r.run.required_action = Some(required.clone());
-                    r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
-                    add_usage(&mut r.run.usage, usage);
-                    r.rounds.push(round.clone());
-                    r.seq += 1;
-                })
-                .await?
-                .0
-            }
-            None => {
-                let status = if truncated {
-                    RunStatus::Incomplete
-                } else {
-                    RunStatus::Completed
-                };
-                self.move_run_from(ctx, item, &[RunStatus::InProgress], known, |r| {
-                    r.run.status = status;
-                    r.run.incomplete_details =
-                        truncated.then(|| json!({"reason": "max_completion_tokens"}));
-                    if !truncated {
-                        r.run.completed_at = Some(now());
-                    }
-                    r.run.required_action = None;
-                    add_usage(&mut r.run.usage, usage);
-                    r.seq += 1;
-                })
-                .await?
-                .0
-            }
-        };
-        let record = match moved {
-            Moved::Applied(r) => r,
-            Moved::Cancelling => {
-                self.take_back(ctx, &written).await;
-                self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
-                    .await?;
-                return self
-                    .finish_cancel(ctx, item, live.sink)
-                    .await
-                    .map(|()| None);
-            }
-            Moved::Stale => {
-                if let Some(ended) = self.take_back_if_ended(ctx, item, &written).await {
-                    // Cancelled (or failed) meanwhile: close the stream as the run ended.
-                    let how = if ended.run.status == RunStatus::Cancelled {
-                        Close::Cancelled
-                    } else {
-                        Close::Failed
-                    };
-                    self.close_unfinished(ctx, &mut live, how, "").await?;
-                    let event = match ended.run.status.as_str() {
-                        "cancelled" => "thread.run.cancelled",
-                        "expired" => "thread.run.expired",
-                        _ => "thread.run.failed",
-                    };
-                    live.sink.emit(event, run_value(&ended));
-                }
-                return Err(Stop::Nothing);
-            }
-        };
-
-        // The run moved on: now the stream may hear it.
-        if let Some((message, step)) = &stored_message {
-            live.open_message();
-            live.close_message(message, step);
-        }
-        if let Some(round) = &round {
-            // What the code the engine ran printed and drew, before the step completes.
-            live.open_tool_step();
-            live.code_outputs(round);
-        }
-        if let (Some(step), false) = (&tool_step, waits) {
-            // Built-in calls done: the step is complete and the run goes on.
-            live.close_tool_step(step);
-            return Ok(Some(record.next_turn(&ctx.tenant)));
-        }
-        if round.is_some() {
-            live.open_tool_step();
-            if let Some(e) = self
-                .queue
-                .enqueue(
-                    &WorkItem::Expire(RunTurn {
-                        seq: record.seq,
-                        ..item.clone()
-                    }),
-                    expiry,
-                )
-                .await
-                .err()
-            {
-                log::warn!("cannot schedule the expiry of {}: {e}", record.run.id);
-            }
-            live.sink
-                .emit("thread.run.requires_action", run_value(&record));
-        } else {
-            release_thread(ctx, &item.thread_id, &item.run_id, record.claimed_thread()).await?;
-            let event = if truncated {
-                "thread.run.incomplete"
-            } else {
-                "thread.run.completed"
-            };
-            live.sink.emit(event, run_value(&record));
-        }
-        Ok(None)
-    }
-
-    /// The tool round of a completion: client calls as they came, built-in calls run.
-    async fn round(
-        &self,
-        ctx: &Ctx,
-        record: &RunRecord,
-        completion: &Completion,
-        step_id: String,
-        attempt: u32,
-        code: Option<&CodeTurn<'_>>,
-    ) -> Result<RanRound, Stop> {
-        let run = &record.run;
-        let search_fn = file_search::function_name(record);
-        let mut searches = file_search::searches_so_far(record);
-        let mut calls = Vec::with_capacity(completion.tool_calls.len());
-        let mut written = Vec::new();
-        let mut code_calls = 0;
-        for (i, c) in completion.tool_calls.iter().enumerate() {
-            let id = if c.id.is_empty() {
-                derived_id(
-                    Kind::ToolCall,
-                    &run.id,
-                    (record.seq * run_ids::MAX_ATTEMPTS + attempt) * 64 + i as u32,
-                )
-            } else {
-                c.id.clone()
-            };
-            if search_fn == Some(c.name.as_str()) {
-                calls.push(
-                    file_search::run_call(ctx, record, id, &c.name, &c.arguments, searches).await?,
-                );
-                searches += 1;
-            } else if let Some(code) = code.filter(|t| t.name == c.name) {
-                let number = code_interpreter::call_number(record, attempt, i);
-                let ran = code_interpreter::run_call(
-                    ctx,
-                    code,
-                    record,
-                    id,
-                    &c.arguments,
-                    code_calls == 0,
-                    number,
-                )
-                .await?;
-                code_calls += 1;
-                match ran {
-                    Ok(ran) => {
-                        calls.push(ran.call);
-                        written.extend(ran.written);
-                    }
-                    Err(code_interpreter::Fatal(message)) => {
-                        return Ok(RanRound {
-                            round: ToolRound {
-                                step_id,
-                                text: None,
-                                calls,
-                            },
-                            written,
-                            fatal: Some(message),
-                        })
-                    }
-                }
-            } else {
-                calls.push(RoundCall {
-                    id,
-                    name: c.name.clone(),
-                    arguments: c.arguments.clone(),
-                    output: None,
-                    server: None,
-                });
-            }
-        }
-        Ok(RanRound {
-            round: ToolRound {
-                step_id,
-                text: (!completion.text.is_empty()).then(|| completion.text.clone()),
-                calls,
-            },
-            written,
-            fatal: None,
-        })
-    }
-
-    /// Whether another delivery of this turn already took it: the run went on past it
-    /// (ended, waits for tool outputs, or takes its next turn). A run cancelled, failed or
-    /// expired meanwhile is left to the move that follows, which closes the stream as the
-    /// run ended. Only the few milliseconds between this read and the writes after it
-    /// remain for two deliveries to overlap.
-    async fn answered_elsewhere(&self, ctx: &Ctx, item: &RunTurn) -> Result<bool, Stop> {
-        let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        Ok(
-            match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {
-                Some((r, _)) => {
-                    r.seq != item.seq
-                        && !matches!(
-                            r.run.status,
-                            RunStatus::Cancelling
-                                | RunStatus::Cancelled
-                                | RunStatus::Failed
-                                | RunStatus::Expired
-                        )
-                }
-                None => false,
-            },
-        )
-    }
-
-    /// The run moved on while this turn wrote. If another delivery of the same turn
-    /// finished it, what we wrote has the same names as what it wrote and stays; if the run
-    /// ended otherwise (cancelled, failed, expired), nothing of this turn may remain. Returns
-    /// the run in that case.
-    async fn take_back_if_ended(
-        &self,
-        ctx: &Ctx,
-        item: &RunTurn,
-        written: &[String],
-    ) -> Option<RunRecord> {
-        let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
-        match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await {
-            Ok(Some((r, _)))
-                if matches!(
-                    r.run.status,
-                    RunStatus::Cancelled | RunStatus::Failed | RunStatus::Expired
-                ) =>
-            {
-                self.take_back(ctx, written).await;
-                Some(r)
-            }
-            _ => None,
-        }
-    }
-
-    /// Deletes what a turn wrote before a cancel won: a cancelled run keeps no late answer.
-    async fn take_back(&self, ctx: &Ctx, written: &[String]) {
-        for key in written {
-            if let Err(e) = ctx.store.delete(key).await {
-                log::warn!("cannot take back {key} after a cancel: {e}");
-            }
         }
     }
 
@@ -1218,6 +701,40 @@ impl Engine {
             "ingestion of {} ended after repeated failures: {reason}",
             item.file_id
         );
+    }
+}
+
+/// The thread's messages, oldest first.
+async fn thread_messages(ctx: &Ctx, thread_id: &str) -> Result<Vec<Message>, Stop> {
+    let message_prefix = keys::messages(&ctx.tenant, thread_id);
+    let mut ids: Vec<String> = store::list_all(ctx.store.as_ref(), &message_prefix)
+        .await?
+        .iter()
+        .map(|k| keys::last_segment(k).to_string())
+        .collect();
+    ids.sort_unstable();
+    Ok(store::read_all(ctx.store.as_ref(), &message_prefix, &ids).await?)
+}
+
+/// The usage of a model call: as reported, or (when the endpoint reported none) counted
+/// from what was sent and received.
+fn usage_of(completion: &Completion, prompt: &prompt::Prompt) -> Usage {
+    if let Some(usage) = completion.usage {
+        return usage;
+    }
+    let sent = prompt.prompt_tokens.unwrap_or_else(|| {
+        prompt::prompt_tokens(
+            prompt.body["messages"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        )
+    });
+    let received = prompt::count_tokens(&completion.text);
+    Usage {
+        prompt_tokens: sent,
+        completion_tokens: received,
+        total_tokens: sent + received,
     }
 }
 

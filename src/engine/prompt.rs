@@ -114,6 +114,59 @@ pub fn build(
     code: Option<&CodeTool>,
 ) -> Result<Prompt, PromptError> {
     let run = &record.run;
+    let (functions, tool_choice) = tools(record, code)?;
+    let system = system_text(record, code);
+    let head: Vec<Value> = if system.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"role": "system", "content": system})]
+    };
+    let mut history = history(record, thread_messages);
+    let tail = rounds_tail(record);
+    let used = record.run.usage.unwrap_or_default();
+    let mut tokens = None;
+    if let Some(max) = run.max_prompt_tokens {
+        let budget = max.saturating_sub(used.prompt_tokens);
+        let (dropped, total) = fit_budget(record, &head, &history, &tail, budget)?;
+        history.drain(..dropped);
+        tokens = Some(total);
+    }
+    let messages: Vec<Value> = head.into_iter().chain(history).chain(tail).collect();
+
+    let mut body = json!({"model": run.model, "messages": messages});
+    if !functions.is_empty() {
+        body["tools"] = Value::Array(functions);
+        body["tool_choice"] = tool_choice;
+        body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
+    }
+    if let Some(t) = run.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = run.top_p {
+        body["top_p"] = json!(p);
+    }
+    if run.response_format.is_object() {
+        body["response_format"] = run.response_format.clone();
+    }
+    if let Some(effort) = &run.reasoning_effort {
+        body["reasoning_effort"] = json!(effort);
+    }
+    if let Some(max) = run.max_completion_tokens {
+        let left = max.saturating_sub(used.completion_tokens);
+        if left == 0 {
+            return Err(PromptError::NoCompletionBudget);
+        }
+        body["max_completion_tokens"] = json!(left);
+    }
+    Ok(Prompt {
+        body,
+        prompt_tokens: tokens,
+    })
+}
+
+/// The functions offered (the run's, then the built-in tools') and the tool choice.
+fn tools(record: &RunRecord, code: Option<&CodeTool>) -> Result<(Vec<Value>, Value), PromptError> {
+    let run = &record.run;
     let search = super::file_search::function_name(record);
     let mut functions = Vec::new();
     for tool in &run.tools {
@@ -157,35 +210,34 @@ pub fn build(
         },
         _ => {}
     }
+    Ok((functions, tool_choice))
+}
 
-    let mut system = run.instructions.clone();
-    if let Some(extra) = record
-        .additional_instructions
-        .as_deref()
-        .filter(|s| !s.is_empty())
-    {
+/// The system message: the run's instructions, the additional ones, and what the built-in
+/// tools add.
+fn system_text(record: &RunRecord, code: Option<&CodeTool>) -> String {
+    let mut system = record.run.instructions.clone();
+    let search = super::file_search::function_name(record).map(super::file_search::instructions);
+    let extras = [
+        record
+            .additional_instructions
+            .clone()
+            .filter(|s| !s.is_empty()),
+        search,
+        code.and_then(|c| c.instructions.clone()),
+    ];
+    for extra in extras.into_iter().flatten() {
         if !system.is_empty() {
             system.push_str("\n\n");
         }
-        system.push_str(extra);
+        system.push_str(&extra);
     }
-    if let Some(name) = search {
-        if !system.is_empty() {
-            system.push_str("\n\n");
-        }
-        system.push_str(&super::file_search::instructions(name));
-    }
-    if let Some(extra) = code.and_then(|c| c.instructions.as_deref()) {
-        if !system.is_empty() {
-            system.push_str("\n\n");
-        }
-        system.push_str(extra);
-    }
-    let head: Vec<Value> = if system.is_empty() {
-        Vec::new()
-    } else {
-        vec![json!({"role": "system", "content": system})]
-    };
+    system
+}
+
+/// The thread's messages in chat form (not this run's own), truncated as the run asks.
+fn history(record: &RunRecord, thread_messages: &[Message]) -> Vec<Value> {
+    let run = &record.run;
     let mut history: Vec<Value> = thread_messages
         .iter()
         .filter(|m| m.run_id.as_deref() != Some(run.id.as_str()))
@@ -199,6 +251,11 @@ pub fn build(
             }
         }
     }
+    history
+}
+
+/// This run's earlier tool rounds: each the model's calls and their outputs.
+fn rounds_tail(record: &RunRecord) -> Vec<Value> {
     let mut tail: Vec<Value> = Vec::new();
     for round in &record.rounds {
         tail.push(json!({
@@ -217,61 +274,34 @@ pub fn build(
             }));
         }
     }
+    tail
+}
 
-    let used = record.run.usage.unwrap_or_default();
-    let mut tokens = None;
-    if let Some(max) = run.max_prompt_tokens {
-        let budget = max.saturating_sub(used.prompt_tokens);
-        // Each message is counted once: dropping the oldest subtracts its count (recounting
-        // the whole prompt per dropped message was quadratic in the thread's length).
-        let fixed = prompt_tokens(&head) + tail.iter().map(message_tokens).sum::<u64>();
-        let counts: Vec<u64> = history.iter().map(message_tokens).collect();
-        let mut total = fixed + counts.iter().sum::<u64>();
-        let mut dropped = 0;
-        while total > budget {
-            // `auto` drops the oldest messages (keeping the latest one); otherwise the run
-            // cannot continue within its budget.
-            if run.truncation_strategy["type"] == "auto" && history.len() - dropped > 1 {
-                total -= counts[dropped];
-                dropped += 1;
-                continue;
-            }
-            return Err(PromptError::TooLong);
+/// How many of the oldest history messages to drop to fit `budget`, and the prompt's
+/// tokens then. `auto` drops the oldest messages (keeping the latest one); otherwise the
+/// run cannot continue within its budget.
+fn fit_budget(
+    record: &RunRecord,
+    head: &[Value],
+    history: &[Value],
+    tail: &[Value],
+    budget: u64,
+) -> Result<(usize, u64), PromptError> {
+    // Each message is counted once: dropping the oldest subtracts its count (recounting
+    // the whole prompt per dropped message was quadratic in the thread's length).
+    let fixed = prompt_tokens(head) + tail.iter().map(message_tokens).sum::<u64>();
+    let counts: Vec<u64> = history.iter().map(message_tokens).collect();
+    let mut total = fixed + counts.iter().sum::<u64>();
+    let mut dropped = 0;
+    while total > budget {
+        if record.run.truncation_strategy["type"] == "auto" && history.len() - dropped > 1 {
+            total -= counts[dropped];
+            dropped += 1;
+            continue;
         }
-        history.drain(..dropped);
-        tokens = Some(total);
+        return Err(PromptError::TooLong);
     }
-    let messages: Vec<Value> = head.into_iter().chain(history).chain(tail).collect();
-
-    let mut body = json!({"model": run.model, "messages": messages});
-    if !functions.is_empty() {
-        body["tools"] = Value::Array(functions);
-        body["tool_choice"] = tool_choice;
-        body["parallel_tool_calls"] = json!(run.parallel_tool_calls);
-    }
-    if let Some(t) = run.temperature {
-        body["temperature"] = json!(t);
-    }
-    if let Some(p) = run.top_p {
-        body["top_p"] = json!(p);
-    }
-    if run.response_format.is_object() {
-        body["response_format"] = run.response_format.clone();
-    }
-    if let Some(effort) = &run.reasoning_effort {
-        body["reasoning_effort"] = json!(effort);
-    }
-    if let Some(max) = run.max_completion_tokens {
-        let left = max.saturating_sub(used.completion_tokens);
-        if left == 0 {
-            return Err(PromptError::NoCompletionBudget);
-        }
-        body["max_completion_tokens"] = json!(left);
-    }
-    Ok(Prompt {
-        body,
-        prompt_tokens: tokens,
-    })
+    Ok((dropped, total))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! on Azurite (a fresh container), and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod faulty_store;
 pub mod hostile;
 pub mod remote;
 
@@ -130,6 +131,34 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_wrapped(backend, extra, |store| store).await
+}
+
+/// An app whose store injects faults when the test arms it (`faulty_store`).
+pub async fn spawn_faulty_app(
+    backend: Backend,
+) -> (TestApp, std::sync::Arc<faulty_store::FaultyStore>) {
+    let faulty = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = faulty.clone();
+    let app = spawn_app_wrapped(backend, &[], move |store| {
+        let wrapped = faulty_store::FaultyStore::wrap(store);
+        *slot.lock().unwrap() = Some(wrapped.clone());
+        wrapped as DynStore
+    })
+    .await;
+    let faulty = faulty
+        .lock()
+        .unwrap()
+        .take()
+        .expect("the app's store was wrapped");
+    (app, faulty)
+}
+
+async fn spawn_app_wrapped(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    wrap: impl FnOnce(DynStore) -> DynStore + 'static,
+) -> TestApp {
     let llm = StandIn::new();
     let llm_addr = llm
         .spawn(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -141,7 +170,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         extra.push(("OPENAI_BASE_URL", &base_url));
     }
     let (settings, dir) = test_settings(backend, &extra);
-    let app = App::new(&settings).expect("app");
+    let app = App::with_store_wrapper(&settings, wrap).expect("app");
     let stored = app.stored.as_ref().expect("the stored backend");
     let store = stored.store.clone();
     let engine = stored.engine.clone();
