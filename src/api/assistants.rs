@@ -8,6 +8,7 @@ use super::validate::{
 };
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::ids::AssistantId;
 use crate::ids::{new_id, Kind};
 use crate::model::assistant::{Assistant, REASONING_EFFORTS};
 use crate::model::now;
@@ -186,19 +187,17 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Reads an assistant of this tenant, or the 404.
-pub async fn load(ctx: &Ctx, assistant_id: &str) -> Result<Assistant, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn load(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Assistant, ApiError> {
     crate::model::assistant::load(ctx.store.as_ref(), &ctx.tenant, assistant_id)
         .await?
         .ok_or_else(|| ApiError::not_found(Kind::Assistant, assistant_id))
 }
 
-pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Value, ApiError> {
     to_value(&load(ctx, assistant_id).await?)
 }
 
-pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn modify(ctx: &Ctx, assistant_id: &AssistantId, body: &[u8]) -> Result<Value, ApiError> {
     let req: ModifyAssistant = parse_required_body(body)?;
     if let Some(model) = &req.model {
         validate_model(model)?;
@@ -262,8 +261,7 @@ pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value,
     }
 }
 
-pub async fn delete(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn delete(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Value, ApiError> {
     let key = keys::assistant(&ctx.tenant, assistant_id);
     if !ctx.store.delete(&key).await? {
         return Err(ApiError::not_found(Kind::Assistant, assistant_id));

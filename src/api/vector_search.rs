@@ -7,6 +7,7 @@ use super::validate::{self, parse_body};
 use super::vector_stores::{load, update_store};
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::ids::VectorStoreId;
 use crate::model::now;
 use crate::model::vector_store::expires_at;
 use crate::retrieval::search;
@@ -104,7 +105,7 @@ pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+pub async fn search(ctx: &Ctx, vs_id: &VectorStoreId, body: &[u8]) -> Result<Value, ApiError> {
     let req: SearchRequest = parse_body(body)?;
     // Checked here, before the search: `search_store` takes the filter as valid.
     if let Some(f) = &req.filters {
