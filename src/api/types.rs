@@ -7,7 +7,7 @@
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
 use crate::ids::{FileId, VectorStoreId};
-use crate::model::message::Message;
+use crate::model::message::{Message, MessageStatus};
 use crate::model::now;
 use crate::model::values::{
     text_part, Attachment, CodeInterpreterResources, ContentPart, FileSearchResources, ImageFile,
@@ -611,7 +611,7 @@ impl NewMessage {
             object: "thread.message".into(),
             created_at,
             thread_id: thread_id.to_string(),
-            status: "completed".into(),
+            status: MessageStatus::Completed,
             incomplete_details: None,
             completed_at: Some(created_at),
             incomplete_at: None,

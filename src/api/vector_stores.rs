@@ -18,7 +18,7 @@ use crate::model::now;
 use crate::model::values::Metadata;
 use crate::model::vector_store::{
     self, expires_at, FileCounts, VectorStore, VectorStoreFile, VectorStoreFileRecord,
-    VectorStoreFileStatus, VectorStoreRecord,
+    VectorStoreFileStatus, VectorStoreRecord, VectorStoreStatus,
 };
 use crate::queue::{FileIngest, WorkItem};
 use crate::store::{self, keys, PutMode, Update};
@@ -155,7 +155,7 @@ pub async fn create_store(
             name: new.name,
             usage_bytes: 0,
             file_counts: FileCounts::default(),
-            status: "completed".into(),
+            status: VectorStoreStatus::Completed,
             expires_at: expires_at(new.expires_after.as_ref(), at),
             expires_after: new.expires_after,
             last_active_at: Some(at),

@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Delta, LlmClient, LlmError, Usage};
 use crate::model::claim;
-use crate::model::message::Message;
+use crate::model::message::{Message, MessageStatus};
 use crate::model::run::{
     self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
 };
@@ -655,9 +655,9 @@ impl Engine {
         let mut stored_message: Option<(Message, RunStep)> = None;
         if !has_calls || !text.is_empty() {
             let status = if !has_calls && truncated {
-                "incomplete"
+                MessageStatus::Incomplete
             } else {
-                "completed"
+                MessageStatus::Completed
             };
             let content = match completion.refusal.as_deref() {
                 Some(r) if text.is_empty() => vec![ContentPart::Refusal {
@@ -694,7 +694,7 @@ impl Engine {
             let message = live.message(
                 content,
                 status,
-                (status == "incomplete").then_some("max_tokens"),
+                (status == MessageStatus::Incomplete).then_some("max_tokens"),
             );
             let key = keys::message(&ctx.tenant, &item.thread_id, &message.id);
             self.put(ctx, &key, &message).await?;
