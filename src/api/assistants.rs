@@ -102,19 +102,32 @@ pub fn validate_model(model: &str) -> Result<(), ApiError> {
     max_chars("model", model, 256)
 }
 
-/// Checks the fields create and modify share.
-#[allow(clippy::too_many_arguments)]
-fn validate_fields(
-    name: Option<&str>,
-    description: Option<&str>,
-    instructions: Option<&str>,
-    reasoning_effort: Option<&str>,
-    tools: Option<&[Tool]>,
-    meta: Option<&Metadata>,
+/// The fields create and modify share, as sent (each `None` when not given or null).
+struct SharedFields<'a> {
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    instructions: Option<&'a str>,
+    reasoning_effort: Option<&'a str>,
+    tools: Option<&'a [Tool]>,
+    meta: Option<&'a Metadata>,
     temperature: Option<f64>,
     top_p: Option<f64>,
-    response_format: Option<&Value>,
-) -> Result<(), ApiError> {
+    response_format: Option<&'a Value>,
+}
+
+/// Checks the fields create and modify share.
+fn validate_fields(fields: SharedFields<'_>) -> Result<(), ApiError> {
+    let SharedFields {
+        name,
+        description,
+        instructions,
+        reasoning_effort,
+        tools,
+        meta,
+        temperature,
+        top_p,
+        response_format,
+    } = fields;
     if let Some(v) = name {
         max_chars("name", v, 256)?;
     }
@@ -148,17 +161,17 @@ fn validate_fields(
 pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let req: CreateAssistant = parse_body(body)?;
     validate_model(&req.model)?;
-    validate_fields(
-        req.name.as_deref(),
-        req.description.as_deref(),
-        req.instructions.as_deref(),
-        req.reasoning_effort.as_deref(),
-        req.tools.as_deref(),
-        req.metadata.as_ref(),
-        req.temperature,
-        req.top_p,
-        req.response_format.as_ref(),
-    )?;
+    validate_fields(SharedFields {
+        name: req.name.as_deref(),
+        description: req.description.as_deref(),
+        instructions: req.instructions.as_deref(),
+        reasoning_effort: req.reasoning_effort.as_deref(),
+        tools: req.tools.as_deref(),
+        meta: req.metadata.as_ref(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        response_format: req.response_format.as_ref(),
+    })?;
     let requested = req
         .tool_resources
         .unwrap_or_default()
@@ -202,17 +215,17 @@ pub async fn modify(ctx: &Ctx, assistant_id: &AssistantId, body: &[u8]) -> Resul
     if let Some(model) = &req.model {
         validate_model(model)?;
     }
-    validate_fields(
-        req.name.as_ref().and_then(Option::as_deref),
-        req.description.as_ref().and_then(Option::as_deref),
-        req.instructions.as_ref().and_then(Option::as_deref),
-        req.reasoning_effort.as_ref().and_then(Option::as_deref),
-        req.tools.as_deref(),
-        req.metadata.as_ref().and_then(Option::as_ref),
-        req.temperature.flatten(),
-        req.top_p.flatten(),
-        req.response_format.as_ref().and_then(Option::as_ref),
-    )?;
+    validate_fields(SharedFields {
+        name: req.name.as_ref().and_then(Option::as_deref),
+        description: req.description.as_ref().and_then(Option::as_deref),
+        instructions: req.instructions.as_ref().and_then(Option::as_deref),
+        reasoning_effort: req.reasoning_effort.as_ref().and_then(Option::as_deref),
+        tools: req.tools.as_deref(),
+        meta: req.metadata.as_ref().and_then(Option::as_ref),
+        temperature: req.temperature.flatten(),
+        top_p: req.top_p.flatten(),
+        response_format: req.response_format.as_ref().and_then(Option::as_ref),
+    })?;
     let tool_resources = match req.tool_resources.clone() {
         Some(tr) => Some(tr.resolve_for_modify("tool_resources")?),
         None => None,
