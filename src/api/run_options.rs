@@ -3,6 +3,7 @@
 //! assistant, and the run they plan (`RunPlan`), before anything is written.
 
 use super::assistants::{self, validate_model};
+use super::pagination::Query;
 use super::threads::CreateThread;
 use super::types::{
     one_of, validate_response_format, validate_tools, CreateMessage, NewMessage,
@@ -19,6 +20,10 @@ use crate::model::values::{Metadata, Tool};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
+
+/// The `include[]` value that shows `file_search` result content in run steps.
+pub const INCLUDE_SEARCH_CONTENT: &str =
+    "step_details.tool_calls[*].file_search.results[*].content";
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -430,4 +435,16 @@ pub(super) async fn plan_run(
         additional_messages: new_messages,
         include_search_content: false,
     })
+}
+
+/// Checks `include[]`; whether it asks for `file_search` result content.
+pub fn check_include(query: &Query) -> Result<bool, ApiError> {
+    let mut content = false;
+    for (k, v) in query {
+        if k == "include[]" || k == "include" {
+            one_of("include", v, &[INCLUDE_SEARCH_CONTENT])?;
+            content = true;
+        }
+    }
+    Ok(content)
 }

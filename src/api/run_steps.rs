@@ -2,9 +2,9 @@
 //! makes outside the engine (a tool step's outputs, a cancelled step).
 
 use super::pagination::{list_objects, ListQuery, Query};
+use super::run_options::check_include;
 use super::runs;
 use super::to_value;
-use super::types::one_of;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{Kind, RunId, StepId, ThreadId};
@@ -14,34 +14,6 @@ use crate::model::step::{shape_step, RunStep, StepStatus};
 use crate::model::values::Metadata;
 use crate::store::{self, keys, PutMode};
 use serde_json::Value;
-
-/// The `include[]` value that shows `file_search` result content in run steps.
-pub const INCLUDE_SEARCH_CONTENT: &str =
-    "step_details.tool_calls[*].file_search.results[*].content";
-
-/// Checks `include[]`; whether it asks for `file_search` result content.
-pub(super) fn check_include(query: &Query) -> Result<bool, ApiError> {
-    let mut content = false;
-    for (k, v) in query {
-        if k == "include[]" || k == "include" {
-            one_of("include", v, &[INCLUDE_SEARCH_CONTENT])?;
-            content = true;
-        }
-    }
-    Ok(content)
-}
-
-/// Sets a stored step's status (and its timestamp).
-pub async fn set_step_status(
-    ctx: &Ctx,
-    record: &RunRecord,
-    step_id: &str,
-    status: StepStatus,
-) -> Result<(), ApiError> {
-    let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
-    crate::model::step::finish(ctx.store.as_ref(), &key, status).await?;
-    Ok(())
-}
 
 /// Writes a tool-calls step from its round (overwriting: the round is the truth).
 pub async fn write_tool_step(

@@ -5,8 +5,7 @@
 
 use super::assistants;
 use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
-use super::run_options::{plan_run, CreateRun, CreateThreadAndRun, RunPlan};
-use super::run_steps::{check_include, set_step_status};
+use super::run_options::{check_include, plan_run, CreateRun, CreateThreadAndRun, RunPlan};
 use super::threads;
 use super::to_value;
 use super::validate::{self, metadata, nullable, parse_body, parse_required_body};
@@ -314,4 +313,16 @@ pub async fn cancel(ctx: &Ctx, thread_id: &ThreadId, run_id: &RunId) -> Result<R
         _ => {}
     }
     run_reply(&record, ctx)
+}
+
+/// Sets a stored step's status (and its timestamp).
+pub async fn set_step_status(
+    ctx: &Ctx,
+    record: &RunRecord,
+    step_id: &str,
+    status: StepStatus,
+) -> Result<(), ApiError> {
+    let key = keys::step(&ctx.tenant, &record.run.thread_id, &record.run.id, step_id);
+    crate::model::step::finish(ctx.store.as_ref(), &key, status).await?;
+    Ok(())
 }
