@@ -2,7 +2,7 @@
 //! A batch's counts are computed from its files when read.
 
 use super::files;
-use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
+use super::pagination::{list_objects, without_internal_fields, ListQuery};
 use super::to_value;
 use super::types::chunking;
 use super::validate::{self, max_items, parse_body};
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::vector_store_files::{status_filter, validate_attributes};
+use super::vector_store_files::validate_attributes;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,11 +56,9 @@ pub(crate) struct CreateFileBatch {
     attributes: Option<Map<String, Value>>,
 }
 
-pub async fn create_batch(
-    ctx: &Ctx,
-    vs_id: &VectorStoreId,
-    body: &[u8],
-) -> Result<Value, ApiError> {
+/// Checks a batch request (before the path's ids, as it always was): its files, each with its
+/// chunking strategy and attributes. Their ids are checked once the store is found.
+pub fn check_create_batch(body: &[u8]) -> Result<Vec<BatchEntry>, ApiError> {
     let req: CreateFileBatch = parse_body(body)?;
     let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
     if let Some(a) = &req.attributes {
@@ -107,6 +105,14 @@ pub async fn create_batch(
             ))
         }
     };
+    Ok(entries)
+}
+
+pub async fn create_batch(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    entries: Vec<BatchEntry>,
+) -> Result<Value, ApiError> {
     load(ctx, vs_id).await?;
     for (i, (id, _, _)) in entries.iter().enumerate() {
         let id: FileId = validate::existing_id(&format!("file_ids[{i}]"), id)?;
@@ -267,10 +273,8 @@ pub async fn list_batch_files(
     ctx: &Ctx,
     vs_id: &VectorStoreId,
     batch_id: &FileBatchId,
-    query: &Query,
+    (q, filter): (ListQuery, Option<String>),
 ) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
     load_batch(ctx, vs_id, batch_id).await?;
     let page = list_objects(
         &ctx.store,

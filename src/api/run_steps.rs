@@ -2,7 +2,7 @@
 //! makes outside the engine (a tool step's outputs, a cancelled step).
 
 use super::pagination::{list_objects, ListQuery, Query};
-use super::run_options::check_include;
+pub use super::run_options::check_include;
 use super::runs;
 use super::to_value;
 use crate::context::Ctx;
@@ -55,14 +55,18 @@ pub async fn write_tool_step(
     Ok(step)
 }
 
+/// A step listing's query, checked (before the path's ids, as it always was): whether it
+/// includes search result content, and the page.
+pub fn list_query(query: &Query) -> Result<(bool, ListQuery), ApiError> {
+    Ok((check_include(query)?, ListQuery::parse(query, 100, 20)?))
+}
+
 pub async fn list(
     ctx: &Ctx,
     thread_id: &ThreadId,
     run_id: &RunId,
-    query: &Query,
+    (include_content, q): (bool, ListQuery),
 ) -> Result<Value, ApiError> {
-    let include_content = check_include(query)?;
-    let q = ListQuery::parse(query, 100, 20)?;
     runs::load(ctx, thread_id, run_id).await?;
     let mut page = list_objects(
         &ctx.store,
@@ -85,9 +89,8 @@ pub async fn get(
     thread_id: &ThreadId,
     run_id: &RunId,
     step_id: &StepId,
-    query: &Query,
+    include_content: bool,
 ) -> Result<Value, ApiError> {
-    let include_content = check_include(query)?;
     runs::load(ctx, thread_id, run_id).await?;
     let key = keys::step(&ctx.tenant, thread_id, run_id, step_id);
     match store::get_json::<RunStep>(ctx.store.as_ref(), &key).await? {

@@ -134,8 +134,9 @@ impl Backend for Stateful {
         let body = &request.body;
         super::shapes::check(request.operation.name(), body)?;
         let query = &request.query;
-        // Path ids are parsed here, once, in the order of the path (a run step's own id
-        // first, as before); handlers take them typed and check none.
+        // Path ids are parsed here, once, and handlers take them typed and check none. Where
+        // a handler checked its query or body before its ids, that check comes first here
+        // too (`check_*`, `list_query`), so a request wrong in both answers the same error.
         let value = match &request.operation {
             ListFiles => files::list(&ctx, query).await?,
             GetFile { file_id } => files::get(&ctx, &path_id(file_id)?).await?,
@@ -158,13 +159,16 @@ impl Backend for Stateful {
                 vector_stores::delete(&ctx, &path_id(vector_store_id)?).await?
             }
             SearchVectorStore { vector_store_id } => {
-                vector_search::search(&ctx, &path_id(vector_store_id)?, body).await?
+                let search = vector_search::check(body)?;
+                vector_search::search(&ctx, &path_id(vector_store_id)?, search).await?
             }
             ListVectorStoreFiles { vector_store_id } => {
-                vector_store_files::list_files(&ctx, &path_id(vector_store_id)?, query).await?
+                let q = vector_store_files::list_query(query)?;
+                vector_store_files::list_files(&ctx, &path_id(vector_store_id)?, q).await?
             }
             CreateVectorStoreFile { vector_store_id } => {
-                vector_store_files::create_file(&ctx, &path_id(vector_store_id)?, body).await?
+                let new = vector_store_files::check_create_file(body)?;
+                vector_store_files::create_file(&ctx, &path_id(vector_store_id)?, new).await?
             }
             GetVectorStoreFile {
                 vector_store_id,
@@ -177,8 +181,9 @@ impl Backend for Stateful {
                 vector_store_id,
                 file_id,
             } => {
+                let req = vector_store_files::check_update_file(body)?;
                 let (vs, file) = (path_id(vector_store_id)?, path_id(file_id)?);
-                vector_store_files::update_file(&ctx, &vs, &file, body).await?
+                vector_store_files::update_file(&ctx, &vs, &file, req).await?
             }
             DeleteVectorStoreFile {
                 vector_store_id,
@@ -195,7 +200,8 @@ impl Backend for Stateful {
                 vector_store_files::file_content(&ctx, &vs, &file).await?
             }
             CreateVectorStoreFileBatch { vector_store_id } => {
-                file_batches::create_batch(&ctx, &path_id(vector_store_id)?, body).await?
+                let entries = file_batches::check_create_batch(body)?;
+                file_batches::create_batch(&ctx, &path_id(vector_store_id)?, entries).await?
             }
             GetVectorStoreFileBatch {
                 vector_store_id,
@@ -215,8 +221,9 @@ impl Backend for Stateful {
                 vector_store_id,
                 batch_id,
             } => {
+                let q = vector_store_files::list_query(query)?;
                 let (vs, batch) = (path_id(vector_store_id)?, path_id(batch_id)?);
-                file_batches::list_batch_files(&ctx, &vs, &batch, query).await?
+                file_batches::list_batch_files(&ctx, &vs, &batch, q).await?
             }
             DownloadFile { file_id } => return files::content(&ctx, &path_id(file_id)?).await,
             ListAssistants => assistants::list(&ctx, query).await?,
@@ -318,17 +325,19 @@ impl Backend for Stateful {
                 return runs::run_reply(&record, &ctx);
             }
             ListRunSteps { thread_id, run_id } => {
+                let q = run_steps::list_query(query)?;
                 let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
-                run_steps::list(&ctx, &thread, &run, query).await?
+                run_steps::list(&ctx, &thread, &run, q).await?
             }
             GetRunStep {
                 thread_id,
                 run_id,
                 step_id,
             } => {
+                let include = run_steps::check_include(query)?;
                 let step: StepId = path_id(step_id)?;
                 let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
-                run_steps::get(&ctx, &thread, &run, &step, query).await?
+                run_steps::get(&ctx, &thread, &run, &step, include).await?
             }
 
             other => return Err(ApiError::NotImplemented(other.name())),

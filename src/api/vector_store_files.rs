@@ -73,15 +73,40 @@ pub(super) fn validate_attributes(
     Ok(())
 }
 
-/// Attaches one file (`POST /vector_stores/{id}/files`).
-pub async fn create_file(ctx: &Ctx, vs_id: &VectorStoreId, body: &[u8]) -> Result<Value, ApiError> {
+/// A request to attach one file, checked (before the path's ids, as it always was).
+pub struct NewStoreFile {
+    req: CreateVectorStoreFile,
+    /// `None`: the id has the prefix but is malformed, the file's 404 where it is read.
+    file_id: Option<FileId>,
+    strategy: Value,
+}
+
+/// Checks a request to attach one file.
+pub fn check_create_file(body: &[u8]) -> Result<NewStoreFile, ApiError> {
     let req: CreateVectorStoreFile = parse_body(body)?;
-    // Prefix first (a 400); a malformed id is the file's 404 where it is read.
     let file_id: Option<FileId> = validate::id("file_id", &req.file_id)?;
     let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
     if let Some(a) = &req.attributes {
         validate_attributes("attributes", a)?;
     }
+    Ok(NewStoreFile {
+        req,
+        file_id,
+        strategy,
+    })
+}
+
+/// Attaches one file (`POST /vector_stores/{id}/files`).
+pub async fn create_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    new: NewStoreFile,
+) -> Result<Value, ApiError> {
+    let NewStoreFile {
+        req,
+        file_id,
+        strategy,
+    } = new;
     load(ctx, vs_id).await?;
     let file_id = file_id.ok_or_else(|| ApiError::not_found(Kind::File, &req.file_id))?;
     files::load(ctx, &file_id).await?;
@@ -130,16 +155,21 @@ pub async fn get_file(
     })
 }
 
-pub async fn update_file(
-    ctx: &Ctx,
-    vs_id: &VectorStoreId,
-    file_id: &FileId,
-    body: &[u8],
-) -> Result<Value, ApiError> {
+/// Checks a request to change a file's attributes (before the path's ids, as it always was).
+pub(crate) fn check_update_file(body: &[u8]) -> Result<UpdateAttributes, ApiError> {
     let req: UpdateAttributes = parse_body(body)?;
     if let Some(a) = &req.attributes {
         validate_attributes("attributes", a)?;
     }
+    Ok(req)
+}
+
+pub(crate) async fn update_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
+    req: UpdateAttributes,
+) -> Result<Value, ApiError> {
     load_file(ctx, vs_id, file_id).await?;
     let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
@@ -219,13 +249,17 @@ pub(super) fn status_filter(query: &Query) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// A listing of a store's (or a batch's) files, its query checked (before the path's ids,
+/// as it always was): the page and the status filter.
+pub fn list_query(query: &Query) -> Result<(ListQuery, Option<String>), ApiError> {
+    Ok((ListQuery::parse(query, 100, 20)?, status_filter(query)?))
+}
+
 pub async fn list_files(
     ctx: &Ctx,
     vs_id: &VectorStoreId,
-    query: &Query,
+    (q, filter): (ListQuery, Option<String>),
 ) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
     load(ctx, vs_id).await?;
     let page = list_objects(
         &ctx.store,
