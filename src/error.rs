@@ -108,8 +108,8 @@ impl ApiError {
         Self::invalid(message, Some(param.to_string()))
     }
 
-    pub fn not_found(kind: Kind, id: impl Into<String>) -> Self {
-        let id = id.into();
+    pub fn not_found(kind: Kind, id: impl AsRef<str>) -> Self {
+        let id = id.as_ref().to_string();
         ApiError::NotFound {
             kind,
             id: capped(id, SHOWN_CHARS),

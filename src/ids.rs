@@ -169,6 +169,110 @@ pub fn is_valid(kind: Kind, id: &str) -> bool {
     }
 }
 
+/// An id of one kind, checked once where it enters (a path, a request body) and then
+/// carried typed: a value of these types always has the form `is_valid` accepts, so it can
+/// name a storage key. It reads as the `&str` it holds (`Deref`), and serialises as it.
+pub trait TypedId: Sized + std::ops::Deref<Target = str> {
+    const KIND: Kind;
+    /// The id if `id` is well formed for this kind.
+    fn parse(id: &str) -> Option<Self>;
+}
+
+macro_rules! typed_id {
+    ($($(#[$doc:meta])* $name:ident => $kind:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new id of this kind.
+            pub fn new() -> Self {
+                $name(new_id(Kind::$kind))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl TypedId for $name {
+            const KIND: Kind = Kind::$kind;
+
+            fn parse(id: &str) -> Option<Self> {
+                is_valid(Kind::$kind, id).then(|| $name(id.to_string()))
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+    )*};
+}
+
+typed_id! {
+    /// `asst_...`
+    AssistantId => Assistant;
+    /// `thread_...`
+    ThreadId => Thread;
+    /// `msg_...`
+    MessageId => Message;
+    /// `run_...`
+    RunId => Run;
+    /// `step_...`
+    StepId => Step;
+    /// `file-...`
+    FileId => File;
+    /// `vs_...`
+    VectorStoreId => VectorStore;
+    /// `vsfb_...`
+    FileBatchId => FileBatch;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +321,18 @@ mod tests {
             "thread_abcdefghijklmnopqrstuvwx%2F"
         ));
         assert!(is_valid(Kind::Thread, "thread_abcdefghijklmnopqrstuvwx"));
+    }
+
+    #[test]
+    fn typed_ids_parse_only_their_own_well_formed_kind() {
+        let thread = ThreadId::new();
+        assert_eq!(ThreadId::parse(&thread).as_ref(), Some(&thread));
+        assert!(RunId::parse(&thread).is_none());
+        assert!(ThreadId::parse("thread_../../etc").is_none());
+        assert!(FileId::parse("file-abcdefghijklmnopqrstuvwx").is_some());
+        assert_eq!(
+            serde_json::to_value(&thread).unwrap(),
+            serde_json::Value::String(thread.to_string())
+        );
     }
 }

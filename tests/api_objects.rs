@@ -553,6 +553,46 @@ async fn invalid_requests_test(backend: Backend) {
         e["message"],
         "No assistant found with id 'asst_abcdefghijklmnopqrstuvwx'."
     );
+
+    // A request wrong in both its path ids and its query or body: which error comes first is
+    // each operation's own order (ids parsed at the dispatch keep it).
+    let e = app.get("/threads/undefined/runs?limit=0").await.error(400);
+    assert_eq!(e["param"], "thread_id");
+    let e = app
+        .get("/threads/undefined/runs/undefined/steps?limit=0")
+        .await
+        .error(400);
+    assert_eq!(e["param"], "limit");
+    let e = app
+        .get("/threads/undefined/runs/undefined/steps/undefined?include[]=x")
+        .await
+        .error(400);
+    assert_eq!(e["param"], "include");
+    let e = app
+        .get("/threads/undefined/runs/undefined/steps/undefined")
+        .await
+        .error(400);
+    assert_eq!(e["param"], "step_id");
+    let e = app
+        .get("/vector_stores/undefined/files?limit=0")
+        .await
+        .error(400);
+    assert_eq!(e["param"], "limit");
+    let e = app
+        .post("/vector_stores/undefined/files", json!({"file_id": "x"}))
+        .await
+        .error(400);
+    assert_eq!(e["param"], "file_id");
+    let e = app
+        .post("/vector_stores/undefined/search", json!({"query": ""}))
+        .await
+        .error(400);
+    assert_eq!(e["param"], "query");
+    let e = app
+        .post("/vector_stores/undefined", json!({"name": "n".repeat(257)}))
+        .await
+        .error(400);
+    assert_eq!(e["param"], "vector_store_id");
 }
 both_backends!(invalid_requests, invalid_requests_test);
 

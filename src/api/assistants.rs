@@ -8,6 +8,7 @@ use super::validate::{
 };
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::ids::AssistantId;
 use crate::ids::{new_id, Kind};
 use crate::model::assistant::{Assistant, REASONING_EFFORTS};
 use crate::model::now;
@@ -101,19 +102,32 @@ pub fn validate_model(model: &str) -> Result<(), ApiError> {
     max_chars("model", model, 256)
 }
 
-/// Checks the fields create and modify share.
-#[allow(clippy::too_many_arguments)]
-fn validate_fields(
-    name: Option<&str>,
-    description: Option<&str>,
-    instructions: Option<&str>,
-    reasoning_effort: Option<&str>,
-    tools: Option<&[Tool]>,
-    meta: Option<&Metadata>,
+/// The fields create and modify share, as sent (each `None` when not given or null).
+struct SharedFields<'a> {
+    name: Option<&'a str>,
+    description: Option<&'a str>,
+    instructions: Option<&'a str>,
+    reasoning_effort: Option<&'a str>,
+    tools: Option<&'a [Tool]>,
+    meta: Option<&'a Metadata>,
     temperature: Option<f64>,
     top_p: Option<f64>,
-    response_format: Option<&Value>,
-) -> Result<(), ApiError> {
+    response_format: Option<&'a Value>,
+}
+
+/// Checks the fields create and modify share.
+fn validate_fields(fields: SharedFields<'_>) -> Result<(), ApiError> {
+    let SharedFields {
+        name,
+        description,
+        instructions,
+        reasoning_effort,
+        tools,
+        meta,
+        temperature,
+        top_p,
+        response_format,
+    } = fields;
     if let Some(v) = name {
         max_chars("name", v, 256)?;
     }
@@ -147,17 +161,17 @@ fn validate_fields(
 pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let req: CreateAssistant = parse_body(body)?;
     validate_model(&req.model)?;
-    validate_fields(
-        req.name.as_deref(),
-        req.description.as_deref(),
-        req.instructions.as_deref(),
-        req.reasoning_effort.as_deref(),
-        req.tools.as_deref(),
-        req.metadata.as_ref(),
-        req.temperature,
-        req.top_p,
-        req.response_format.as_ref(),
-    )?;
+    validate_fields(SharedFields {
+        name: req.name.as_deref(),
+        description: req.description.as_deref(),
+        instructions: req.instructions.as_deref(),
+        reasoning_effort: req.reasoning_effort.as_deref(),
+        tools: req.tools.as_deref(),
+        meta: req.metadata.as_ref(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        response_format: req.response_format.as_ref(),
+    })?;
     let requested = req
         .tool_resources
         .unwrap_or_default()
@@ -186,34 +200,32 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Reads an assistant of this tenant, or the 404.
-pub async fn load(ctx: &Ctx, assistant_id: &str) -> Result<Assistant, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn load(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Assistant, ApiError> {
     crate::model::assistant::load(ctx.store.as_ref(), &ctx.tenant, assistant_id)
         .await?
         .ok_or_else(|| ApiError::not_found(Kind::Assistant, assistant_id))
 }
 
-pub async fn get(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Value, ApiError> {
     to_value(&load(ctx, assistant_id).await?)
 }
 
-pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn modify(ctx: &Ctx, assistant_id: &AssistantId, body: &[u8]) -> Result<Value, ApiError> {
     let req: ModifyAssistant = parse_required_body(body)?;
     if let Some(model) = &req.model {
         validate_model(model)?;
     }
-    validate_fields(
-        req.name.as_ref().and_then(Option::as_deref),
-        req.description.as_ref().and_then(Option::as_deref),
-        req.instructions.as_ref().and_then(Option::as_deref),
-        req.reasoning_effort.as_ref().and_then(Option::as_deref),
-        req.tools.as_deref(),
-        req.metadata.as_ref().and_then(Option::as_ref),
-        req.temperature.flatten(),
-        req.top_p.flatten(),
-        req.response_format.as_ref().and_then(Option::as_ref),
-    )?;
+    validate_fields(SharedFields {
+        name: req.name.as_ref().and_then(Option::as_deref),
+        description: req.description.as_ref().and_then(Option::as_deref),
+        instructions: req.instructions.as_ref().and_then(Option::as_deref),
+        reasoning_effort: req.reasoning_effort.as_ref().and_then(Option::as_deref),
+        tools: req.tools.as_deref(),
+        meta: req.metadata.as_ref().and_then(Option::as_ref),
+        temperature: req.temperature.flatten(),
+        top_p: req.top_p.flatten(),
+        response_format: req.response_format.as_ref().and_then(Option::as_ref),
+    })?;
     let tool_resources = match req.tool_resources.clone() {
         Some(tr) => Some(tr.resolve_for_modify("tool_resources")?),
         None => None,
@@ -262,8 +274,7 @@ pub async fn modify(ctx: &Ctx, assistant_id: &str, body: &[u8]) -> Result<Value,
     }
 }
 
-pub async fn delete(ctx: &Ctx, assistant_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::Assistant, assistant_id)?;
+pub async fn delete(ctx: &Ctx, assistant_id: &AssistantId) -> Result<Value, ApiError> {
     let key = keys::assistant(&ctx.tenant, assistant_id);
     if !ctx.store.delete(&key).await? {
         return Err(ApiError::not_found(Kind::Assistant, assistant_id));

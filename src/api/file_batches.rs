@@ -2,7 +2,7 @@
 //! A batch's counts are computed from its files when read.
 
 use super::files;
-use super::pagination::{list_objects, without_internal_fields, ListQuery, Query};
+use super::pagination::{list_objects, without_internal_fields, ListQuery};
 use super::to_value;
 use super::types::chunking;
 use super::validate::{self, max_items, parse_body};
@@ -10,6 +10,7 @@ use super::vector_stores::{enqueue_ingestion, load, update_store, write_file_rec
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::ids::{FileBatchId, FileId, VectorStoreId};
 use crate::model::now;
 use crate::model::vector_store::{
     FileBatch, FileBatchRecord, FileBatchStatus, FileCounts, VectorStoreFileRecord,
@@ -20,7 +21,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::vector_store_files::{status_filter, validate_attributes};
+use super::vector_store_files::validate_attributes;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,7 +56,9 @@ pub(crate) struct CreateFileBatch {
     attributes: Option<Map<String, Value>>,
 }
 
-pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// Checks a batch request (before the path's ids, as it always was): its files, each with its
+/// chunking strategy and attributes. Their ids are checked once the store is found.
+pub fn check_create_batch(body: &[u8]) -> Result<Vec<BatchEntry>, ApiError> {
     let req: CreateFileBatch = parse_body(body)?;
     let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
     if let Some(a) = &req.attributes {
@@ -102,10 +105,18 @@ pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, 
             ))
         }
     };
+    Ok(entries)
+}
+
+pub async fn create_batch(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    entries: Vec<BatchEntry>,
+) -> Result<Value, ApiError> {
     load(ctx, vs_id).await?;
     for (i, (id, _, _)) in entries.iter().enumerate() {
-        validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
-        files::load(ctx, id).await?;
+        let id: FileId = validate::existing_id(&format!("file_ids[{i}]"), id)?;
+        files::load(ctx, &id).await?;
     }
     let batch = FileBatchRecord {
         batch: FileBatch {
@@ -149,13 +160,13 @@ pub async fn create_batch(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, 
     })
     .await?;
     enqueue_ingestion(ctx, vs_id, &added).await?;
-    batch_value(ctx, vs_id, &batch.batch.id).await
+    batch_value(ctx, vs_id, &super::known_id(&batch.batch.id)?).await
 }
 
 async fn batch_files(
     ctx: &Ctx,
-    vs_id: &str,
-    batch_id: &str,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
 ) -> Result<Vec<VectorStoreFileRecord>, ApiError> {
     let prefix = keys::vector_store_files(&ctx.tenant, vs_id);
     let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
@@ -171,9 +182,11 @@ async fn batch_files(
         .collect())
 }
 
-async fn load_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<FileBatchRecord, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::FileBatch, batch_id)?;
+async fn load_batch(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
+) -> Result<FileBatchRecord, ApiError> {
     match store::get_json::<FileBatchRecord>(
         ctx.store.as_ref(),
         &keys::vector_store_batch(&ctx.tenant, vs_id, batch_id),
@@ -189,7 +202,11 @@ async fn load_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<FileBatchR
 }
 
 /// A batch with its counts and status as its files are now.
-async fn batch_value(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
+async fn batch_value(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
+) -> Result<Value, ApiError> {
     let mut record = load_batch(ctx, vs_id, batch_id).await?;
     let mut counts = FileCounts::default();
     for f in batch_files(ctx, vs_id, batch_id).await? {
@@ -200,14 +217,22 @@ async fn batch_value(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, Ap
     to_value(&record.batch)
 }
 
-pub async fn get_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<super::Reply, ApiError> {
+pub async fn get_batch(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
+) -> Result<super::Reply, ApiError> {
     Ok(super::Reply::Json {
         body: batch_value(ctx, vs_id, batch_id).await?,
         headers: vec![("openai-poll-after-ms", ctx.runs.poll_after_ms.to_string())],
     })
 }
 
-pub async fn cancel_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Value, ApiError> {
+pub async fn cancel_batch(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
+) -> Result<Value, ApiError> {
     load_batch(ctx, vs_id, batch_id).await?;
     store::update_json(
         ctx.store.as_ref(),
@@ -246,12 +271,10 @@ pub async fn cancel_batch(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<Valu
 
 pub async fn list_batch_files(
     ctx: &Ctx,
-    vs_id: &str,
-    batch_id: &str,
-    query: &Query,
+    vs_id: &VectorStoreId,
+    batch_id: &FileBatchId,
+    (q, filter): (ListQuery, Option<String>),
 ) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
     load_batch(ctx, vs_id, batch_id).await?;
     let page = list_objects(
         &ctx.store,

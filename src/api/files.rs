@@ -6,6 +6,7 @@ use super::types::one_of;
 use super::{ApiRequest, Reply};
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::ids::FileId;
 use crate::ids::{new_id, Kind};
 use crate::model::file::{clean_filename, content_type_for, FileObject, FileRecord, FileStatus};
 use crate::model::now;
@@ -310,20 +311,19 @@ pub async fn create(ctx: &Ctx, request: ApiRequest) -> Result<Value, ApiError> {
 }
 
 /// Reads a file of this tenant (expired files are gone), or the 404.
-pub async fn load(ctx: &Ctx, file_id: &str) -> Result<FileRecord, ApiError> {
-    super::path_id(Kind::File, file_id)?;
+pub async fn load(ctx: &Ctx, file_id: &FileId) -> Result<FileRecord, ApiError> {
     crate::model::file::load(ctx.store.as_ref(), &ctx.tenant, file_id)
         .await?
         .ok_or_else(|| ApiError::not_found(Kind::File, file_id))
 }
 
-pub async fn get(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, file_id: &FileId) -> Result<Value, ApiError> {
     to_value(&load(ctx, file_id).await?.file)
 }
 
 /// `GET /files/{id}/content`: the bytes stream from the store to the client, a chunk at a
 /// time, so a download holds a few hundred kB whatever the file's size.
-pub async fn content(ctx: &Ctx, file_id: &str) -> Result<Reply, ApiError> {
+pub async fn content(ctx: &Ctx, file_id: &FileId) -> Result<Reply, ApiError> {
     let record = load(ctx, file_id).await?;
     let Some((size, chunks)) = ctx
         .store
@@ -357,8 +357,7 @@ pub async fn content(ctx: &Ctx, file_id: &str) -> Result<Reply, ApiError> {
     })
 }
 
-pub async fn delete(ctx: &Ctx, file_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::File, file_id)?;
+pub async fn delete(ctx: &Ctx, file_id: &FileId) -> Result<Value, ApiError> {
     if !ctx.store.delete(&keys::file(&ctx.tenant, file_id)).await? {
         return Err(ApiError::not_found(Kind::File, file_id));
     }

@@ -8,6 +8,7 @@ use super::validate::{metadata, nullable, parse_body, parse_required_body};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::ids::{MessageId, ThreadId};
 use crate::model::claim;
 use crate::model::message::Message;
 use crate::model::values::Metadata;
@@ -24,8 +25,7 @@ pub(crate) struct ModifyMessage {
     metadata: Option<Option<Metadata>>,
 }
 
-pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
+pub async fn create(ctx: &Ctx, thread_id: &ThreadId, body: &[u8]) -> Result<Value, ApiError> {
     let req: CreateMessage = parse_body(body)?;
     let new = req.validate("")?;
     let thread = threads::load_record(ctx, thread_id).await?;
@@ -46,9 +46,11 @@ pub async fn create(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
     to_value(&message)
 }
 
-pub async fn load(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Message, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
-    super::path_id(Kind::Message, message_id)?;
+pub async fn load(
+    ctx: &Ctx,
+    thread_id: &ThreadId,
+    message_id: &MessageId,
+) -> Result<Message, ApiError> {
     let key = keys::message(&ctx.tenant, thread_id, message_id);
     match store::get_json::<Message>(ctx.store.as_ref(), &key).await? {
         Some((m, _)) => Ok(m),
@@ -60,18 +62,20 @@ pub async fn load(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Messag
     }
 }
 
-pub async fn get(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Value, ApiError> {
+pub async fn get(
+    ctx: &Ctx,
+    thread_id: &ThreadId,
+    message_id: &MessageId,
+) -> Result<Value, ApiError> {
     to_value(&load(ctx, thread_id, message_id).await?)
 }
 
 pub async fn modify(
     ctx: &Ctx,
-    thread_id: &str,
-    message_id: &str,
+    thread_id: &ThreadId,
+    message_id: &MessageId,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
-    super::path_id(Kind::Message, message_id)?;
     let req: ModifyMessage = parse_required_body(body)?;
     if let Some(Some(m)) = &req.metadata {
         metadata("metadata", m)?;
@@ -96,9 +100,11 @@ pub async fn modify(
     }
 }
 
-pub async fn delete(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
-    super::path_id(Kind::Message, message_id)?;
+pub async fn delete(
+    ctx: &Ctx,
+    thread_id: &ThreadId,
+    message_id: &MessageId,
+) -> Result<Value, ApiError> {
     let key = keys::message(&ctx.tenant, thread_id, message_id);
     if !ctx.store.delete(&key).await? {
         threads::load_record(ctx, thread_id).await?;
@@ -107,8 +113,7 @@ pub async fn delete(ctx: &Ctx, thread_id: &str, message_id: &str) -> Result<Valu
     Ok(json!({"id": message_id, "object": "thread.message.deleted", "deleted": true}))
 }
 
-pub async fn list(ctx: &Ctx, thread_id: &str, query: &Query) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
+pub async fn list(ctx: &Ctx, thread_id: &ThreadId, query: &Query) -> Result<Value, ApiError> {
     let q = ListQuery::parse(query, 100, 20)?;
     // One read to tell an empty thread from a missing one.
     threads::load_record(ctx, thread_id).await?;

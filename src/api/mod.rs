@@ -6,7 +6,9 @@
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types
 //!   (and the message request form threads, messages and runs take);
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
-//! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource;
+//! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource; runs
+//!   also have `run_options` (the run requests and their validation), `run_steps` and
+//!   `tool_outputs`;
 //! - `vector_stores`, `vector_store_files`, `file_batches`, `vector_search`: vector stores,
 //!   their files, their file batches, and search;
 //! - `events`: the bounded buffer between a stream's producer and its client;
@@ -21,11 +23,14 @@ pub mod messages;
 pub mod operation;
 pub mod pagination;
 pub mod proxy;
+pub mod run_options;
+pub mod run_steps;
 pub mod runs;
 pub mod schemas;
 pub mod shapes;
 pub mod stateful;
 pub mod threads;
+pub mod tool_outputs;
 pub mod types;
 pub mod validate;
 pub mod vector_search;
@@ -33,7 +38,7 @@ pub mod vector_store_files;
 pub mod vector_stores;
 
 use crate::error::ApiError;
-use crate::ids::Kind;
+use crate::ids::TypedId;
 use async_trait::async_trait;
 use bytes::Bytes;
 pub use operation::Operation;
@@ -137,13 +142,15 @@ pub trait Backend: Send + Sync + 'static {
     async fn handle(&self, tenant: &str, request: ApiRequest) -> Result<Reply, ApiError>;
 }
 
-/// Checks an id taken from the path: one of another kind is a 400 (as OpenAI answered
-/// `Expected an ID that begins with 'thread'`); a malformed one of the right kind can name
-/// nothing, so it is a 404. Only ids that pass reach a storage key.
-pub fn path_id(kind: Kind, id: &str) -> Result<(), ApiError> {
-    if crate::ids::is_valid(kind, id) {
-        return Ok(());
+/// Parses an id taken from the path, once, where the request is dispatched: one of another
+/// kind is a 400 (as OpenAI answered `Expected an ID that begins with 'thread'`); a malformed
+/// one of the right kind can name nothing, so it is a 404. Handlers take the typed id, so only
+/// ids that pass reach a storage key.
+pub fn path_id<T: TypedId>(id: &str) -> Result<T, ApiError> {
+    if let Some(typed) = T::parse(id) {
+        return Ok(typed);
     }
+    let kind = T::KIND;
     let stem = kind.prefix().trim_end_matches(['_', '-']);
     if !id.starts_with(stem) {
         return Err(ApiError::invalid_param(
@@ -156,4 +163,11 @@ pub fn path_id(kind: Kind, id: &str) -> Result<(), ApiError> {
         ));
     }
     Err(ApiError::not_found(kind, id))
+}
+
+/// An id from a request body already checked for its prefix, or from a stored record,
+/// typed: a malformed one names nothing, so it is the 404 of its kind (what looking it up
+/// answered before ids were typed).
+pub fn known_id<T: TypedId>(id: &str) -> Result<T, ApiError> {
+    T::parse(id).ok_or_else(|| ApiError::not_found(T::KIND, id))
 }

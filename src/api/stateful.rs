@@ -3,14 +3,15 @@
 
 use super::events::ChannelSink;
 use super::{
-    assistants, file_batches, files, messages, runs, threads, vector_search, vector_store_files,
-    vector_stores, ApiRequest, Backend, Operation, Reply,
+    assistants, file_batches, files, messages, path_id, run_steps, runs, threads, tool_outputs,
+    vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation, Reply,
 };
 use crate::config::RunSettings;
 use crate::context::Ctx;
 use crate::engine::events::EventSink;
 use crate::engine::Engine;
 use crate::error::ApiError;
+use crate::ids::{FileId, StepId, ThreadId};
 use crate::queue::{DynQueue, Outcome, WorkItem};
 use crate::retrieval::Retrieval;
 use crate::store::DynStore;
@@ -133,77 +134,112 @@ impl Backend for Stateful {
         let body = &request.body;
         super::shapes::check(request.operation.name(), body)?;
         let query = &request.query;
+        // Path ids are parsed here, once, and handlers take them typed and check none. Where
+        // a handler checked its query or body before its ids, that check comes first here
+        // too (`check_*`, `list_query`), so a request wrong in both answers the same error.
         let value = match &request.operation {
             ListFiles => files::list(&ctx, query).await?,
-            GetFile { file_id } => files::get(&ctx, file_id).await?,
+            GetFile { file_id } => files::get(&ctx, &path_id(file_id)?).await?,
             DeleteFile { file_id } => {
-                let deleted = files::delete(&ctx, file_id).await?;
-                vector_store_files::detach_everywhere(&ctx, file_id).await?;
+                let file_id: FileId = path_id(file_id)?;
+                let deleted = files::delete(&ctx, &file_id).await?;
+                vector_store_files::detach_everywhere(&ctx, &file_id).await?;
                 deleted
             }
 
             ListVectorStores => vector_stores::list(&ctx, query).await?,
             CreateVectorStore => vector_stores::create(&ctx, body).await?,
-            GetVectorStore { vector_store_id } => vector_stores::get(&ctx, vector_store_id).await?,
+            GetVectorStore { vector_store_id } => {
+                vector_stores::get(&ctx, &path_id(vector_store_id)?).await?
+            }
             ModifyVectorStore { vector_store_id } => {
-                vector_stores::modify(&ctx, vector_store_id, body).await?
+                vector_stores::modify(&ctx, &path_id(vector_store_id)?, body).await?
             }
             DeleteVectorStore { vector_store_id } => {
-                vector_stores::delete(&ctx, vector_store_id).await?
+                vector_stores::delete(&ctx, &path_id(vector_store_id)?).await?
             }
             SearchVectorStore { vector_store_id } => {
-                vector_search::search(&ctx, vector_store_id, body).await?
+                let search = vector_search::check(body)?;
+                vector_search::search(&ctx, &path_id(vector_store_id)?, search).await?
             }
             ListVectorStoreFiles { vector_store_id } => {
-                vector_store_files::list_files(&ctx, vector_store_id, query).await?
+                let q = vector_store_files::list_query(query)?;
+                vector_store_files::list_files(&ctx, &path_id(vector_store_id)?, q).await?
             }
             CreateVectorStoreFile { vector_store_id } => {
-                vector_store_files::create_file(&ctx, vector_store_id, body).await?
+                let new = vector_store_files::check_create_file(body)?;
+                vector_store_files::create_file(&ctx, &path_id(vector_store_id)?, new).await?
             }
             GetVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => return vector_store_files::get_file(&ctx, vector_store_id, file_id).await,
+            } => {
+                let (vs, file) = (path_id(vector_store_id)?, path_id(file_id)?);
+                return vector_store_files::get_file(&ctx, &vs, &file).await;
+            }
             UpdateVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => vector_store_files::update_file(&ctx, vector_store_id, file_id, body).await?,
+            } => {
+                let req = vector_store_files::check_update_file(body)?;
+                let (vs, file) = (path_id(vector_store_id)?, path_id(file_id)?);
+                vector_store_files::update_file(&ctx, &vs, &file, req).await?
+            }
             DeleteVectorStoreFile {
                 vector_store_id,
                 file_id,
-            } => vector_store_files::delete_file(&ctx, vector_store_id, file_id).await?,
+            } => {
+                let (vs, file) = (path_id(vector_store_id)?, path_id(file_id)?);
+                vector_store_files::delete_file(&ctx, &vs, &file).await?
+            }
             GetVectorStoreFileContent {
                 vector_store_id,
                 file_id,
-            } => vector_store_files::file_content(&ctx, vector_store_id, file_id).await?,
+            } => {
+                let (vs, file) = (path_id(vector_store_id)?, path_id(file_id)?);
+                vector_store_files::file_content(&ctx, &vs, &file).await?
+            }
             CreateVectorStoreFileBatch { vector_store_id } => {
-                file_batches::create_batch(&ctx, vector_store_id, body).await?
+                let entries = file_batches::check_create_batch(body)?;
+                file_batches::create_batch(&ctx, &path_id(vector_store_id)?, entries).await?
             }
             GetVectorStoreFileBatch {
                 vector_store_id,
                 batch_id,
-            } => return file_batches::get_batch(&ctx, vector_store_id, batch_id).await,
+            } => {
+                let (vs, batch) = (path_id(vector_store_id)?, path_id(batch_id)?);
+                return file_batches::get_batch(&ctx, &vs, &batch).await;
+            }
             CancelVectorStoreFileBatch {
                 vector_store_id,
                 batch_id,
-            } => file_batches::cancel_batch(&ctx, vector_store_id, batch_id).await?,
+            } => {
+                let (vs, batch) = (path_id(vector_store_id)?, path_id(batch_id)?);
+                file_batches::cancel_batch(&ctx, &vs, &batch).await?
+            }
             ListVectorStoreFileBatchFiles {
                 vector_store_id,
                 batch_id,
-            } => file_batches::list_batch_files(&ctx, vector_store_id, batch_id, query).await?,
-            DownloadFile { file_id } => return files::content(&ctx, file_id).await,
+            } => {
+                let q = vector_store_files::list_query(query)?;
+                let (vs, batch) = (path_id(vector_store_id)?, path_id(batch_id)?);
+                file_batches::list_batch_files(&ctx, &vs, &batch, q).await?
+            }
+            DownloadFile { file_id } => return files::content(&ctx, &path_id(file_id)?).await,
             ListAssistants => assistants::list(&ctx, query).await?,
             CreateAssistant => assistants::create(&ctx, body).await?,
-            GetAssistant { assistant_id } => assistants::get(&ctx, assistant_id).await?,
+            GetAssistant { assistant_id } => assistants::get(&ctx, &path_id(assistant_id)?).await?,
             ModifyAssistant { assistant_id } => {
-                assistants::modify(&ctx, assistant_id, body).await?
+                assistants::modify(&ctx, &path_id(assistant_id)?, body).await?
             }
-            DeleteAssistant { assistant_id } => assistants::delete(&ctx, assistant_id).await?,
+            DeleteAssistant { assistant_id } => {
+                assistants::delete(&ctx, &path_id(assistant_id)?).await?
+            }
 
             CreateThread => threads::create(&ctx, body).await?,
-            GetThread { thread_id } => threads::get(&ctx, thread_id).await?,
-            ModifyThread { thread_id } => threads::modify(&ctx, thread_id, body).await?,
-            DeleteThread { thread_id } => threads::delete(&ctx, thread_id).await?,
+            GetThread { thread_id } => threads::get(&ctx, &path_id(thread_id)?).await?,
+            ModifyThread { thread_id } => threads::modify(&ctx, &path_id(thread_id)?, body).await?,
+            DeleteThread { thread_id } => threads::delete(&ctx, &path_id(thread_id)?).await?,
             CreateThreadAndRun => {
                 let (thread, record, stream) =
                     runs::create_thread_and_run(&ctx, body, queue_unless_streaming).await?;
@@ -221,25 +257,37 @@ impl Backend for Stateful {
                 return runs::run_reply(&record, &ctx);
             }
 
-            ListMessages { thread_id } => messages::list(&ctx, thread_id, query).await?,
-            CreateMessage { thread_id } => messages::create(&ctx, thread_id, body).await?,
+            ListMessages { thread_id } => messages::list(&ctx, &path_id(thread_id)?, query).await?,
+            CreateMessage { thread_id } => {
+                messages::create(&ctx, &path_id(thread_id)?, body).await?
+            }
             GetMessage {
                 thread_id,
                 message_id,
-            } => messages::get(&ctx, thread_id, message_id).await?,
+            } => {
+                let (thread, message) = (path_id(thread_id)?, path_id(message_id)?);
+                messages::get(&ctx, &thread, &message).await?
+            }
             ModifyMessage {
                 thread_id,
                 message_id,
-            } => messages::modify(&ctx, thread_id, message_id, body).await?,
+            } => {
+                let (thread, message) = (path_id(thread_id)?, path_id(message_id)?);
+                messages::modify(&ctx, &thread, &message, body).await?
+            }
             DeleteMessage {
                 thread_id,
                 message_id,
-            } => messages::delete(&ctx, thread_id, message_id).await?,
+            } => {
+                let (thread, message) = (path_id(thread_id)?, path_id(message_id)?);
+                messages::delete(&ctx, &thread, &message).await?
+            }
 
-            ListRuns { thread_id } => runs::list(&ctx, thread_id, query).await?,
+            ListRuns { thread_id } => runs::list(&ctx, &path_id(thread_id)?, query).await?,
             CreateRun { thread_id } => {
+                let thread_id: ThreadId = path_id(thread_id)?;
                 let (record, stream) =
-                    runs::create(&ctx, thread_id, query, body, queue_unless_streaming).await?;
+                    runs::create(&ctx, &thread_id, query, body, queue_unless_streaming).await?;
                 if stream {
                     let opening = vec![
                         ("thread.run.created", run_value(&record)),
@@ -249,24 +297,26 @@ impl Backend for Stateful {
                 }
                 return runs::run_reply(&record, &ctx);
             }
-            GetRun { thread_id, run_id } => return runs::get(&ctx, thread_id, run_id).await,
-            ModifyRun { thread_id, run_id } => {
-                return runs::modify(&ctx, thread_id, run_id, body).await
+            GetRun { thread_id, run_id } => {
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                return runs::get(&ctx, &thread, &run).await;
             }
-            CancelRun { thread_id, run_id } => return runs::cancel(&ctx, thread_id, run_id).await,
+            ModifyRun { thread_id, run_id } => {
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                return runs::modify(&ctx, &thread, &run, body).await;
+            }
+            CancelRun { thread_id, run_id } => {
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                return runs::cancel(&ctx, &thread, &run).await;
+            }
             SubmitToolOutputs { thread_id, run_id } => {
-                let (record, stream) = runs::submit_tool_outputs(
-                    &ctx,
-                    thread_id,
-                    run_id,
-                    body,
-                    queue_unless_streaming,
-                )
-                .await?;
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                let (record, stream) =
+                    tool_outputs::submit(&ctx, &thread, &run, body, queue_unless_streaming).await?;
                 if stream {
                     let mut opening = Vec::new();
                     if let Some(round) = record.rounds.last() {
-                        let step = runs::load_step(&ctx, &record, &round.step_id).await?;
+                        let step = run_steps::load_step(&ctx, &record, &round.step_id).await?;
                         opening.push(("thread.run.step.completed", step));
                     }
                     opening.push(("thread.run.queued", run_value(&record)));
@@ -275,13 +325,20 @@ impl Backend for Stateful {
                 return runs::run_reply(&record, &ctx);
             }
             ListRunSteps { thread_id, run_id } => {
-                runs::list_steps(&ctx, thread_id, run_id, query).await?
+                let q = run_steps::list_query(query)?;
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                run_steps::list(&ctx, &thread, &run, q).await?
             }
             GetRunStep {
                 thread_id,
                 run_id,
                 step_id,
-            } => runs::get_step(&ctx, thread_id, run_id, step_id, query).await?,
+            } => {
+                let include = run_steps::check_include(query)?;
+                let step: StepId = path_id(step_id)?;
+                let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
+                run_steps::get(&ctx, &thread, &run, &step, include).await?
+            }
 
             other => return Err(ApiError::NotImplemented(other.name())),
         };

@@ -7,6 +7,7 @@ use super::vector_stores;
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{derived_id, new_id, Kind};
+use crate::ids::{FileId, ThreadId};
 use crate::model::claim::{self, Claim};
 use crate::model::message::Message;
 use crate::model::now;
@@ -72,7 +73,11 @@ pub async fn create_from(
     // Attached files must exist before anything is stored.
     for (i, m) in new_messages.iter().enumerate() {
         for (j, a) in m.attachments.iter().enumerate() {
-            if let Err(ApiError::NotFound { .. }) = super::files::load(ctx, &a.file_id).await {
+            let found = match super::known_id::<FileId>(&a.file_id) {
+                Ok(id) => super::files::load(ctx, &id).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(ApiError::NotFound { .. }) = found {
                 let p = format!("{}[{i}].attachments[{j}].file_id", field("messages"));
                 return Err(ApiError::invalid_param(
                     &p,
@@ -106,7 +111,7 @@ pub async fn create_from(
     if attached {
         // The attachments gave the thread a vector store or code_interpreter files after
         // it was written: answer with the thread as stored now, as a GET would show it.
-        return load_record(ctx, &record.thread.id).await;
+        return load_record(ctx, &super::known_id(&record.thread.id)?).await;
     }
     Ok(record)
 }
@@ -117,24 +122,25 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Reads a thread record of this tenant, or the 404.
-pub async fn load_record(ctx: &Ctx, thread_id: &str) -> Result<ThreadRecord, ApiError> {
+pub async fn load_record(ctx: &Ctx, thread_id: &ThreadId) -> Result<ThreadRecord, ApiError> {
     Ok(load_tagged(ctx, thread_id).await?.0)
 }
 
 /// `load_record` with the record's ETag (for a conditional update without another read).
-pub async fn load_tagged(ctx: &Ctx, thread_id: &str) -> Result<(ThreadRecord, ETag), ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
+pub async fn load_tagged(
+    ctx: &Ctx,
+    thread_id: &ThreadId,
+) -> Result<(ThreadRecord, ETag), ApiError> {
     thread::load(ctx.store.as_ref(), &ctx.tenant, thread_id)
         .await?
         .ok_or_else(|| ApiError::not_found(Kind::Thread, thread_id))
 }
 
-pub async fn get(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, thread_id: &ThreadId) -> Result<Value, ApiError> {
     to_value(&load_record(ctx, thread_id).await?.thread)
 }
 
-pub async fn modify(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
+pub async fn modify(ctx: &Ctx, thread_id: &ThreadId, body: &[u8]) -> Result<Value, ApiError> {
     let req: ModifyThread = parse_required_body(body)?;
     if let Some(Some(m)) = &req.metadata {
         metadata("metadata", m)?;
@@ -160,8 +166,7 @@ pub async fn modify(ctx: &Ctx, thread_id: &str, body: &[u8]) -> Result<Value, Ap
     }
 }
 
-pub async fn delete(ctx: &Ctx, thread_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::Thread, thread_id)?;
+pub async fn delete(ctx: &Ctx, thread_id: &ThreadId) -> Result<Value, ApiError> {
     // The record goes first, so the thread is gone for every reader at once; then whatever
     // was under it (messages, runs, steps).
     let key = keys::thread(&ctx.tenant, thread_id);
@@ -212,18 +217,20 @@ pub async fn add_attachments(
     let mut search: Vec<String> = Vec::new();
     let mut code: Vec<String> = Vec::new();
     for (i, a) in attachments.iter().enumerate() {
-        super::files::load(ctx, &a.file_id)
-            .await
-            .map_err(|e| match e {
-                ApiError::NotFound { .. } => ApiError::invalid_param(
-                    &format!("{param}[{i}].file_id"),
-                    format!(
-                        "No file found with id '{}'.",
-                        crate::error::shown(&a.file_id)
-                    ),
+        let file = match super::known_id::<FileId>(&a.file_id) {
+            Ok(id) => super::files::load(ctx, &id).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        file.map_err(|e| match e {
+            ApiError::NotFound { .. } => ApiError::invalid_param(
+                &format!("{param}[{i}].file_id"),
+                format!(
+                    "No file found with id '{}'.",
+                    crate::error::shown(&a.file_id)
                 ),
-                other => other,
-            })?;
+            ),
+            other => other,
+        })?;
         for tool in &a.tools {
             let list = match tool {
                 AttachmentTool::FileSearch {} => &mut search,
@@ -237,7 +244,7 @@ pub async fn add_attachments(
     if search.is_empty() && code.is_empty() {
         return Ok(());
     }
-    let thread = load_record(ctx, thread_id).await?;
+    let thread = load_record(ctx, &super::known_id(thread_id)?).await?;
     let mut store_id = None;
     if !search.is_empty() {
         let strategy = super::types::chunking("chunking_strategy", None)?;
@@ -248,7 +255,7 @@ pub async fn add_attachments(
             .as_ref()
             .and_then(|fs| fs.vector_store_ids.first().cloned());
         let usable = match existing {
-            Some(id) => match vector_stores::load(ctx, &id).await {
+            Some(id) => match vector_stores::load(ctx, &super::known_id(&id)?).await {
                 Ok(_) => Some(id),
                 Err(ApiError::NotFound { .. }) => None,
                 Err(e) => return Err(e),

@@ -6,8 +6,8 @@
 
 use super::validate::{self, max_chars, max_items, range};
 use crate::error::ApiError;
-use crate::ids::Kind;
-use crate::model::message::Message;
+use crate::ids::{FileId, VectorStoreId};
+use crate::model::message::{Message, MessageStatus};
 use crate::model::now;
 use crate::model::values::{
     text_part, Attachment, CodeInterpreterResources, ContentPart, FileSearchResources, ImageFile,
@@ -174,7 +174,7 @@ fn vector_store_helpers(param: &str, items: Vec<Value>) -> Result<Vec<NewVectorS
         })?;
         max_items(&format!("{p}.file_ids"), &helper.file_ids, 10_000)?;
         for (j, id) in helper.file_ids.iter().enumerate() {
-            validate::id(&format!("{p}.file_ids[{j}]"), Kind::File, id)?;
+            validate::id::<FileId>(&format!("{p}.file_ids[{j}]"), id)?;
         }
         let chunking_strategy = chunking(
             &format!("{p}.chunking_strategy"),
@@ -208,7 +208,7 @@ impl ToolResourcesRequest {
                 let p = format!("{param}.code_interpreter.file_ids");
                 max_items(&p, &ci.file_ids, 20)?;
                 for (i, id) in ci.file_ids.iter().enumerate() {
-                    validate::id(&format!("{p}[{i}]"), Kind::File, id)?;
+                    validate::id::<FileId>(&format!("{p}[{i}]"), id)?;
                 }
                 Some(ci)
             }
@@ -258,7 +258,7 @@ impl ToolResourcesRequest {
                 };
                 max_items(&p, &ids, 1)?;
                 for (i, id) in ids.iter().enumerate() {
-                    validate::id(&format!("{p}[{i}]"), Kind::VectorStore, id)?;
+                    validate::id::<VectorStoreId>(&format!("{p}[{i}]"), id)?;
                 }
                 Some(FileSearchResources {
                     vector_store_ids: ids,
@@ -437,9 +437,8 @@ pub fn parse_content(param: &str, content: &Value) -> Result<Vec<ContentPart>, A
                         text_part(text)
                     }
                     InputPart::ImageFile { image_file } => {
-                        validate::id(
+                        validate::id::<FileId>(
                             &format!("{p}.image_file.file_id"),
-                            Kind::File,
                             &image_file.file_id,
                         )?;
                         detail(
@@ -489,7 +488,7 @@ fn detail(param: &str, value: Option<&str>) -> Result<(), ApiError> {
 
 pub fn validate_attachments(param: &str, attachments: &[Attachment]) -> Result<(), ApiError> {
     for (i, a) in attachments.iter().enumerate() {
-        validate::id(&format!("{param}[{i}].file_id"), Kind::File, &a.file_id)?;
+        validate::id::<FileId>(&format!("{param}[{i}].file_id"), &a.file_id)?;
     }
     Ok(())
 }
@@ -612,7 +611,7 @@ impl NewMessage {
             object: "thread.message".into(),
             created_at,
             thread_id: thread_id.to_string(),
-            status: "completed".into(),
+            status: MessageStatus::Completed,
             incomplete_details: None,
             completed_at: Some(created_at),
             incomplete_at: None,

@@ -2,7 +2,7 @@
 //! the field (`param`) in OpenAI's words.
 
 use crate::error::ApiError;
-use crate::ids::{self, Kind};
+use crate::ids::TypedId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
@@ -267,24 +267,28 @@ pub fn max_items<T>(param: &str, items: &[T], max: usize) -> Result<(), ApiError
     Ok(())
 }
 
-/// An id in a request body or query: it must have the kind's prefix (as OpenAI answered).
-pub fn id(param: &str, kind: Kind, value: &str) -> Result<(), ApiError> {
-    if !value.starts_with(kind.prefix().trim_end_matches(['_', '-'])) {
+/// An id in a request body or query, parsed where the body is validated: it must have the
+/// kind's prefix (a 400, as OpenAI answered). One with the prefix that is malformed can name
+/// nothing: it is `None`, which the caller answers as a missing object (a 404) where it
+/// would have looked the object up.
+pub fn id<T: TypedId>(param: &str, value: &str) -> Result<Option<T>, ApiError> {
+    let stem = T::KIND.prefix().trim_end_matches(['_', '-']);
+    if !value.starts_with(stem) {
         return Err(ApiError::invalid_param(
             param,
             format!(
-                "Invalid '{param}': '{}'. Expected an ID that begins with '{}'.",
+                "Invalid '{param}': '{}'. Expected an ID that begins with '{stem}'.",
                 crate::error::shown(value),
-                kind.prefix().trim_end_matches(['_', '-'])
             ),
         ));
     }
-    Ok(())
+    Ok(T::parse(value))
 }
 
-/// Whether `value` can name a stored object of `kind` (well-formed ids only).
-pub fn is_storable(kind: Kind, value: &str) -> bool {
-    ids::is_valid(kind, value)
+/// An id in a request body that must name an object at once: a wrong prefix is a 400, a
+/// malformed id the 404 of the object it cannot name.
+pub fn existing_id<T: TypedId>(param: &str, value: &str) -> Result<T, ApiError> {
+    id::<T>(param, value)?.ok_or_else(|| ApiError::not_found(T::KIND, value))
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::validate::{self, parse_body};
 use super::vector_stores::{load, update_store};
 use crate::context::Ctx;
 use crate::error::ApiError;
+use crate::ids::VectorStoreId;
 use crate::model::now;
 use crate::model::vector_store::expires_at;
 use crate::retrieval::search;
@@ -104,7 +105,16 @@ pub fn validate_filter(filter: &Value, param: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// A search request, checked (before the path's id, as it always was).
+pub struct Search {
+    queries: Vec<String>,
+    limit: usize,
+    min_score: f32,
+    filters: Option<Value>,
+}
+
+/// Checks a search request.
+pub fn check(body: &[u8]) -> Result<Search, ApiError> {
     let req: SearchRequest = parse_body(body)?;
     // Checked here, before the search: `search_store` takes the filter as valid.
     if let Some(f) = &req.filters {
@@ -165,16 +175,24 @@ pub async fn search(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiErr
         }
     };
     let _ = req.rewrite_query;
-    let record = load(ctx, vs_id).await?;
-    let data = search::search_store(
-        ctx,
-        &record,
-        &queries,
+    Ok(Search {
+        queries,
         limit,
         min_score,
-        req.filters.as_ref(),
-    )
-    .await?;
+        filters: req.filters,
+    })
+}
+
+pub async fn search(ctx: &Ctx, vs_id: &VectorStoreId, request: Search) -> Result<Value, ApiError> {
+    let Search {
+        queries,
+        limit,
+        min_score,
+        filters,
+    } = request;
+    let record = load(ctx, vs_id).await?;
+    let data =
+        search::search_store(ctx, &record, &queries, limit, min_score, filters.as_ref()).await?;
     // Searching keeps the store active (its expiry counts from the last activity).
     let at = now();
     update_store(ctx, vs_id, |r| {

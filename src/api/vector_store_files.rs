@@ -11,6 +11,7 @@ use super::vector_stores::{enqueue_ingestion, load, update_store, write_file_rec
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::Kind;
+use crate::ids::{FileId, VectorStoreId};
 use crate::model::vector_store::{VectorStoreFileRecord, VectorStoreFileStatus, VectorStoreRecord};
 use crate::retrieval::index::ChunkSet;
 use crate::store::{self, keys, Update};
@@ -72,16 +73,43 @@ pub(super) fn validate_attributes(
     Ok(())
 }
 
-/// Attaches one file (`POST /vector_stores/{id}/files`).
-pub async fn create_file(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// A request to attach one file, checked (before the path's ids, as it always was).
+pub struct NewStoreFile {
+    req: CreateVectorStoreFile,
+    /// `None`: the id has the prefix but is malformed, the file's 404 where it is read.
+    file_id: Option<FileId>,
+    strategy: Value,
+}
+
+/// Checks a request to attach one file.
+pub fn check_create_file(body: &[u8]) -> Result<NewStoreFile, ApiError> {
     let req: CreateVectorStoreFile = parse_body(body)?;
-    validate::id("file_id", Kind::File, &req.file_id)?;
+    let file_id: Option<FileId> = validate::id("file_id", &req.file_id)?;
     let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
     if let Some(a) = &req.attributes {
         validate_attributes("attributes", a)?;
     }
+    Ok(NewStoreFile {
+        req,
+        file_id,
+        strategy,
+    })
+}
+
+/// Attaches one file (`POST /vector_stores/{id}/files`).
+pub async fn create_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    new: NewStoreFile,
+) -> Result<Value, ApiError> {
+    let NewStoreFile {
+        req,
+        file_id,
+        strategy,
+    } = new;
     load(ctx, vs_id).await?;
-    files::load(ctx, &req.file_id).await?;
+    let file_id = file_id.ok_or_else(|| ApiError::not_found(Kind::File, &req.file_id))?;
+    files::load(ctx, &file_id).await?;
     let (record, added) =
         write_file_record(ctx, vs_id, &req.file_id, strategy, req.attributes, None).await?;
     if added {
@@ -98,11 +126,9 @@ pub async fn create_file(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, A
 
 pub async fn load_file(
     ctx: &Ctx,
-    vs_id: &str,
-    file_id: &str,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
 ) -> Result<VectorStoreFileRecord, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::File, file_id)?;
     match store::get_json::<VectorStoreFileRecord>(
         ctx.store.as_ref(),
         &keys::vector_store_file(&ctx.tenant, vs_id, file_id),
@@ -117,7 +143,11 @@ pub async fn load_file(
     }
 }
 
-pub async fn get_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<super::Reply, ApiError> {
+pub async fn get_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
+) -> Result<super::Reply, ApiError> {
     let record = load_file(ctx, vs_id, file_id).await?;
     Ok(super::Reply::Json {
         body: to_value(&record.file)?,
@@ -125,16 +155,21 @@ pub async fn get_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<super::Re
     })
 }
 
-pub async fn update_file(
-    ctx: &Ctx,
-    vs_id: &str,
-    file_id: &str,
-    body: &[u8],
-) -> Result<Value, ApiError> {
+/// Checks a request to change a file's attributes (before the path's ids, as it always was).
+pub(crate) fn check_update_file(body: &[u8]) -> Result<UpdateAttributes, ApiError> {
     let req: UpdateAttributes = parse_body(body)?;
     if let Some(a) = &req.attributes {
         validate_attributes("attributes", a)?;
     }
+    Ok(req)
+}
+
+pub(crate) async fn update_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
+    req: UpdateAttributes,
+) -> Result<Value, ApiError> {
     load_file(ctx, vs_id, file_id).await?;
     let key = keys::vector_store_file(&ctx.tenant, vs_id, file_id);
     let updated = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
@@ -178,9 +213,11 @@ pub async fn detach(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<bool, ApiEr
     Ok(true)
 }
 
-pub async fn delete_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
-    super::path_id(Kind::File, file_id)?;
+pub async fn delete_file(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
+) -> Result<Value, ApiError> {
     if !detach(ctx, vs_id, file_id).await? {
         load(ctx, vs_id).await?;
         return Err(ApiError::not_found(Kind::File, file_id));
@@ -189,7 +226,7 @@ pub async fn delete_file(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value,
 }
 
 /// Detaches a (deleted) file from every store that has it.
-pub async fn detach_everywhere(ctx: &Ctx, file_id: &str) -> Result<(), ApiError> {
+pub async fn detach_everywhere(ctx: &Ctx, file_id: &FileId) -> Result<(), ApiError> {
     for key in store::list_all(ctx.store.as_ref(), &keys::file_links(&ctx.tenant, file_id)).await? {
         let vs_id = keys::last_segment(&key).to_string();
         detach(ctx, &vs_id, file_id).await?;
@@ -212,9 +249,17 @@ pub(super) fn status_filter(query: &Query) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub async fn list_files(ctx: &Ctx, vs_id: &str, query: &Query) -> Result<Value, ApiError> {
-    let q = ListQuery::parse(query, 100, 20)?;
-    let filter = status_filter(query)?;
+/// A listing of a store's (or a batch's) files, its query checked (before the path's ids,
+/// as it always was): the page and the status filter.
+pub fn list_query(query: &Query) -> Result<(ListQuery, Option<String>), ApiError> {
+    Ok((ListQuery::parse(query, 100, 20)?, status_filter(query)?))
+}
+
+pub async fn list_files(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    (q, filter): (ListQuery, Option<String>),
+) -> Result<Value, ApiError> {
     load(ctx, vs_id).await?;
     let page = list_objects(
         &ctx.store,
@@ -231,7 +276,11 @@ pub async fn list_files(ctx: &Ctx, vs_id: &str, query: &Query) -> Result<Value, 
     Ok(without_internal_fields(page))
 }
 
-pub async fn file_content(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<Value, ApiError> {
+pub async fn file_content(
+    ctx: &Ctx,
+    vs_id: &VectorStoreId,
+    file_id: &FileId,
+) -> Result<Value, ApiError> {
     load_file(ctx, vs_id, file_id).await?;
     let data: Vec<Value> = match ctx
         .store

@@ -13,11 +13,12 @@ use super::validate::{self, max_chars, max_items, metadata, nullable, parse_requ
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::ids::{new_id, Kind};
+use crate::ids::{FileId, VectorStoreId};
 use crate::model::now;
 use crate::model::values::Metadata;
 use crate::model::vector_store::{
     self, expires_at, FileCounts, VectorStore, VectorStoreFile, VectorStoreFileRecord,
-    VectorStoreFileStatus, VectorStoreRecord,
+    VectorStoreFileStatus, VectorStoreRecord, VectorStoreStatus,
 };
 use crate::queue::{FileIngest, WorkItem};
 use crate::store::{self, keys, PutMode, Update};
@@ -90,8 +91,7 @@ fn expiry(value: Option<&Value>) -> Result<Option<Value>, ApiError> {
     Ok(Some(json!({"anchor": "last_active_at", "days": days})))
 }
 
-pub async fn load(ctx: &Ctx, vs_id: &str) -> Result<VectorStoreRecord, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
+pub async fn load(ctx: &Ctx, vs_id: &VectorStoreId) -> Result<VectorStoreRecord, ApiError> {
     vector_store::load(ctx.store.as_ref(), &ctx.tenant, vs_id)
         .await?
         .ok_or_else(|| ApiError::not_found(Kind::VectorStore, vs_id))
@@ -112,8 +112,8 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     let expires_after = expiry(req.expires_after.as_ref())?;
     let strategy = chunking("chunking_strategy", req.chunking_strategy.as_ref())?;
     for (i, id) in file_ids.iter().enumerate() {
-        validate::id(&format!("file_ids[{i}]"), Kind::File, id)?;
-        files::load(ctx, id).await?;
+        let id: FileId = validate::existing_id(&format!("file_ids[{i}]"), id)?;
+        files::load(ctx, &id).await?;
     }
     let new = NewStore {
         name: req.name.unwrap_or_default(),
@@ -155,7 +155,7 @@ pub async fn create_store(
             name: new.name,
             usage_bytes: 0,
             file_counts: FileCounts::default(),
-            status: "completed".into(),
+            status: VectorStoreStatus::Completed,
             expires_at: expires_at(new.expires_after.as_ref(), at),
             expires_after: new.expires_after,
             last_active_at: Some(at),
@@ -181,7 +181,7 @@ pub async fn create_store(
     match store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await {
         Ok(_) => {}
         Err(store::StoreError::Conflict) => {
-            return Ok((load(ctx, &record.store.id).await?, false));
+            return Ok((load(ctx, &super::known_id(&record.store.id)?).await?, false));
         }
         Err(e) => return Err(e.into()),
     }
@@ -239,7 +239,11 @@ pub async fn create_requested(
     let mut resources = requested.resources;
     for (i, r) in requested.new_vector_stores.into_iter().enumerate() {
         for (j, id) in r.file_ids.iter().enumerate() {
-            files::load(ctx, id).await.map_err(|e| match e {
+            let file = match super::known_id::<FileId>(id) {
+                Ok(file_id) => files::load(ctx, &file_id).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            file.map_err(|e| match e {
                 ApiError::NotFound { .. } => ApiError::invalid_param(
                     &format!("{param}.file_search.vector_stores[{i}].file_ids[{j}]"),
                     format!("No file found with id '{}'.", crate::error::shown(id)),
@@ -344,12 +348,11 @@ pub async fn update_store(
     Ok(())
 }
 
-pub async fn get(ctx: &Ctx, vs_id: &str) -> Result<Value, ApiError> {
+pub async fn get(ctx: &Ctx, vs_id: &VectorStoreId) -> Result<Value, ApiError> {
     to_value(&load(ctx, vs_id).await?.store)
 }
 
-pub async fn modify(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
+pub async fn modify(ctx: &Ctx, vs_id: &VectorStoreId, body: &[u8]) -> Result<Value, ApiError> {
     let req: ModifyVectorStore = parse_required_body(body)?;
     if let Some(Some(n)) = &req.name {
         max_chars("name", n, 256)?;
@@ -387,8 +390,7 @@ pub async fn modify(ctx: &Ctx, vs_id: &str, body: &[u8]) -> Result<Value, ApiErr
     }
 }
 
-pub async fn delete(ctx: &Ctx, vs_id: &str) -> Result<Value, ApiError> {
-    super::path_id(Kind::VectorStore, vs_id)?;
+pub async fn delete(ctx: &Ctx, vs_id: &VectorStoreId) -> Result<Value, ApiError> {
     if !ctx
         .store
         .delete(&keys::vector_store(&ctx.tenant, vs_id))

@@ -9,7 +9,7 @@ use super::{file_search, run_value, Engine, Moved, Stop};
 use crate::context::Ctx;
 use crate::ids::{derived_id, Kind};
 use crate::llm::{Completion, Usage};
-use crate::model::message::Message;
+use crate::model::message::{Message, MessageStatus};
 use crate::model::now;
 use crate::model::run::{
     self as run_ids, answer_message_id, RoundCall, RunRecord, RunStatus, ToolRound,
@@ -491,9 +491,9 @@ impl Engine {
 /// The assistant message of this attempt as the turn decided it.
 fn answer_message(live: &LiveTurn<'_>, m: &MessageWrite) -> Message {
     let (status, reason) = if m.incomplete {
-        ("incomplete", Some("max_tokens"))
+        (MessageStatus::Incomplete, Some("max_tokens"))
     } else {
-        ("completed", None)
+        (MessageStatus::Completed, None)
     };
     live.message(m.content.clone(), status, reason)
 }

@@ -10,6 +10,7 @@ use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::model::run::{RoundCall, RunRecord, SearchHit, ServerCall};
 use crate::model::values::Tool;
+use crate::model::vector_store::VectorStoreStatus;
 use crate::model::{assistant, vector_store};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -106,7 +107,7 @@ pub async fn wait_until_ready(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiEr
         let mut pending = false;
         for id in vector_store_ids(ctx, record).await? {
             let found = vector_store::load(ctx.store.as_ref(), &ctx.tenant, &id).await?;
-            if found.is_some_and(|s| s.store.status == "in_progress") {
+            if found.is_some_and(|s| s.store.status == VectorStoreStatus::InProgress) {
                 pending = true;
             }
         }
@@ -199,7 +200,7 @@ pub async fn run_call(
     let mut hits: Vec<SearchHit> = Vec::new();
     for vs_id in vector_store_ids(ctx, record).await? {
         let store = match vector_store::load(ctx.store.as_ref(), &ctx.tenant, &vs_id).await? {
-            Some(s) if s.store.status != "expired" => s,
+            Some(s) if s.store.status != VectorStoreStatus::Expired => s,
             _ => continue,
         };
         let found =

@@ -8,7 +8,7 @@ use super::events::EventSink;
 use super::partial_json::{string_field_prefix, FieldStream};
 use super::{citations, code_interpreter, file_search};
 use crate::llm::{Delta, ToolCall, Usage};
-use crate::model::message::Message;
+use crate::model::message::{Message, MessageStatus};
 use crate::model::now;
 use crate::model::run::{
     answer_message_id, message_step_id, tool_step_id, RunRecord, ServerCall, ToolRound,
@@ -179,7 +179,7 @@ impl<'a> LiveTurn<'a> {
     pub fn message(
         &self,
         content: Vec<ContentPart>,
-        status: &str,
+        status: MessageStatus,
         reason: Option<&str>,
     ) -> Message {
         let at = now();
@@ -188,10 +188,10 @@ impl<'a> LiveTurn<'a> {
             object: "thread.message".into(),
             created_at: at,
             thread_id: self.thread_id.clone(),
-            status: status.into(),
+            status,
             incomplete_details: reason.map(|r| json!({"reason": r})),
-            completed_at: (status == "completed").then_some(at),
-            incomplete_at: (status == "incomplete").then_some(at),
+            completed_at: (status == MessageStatus::Completed).then_some(at),
+            incomplete_at: (status == MessageStatus::Incomplete).then_some(at),
             role: "assistant".into(),
             content,
             assistant_id: Some(self.assistant_id.clone()),
@@ -230,7 +230,7 @@ impl<'a> LiveTurn<'a> {
         let step = serde_json::to_value(&step).unwrap_or(Value::Null);
         self.sink.emit("thread.run.step.created", step.clone());
         self.sink.emit("thread.run.step.in_progress", step);
-        let mut message = self.message(Vec::new(), "in_progress", None);
+        let mut message = self.message(Vec::new(), MessageStatus::InProgress, None);
         message.completed_at = None;
         let message = serde_json::to_value(&message).unwrap_or(Value::Null);
         self.sink.emit("thread.message.created", message.clone());
@@ -412,7 +412,7 @@ impl<'a> LiveTurn<'a> {
                 self.stream_annotation(annotation.clone());
             }
         }
-        let event = if message.status == "incomplete" {
+        let event = if message.status == MessageStatus::Incomplete {
             "thread.message.incomplete"
         } else {
             "thread.message.completed"
@@ -461,7 +461,7 @@ impl<'a> LiveTurn<'a> {
         let message = self.message_open.then(|| {
             let message = self.message(
                 vec![text_part(self.text.clone())],
-                "incomplete",
+                MessageStatus::Incomplete,
                 Some(reason),
             );
             let mut step = self.message_step(step_status, None);

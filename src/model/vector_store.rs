@@ -153,6 +153,52 @@ impl std::fmt::Display for FileBatchStatus {
     }
 }
 
+/// Where a vector store is, stored and answered as these strings; derived from its file
+/// counts and expiry (`VectorStoreRecord::refresh_status`) whenever it is read or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VectorStoreStatus {
+    InProgress,
+    Completed,
+    Expired,
+}
+
+impl VectorStoreStatus {
+    pub const ALL: [VectorStoreStatus; 3] = [
+        VectorStoreStatus::InProgress,
+        VectorStoreStatus::Completed,
+        VectorStoreStatus::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VectorStoreStatus::InProgress => "in_progress",
+            VectorStoreStatus::Completed => "completed",
+            VectorStoreStatus::Expired => "expired",
+        }
+    }
+
+    /// Whether a store in this status may be in `next` later, as `refresh_status` moves
+    /// it: between `in_progress` and `completed` as files are added and end; to `expired`
+    /// when its expiry passes; out of `expired` only when its expiry is changed to a later
+    /// one (modify's `expires_after`), to whatever its files make it. Staying is no move.
+    pub fn can_become(self, next: VectorStoreStatus) -> bool {
+        use VectorStoreStatus::*;
+        matches!(
+            (self, next),
+            (InProgress, Completed | Expired)
+                | (Completed, InProgress | Expired)
+                | (Expired, InProgress | Completed)
+        )
+    }
+}
+
+impl std::fmt::Display for VectorStoreStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A vector store: files chunked and embedded for search.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VectorStore {
@@ -165,7 +211,7 @@ pub struct VectorStore {
     pub usage_bytes: u64,
     pub file_counts: FileCounts,
     #[schema(value_type = super::schemas::VectorStoreStatus)]
-    pub status: String,
+    pub status: VectorStoreStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = super::schemas::VectorStoreExpiresAfter)]
     pub expires_after: Option<Value>,
@@ -193,13 +239,12 @@ impl VectorStoreRecord {
     pub fn refresh_status(&mut self) {
         let s = &mut self.store;
         s.status = if s.expires_at.is_some_and(|t| t <= now()) {
-            "expired"
+            VectorStoreStatus::Expired
         } else if s.file_counts.in_progress > 0 {
-            "in_progress"
+            VectorStoreStatus::InProgress
         } else {
-            "completed"
-        }
-        .into();
+            VectorStoreStatus::Completed
+        };
     }
 }
 
@@ -412,5 +457,32 @@ mod tests {
         }
         assert!(serde_json::from_value::<VectorStoreFileStatus>(json!("expired")).is_err());
         assert!(serde_json::from_value::<FileBatchStatus>(json!("queued")).is_err());
+    }
+
+    #[test]
+    fn a_store_status_moves_as_its_files_and_expiry_make_it() {
+        use super::VectorStoreStatus;
+        use super::VectorStoreStatus::*;
+        for (from, to) in [
+            (InProgress, Completed),
+            (InProgress, Expired),
+            (Completed, InProgress),
+            (Completed, Expired),
+            (Expired, InProgress),
+            (Expired, Completed),
+        ] {
+            assert!(from.can_become(to), "{from} -> {to}");
+        }
+        for status in VectorStoreStatus::ALL {
+            assert!(!status.can_become(status), "{status} -> {status}");
+        }
+        let strings = ["in_progress", "completed", "expired"];
+        for (status, s) in VectorStoreStatus::ALL.into_iter().zip(strings) {
+            assert_eq!(serde_json::to_value(status).ok(), Some(json!(s)));
+            assert_eq!(status.as_str(), s);
+            let back: Option<VectorStoreStatus> = serde_json::from_value(json!(s)).ok();
+            assert_eq!(back, Some(status));
+        }
+        assert!(serde_json::from_value::<VectorStoreStatus>(json!("cancelled")).is_err());
     }
 }
