@@ -28,6 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::store::azure::{self, request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
+use crate::webhooks::Webhooks;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -135,6 +136,8 @@ fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, Strin
         ),
         settings.ingest.clone(),
     ));
+    let webhooks = Webhooks::new(settings.webhooks.clone())?;
+    webhooks.warn_about_private_endpoints();
     let engine = Arc::new(Engine::new(
         store.clone(),
         queue.clone(),
@@ -142,6 +145,7 @@ fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, Strin
         Arc::new(settings.runs.clone()),
         retrieval.clone(),
         Arc::new(SharedCodeInterpreter::from_settings(settings)),
+        Arc::new(webhooks),
         shutdown.clone(),
     ));
     Ok(Stored {
@@ -153,13 +157,22 @@ fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, Strin
     })
 }
 
-/// The delivery policy of this process's consumer, whose slots hold at most `total` items.
+/// The delivery policy of this process's consumer, whose slots hold at most `total` items;
+/// webhook deliveries have `WEBHOOK_CONCURRENCY` slots of their own (half of them for one
+/// tenant when several share them), so that a slow receiver never takes a run's slot.
 fn policy(stored: &Stored, settings: &Settings, total: usize, shutdown: &Shutdown) -> Arc<Policy> {
     let handler: Arc<dyn WorkHandler> = stored.engine.clone();
     let runs = &settings.runs;
-    Policy::new(
+    let hooks = settings.webhooks.concurrency;
+    let hooks_per_tenant = if runs.work_tenant_concurrency >= runs.work_concurrency {
+        hooks
+    } else {
+        hooks.div_ceil(2)
+    };
+    Policy::with_webhook_slots(
         handler,
         TenantSlots::new(total, runs.work_tenant_concurrency),
+        TenantSlots::new(hooks, hooks_per_tenant),
         runs.work_max_attempts,
         shutdown.clone(),
     )

@@ -43,6 +43,7 @@ use crate::queue::{DynQueue, FileIngest, Outcome, RunTurn, WorkHandler, WorkItem
 use crate::retrieval::Retrieval;
 use crate::shutdown::Shutdown;
 use crate::store::{self, keys, DynStore, ETag, PutMode, Update};
+use crate::webhooks::Webhooks;
 use async_trait::async_trait;
 use code_interpreter::CodeTurn;
 use events::{Discard, EventSink};
@@ -58,6 +59,8 @@ pub struct Engine {
     settings: Arc<RunSettings>,
     retrieval: Arc<Retrieval>,
     code_interpreter: Arc<SharedCodeInterpreter>,
+    /// Where run events go.
+    webhooks: Arc<Webhooks>,
     /// The process's shutdown: streamed turns stop at its grace, and background work
     /// (streamed turns, their watchdog items) is tracked by it.
     shutdown: Shutdown,
@@ -149,6 +152,7 @@ impl Engine {
         settings: Arc<RunSettings>,
         retrieval: Arc<Retrieval>,
         code_interpreter: Arc<SharedCodeInterpreter>,
+        webhooks: Arc<Webhooks>,
         shutdown: Shutdown,
     ) -> Self {
         Engine {
@@ -158,6 +162,7 @@ impl Engine {
             settings,
             retrieval,
             code_interpreter,
+            webhooks,
             shutdown,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
@@ -166,6 +171,11 @@ impl Engine {
     /// The `code_interpreter` tool's executor, shared with the API.
     pub fn code_interpreter(&self) -> &Arc<SharedCodeInterpreter> {
         &self.code_interpreter
+    }
+
+    /// Where run and vector-store events go, shared with the API.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
     }
 
     /// The process's shutdown, which owns the tasks that run streamed turns.
@@ -186,6 +196,7 @@ impl Engine {
             runs: self.settings.clone(),
             retrieval: self.retrieval.clone(),
             code_interpreter: self.code_interpreter.clone(),
+            webhooks: self.webhooks.clone(),
             tenant: tenant.to_string(),
         }
     }
@@ -212,6 +223,9 @@ impl Engine {
                 crate::retrieval::ingest::ingest(&ctx, file).await.map_err(
                     |crate::retrieval::ingest::IngestStop::Retry(reason)| Stop::Retry(reason),
                 )
+            }
+            WorkItem::Webhook(post) => {
+                return self.webhooks.deliver(self.store.as_ref(), post).await;
             }
         };
         match result {
@@ -316,7 +330,7 @@ impl Engine {
             return Err(Stop::Nothing);
         };
         if record.seq != item.seq {
-            return Err(Stop::Nothing);
+            return notify_found(&ctx, item, &record).await;
         }
         let redelivered = record.run.status == RunStatus::InProgress;
         if record.run.status == RunStatus::Queued && record.seq == 0 {
@@ -353,7 +367,7 @@ impl Engine {
             // Another delivery began this turn (it crashed, or timed out, or runs still):
             // take it over; what that delivery stored of it is settled when we commit.
             RunStatus::InProgress => (record, Some(etag)),
-            _ => return Err(Stop::Nothing),
+            _ => return notify_found(&ctx, item, &record).await,
         };
 
         // The thread's messages, oldest first.
@@ -803,7 +817,10 @@ impl Engine {
             }
         };
         let record = match moved {
-            Moved::Applied(r) => r,
+            Moved::Applied(r) => {
+                notify_run(ctx, &r).await?;
+                r
+            }
             Moved::Cancelling => {
                 self.take_back(ctx, &written).await;
                 self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
@@ -828,6 +845,7 @@ impl Engine {
                         _ => "thread.run.failed",
                     };
                     live.sink.emit(event, run_value(&ended));
+                    notify_run(ctx, &ended).await?;
                 }
                 return Err(Stop::Nothing);
             }
@@ -1045,6 +1063,7 @@ impl Engine {
         match moved {
             Moved::Applied(r) => {
                 log::info!("run {} failed: {message}", r.run.id);
+                notify_run(ctx, &r).await?;
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.failed", run_value(&r));
                 Ok(())
@@ -1076,6 +1095,7 @@ impl Engine {
             .await?;
         match moved {
             Moved::Applied(r) => {
+                notify_run(ctx, &r).await?;
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.incomplete", run_value(&r));
                 Ok(())
@@ -1106,6 +1126,7 @@ impl Engine {
         })
         .await?;
         if let Some(Some(r)) = done {
+            notify_run(ctx, &r).await?;
             release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
             sink.emit("thread.run.cancelled", run_value(&r));
         }
@@ -1121,7 +1142,9 @@ impl Engine {
             return Err(Stop::Nothing);
         };
         if record.seq != item.seq || record.run.status != RunStatus::RequiresAction {
-            return Err(Stop::Nothing);
+            // Cancelled by the API meanwhile (the same turn), or expired by an earlier
+            // delivery of this item: its event may not have been queued.
+            return notify_found(&ctx, item, &record).await.map(|_| ());
         }
         let due = record.run.expires_at.unwrap_or(0);
         if now() < due {
@@ -1141,6 +1164,7 @@ impl Engine {
             })
             .await?;
         if let Moved::Applied(r) = moved {
+            notify_run(&ctx, &r).await?;
             if let Some(round) = r.rounds.last() {
                 let key = keys::step(&ctx.tenant, &r.run.thread_id, &r.run.id, &round.step_id);
                 step::finish(ctx.store.as_ref(), &key, StepStatus::Expired).await?;
@@ -1156,6 +1180,16 @@ impl Engine {
         let item = match item {
             WorkItem::Step(turn) | WorkItem::Expire(turn) => turn,
             WorkItem::Ingest(file) => return self.give_up_on_file(file, reason).await,
+            WorkItem::Webhook(post) => {
+                if let Err(e) = self
+                    .webhooks
+                    .dead_letter(self.store.as_ref(), post, reason)
+                    .await
+                {
+                    log::warn!("{e}");
+                }
+                return;
+            }
         };
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
@@ -1164,7 +1198,9 @@ impl Engine {
         let error = json!({"code": "server_error", "message": message});
         let ended = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
             if r.run.is_terminal() || r.run.status == RunStatus::RequiresAction {
-                return Ok::<_, ApiError>(Update::Keep(false));
+                // Ended by an earlier delivery, perhaps without its event.
+                let found = (r.seq == item.seq || r.seq == item.seq.wrapping_add(1)).then_some(r);
+                return Ok::<_, ApiError>(Update::Keep((false, found)));
             }
             if r.run.status == RunStatus::Cancelling {
                 r.run.status = RunStatus::Cancelled;
@@ -1177,18 +1213,25 @@ impl Engine {
             r.run.required_action = None;
             r.seq += 1;
             r.updated_ms = now_ms();
-            Ok(Update::Write(r, true))
+            Ok(Update::Write(r.clone(), (true, Some(r))))
         })
         .await;
         match ended {
-            Ok(Some(true)) => {
-                log::warn!(
-                    "run {} ended after repeated failures: {reason}",
-                    item.run_id
-                );
-                let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
+            Ok(Some((ended, found))) => {
+                if let Some(r) = &found {
+                    if let Err(Stop::Retry(e)) = notify_run(&ctx, r).await {
+                        log::warn!("{e}");
+                    }
+                }
+                if ended {
+                    log::warn!(
+                        "run {} ended after repeated failures: {reason}",
+                        item.run_id
+                    );
+                    let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
+                }
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => log::warn!(
                 "cannot end run {} after repeated failures: {e}",
                 item.run_id
@@ -1223,6 +1266,30 @@ impl Engine {
 
 fn add_usage(total: &mut Option<Usage>, turn: Usage) {
     total.get_or_insert_with(Usage::default).add(turn);
+}
+
+/// Queues the webhook event of the run's stored status, if it has one (see
+/// `crate::webhooks`): called after each write that stores a status with an event, and by
+/// `notify_found`. An event that cannot be queued retries the work item, whose next
+/// delivery finds the status stored and queues it then.
+async fn notify_run(ctx: &Ctx, record: &RunRecord) -> Result<(), Stop> {
+    crate::webhooks::run_changed(ctx, record)
+        .await
+        .map_err(Stop::Retry)
+}
+
+/// A work item found its run past its turn: if its own turn stored the run's status (the
+/// same turn, or the one after), the process may have died before that status's event was
+/// queued; queue it (at most once more: see `crate::webhooks`). Then nothing to do.
+async fn notify_found(
+    ctx: &Ctx,
+    item: &RunTurn,
+    record: &RunRecord,
+) -> Result<Option<RunTurn>, Stop> {
+    if record.seq == item.seq || record.seq == item.seq.wrapping_add(1) {
+        notify_run(ctx, record).await?;
+    }
+    Err(Stop::Nothing)
 }
 
 fn run_value(record: &RunRecord) -> Value {

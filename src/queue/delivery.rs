@@ -63,6 +63,8 @@ pub enum PutBackReason {
     Deferred,
     /// This process is stopping: another instance, or this one restarted, takes it.
     Released,
+    /// Processed; its next step (a webhook's next attempt) is due later.
+    Rescheduled,
 }
 
 impl PutBackReason {
@@ -71,6 +73,7 @@ impl PutBackReason {
         match self {
             PutBackReason::Deferred => "its tenant has its share of work in progress; deferred",
             PutBackReason::Released => "released at shutdown",
+            PutBackReason::Rescheduled => "its next attempt is scheduled",
         }
     }
 }
@@ -80,6 +83,8 @@ impl PutBackReason {
 pub struct Policy {
     handler: Arc<dyn WorkHandler>,
     slots: Arc<TenantSlots>,
+    /// Webhook deliveries' own slots: a slow receiver never takes a run's.
+    webhook_slots: Arc<TenantSlots>,
     max_attempts: u32,
     shutdown: Shutdown,
 }
@@ -91,9 +96,27 @@ impl Policy {
         max_attempts: u32,
         shutdown: Shutdown,
     ) -> Arc<Policy> {
+        Self::with_webhook_slots(
+            handler,
+            slots,
+            TenantSlots::new(1, 1),
+            max_attempts,
+            shutdown,
+        )
+    }
+
+    /// `new`, with the slots of webhook deliveries (`new` gives them one).
+    pub fn with_webhook_slots(
+        handler: Arc<dyn WorkHandler>,
+        slots: Arc<TenantSlots>,
+        webhook_slots: Arc<TenantSlots>,
+        max_attempts: u32,
+        shutdown: Shutdown,
+    ) -> Arc<Policy> {
         Arc::new(Policy {
             handler,
             slots,
+            webhook_slots,
             max_attempts: max_attempts.max(1),
             shutdown,
         })
@@ -102,6 +125,20 @@ impl Policy {
     /// Items in progress, shared fairly between tenants.
     pub fn slots(&self) -> &Arc<TenantSlots> {
         &self.slots
+    }
+
+    /// Webhook deliveries in progress, apart from the other items.
+    pub fn webhook_slots(&self) -> &Arc<TenantSlots> {
+        &self.webhook_slots
+    }
+
+    /// The slots `item` takes.
+    pub fn slots_for(&self, item: &WorkItem) -> &Arc<TenantSlots> {
+        if item.is_webhook() {
+            &self.webhook_slots
+        } else {
+            &self.slots
+        }
     }
 
     pub fn handler(&self) -> &Arc<dyn WorkHandler> {
@@ -120,9 +157,10 @@ impl Policy {
             return release(queued, attempt, message).await;
         }
         let tenant = queued.item.tenant();
-        let Some(slot) = self.slots.try_acquire(tenant) else {
+        let slots = self.slots_for(&queued.item);
+        let Some(slot) = slots.try_acquire(tenant) else {
             let copy = uncounted_copy(queued, attempt);
-            let delay = defer_delay(self.slots.held_by(tenant));
+            let delay = defer_delay(slots.held_by(tenant));
             let why = PutBackReason::Deferred;
             return message
                 .put_back(PutBack {
@@ -164,6 +202,17 @@ impl Policy {
         match outcome {
             Some(Outcome::Done) => message.remove().await,
             Some(Outcome::Retry(_)) => message.retry_after(retry_backoff(attempt)).await,
+            Some(Outcome::Later(next, delay)) => {
+                let copy = Queued::from(*next);
+                let why = PutBackReason::Rescheduled;
+                message
+                    .put_back(PutBack {
+                        copy: &copy,
+                        delay,
+                        why,
+                    })
+                    .await
+            }
             None => {
                 log::info!(
                     "work item {} did not finish within the shutdown grace ({:?}); released",
@@ -192,6 +241,7 @@ impl Policy {
             .unwrap_or_else(|_| Outcome::Retry("processing it panicked".into()));
         match processed {
             Outcome::Done => Outcome::Done,
+            later @ Outcome::Later(..) => later,
             Outcome::Retry(reason) if attempt >= self.max_attempts => {
                 log::warn!(
                     "work item {} failed {attempt} times, giving up: {reason}",
