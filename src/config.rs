@@ -1667,4 +1667,72 @@ mod tests {
             "ASSISTANTS_API_KEYS"
         );
     }
+
+    #[test]
+    fn webhook_settings_are_read_and_bad_ones_named() {
+        const SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let s = settings(&[]).unwrap();
+        assert!(s.webhooks.endpoint("default").is_none());
+        let s = settings(&[
+            ("WEBHOOK_URL", "https://hooks.example/in/"),
+            ("WEBHOOK_SECRET", SECRET),
+            ("WEBHOOK_TENANT_URLS", "b=http://b.example/hook"),
+            ("WEBHOOK_TENANT_SECRETS", "b=plain-secret"),
+            (
+                "WEBHOOK_TENANT_EVENTS",
+                "b=thread.run.completed|thread.run.failed",
+            ),
+            ("WEBHOOK_RETRY_HOURS", "0.5"),
+        ])
+        .unwrap();
+        let a = s.webhooks.endpoint("a").unwrap();
+        assert_eq!(a.url, "https://hooks.example/in");
+        assert_eq!(a.secret.0, b"0123456789abcdef0123456789abcdef");
+        assert!(a.wants("thread.run.expired"));
+        let b = s.webhooks.endpoint("b").unwrap();
+        assert_eq!(b.secret.0, b"plain-secret");
+        assert!(b.wants("thread.run.failed") && !b.wants("thread.run.expired"));
+        assert_eq!(s.webhooks.retry_for, Duration::from_secs(1800));
+        // The secret never shows in the settings' Debug.
+        assert!(!format!("{s:?}").contains("MDEy"));
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("WEBHOOK_URL", "hooks.example")], "WEBHOOK_URL"),
+            (&[("WEBHOOK_URL", "https://h.example")], "WEBHOOK_SECRET"),
+            (
+                &[
+                    ("WEBHOOK_URL", "https://h.example"),
+                    ("WEBHOOK_SECRET", "whsec_!!"),
+                ],
+                "WEBHOOK_SECRET",
+            ),
+            (
+                &[("WEBHOOK_TENANT_URLS", "a=https://h.example")],
+                "WEBHOOK_TENANT_SECRETS",
+            ),
+            (
+                &[("WEBHOOK_TENANT_SECRETS", "a=x")],
+                "WEBHOOK_TENANT_SECRETS",
+            ),
+            (
+                &[
+                    ("WEBHOOK_SECRET", "x"),
+                    ("WEBHOOK_TENANT_URLS", "a b=https://h.example"),
+                ],
+                "WEBHOOK_TENANT_URLS",
+            ),
+            (&[("WEBHOOK_EVENTS", "thread.run.done")], "WEBHOOK_EVENTS"),
+            (&[("WEBHOOK_RETRY_HOURS", "0")], "WEBHOOK_RETRY_HOURS"),
+            (
+                &[("WEBHOOK_TIMEOUT_SECONDS", "x")],
+                "WEBHOOK_TIMEOUT_SECONDS",
+            ),
+            (&[("WEBHOOK_RETRY_BASE_MS", "0")], "WEBHOOK_RETRY_BASE_MS"),
+            (&[("WEBHOOK_CONCURRENCY", "0")], "WEBHOOK_CONCURRENCY"),
+        ];
+        for (pairs, name) in cases {
+            let e = settings(pairs).unwrap_err();
+            assert_eq!(e.name, *name, "{pairs:?}: {e}");
+            assert!(!e.message.contains("MDEy"));
+        }
+    }
 }

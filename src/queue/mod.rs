@@ -329,4 +329,26 @@ mod tests {
             );
         }
     }
+
+    /// A webhook attempt is an item of its own kind, its fields beside `kind` as the other
+    /// kinds' are; what the other kinds write is unchanged (above).
+    #[test]
+    fn webhook_items_round_trip() {
+        let post = Queued::from(WorkItem::Webhook(WebhookPost {
+            tenant: "t".into(),
+            event_id: "evt_x".into(),
+            event_type: "thread.run.completed".into(),
+            created_at: 1_750_000_000,
+            body: r#"{"id":"evt_x"}"#.into(),
+            attempt: 2,
+        }));
+        let text = post.to_json();
+        assert!(
+            text.starts_with(r#"{"kind":"webhook","tenant":"t","event_id":"evt_x""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Queued>(&text).unwrap(), post);
+        assert!(post.item.is_webhook());
+        assert_eq!(post.item.tenant(), "t");
+    }
 }
