@@ -604,3 +604,63 @@ async fn events_are_delivered_under_the_functions_host() {
     }
     assert_eq!(received[1]["answered"], 200);
 }
+
+/// The process dies between storing a run's status and queueing its event (a test hook
+/// stands for the crash): the work item comes again, finds the status stored and queues
+/// the event then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_lost_before_queueing_is_queued_by_the_redelivery() {
+    let receiver = Receiver::start(0, "", false);
+    let url = receiver.url();
+    let app = spawn_app_with(Backend::Local, &webhook_settings(&url, &[])).await;
+    app.llm.script(Some("ok"), vec![say("hello")]);
+    app.engine.webhooks().lose_next_event();
+    let (thread, run) = start_run(&app, &assistant(&app, "ok").await).await;
+    app.wait_run(&thread, &run, &["completed"]).await;
+    let received = receiver
+        .wait(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    check_run_event(
+        &received[0],
+        "thread.run.completed",
+        &thread,
+        &run,
+        "completed",
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+/// A streamed run's event is queued once: its turn's watchdog copy, which comes after the
+/// run completed, finds the event queued already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_run_delivers_its_event_once() {
+    let receiver = Receiver::start(0, "", false);
+    let url = receiver.url();
+    let app = spawn_app_with(
+        Backend::Local,
+        &webhook_settings(&url, &[("RUN_STALL_SECONDS", "1")]),
+    )
+    .await;
+    app.llm.script(Some("ok"), vec![say("hello")]);
+    let asst = assistant(&app, "ok").await;
+    let stream = app
+        .raw(Method::POST, "/threads/runs")
+        .header("OpenAI-Beta", "assistants=v2")
+        .json(&json!({"assistant_id": asst, "stream": true,
+            "thread": {"messages": [{"role": "user", "content": "hi"}]}}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(stream.contains("thread.run.completed"), "{stream}");
+    let received = receiver
+        .wait(Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    assert_eq!(received[0]["type"], "thread.run.completed");
+    // The watchdog copy is due a second after the turn began.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 1, "{:#?}", receiver.received());
+}

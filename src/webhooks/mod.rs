@@ -39,6 +39,8 @@ pub struct Webhooks {
     pub settings: WebhookSettings,
     client: reqwest::Client,
     counts: Counts,
+    /// Test hook: the next event is not queued, as if the process died right before.
+    lose_next: std::sync::atomic::AtomicBool,
 }
 
 /// What this process did with events (for the log line of `delivery`).
@@ -70,6 +72,7 @@ impl Webhooks {
             settings,
             client,
             counts: Counts::default(),
+            lose_next: Default::default(),
         })
     }
 
@@ -79,7 +82,14 @@ impl Webhooks {
             settings: WebhookSettings::default(),
             client: reqwest::Client::new(),
             counts: Counts::default(),
+            lose_next: Default::default(),
         }
+    }
+
+    /// Test hook: the next event to queue is not queued and its caller fails, as when the
+    /// process dies between storing a change and queueing its event.
+    pub fn lose_next_event(&self) {
+        self.lose_next.store(true, Ordering::SeqCst);
     }
 
     /// Logs, once at start-up, the endpoints whose host is a loopback, private or
@@ -249,6 +259,12 @@ async fn emit(ctx: &Ctx, marker: &str, event: Event) -> Result<(), String> {
         Ok(None) => {}
         // Unknown: queue it (a duplicate is allowed, a loss is not).
         Err(e) => log::debug!("cannot read webhook marker {marker}: {e}"),
+    }
+    if ctx.webhooks.lose_next.swap(false, Ordering::SeqCst) {
+        return Err(format!(
+            "simulated crash before event {} was queued",
+            event.id
+        ));
     }
     let body = serde_json::to_string(&event).map_err(|e| e.to_string())?;
     let post = WebhookPost {
