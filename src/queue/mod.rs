@@ -1,4 +1,5 @@
-//! The work queue: small items that name a run turn (or a file to ingest), and the one policy
+//! The work queue: small items that name a run turn (or a file to ingest, or a webhook event
+//! to post), and the one policy
 //! by which every consumer delivers them.
 //!
 //! Delivery is at least once (an item may come twice, or late), so items carry what the
