@@ -664,3 +664,85 @@ async fn a_streamed_run_delivers_its_event_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.received().len(), 1, "{:#?}", receiver.received());
 }
+
+/// A `requires_action` run whose outputs never come: `thread.run.expired`, after its
+/// `requires_action` event; a tenant's event filter leaves out what it does not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_run_delivers_its_event_and_filters_apply() {
+    let receiver = Receiver::start(0, "", false);
+    let url = receiver.url();
+    let app = spawn_app_with(
+        Backend::Local,
+        &webhook_settings(
+            &url,
+            &[
+                ("RUN_EXPIRY_SECONDS", "1"),
+                ("WEBHOOK_TENANT_URLS", &format!("tenantb={url}")),
+                ("WEBHOOK_TENANT_EVENTS", "tenantb=thread.run.completed"),
+            ],
+        ),
+    )
+    .await;
+    app.llm.script(
+        Some("tools"),
+        vec![call(&[("get_weather", r#"{"city":"Oslo"}"#)])],
+    );
+    let (thread, run) = start_run(&app, &assistant(&app, "tools").await).await;
+    app.wait_run(&thread, &run, &["expired"]).await;
+    // Tenant b takes only `thread.run.completed`: its expired run sends nothing.
+    let b = app.with_key(support::KEY_B);
+    app.llm.script(
+        Some("tools-b"),
+        vec![call(&[("get_weather", r#"{"city":"Oslo"}"#)])],
+    );
+    let tool = json!({"type": "function", "function": {"name": "get_weather"}});
+    let asst_b = b
+        .post("/assistants", json!({"model": "tools-b", "tools": [tool]}))
+        .await
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run_b = b
+        .post(
+            "/threads/runs",
+            json!({"assistant_id": asst_b, "thread": {"messages": [{"role": "user", "content": "hi"}]}}),
+        )
+        .await
+        .ok();
+    let received = receiver
+        .wait(Duration::from_secs(20), |r| {
+            !about(r, "thread.run.expired", &run).is_empty()
+        })
+        .await;
+    check_run_event(
+        about(&received, "thread.run.requires_action", &run)[0],
+        "thread.run.requires_action",
+        &thread,
+        &run,
+        "requires_action",
+    );
+    check_run_event(
+        about(&received, "thread.run.expired", &run)[0],
+        "thread.run.expired",
+        &thread,
+        &run,
+        "expired",
+    );
+    let (tb, rb) = (
+        run_b["thread_id"].as_str().unwrap(),
+        run_b["id"].as_str().unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while b.get(&format!("/threads/{tb}/runs/{rb}")).await.ok()["status"] != "expired" {
+        assert!(Instant::now() < deadline, "tenant b's run did not expire");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let received = receiver.received();
+    assert!(
+        received.iter().all(|d| event(d)["data"]["id"] != rb),
+        "{received:#?}"
+    );
+    assert_eq!(received.len(), 2, "{received:#?}");
+}
