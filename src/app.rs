@@ -138,16 +138,18 @@ fn open_stored(settings: &Settings, shutdown: &Shutdown) -> Result<Stored, Strin
     ));
     let webhooks = Webhooks::new(settings.webhooks.clone())?;
     webhooks.warn_about_private_endpoints();
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        queue.clone(),
-        llm,
-        Arc::new(settings.runs.clone()),
-        retrieval.clone(),
-        Arc::new(SharedCodeInterpreter::from_settings(settings)),
-        Arc::new(webhooks),
-        shutdown.clone(),
-    ));
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            queue.clone(),
+            llm,
+            Arc::new(settings.runs.clone()),
+            retrieval.clone(),
+            Arc::new(SharedCodeInterpreter::from_settings(settings)),
+            shutdown.clone(),
+        )
+        .with_webhooks(Arc::new(webhooks)),
+    );
     Ok(Stored {
         store,
         queue,

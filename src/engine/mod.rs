@@ -152,7 +152,6 @@ impl Engine {
         settings: Arc<RunSettings>,
         retrieval: Arc<Retrieval>,
         code_interpreter: Arc<SharedCodeInterpreter>,
-        webhooks: Arc<Webhooks>,
         shutdown: Shutdown,
     ) -> Self {
         Engine {
@@ -162,7 +161,7 @@ impl Engine {
             settings,
             retrieval,
             code_interpreter,
-            webhooks,
+            webhooks: Arc::new(Webhooks::disabled()),
             shutdown,
             crash_after_message_write: std::sync::atomic::AtomicBool::new(false),
         }
@@ -171,6 +170,12 @@ impl Engine {
     /// The `code_interpreter` tool's executor, shared with the API.
     pub fn code_interpreter(&self) -> &Arc<SharedCodeInterpreter> {
         &self.code_interpreter
+    }
+
+    /// Sends run and vector-store events through `webhooks` (none without).
+    pub fn with_webhooks(mut self, webhooks: Arc<Webhooks>) -> Self {
+        self.webhooks = webhooks;
+        self
     }
 
     /// Where run and vector-store events go, shared with the API.
