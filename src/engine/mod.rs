@@ -822,10 +822,7 @@ impl Engine {
             }
         };
         let record = match moved {
-            Moved::Applied(r) => {
-                notify_run(ctx, &r).await?;
-                r
-            }
+            Moved::Applied(r) => r,
             Moved::Cancelling => {
                 self.take_back(ctx, &written).await;
                 self.close_unfinished(ctx, &mut live, Close::Cancelled, "")
@@ -856,7 +853,10 @@ impl Engine {
             }
         };
 
-        // The run moved on: now the stream may hear it.
+        // The run moved on: its webhook event is queued (a failure retries the item once
+        // the stream has heard the run; the redelivery finds it moved and queues the event).
+        let notified = notify_run(ctx, &record).await;
+        // Now the stream may hear it.
         if let Some((message, step)) = &stored_message {
             live.open_message();
             live.close_message(message, step);
@@ -898,7 +898,7 @@ impl Engine {
             };
             live.sink.emit(event, run_value(&record));
         }
-        Ok(None)
+        notified.map(|()| None)
     }
 
     /// The tool round of a completion: client calls as they came, built-in calls run.
@@ -1068,10 +1068,9 @@ impl Engine {
         match moved {
             Moved::Applied(r) => {
                 log::info!("run {} failed: {message}", r.run.id);
-                notify_run(ctx, &r).await?;
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.failed", run_value(&r));
-                Ok(())
+                notify_run(ctx, &r).await
             }
             Moved::Cancelling => self.finish_cancel(ctx, item, sink).await,
             Moved::Stale => Err(Stop::Nothing),
@@ -1100,10 +1099,9 @@ impl Engine {
             .await?;
         match moved {
             Moved::Applied(r) => {
-                notify_run(ctx, &r).await?;
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.incomplete", run_value(&r));
-                Ok(())
+                notify_run(ctx, &r).await
             }
             Moved::Cancelling => self.finish_cancel(ctx, item, sink).await,
             Moved::Stale => Err(Stop::Nothing),
@@ -1131,9 +1129,9 @@ impl Engine {
         })
         .await?;
         if let Some(Some(r)) = done {
-            notify_run(ctx, &r).await?;
             release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
             sink.emit("thread.run.cancelled", run_value(&r));
+            notify_run(ctx, &r).await?;
         }
         Ok(())
     }
@@ -1169,13 +1167,13 @@ impl Engine {
             })
             .await?;
         if let Moved::Applied(r) = moved {
-            notify_run(&ctx, &r).await?;
             if let Some(round) = r.rounds.last() {
                 let key = keys::step(&ctx.tenant, &r.run.thread_id, &r.run.id, &round.step_id);
                 step::finish(ctx.store.as_ref(), &key, StepStatus::Expired).await?;
             }
             release_thread(&ctx, &item.thread_id, &item.run_id, None).await?;
             log::info!("run {} expired waiting for tool outputs", r.run.id);
+            notify_run(&ctx, &r).await?;
         }
         Ok(())
     }
