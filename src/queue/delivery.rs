@@ -16,6 +16,11 @@
 //! carries the deliveries made so far minus this one (`prior_attempts`), which did not
 //! process it. (The in-process queue chooses fairly what to start and never defers.)
 //!
+//! Webhook deliveries (`WorkItem::Webhook`) take slots of their own (`webhook_slots`), so a
+//! receiver that is slow or down never holds a run's slot. A handler that answers
+//! `Outcome::Later` (a webhook's next attempt) has its next item put back as a fresh copy due
+//! after the delay, whose deliveries count anew, and this message removed.
+//!
 //! At shutdown nothing new is started: a message delivered then is put back at once; one
 //! whose processing is still going on when the grace is over is dropped (the turn stops
 //! where it was, as in a crash, which every turn survives) and put back at once, so that
@@ -470,6 +475,52 @@ mod tests {
         handler.answers.lock().unwrap().push(Some(Outcome::Done));
         policy.settle(&other, 1, &mut message).await;
         assert_eq!(message.fate.last(), Some(&Fate::Removed));
+    }
+
+    /// A webhook attempt takes a slot of the webhook slots, never a run's; its next
+    /// attempt (`Later`) goes back as a fresh copy, uncounted, due after the delay.
+    #[tokio::test]
+    async fn webhook_items_have_their_own_slots_and_their_next_attempt_is_a_copy() {
+        let post = |attempt| {
+            WorkItem::Webhook(crate::queue::WebhookPost {
+                tenant: "t".into(),
+                event_id: "evt_x".into(),
+                event_type: "thread.run.completed".into(),
+                created_at: 0,
+                body: "{}".into(),
+                attempt,
+            })
+        };
+        let handler = scripted(vec![Some(Outcome::Later(
+            Box::new(post(2)),
+            Duration::from_secs(7),
+        ))]);
+        let shutdown = Shutdown::new(Duration::from_secs(5));
+        let policy = Policy::with_webhook_slots(
+            handler.clone(),
+            TenantSlots::new(1, 1),
+            TenantSlots::new(2, 2),
+            3,
+            shutdown,
+        );
+        // Every run slot is taken: the webhook item still goes.
+        let _run = policy.slots().try_acquire("t").unwrap();
+        let mut message = Recorded::default();
+        let queued = Queued {
+            item: post(1),
+            prior_attempts: 2,
+        };
+        policy.settle(&queued, 3, &mut message).await;
+        assert_eq!(
+            message.fate,
+            vec![Fate::PutBack(
+                Queued::from(post(2)),
+                Duration::from_secs(7),
+                PutBackReason::Rescheduled
+            )]
+        );
+        assert_eq!(handler.processed.load(Ordering::SeqCst), 1);
+        assert_eq!(policy.webhook_slots().held_by("t"), 0);
     }
 
     #[tokio::test]
