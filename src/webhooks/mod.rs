@@ -272,7 +272,7 @@ async fn emit(ctx: &Ctx, marker: &str, event: Event) -> Result<(), String> {
         event_id: event.id.clone(),
         event_type: event.kind.to_string(),
         created_at: event.created_at,
-        body: body.clone(),
+        body,
         attempt: 1,
     };
     ctx.queue
@@ -281,11 +281,8 @@ async fn emit(ctx: &Ctx, marker: &str, event: Event) -> Result<(), String> {
         .map_err(|e| format!("cannot queue webhook event {}: {e}", event.id))?;
     ctx.webhooks.counts.queued.fetch_add(1, Ordering::Relaxed);
     log::debug!("webhook event {} {} queued", event.kind, event.id);
-    match ctx
-        .store
-        .put(marker, bytes::Bytes::from(body), PutMode::Create)
-        .await
-    {
+    // The event as queued (a stored document like any other, with its schema version).
+    match store::put_json(ctx.store.as_ref(), marker, &event, PutMode::Create).await {
         Ok(_) | Err(StoreError::Conflict) => {}
         Err(e) => log::debug!("cannot store webhook marker {marker}: {e}"),
     }
