@@ -6,7 +6,8 @@
 # Optional environment: PLAN (flex | consumption, default flex), OPENAI_BASE_URL,
 # AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, AZURE_OPENAI_DEPLOYMENTS, CODE_INTERPRETER
 # (true | false: the session pool for the code_interpreter tool, default true),
-# CODE_INTERPRETER_SESSION_KEY (default: the deployed app's, else a new random one). Secrets
+# CODE_INTERPRETER_SESSION_KEY (default: the deployed app's, else a new random one),
+# WEBHOOK_URL and WEBHOOK_SECRET (run and vector-store events; none by default). Secrets
 # are passed as secure parameters from the environment; they are not written to any file.
 #
 # Not run from this project's machines (they reach no Azure endpoint): written from the
@@ -58,6 +59,8 @@ outputs="$(az deployment group create \
         azureOpenAiDeployments="${AZURE_OPENAI_DEPLOYMENTS:-}" \
         codeInterpreter="${CODE_INTERPRETER:-true}" \
         codeInterpreterSessionKey="$CODE_INTERPRETER_SESSION_KEY" \
+        webhookUrl="${WEBHOOK_URL:-}" \
+        webhookSecret="${WEBHOOK_SECRET:-}" \
     --query properties.outputs --output json)"
 app="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["appName"]["value"])' <<<"$outputs")"
 api="$(python3 -c 'import json,sys; print(json.load(sys.stdin)["apiBaseUrl"]["value"])' <<<"$outputs")"

@@ -59,6 +59,13 @@ param codeInterpreterCooldownSeconds int = 1800
 @description('Secret that session identifiers are derived from (HMAC of tenant and thread). Keep it across deployments: a new key orphans the sessions of existing threads. deploy.sh reuses the deployed one.')
 param codeInterpreterSessionKey string
 
+@description('Webhook endpoint for run and vector-store events (WEBHOOK_URL; empty: no webhooks).')
+param webhookUrl string = ''
+
+@secure()
+@description('Secret the events are signed with (WEBHOOK_SECRET: whsec_ and base64, as OpenAI issues them). Required with webhookUrl.')
+param webhookSecret string = ''
+
 @description('Also grant Contributor on the pool: Microsoft Learn says a caller needs both Session Executor and Contributor on the pool; set false to try Session Executor alone.')
 param codeInterpreterGrantContributor bool = true
 
@@ -183,6 +190,8 @@ var serviceSettings = [
   { name: 'CODE_INTERPRETER_POOL_ENDPOINT', value: poolEndpoint }
   { name: 'CODE_INTERPRETER_SESSION_KEY', value: codeInterpreterSessionKey }
   { name: 'CODE_INTERPRETER_TIMEOUT_SECONDS', value: '60' }
+  { name: 'WEBHOOK_URL', value: webhookUrl }
+  { name: 'WEBHOOK_SECRET', value: webhookSecret }
   { name: 'RUST_LOG', value: 'info' }
 ]
 

@@ -28,6 +28,7 @@ use crate::shutdown::Shutdown;
 use crate::store::azure::{self, request_retry, AzureBlobStore};
 use crate::store::local::LocalStore;
 use crate::store::DynStore;
+use crate::webhooks::Webhooks;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -103,16 +104,26 @@ pub struct App {
     worker: Option<Worker>,
 }
 
-/// What an app's store is given to before anything uses it (tests wrap it to inject faults).
-type StoreWrapper = Box<dyn FnOnce(DynStore) -> DynStore>;
+/// What an app's store and the queue it writes work to are given to before anything uses
+/// them: tests wrap them to inject faults; `App::new` leaves them as they are. (The queue's
+/// consumer reads the queue itself.)
+pub struct Wrappers {
+    pub store: Box<dyn FnOnce(DynStore) -> DynStore>,
+    pub queue: Box<dyn FnOnce(DynQueue) -> DynQueue>,
+}
 
-fn open_stored(
-    settings: &Settings,
-    shutdown: &Shutdown,
-    wrap: StoreWrapper,
-) -> Result<Stored, String> {
+impl Default for Wrappers {
+    fn default() -> Self {
+        Wrappers {
+            store: Box::new(|store| store),
+            queue: Box::new(|queue| queue),
+        }
+    }
+}
+
+fn open_stored(settings: &Settings, shutdown: &Shutdown, wrap: Wrappers) -> Result<Stored, String> {
     let azure_http = AzureHttp::default();
-    let store = wrap(open_store(settings, &azure_http)?);
+    let store = (wrap.store)(open_store(settings, &azure_http)?);
     let queue_impl = match (&settings.queue, &settings.storage) {
         (QueueSetting::Local, StorageSetting::Local { data_dir }) => Queue::Local(
             LocalQueue::open(data_dir.join("queue"))
@@ -129,10 +140,10 @@ fn open_stored(
         ),
         _ => return Err("QUEUE: the queue and the store must both be local or both Azure".into()),
     };
-    let queue: DynQueue = match &queue_impl {
+    let queue: DynQueue = (wrap.queue)(match &queue_impl {
         Queue::Local(q) => q.clone(),
         Queue::Azure(q) => q.clone(),
-    };
+    });
     let llm = LlmClient::new(settings.llm.clone(), settings.runs.llm_idle_timeout);
     let (embedding_backend, embedding_model) = settings.embedding.clone();
     let retrieval = Arc::new(Retrieval::new(
@@ -142,15 +153,20 @@ fn open_stored(
         ),
         settings.ingest.clone(),
     ));
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        queue.clone(),
-        llm,
-        Arc::new(settings.runs.clone()),
-        retrieval.clone(),
-        Arc::new(SharedCodeInterpreter::from_settings(settings)),
-        shutdown.clone(),
-    ));
+    let webhooks = Webhooks::new(settings.webhooks.clone())?;
+    webhooks.warn_about_private_endpoints();
+    let engine = Arc::new(
+        Engine::new(
+            store.clone(),
+            queue.clone(),
+            llm,
+            Arc::new(settings.runs.clone()),
+            retrieval.clone(),
+            Arc::new(SharedCodeInterpreter::from_settings(settings)),
+            shutdown.clone(),
+        )
+        .with_webhooks(Arc::new(webhooks)),
+    );
     Ok(Stored {
         store,
         queue,
@@ -160,13 +176,22 @@ fn open_stored(
     })
 }
 
-/// The delivery policy of this process's consumer, whose slots hold at most `total` items.
+/// The delivery policy of this process's consumer, whose slots hold at most `total` items;
+/// webhook deliveries have `WEBHOOK_CONCURRENCY` slots of their own (half of them for one
+/// tenant when several share them), so that a slow receiver never takes a run's slot.
 fn policy(stored: &Stored, settings: &Settings, total: usize, shutdown: &Shutdown) -> Arc<Policy> {
     let handler: Arc<dyn WorkHandler> = stored.engine.clone();
     let runs = &settings.runs;
-    Policy::new(
+    let hooks = settings.webhooks.concurrency;
+    let hooks_per_tenant = if runs.work_tenant_concurrency >= runs.work_concurrency {
+        hooks
+    } else {
+        hooks.div_ceil(2)
+    };
+    Policy::with_webhook_slots(
         handler,
         TenantSlots::new(total, runs.work_tenant_concurrency),
+        TenantSlots::new(hooks, hooks_per_tenant),
         runs.work_max_attempts,
         shutdown.clone(),
     )
@@ -198,19 +223,16 @@ fn worker(stored: &Stored, settings: &Settings, shutdown: &Shutdown) -> Worker {
 
 impl App {
     pub fn new(settings: &Settings) -> Result<App, String> {
-        Self::with_store_wrapper(settings, |store| store)
+        Self::with_wrappers(settings, Wrappers::default())
     }
 
-    /// `new`, with the store the settings name replaced by `wrap(store)` for every part of
-    /// the app (tests wrap it in a store that injects faults).
-    pub fn with_store_wrapper(
-        settings: &Settings,
-        wrap: impl FnOnce(DynStore) -> DynStore + 'static,
-    ) -> Result<App, String> {
+    /// `new`, with the store and the work queue the settings name given to `wrap` for every
+    /// part of the app (tests wrap them in a store or queue that injects faults).
+    pub fn with_wrappers(settings: &Settings, wrap: Wrappers) -> Result<App, String> {
         let shutdown = Shutdown::new(settings.runs.shutdown_grace);
         let (backend, stored): (Arc<dyn Backend>, Option<Stored>) = match &settings.backend {
             BackendSetting::Stored => {
-                let stored = open_stored(settings, &shutdown, Box::new(wrap))?;
+                let stored = open_stored(settings, &shutdown, wrap)?;
                 let backend = Arc::new(
                     Stateful::new(
                         stored.store.clone(),

@@ -61,6 +61,8 @@ pub struct Settings {
     pub backend: BackendSetting,
     /// The code_interpreter tool's executor (`CODE_INTERPRETER_*`).
     pub code_interpreter: CodeInterpreterSettings,
+    /// Where run and vector-store events are pushed, signed (`WEBHOOK_*`).
+    pub webhooks: WebhookSettings,
 }
 
 /// What one client connection may hold, and how long (the HTTP server's bounds).
@@ -169,6 +171,267 @@ impl Default for RunSettings {
             max_field_bytes: 4096,
         }
     }
+}
+
+/// Webhooks (`WEBHOOK_*`): the endpoint each tenant's events go to, signed with its secret
+/// as the Standard Webhooks scheme (and OpenAI's SDKs) verify them, and how deliveries are
+/// retried. A tenant without an endpoint gets no events.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// The endpoint of tenants without one of their own (`WEBHOOK_URL`, `WEBHOOK_SECRET`,
+    /// `WEBHOOK_EVENTS`).
+    pub default: Option<WebhookEndpoint>,
+    /// Tenants' own endpoints (`WEBHOOK_TENANT_URLS`, `WEBHOOK_TENANT_SECRETS`,
+    /// `WEBHOOK_TENANT_EVENTS`).
+    pub tenants: HashMap<String, WebhookEndpoint>,
+    /// Longest an attempt may take, connection included (`WEBHOOK_TIMEOUT_SECONDS`).
+    pub timeout: Duration,
+    /// Attempts go on until this long after the event (`WEBHOOK_RETRY_HOURS`); then the
+    /// event is dead-lettered.
+    pub retry_for: Duration,
+    /// The first wait between attempts, doubled after each (`WEBHOOK_RETRY_BASE_MS`, a test
+    /// knob), up to `retry_cap`.
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+    /// Deliveries in progress at once on this instance, apart from the runs' slots
+    /// (`WEBHOOK_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            default: None,
+            tenants: HashMap::new(),
+            timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(24 * 3600),
+            retry_base: Duration::from_secs(5),
+            retry_cap: Duration::from_secs(3600),
+            concurrency: 8,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The endpoint of `tenant`'s events, if it has one.
+    pub fn endpoint(&self, tenant: &str) -> Option<&WebhookEndpoint> {
+        self.tenants.get(tenant).or(self.default.as_ref())
+    }
+}
+
+/// Where one tenant's events go.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    pub url: String,
+    pub secret: WebhookSecret,
+    /// Event types sent; all when `None`.
+    pub events: Option<Vec<String>>,
+}
+
+impl WebhookEndpoint {
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.events
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == event_type))
+    }
+}
+
+/// The HMAC key of a webhook secret: the base64 after `whsec_`, or the secret's own bytes
+/// (as the SDKs read it). Never shown.
+#[derive(Clone)]
+pub struct WebhookSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<hidden>)")
+    }
+}
+
+impl WebhookSecret {
+    /// The key of `secret` as the SDKs derive it; `Err` says what is wrong, without the
+    /// secret.
+    pub fn parse(secret: &str) -> Result<WebhookSecret, String> {
+        use base64::Engine as _;
+        let key = match secret.strip_prefix("whsec_") {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| "a whsec_ secret must be followed by base64".to_string())?,
+            None => secret.as_bytes().to_vec(),
+        };
+        if key.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(WebhookSecret(key))
+    }
+}
+
+/// The event types this service sends (`WEBHOOK_EVENTS` may name only these).
+pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
+    "thread.run.requires_action",
+    "thread.run.completed",
+    "thread.run.failed",
+    "thread.run.cancelled",
+    "thread.run.expired",
+    "thread.run.incomplete",
+    "vector_store.file.completed",
+    "vector_store.file.failed",
+    "vector_store.file_batch.completed",
+    "vector_store.file_batch.failed",
+];
+
+/// A list of event types separated by `separator`, each one this service sends.
+fn event_types(
+    name: &'static str,
+    raw: &str,
+    separator: char,
+) -> Result<Option<Vec<String>>, SettingError> {
+    let types: Vec<String> = raw
+        .split(separator)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(unknown) = types
+        .iter()
+        .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+    {
+        return Err(err(
+            name,
+            format!(
+                "{unknown:?} is not an event type (one of {})",
+                WEBHOOK_EVENT_TYPES.join(", ")
+            ),
+        ));
+    }
+    Ok((!types.is_empty()).then_some(types))
+}
+
+fn webhook_settings(get: &dyn Fn(&str) -> Option<String>) -> Result<WebhookSettings, SettingError> {
+    let d = WebhookSettings::default();
+    let secret =
+        |name: &'static str, raw: &str| WebhookSecret::parse(raw).map_err(|m| err(name, m));
+    let default_secret = match get("WEBHOOK_SECRET") {
+        Some(raw) => Some(secret("WEBHOOK_SECRET", raw.trim())?),
+        None => None,
+    };
+    let default_events = event_types(
+        "WEBHOOK_EVENTS",
+        &get("WEBHOOK_EVENTS").unwrap_or_default(),
+        ',',
+    )?;
+    let default = match get("WEBHOOK_URL") {
+        Some(url) => Some(WebhookEndpoint {
+            url: http_url("WEBHOOK_URL", url.trim(), "an http(s) URL")?,
+            secret: default_secret.clone().ok_or_else(|| {
+                err(
+                    "WEBHOOK_SECRET",
+                    "is required with WEBHOOK_URL (whsec_ and base64)",
+                )
+            })?,
+            events: default_events.clone(),
+        }),
+        None => None,
+    };
+    let urls = key_value_map(
+        "WEBHOOK_TENANT_URLS",
+        &get("WEBHOOK_TENANT_URLS").unwrap_or_default(),
+        "tenant=url",
+    )?;
+    let secrets = key_value_map(
+        "WEBHOOK_TENANT_SECRETS",
+        &get("WEBHOOK_TENANT_SECRETS").unwrap_or_default(),
+        "tenant=secret",
+    )?;
+    let events = key_value_map(
+        "WEBHOOK_TENANT_EVENTS",
+        &get("WEBHOOK_TENANT_EVENTS").unwrap_or_default(),
+        "tenant=type|type...",
+    )?;
+    for (name, map) in [
+        ("WEBHOOK_TENANT_URLS", &urls),
+        ("WEBHOOK_TENANT_SECRETS", &secrets),
+        ("WEBHOOK_TENANT_EVENTS", &events),
+    ] {
+        if let Some(bad) = map.keys().find(|t| !valid_tenant(t)) {
+            return Err(err(
+                name,
+                format!("{:?} is not a tenant name", crate::error::shown(bad)),
+            ));
+        }
+    }
+    let mut tenants = HashMap::new();
+    for (tenant, url) in &urls {
+        let secret = match secrets.get(tenant) {
+            Some(raw) => secret("WEBHOOK_TENANT_SECRETS", raw)?,
+            None => default_secret.clone().ok_or_else(|| {
+                err(
+                    "WEBHOOK_TENANT_SECRETS",
+                    format!("has no secret for tenant {tenant:?}, and WEBHOOK_SECRET is not set"),
+                )
+            })?,
+        };
+        let events = match events.get(tenant) {
+            Some(raw) => event_types("WEBHOOK_TENANT_EVENTS", raw, '|')?,
+            None => default_events.clone(),
+        };
+        tenants.insert(
+            tenant.clone(),
+            WebhookEndpoint {
+                url: http_url("WEBHOOK_TENANT_URLS", url, "tenant=url with an http(s) URL")?,
+                secret,
+                events,
+            },
+        );
+    }
+    for (name, map) in [
+        ("WEBHOOK_TENANT_SECRETS", &secrets),
+        ("WEBHOOK_TENANT_EVENTS", &events),
+    ] {
+        if let Some(tenant) = map.keys().find(|t| !urls.contains_key(*t)) {
+            return Err(err(
+                name,
+                format!("names tenant {tenant:?}, which has no URL in WEBHOOK_TENANT_URLS"),
+            ));
+        }
+    }
+    let seconds = |name: &'static str, default: f64, rule: &str| {
+        number(
+            get,
+            name,
+            default,
+            |n: &f64| *n > 0.0 && n.is_finite(),
+            rule,
+        )
+    };
+    let timeout = seconds(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        d.timeout.as_secs_f64(),
+        "a positive number of seconds",
+    )?;
+    let hours = seconds("WEBHOOK_RETRY_HOURS", 24.0, "a positive number of hours")?;
+    let base_ms = number(
+        get,
+        "WEBHOOK_RETRY_BASE_MS",
+        5000u64,
+        |n| *n >= 1,
+        "a positive number of milliseconds",
+    )?;
+    let concurrency = number(
+        get,
+        "WEBHOOK_CONCURRENCY",
+        d.concurrency,
+        |n| *n >= 1,
+        "a number >= 1",
+    )?;
+    Ok(WebhookSettings {
+        default,
+        tenants,
+        timeout: Duration::from_secs_f64(timeout.min(3600.0)),
+        retry_for: Duration::from_secs_f64((hours * 3600.0).min(1e9)),
+        retry_base: Duration::from_millis(base_ms),
+        retry_cap: d.retry_cap.max(Duration::from_millis(base_ms)),
+        concurrency,
+    })
 }
 
 /// Limits of vector-store file ingestion: text is extracted in a child process (this
@@ -926,7 +1189,9 @@ impl Settings {
         let tenants: std::collections::HashSet<&str> =
             api_keys.iter().map(|k| k.tenant.as_str()).collect();
         let code_interpreter = code_interpreter_settings(&lookup, tenants.len())?;
+        let webhooks = webhook_settings(&lookup)?;
         let settings = Settings {
+            webhooks,
             ingest,
             port,
             bind,
@@ -1401,5 +1666,73 @@ mod tests {
             settings(&[("ASSISTANTS_API_KEYS", "=t")]).unwrap_err().name,
             "ASSISTANTS_API_KEYS"
         );
+    }
+
+    #[test]
+    fn webhook_settings_are_read_and_bad_ones_named() {
+        const SECRET: &str = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let s = settings(&[]).unwrap();
+        assert!(s.webhooks.endpoint("default").is_none());
+        let s = settings(&[
+            ("WEBHOOK_URL", "https://hooks.example/in/"),
+            ("WEBHOOK_SECRET", SECRET),
+            ("WEBHOOK_TENANT_URLS", "b=http://b.example/hook"),
+            ("WEBHOOK_TENANT_SECRETS", "b=plain-secret"),
+            (
+                "WEBHOOK_TENANT_EVENTS",
+                "b=thread.run.completed|thread.run.failed",
+            ),
+            ("WEBHOOK_RETRY_HOURS", "0.5"),
+        ])
+        .unwrap();
+        let a = s.webhooks.endpoint("a").unwrap();
+        assert_eq!(a.url, "https://hooks.example/in");
+        assert_eq!(a.secret.0, b"0123456789abcdef0123456789abcdef");
+        assert!(a.wants("thread.run.expired"));
+        let b = s.webhooks.endpoint("b").unwrap();
+        assert_eq!(b.secret.0, b"plain-secret");
+        assert!(b.wants("thread.run.failed") && !b.wants("thread.run.expired"));
+        assert_eq!(s.webhooks.retry_for, Duration::from_secs(1800));
+        // The secret never shows in the settings' Debug.
+        assert!(!format!("{s:?}").contains("MDEy"));
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("WEBHOOK_URL", "hooks.example")], "WEBHOOK_URL"),
+            (&[("WEBHOOK_URL", "https://h.example")], "WEBHOOK_SECRET"),
+            (
+                &[
+                    ("WEBHOOK_URL", "https://h.example"),
+                    ("WEBHOOK_SECRET", "whsec_!!"),
+                ],
+                "WEBHOOK_SECRET",
+            ),
+            (
+                &[("WEBHOOK_TENANT_URLS", "a=https://h.example")],
+                "WEBHOOK_TENANT_SECRETS",
+            ),
+            (
+                &[("WEBHOOK_TENANT_SECRETS", "a=x")],
+                "WEBHOOK_TENANT_SECRETS",
+            ),
+            (
+                &[
+                    ("WEBHOOK_SECRET", "x"),
+                    ("WEBHOOK_TENANT_URLS", "a b=https://h.example"),
+                ],
+                "WEBHOOK_TENANT_URLS",
+            ),
+            (&[("WEBHOOK_EVENTS", "thread.run.done")], "WEBHOOK_EVENTS"),
+            (&[("WEBHOOK_RETRY_HOURS", "0")], "WEBHOOK_RETRY_HOURS"),
+            (
+                &[("WEBHOOK_TIMEOUT_SECONDS", "x")],
+                "WEBHOOK_TIMEOUT_SECONDS",
+            ),
+            (&[("WEBHOOK_RETRY_BASE_MS", "0")], "WEBHOOK_RETRY_BASE_MS"),
+            (&[("WEBHOOK_CONCURRENCY", "0")], "WEBHOOK_CONCURRENCY"),
+        ];
+        for (pairs, name) in cases {
+            let e = settings(pairs).unwrap_err();
+            assert_eq!(e.name, *name, "{pairs:?}: {e}");
+            assert!(!e.message.contains("MDEy"));
+        }
     }
 }

@@ -17,6 +17,8 @@ pub struct Ctx {
     pub retrieval: Arc<crate::retrieval::Retrieval>,
     /// The `code_interpreter` tool's executor (started on first use).
     pub code_interpreter: Arc<crate::code_interpreter::SharedCodeInterpreter>,
+    /// Where run and vector-store events go (`crate::webhooks`).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Validated tenant name: the first segment of every key this call touches.
     pub tenant: String,
 }

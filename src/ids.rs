@@ -28,6 +28,8 @@ pub enum Kind {
     File,
     VectorStore,
     FileBatch,
+    /// A webhook event.
+    Event,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             Kind::File => "file-",
             Kind::VectorStore => "vs_",
             Kind::FileBatch => "vsfb_",
+            Kind::Event => "evt_",
         }
     }
 
@@ -57,6 +60,7 @@ impl Kind {
             Kind::File => "file",
             Kind::VectorStore => "vector store",
             Kind::FileBatch => "file batch",
+            Kind::Event => "event",
         }
     }
 
@@ -72,6 +76,7 @@ impl Kind {
             Kind::File => "file_id",
             Kind::VectorStore => "vector_store_id",
             Kind::FileBatch => "batch_id",
+            Kind::Event => "event_id",
         }
     }
 }

@@ -39,3 +39,4 @@ pub mod retrieval;
 pub mod shutdown;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;

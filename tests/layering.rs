@@ -1,5 +1,5 @@
 //! Keeps the layers of ARCHITECTURE.md true: dependencies point down only
-//! (`http -> api -> engine -> retrieval, code_interpreter -> model -> store, queue, llm`),
+//! (`http -> api -> engine -> retrieval, code_interpreter, webhooks -> model -> store, queue, llm`),
 //! and the files of one layer do not import each other in a circle (a knot). It reads the
 //! sources rather than the compiled crate, so it is fast and needs no tool: every
 //! `crate::x` and `super::x` path in a file (in `use` lines or inline, grouped or not) is an
@@ -21,7 +21,13 @@ fn above_engine(module: &str) -> bool {
 const FORBIDDEN_BELOW: &[(&str, &[&str])] = &[
     (
         "model",
-        &["engine", "retrieval", "code_interpreter", "context"],
+        &[
+            "engine",
+            "retrieval",
+            "code_interpreter",
+            "context",
+            "webhooks",
+        ],
     ),
     (
         "store",
@@ -33,6 +39,7 @@ const FORBIDDEN_BELOW: &[(&str, &[&str])] = &[
             "context",
             "queue",
             "llm",
+            "webhooks",
         ],
     ),
     (
@@ -43,6 +50,7 @@ const FORBIDDEN_BELOW: &[(&str, &[&str])] = &[
             "retrieval",
             "code_interpreter",
             "context",
+            "webhooks",
         ],
     ),
     (
@@ -54,8 +62,11 @@ const FORBIDDEN_BELOW: &[(&str, &[&str])] = &[
             "code_interpreter",
             "context",
             "queue",
+            "webhooks",
         ],
     ),
+    // Beside retrieval, below the engine: it names model, store, queue and the context.
+    ("webhooks", &["engine", "retrieval", "code_interpreter"]),
 ];
 
 fn src() -> PathBuf {

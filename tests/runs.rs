@@ -785,7 +785,7 @@ async fn create_thread_and_run_test(backend: Backend) {
 both_backends!(create_thread_and_run, create_thread_and_run_test);
 
 async fn repeated_delivery_is_harmless_test(backend: Backend) {
-    let (app, faulty) = spawn_faulty_app(backend).await;
+    let (app, faults) = spawn_faulty_app(backend, &[]).await;
     let asst = assistant(&app, json!({"model": "m"})).await;
 
     // A turn interrupted between the model's answer and the run update (as by a crash):
@@ -794,7 +794,9 @@ async fn repeated_delivery_is_harmless_test(backend: Backend) {
     app.llm
         .script(None, vec![say("first attempt"), say("second attempt")]);
     let tid = thread_with(&app, &["q"]).await;
-    faulty.fail_once_after_write(|key| key.contains("/messages/"));
+    faults
+        .store
+        .fail_once_after_write(|key| key.contains("/messages/"));
     let rid = id(&app
         .post(
             &format!("/threads/{tid}/runs"),

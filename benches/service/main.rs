@@ -7,7 +7,7 @@
 //! cargo bench --bench service -- --storage azurite     # needs `npm ci` (Azurite) first
 //! ```
 //! Options: `--quick` (short windows, for a smoke test), `--streams N` (default 1000),
-//! `--only a,b` (sections: cold, crud, stream, queued, concurrency, ops),
+//! `--only a,b` (sections: cold, crud, stream, queued, webhooks, concurrency, ops),
 //! `--out FILE` (JSON; default `target/bench/service-<storage>.json`), `--crud-ops
 //! create,get,list` (a subset of the CRUD loads), `--service-bin PATH` (measure another
 //! build of the service, e.g. one with symbols for `perf`), `--child-env K=V` (extra
@@ -530,6 +530,9 @@ async fn run(args: Args, nofile: u64) -> Result<(), String> {
     }
     if b.wants("queued") {
         queued_run(&mut b, addr, &fx).await?;
+    }
+    if b.wants("webhooks") {
+        webhooks_dead_receiver(&mut b, addr, &fx).await?;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_after = service.mem();
@@ -1726,6 +1729,120 @@ async fn queued_run(b: &mut Bench, addr: SocketAddr, fx: &Fixtures) -> Result<()
         } else {
             verdict(overhead <= 20.0 && failures == 0)
         },
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Webhooks to a receiver that never answers: time to `completed` beside the same service
+// without webhooks
+
+/// Queued runs on a service whose webhook receiver accepts connections and never answers
+/// (every delivery attempt hangs until `WEBHOOK_TIMEOUT_SECONDS`, 30 s), interleaved with
+/// runs on the main service (no webhooks): create → completed for both.
+async fn webhooks_dead_receiver(
+    b: &mut Bench,
+    main: SocketAddr,
+    fx: &Fixtures,
+) -> Result<(), String> {
+    eprintln!("bench: queued runs with a webhook receiver that never answers");
+    // Accepts and holds every connection, never reads or answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let receiver = listener.local_addr().map_err(|e| e.to_string())?;
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(conn);
+        }
+    });
+    let mut env = b.service_env();
+    env.extend([
+        ("WEBHOOK_URL".into(), format!("http://{receiver}/hooks")),
+        (
+            "WEBHOOK_SECRET".into(),
+            "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into(),
+        ),
+        ("WEBHOOK_TIMEOUT_SECONDS".into(), "30".into()),
+    ]);
+    let (service, hooked, _) = procs::start_service(
+        &b.service_bin,
+        &env,
+        Some(b.work.path().join("service-webhooks.log")),
+    )?;
+    let hooked_fx = fixtures(b, hooked).await?;
+    let (warm, reps) = if b.args.quick { (2, 10) } else { (5, 60) };
+    let mut lanes = Vec::new();
+    for (addr, assistant) in [(main, &fx.assistant), (hooked, &hooked_fx.assistant)] {
+        lanes.push((
+            addr,
+            assistant.clone(),
+            make_threads(addr, warm + reps, 4).await?,
+            Vec::new(),
+        ));
+    }
+    let mut failures = 0;
+    for i in 0..warm + reps {
+        for (addr, assistant, threads, totals) in lanes.iter_mut() {
+            let api = Api::new(*addr);
+            let mut conn = Conn::new(*addr);
+            let t0 = Instant::now();
+            let run = api
+                .call(
+                    &mut conn,
+                    "POST",
+                    &format!("/threads/{}/runs", threads[i]),
+                    Some(json!({"assistant_id": assistant, "model": "bench-queued"})),
+                )
+                .await?;
+            let done = wait_run(
+                &api,
+                &mut conn,
+                &threads[i],
+                &id_of(&run),
+                Duration::from_secs(30),
+            )
+            .await?;
+            if i < warm {
+                continue;
+            }
+            if done["status"] == "completed" {
+                totals.push(t0.elapsed().as_nanos() as u64);
+            } else {
+                failures += 1;
+            }
+        }
+    }
+    // Attempts the receiver holds open (at most WEBHOOK_CONCURRENCY at once, 30 s each).
+    let held = accepted.load(std::sync::atomic::Ordering::Relaxed);
+    drop(service);
+    let without = Lat::from(std::mem::take(&mut lanes[0].3));
+    let with = Lat::from(std::mem::take(&mut lanes[1].3));
+    b.results.insert(
+        "webhooks_dead_receiver".into(),
+        json!({"create_to_completed": with.summary(), "without_webhooks": without.summary(),
+               "failures": failures, "webhook_timeout_s": 30, "attempts_held_open": held}),
+    );
+    b.row(
+        "runs",
+        format!(
+            "queued run: create → completed, webhook receiver never answers (30 s attempts), {} runs",
+            with.len()
+        ),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms ({held} attempts held open by the receiver)",
+            with.p50(),
+            with.p99()
+        ),
+        format!(
+            "the same runs without webhooks (interleaved): p50 {:.2} ms, p99 {:.2} ms",
+            without.p50(),
+            without.p99()
+        ),
+        "unchanged",
+        verdict(with.p50() <= without.p50() * 1.5 + 2.0 && failures == 0 && held > 0),
     );
     Ok(())
 }

@@ -305,6 +305,11 @@ pub async fn cancel(ctx: &Ctx, thread_id: &ThreadId, run_id: &RunId) -> Result<R
                 set_step_status(ctx, &record, &round.step_id, StepStatus::Cancelled).await?;
             }
             threads::release_active_run(ctx, thread_id, run_id).await?;
+            // The cancel is stored: its event. If it cannot be queued now, the run's pending
+            // expire item finds the run cancelled and queues it (the same event id).
+            if let Err(e) = crate::webhooks::run_changed(ctx, &record).await {
+                log::warn!("{e}");
+            }
         }
         RunStatus::Cancelling => {
             // Make sure a turn comes to notice the cancel even if none is pending.

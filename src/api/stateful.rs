@@ -126,6 +126,7 @@ impl Backend for Stateful {
             runs: self.runs.clone(),
             retrieval: self.retrieval.clone(),
             code_interpreter: self.engine.code_interpreter().clone(),
+            webhooks: self.engine.webhooks().clone(),
             tenant: tenant.to_string(),
         };
         if matches!(request.operation, Operation::CreateFile) {

@@ -409,6 +409,7 @@ pub async fn delete(ctx: &Ctx, vs_id: &VectorStoreId) -> Result<Value, ApiError>
         file_prefix,
         keys::vector_store_chunks(&ctx.tenant, vs_id),
         keys::vector_store_batches(&ctx.tenant, vs_id),
+        keys::vector_store_webhooks(&ctx.tenant, vs_id),
     ] {
         store::delete_prefix(&ctx.store, &prefix).await?;
     }

@@ -246,7 +246,9 @@ impl Engine {
                 live.sink.emit(event, run_value(record));
             }
         }
-        Ok(None)
+        // Last, so that an event that cannot be queued retries the item with nothing else
+        // left undone (the redelivery finds the run moved and queues the event then).
+        super::notify_run(turn.ctx, record).await.map(|()| None)
     }
 
     /// Queues the expiry of a run that now waits for tool outputs.
@@ -277,13 +279,13 @@ impl Engine {
             Close::Failed
         };
         self.close_unfinished(turn.ctx, live, how, "").await?;
-        let event = match ended.run.status.as_str() {
-            "cancelled" => "thread.run.cancelled",
-            "expired" => "thread.run.expired",
+        let event = match ended.run.status {
+            RunStatus::Cancelled => "thread.run.cancelled",
+            RunStatus::Expired => "thread.run.expired",
             _ => "thread.run.failed",
         };
         live.sink.emit(event, run_value(&ended));
-        Ok(())
+        super::notify_run(turn.ctx, &ended).await
     }
 
     /// The tool round of a completion: client calls as they came, built-in calls run.

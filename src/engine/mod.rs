@@ -45,6 +45,7 @@ use crate::queue::{DynQueue, FileIngest, Outcome, RunTurn, WorkHandler, WorkItem
 use crate::retrieval::Retrieval;
 use crate::shutdown::Shutdown;
 use crate::store::{self, keys, DynStore, ETag, Update};
+use crate::webhooks::Webhooks;
 use async_trait::async_trait;
 use code_interpreter::CodeTurn;
 use events::{Discard, EventSink};
@@ -60,6 +61,8 @@ pub struct Engine {
     settings: Arc<RunSettings>,
     retrieval: Arc<Retrieval>,
     code_interpreter: Arc<SharedCodeInterpreter>,
+    /// Where run events go.
+    webhooks: Arc<Webhooks>,
     /// The process's shutdown: streamed turns stop at its grace, and background work
     /// (streamed turns, their watchdog items) is tracked by it.
     shutdown: Shutdown,
@@ -153,8 +156,20 @@ impl Engine {
             settings,
             retrieval,
             code_interpreter,
+            webhooks: Arc::new(Webhooks::disabled()),
             shutdown,
         }
+    }
+
+    /// Sends run and vector-store events through `webhooks` (none without).
+    pub fn with_webhooks(mut self, webhooks: Arc<Webhooks>) -> Self {
+        self.webhooks = webhooks;
+        self
+    }
+
+    /// Where run and vector-store events go, shared with the API.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
     }
 
     /// The `code_interpreter` tool's executor, shared with the API.
@@ -174,6 +189,7 @@ impl Engine {
             runs: self.settings.clone(),
             retrieval: self.retrieval.clone(),
             code_interpreter: self.code_interpreter.clone(),
+            webhooks: self.webhooks.clone(),
             tenant: tenant.to_string(),
         }
     }
@@ -200,6 +216,9 @@ impl Engine {
                 crate::retrieval::ingest::ingest(&ctx, file).await.map_err(
                     |crate::retrieval::ingest::IngestStop::Retry(reason)| Stop::Retry(reason),
                 )
+            }
+            WorkItem::Webhook(post) => {
+                return self.webhooks.deliver(self.store.as_ref(), post).await;
             }
         };
         match result {
@@ -367,7 +386,7 @@ impl Engine {
             return Err(Stop::Nothing);
         };
         if record.seq != item.seq {
-            return Err(Stop::Nothing);
+            return notify_found(ctx, item, &record).await;
         }
         if record.run.status == RunStatus::Queued && record.seq == 0 {
             file_search::wait_until_ready(ctx, &record).await?;
@@ -402,7 +421,7 @@ impl Engine {
             }
             // Another delivery began this turn (it crashed, or timed out, or runs still).
             RunStatus::InProgress => begun(record, Some(etag), true),
-            _ => Err(Stop::Nothing),
+            _ => notify_found(ctx, item, &record).await,
         }
     }
 
@@ -530,7 +549,7 @@ impl Engine {
                 log::info!("run {} failed: {message}", r.run.id);
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.failed", run_value(&r));
-                Ok(())
+                notify_run(ctx, &r).await
             }
             Moved::Cancelling => self.finish_cancel(ctx, item, sink).await,
             Moved::Stale => Err(Stop::Nothing),
@@ -561,7 +580,7 @@ impl Engine {
             Moved::Applied(r) => {
                 release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
                 sink.emit("thread.run.incomplete", run_value(&r));
-                Ok(())
+                notify_run(ctx, &r).await
             }
             Moved::Cancelling => self.finish_cancel(ctx, item, sink).await,
             Moved::Stale => Err(Stop::Nothing),
@@ -591,6 +610,7 @@ impl Engine {
         if let Some(Some(r)) = done {
             release_thread(ctx, &item.thread_id, &item.run_id, None).await?;
             sink.emit("thread.run.cancelled", run_value(&r));
+            notify_run(ctx, &r).await?;
         }
         Ok(())
     }
@@ -604,7 +624,9 @@ impl Engine {
             return Err(Stop::Nothing);
         };
         if record.seq != item.seq || record.run.status != RunStatus::RequiresAction {
-            return Err(Stop::Nothing);
+            // Cancelled by the API meanwhile (the same turn), or expired by an earlier
+            // delivery of this item: its event may not have been queued.
+            return notify_found(&ctx, item, &record).await;
         }
         let due = record.run.expires_at.unwrap_or(0);
         if now() < due {
@@ -630,6 +652,7 @@ impl Engine {
             }
             release_thread(&ctx, &item.thread_id, &item.run_id, None).await?;
             log::info!("run {} expired waiting for tool outputs", r.run.id);
+            notify_run(&ctx, &r).await?;
         }
         Ok(())
     }
@@ -639,6 +662,16 @@ impl Engine {
         let item = match item {
             WorkItem::Step(turn) | WorkItem::Expire(turn) => turn,
             WorkItem::Ingest(file) => return self.give_up_on_file(file, reason).await,
+            WorkItem::Webhook(post) => {
+                if let Err(e) = self
+                    .webhooks
+                    .dead_letter(self.store.as_ref(), post, reason)
+                    .await
+                {
+                    log::warn!("{e}");
+                }
+                return;
+            }
         };
         let ctx = self.ctx(&item.tenant);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
@@ -647,7 +680,9 @@ impl Engine {
         let error = json!({"code": "server_error", "message": message});
         let ended = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
             if r.run.is_terminal() || r.run.status == RunStatus::RequiresAction {
-                return Ok::<_, ApiError>(Update::Keep(false));
+                // Ended by an earlier delivery, perhaps without its event.
+                let found = (r.seq == item.seq || r.seq == item.seq.wrapping_add(1)).then_some(r);
+                return Ok::<_, ApiError>(Update::Keep((false, found)));
             }
             if r.run.status == RunStatus::Cancelling {
                 r.run.status = RunStatus::Cancelled;
@@ -660,18 +695,25 @@ impl Engine {
             r.run.required_action = None;
             r.seq += 1;
             r.updated_ms = now_ms();
-            Ok(Update::Write(r, true))
+            Ok(Update::Write(r.clone(), (true, Some(r))))
         })
         .await;
         match ended {
-            Ok(Some(true)) => {
-                log::warn!(
-                    "run {} ended after repeated failures: {reason}",
-                    item.run_id
-                );
-                let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
+            Ok(Some((ended, found))) => {
+                if let Some(r) = &found {
+                    if let Err(Stop::Retry(e)) = notify_run(&ctx, r).await {
+                        log::warn!("{e}");
+                    }
+                }
+                if ended {
+                    log::warn!(
+                        "run {} ended after repeated failures: {reason}",
+                        item.run_id
+                    );
+                    let _ = release_thread(&ctx, &item.thread_id, &item.run_id, None).await;
+                }
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => log::warn!(
                 "cannot end run {} after repeated failures: {e}",
                 item.run_id
@@ -740,6 +782,26 @@ fn usage_of(completion: &Completion, prompt: &prompt::Prompt) -> Usage {
 
 fn add_usage(total: &mut Option<Usage>, turn: Usage) {
     total.get_or_insert_with(Usage::default).add(turn);
+}
+
+/// Queues the webhook event of the run's stored status, if it has one (see
+/// `crate::webhooks`): called after each write that stores a status with an event, and by
+/// `notify_found`. An event that cannot be queued retries the work item, whose next
+/// delivery finds the status stored and queues it then.
+async fn notify_run(ctx: &Ctx, record: &RunRecord) -> Result<(), Stop> {
+    crate::webhooks::run_changed(ctx, record)
+        .await
+        .map_err(Stop::Retry)
+}
+
+/// A work item found its run past its turn: if its own turn stored the run's status (the
+/// same turn, or the one after), the process may have died before that status's event was
+/// queued; queue it (at most once more: see `crate::webhooks`). Then nothing to do.
+async fn notify_found<T>(ctx: &Ctx, item: &RunTurn, record: &RunRecord) -> Result<T, Stop> {
+    if record.seq == item.seq || record.seq == item.seq.wrapping_add(1) {
+        notify_run(ctx, record).await?;
+    }
+    Err(Stop::Nothing)
 }
 
 fn run_value(record: &RunRecord) -> Value {

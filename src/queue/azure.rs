@@ -142,10 +142,17 @@ impl AzureQueue {
             }
             idle = Duration::from_millis(50);
             for message in messages {
+                // A webhook delivery takes none of the runs' permits: the policy bounds
+                // those with slots of their own (a slow receiver must not hold up runs).
+                let webhook = decode(&message.message_text).is_some_and(|q| q.item.is_webhook());
                 // Once stopping, the rest go straight to the policy, which releases them.
-                let permit = tokio::select! {
-                    permit = permits.clone().acquire_owned() => permit.ok(),
-                    () = shutdown.stopping() => None,
+                let permit = if webhook {
+                    None
+                } else {
+                    tokio::select! {
+                        permit = permits.clone().acquire_owned() => permit.ok(),
+                        () = shutdown.stopping() => None,
+                    }
                 };
                 let (queue, policy) = (self.clone(), policy.clone());
                 deliveries.spawn(async move {

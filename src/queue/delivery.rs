@@ -16,6 +16,11 @@
 //! carries the deliveries made so far minus this one (`prior_attempts`), which did not
 //! process it. (The in-process queue chooses fairly what to start and never defers.)
 //!
+//! Webhook deliveries (`WorkItem::Webhook`) take slots of their own (`webhook_slots`), so a
+//! receiver that is slow or down never holds a run's slot. A handler that answers
+//! `Outcome::Later` (a webhook's next attempt) has its next item put back as a fresh copy due
+//! after the delay, whose deliveries count anew, and this message removed.
+//!
 //! At shutdown nothing new is started: a message delivered then is put back at once; one
 //! whose processing is still going on when the grace is over is dropped (the turn stops
 //! where it was, as in a crash, which every turn survives) and put back at once, so that
@@ -63,6 +68,8 @@ pub enum PutBackReason {
     Deferred,
     /// This process is stopping: another instance, or this one restarted, takes it.
     Released,
+    /// Processed; its next step (a webhook's next attempt) is due later.
+    Rescheduled,
 }
 
 impl PutBackReason {
@@ -71,6 +78,7 @@ impl PutBackReason {
         match self {
             PutBackReason::Deferred => "its tenant has its share of work in progress; deferred",
             PutBackReason::Released => "released at shutdown",
+            PutBackReason::Rescheduled => "its next attempt is scheduled",
         }
     }
 }
@@ -80,6 +88,8 @@ impl PutBackReason {
 pub struct Policy {
     handler: Arc<dyn WorkHandler>,
     slots: Arc<TenantSlots>,
+    /// Webhook deliveries' own slots: a slow receiver never takes a run's.
+    webhook_slots: Arc<TenantSlots>,
     max_attempts: u32,
     shutdown: Shutdown,
 }
@@ -91,9 +101,27 @@ impl Policy {
         max_attempts: u32,
         shutdown: Shutdown,
     ) -> Arc<Policy> {
+        Self::with_webhook_slots(
+            handler,
+            slots,
+            TenantSlots::new(1, 1),
+            max_attempts,
+            shutdown,
+        )
+    }
+
+    /// `new`, with the slots of webhook deliveries (`new` gives them one).
+    pub fn with_webhook_slots(
+        handler: Arc<dyn WorkHandler>,
+        slots: Arc<TenantSlots>,
+        webhook_slots: Arc<TenantSlots>,
+        max_attempts: u32,
+        shutdown: Shutdown,
+    ) -> Arc<Policy> {
         Arc::new(Policy {
             handler,
             slots,
+            webhook_slots,
             max_attempts: max_attempts.max(1),
             shutdown,
         })
@@ -102,6 +130,20 @@ impl Policy {
     /// Items in progress, shared fairly between tenants.
     pub fn slots(&self) -> &Arc<TenantSlots> {
         &self.slots
+    }
+
+    /// Webhook deliveries in progress, apart from the other items.
+    pub fn webhook_slots(&self) -> &Arc<TenantSlots> {
+        &self.webhook_slots
+    }
+
+    /// The slots `item` takes.
+    pub fn slots_for(&self, item: &WorkItem) -> &Arc<TenantSlots> {
+        if item.is_webhook() {
+            &self.webhook_slots
+        } else {
+            &self.slots
+        }
     }
 
     pub fn handler(&self) -> &Arc<dyn WorkHandler> {
@@ -120,9 +162,10 @@ impl Policy {
             return release(queued, attempt, message).await;
         }
         let tenant = queued.item.tenant();
-        let Some(slot) = self.slots.try_acquire(tenant) else {
+        let slots = self.slots_for(&queued.item);
+        let Some(slot) = slots.try_acquire(tenant) else {
             let copy = uncounted_copy(queued, attempt);
-            let delay = defer_delay(self.slots.held_by(tenant));
+            let delay = defer_delay(slots.held_by(tenant));
             let why = PutBackReason::Deferred;
             return message
                 .put_back(PutBack {
@@ -164,6 +207,17 @@ impl Policy {
         match outcome {
             Some(Outcome::Done) => message.remove().await,
             Some(Outcome::Retry(_)) => message.retry_after(retry_backoff(attempt)).await,
+            Some(Outcome::Later(next, delay)) => {
+                let copy = Queued::from(*next);
+                let why = PutBackReason::Rescheduled;
+                message
+                    .put_back(PutBack {
+                        copy: &copy,
+                        delay,
+                        why,
+                    })
+                    .await
+            }
             None => {
                 log::info!(
                     "work item {} did not finish within the shutdown grace ({:?}); released",
@@ -192,6 +246,7 @@ impl Policy {
             .unwrap_or_else(|_| Outcome::Retry("processing it panicked".into()));
         match processed {
             Outcome::Done => Outcome::Done,
+            later @ Outcome::Later(..) => later,
             Outcome::Retry(reason) if attempt >= self.max_attempts => {
                 log::warn!(
                     "work item {} failed {attempt} times, giving up: {reason}",
@@ -420,6 +475,52 @@ mod tests {
         handler.answers.lock().unwrap().push(Some(Outcome::Done));
         policy.settle(&other, 1, &mut message).await;
         assert_eq!(message.fate.last(), Some(&Fate::Removed));
+    }
+
+    /// A webhook attempt takes a slot of the webhook slots, never a run's; its next
+    /// attempt (`Later`) goes back as a fresh copy, uncounted, due after the delay.
+    #[tokio::test]
+    async fn webhook_items_have_their_own_slots_and_their_next_attempt_is_a_copy() {
+        let post = |attempt| {
+            WorkItem::Webhook(crate::queue::WebhookPost {
+                tenant: "t".into(),
+                event_id: "evt_x".into(),
+                event_type: "thread.run.completed".into(),
+                created_at: 0,
+                body: "{}".into(),
+                attempt,
+            })
+        };
+        let handler = scripted(vec![Some(Outcome::Later(
+            Box::new(post(2)),
+            Duration::from_secs(7),
+        ))]);
+        let shutdown = Shutdown::new(Duration::from_secs(5));
+        let policy = Policy::with_webhook_slots(
+            handler.clone(),
+            TenantSlots::new(1, 1),
+            TenantSlots::new(2, 2),
+            3,
+            shutdown,
+        );
+        // Every run slot is taken: the webhook item still goes.
+        let _run = policy.slots().try_acquire("t").unwrap();
+        let mut message = Recorded::default();
+        let queued = Queued {
+            item: post(1),
+            prior_attempts: 2,
+        };
+        policy.settle(&queued, 3, &mut message).await;
+        assert_eq!(
+            message.fate,
+            vec![Fate::PutBack(
+                Queued::from(post(2)),
+                Duration::from_secs(7),
+                PutBackReason::Rescheduled
+            )]
+        );
+        assert_eq!(handler.processed.load(Ordering::SeqCst), 1);
+        assert_eq!(policy.webhook_slots().held_by("t"), 0);
     }
 
     #[tokio::test]

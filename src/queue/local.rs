@@ -124,20 +124,33 @@ impl LocalQueue {
             .and_then(|mut r| r.take())
             .ok_or_else(|| QueueError("the queue already has a consumer".into()))?;
         let slots = policy.slots().clone();
+        let webhook_slots = policy.webhook_slots().clone();
         let shutdown = policy.shutdown().clone();
         let mut timeline = Timeline::default();
+        // Two lanes: webhook deliveries wait for slots of their own, never for a run's.
         let mut waiting = Waiting::default();
+        let mut webhooks = Waiting::default();
         let mut deliveries = JoinSet::new();
         let ended = loop {
             let released = slots.released();
             tokio::pin!(released);
             released.as_mut().enable();
+            let webhook_released = webhook_slots.released();
+            tokio::pin!(webhook_released);
+            webhook_released.as_mut().enable();
             for (path, entry) in timeline.take_due(now_ms()) {
-                waiting.push(path, entry);
+                if entry.item.is_webhook() {
+                    webhooks.push(path, entry);
+                } else {
+                    waiting.push(path, entry);
+                }
             }
-            while let Some((path, entry, slot)) = waiting.next_startable(&slots) {
-                let (queue, policy) = (self.clone(), policy.clone());
-                deliveries.spawn(async move { queue.deliver(&policy, path, entry, slot).await });
+            for (lane, slots) in [(&mut waiting, &slots), (&mut webhooks, &webhook_slots)] {
+                while let Some((path, entry, slot)) = lane.next_startable(slots) {
+                    let (queue, policy) = (self.clone(), policy.clone());
+                    deliveries
+                        .spawn(async move { queue.deliver(&policy, path, entry, slot).await });
+                }
             }
             let next_due = timeline.next_due().map(|due| {
                 tokio::time::Instant::now() + Duration::from_millis(due.saturating_sub(now_ms()))
@@ -148,6 +161,7 @@ impl LocalQueue {
                     None => break Err(QueueError("the queue's channel closed".into())),
                 },
                 _ = &mut released => {}
+                _ = &mut webhook_released => {}
                 _ = sleep_until_some(next_due) => {}
                 Some(joined) = deliveries.join_next() => {
                     if let Err(e) = joined {

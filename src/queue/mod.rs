@@ -1,4 +1,5 @@
-//! The work queue: small items that name a run turn (or a file to ingest), and the one policy
+//! The work queue: small items that name a run turn (or a file to ingest, or a webhook event
+//! to post), and the one policy
 //! by which every consumer delivers them.
 //!
 //! Delivery is at least once (an item may come twice, or late), so items carry what the
@@ -39,6 +40,26 @@ pub enum WorkItem {
     Expire(RunTurn),
     /// Read, chunk and embed a file added to a vector store.
     Ingest(FileIngest),
+    /// Post an event to its tenant's webhook endpoint (one attempt).
+    Webhook(WebhookPost),
+}
+
+/// One attempt at delivering a webhook event: the event as it is sent, byte for byte on
+/// every attempt (`body`), and what the retry schedule needs. The endpoint, its secret and
+/// the signature come from the settings at each attempt, never from the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookPost {
+    pub tenant: String,
+    /// The event's `id` (`evt_…`); the `webhook-id` header is derived from it.
+    pub event_id: String,
+    /// The event's `type`, for the log.
+    pub event_type: String,
+    /// The event's `created_at` (Unix seconds): attempts stop `WEBHOOK_RETRY_HOURS` after.
+    pub created_at: i64,
+    /// The event's JSON text, as signed and sent.
+    pub body: String,
+    /// Which attempt this is, from 1.
+    pub attempt: u32,
 }
 
 /// A run at one turn: what a `step` or `expire` item is about.
@@ -65,7 +86,14 @@ impl WorkItem {
         match self {
             WorkItem::Step(turn) | WorkItem::Expire(turn) => &turn.tenant,
             WorkItem::Ingest(file) => &file.tenant,
+            WorkItem::Webhook(post) => &post.tenant,
         }
+    }
+
+    /// A webhook delivery: it has slots of its own, apart from the runs' (a slow receiver
+    /// must not hold up runs).
+    pub fn is_webhook(&self) -> bool {
+        matches!(self, WorkItem::Webhook(_))
     }
 
     /// What the item is about, for the log.
@@ -77,6 +105,10 @@ impl WorkItem {
             ),
             WorkItem::Step(t) => format!("step {} turn {} ({})", t.run_id, t.seq, t.tenant),
             WorkItem::Expire(t) => format!("expire {} turn {} ({})", t.run_id, t.seq, t.tenant),
+            WorkItem::Webhook(w) => format!(
+                "webhook {} {} attempt {} ({})",
+                w.event_type, w.event_id, w.attempt, w.tenant
+            ),
         }
     }
 }
@@ -136,6 +168,9 @@ pub enum Outcome {
     Done,
     /// A transient failure: deliver the item again later.
     Retry(String),
+    /// Done with this delivery, and `item` (its next step: a webhook's next attempt) is
+    /// to be delivered after the delay, as a fresh message whose deliveries count anew.
+    Later(Box<WorkItem>, Duration),
 }
 
 /// The consumer side: the engine.
@@ -294,5 +329,27 @@ mod tests {
                 queued
             );
         }
+    }
+
+    /// A webhook attempt is an item of its own kind, its fields beside `kind` as the other
+    /// kinds' are; what the other kinds write is unchanged (above).
+    #[test]
+    fn webhook_items_round_trip() {
+        let post = Queued::from(WorkItem::Webhook(WebhookPost {
+            tenant: "t".into(),
+            event_id: "evt_x".into(),
+            event_type: "thread.run.completed".into(),
+            created_at: 1_750_000_000,
+            body: r#"{"id":"evt_x"}"#.into(),
+            attempt: 2,
+        }));
+        let text = post.to_json();
+        assert!(
+            text.starts_with(r#"{"kind":"webhook","tenant":"t","event_id":"evt_x""#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<Queued>(&text).unwrap(), post);
+        assert!(post.item.is_webhook());
+        assert_eq!(post.item.tenant(), "t");
     }
 }

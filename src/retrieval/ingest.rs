@@ -56,15 +56,15 @@ pub async fn finish(
     let key = keys::vector_store_file(&ctx.tenant, &item.vector_store_id, &item.file_id);
     let moved = store::update_json(ctx.store.as_ref(), &key, |mut r: VectorStoreFileRecord| {
         if !r.file.status.can_become(status) {
-            return Ok::<_, ApiError>(Update::Keep(false));
+            return Ok::<_, ApiError>(Update::Keep(None));
         }
         r.file.status = status;
         r.file.usage_bytes = usage;
         r.file.last_error = error.map(|(code, message)| json!({"code": code, "message": message}));
-        Ok(Update::Write(r, true))
+        Ok(Update::Write(r.clone(), Some(r)))
     })
     .await?;
-    if moved == Some(true) {
+    if let Some(Some(record)) = moved {
         vector_store::update(
             ctx.store.as_ref(),
             &ctx.tenant,
@@ -80,9 +80,18 @@ pub async fn finish(
             },
         )
         .await?;
+        notify(ctx, &record).await?;
         return Ok(true);
     }
     Ok(false)
+}
+
+/// Queues the webhook event of a file that ended (see `crate::webhooks`); when it cannot,
+/// the item is retried and its next delivery queues it.
+async fn notify(ctx: &Ctx, record: &VectorStoreFileRecord) -> Result<(), ApiError> {
+    crate::webhooks::file_changed(ctx, record)
+        .await
+        .map_err(ApiError::Internal)
 }
 
 pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
@@ -93,6 +102,10 @@ pub async fn ingest(ctx: &Ctx, item: &FileIngest) -> Result<(), IngestStop> {
         return Ok(());
     };
     if record.file.status != VectorStoreFileStatus::InProgress {
+        // Ended by an earlier delivery, which may have stopped before queueing its event.
+        if crate::webhooks::file_has_event(record.file.status) {
+            notify(ctx, &record).await?;
+        }
         return Ok(());
     }
     let fail = |code: &'static str, message: String| async move {

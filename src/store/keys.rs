@@ -13,6 +13,9 @@
 //! t/<tenant>/vs-files/<vs_id>/<file_id>        a file in a store
 //! t/<tenant>/vs-chunks/<vs_id>/<file_id>       its chunks and embeddings
 //! t/<tenant>/vs-batches/<vs_id>/<batch_id>     a file batch
+//! t/<tenant>/threads/<thread_id>/webhooks/<evt_id>   a run event queued for its webhook
+//! t/<tenant>/vs-webhooks/<vs_id>/<evt_id>      a file or batch event queued
+//! t/<tenant>/webhook-dead/<evt_id>             an event whose delivery was given up
 //! ```
 //! Ids sort by creation time, so a prefix listing is already in creation order. Everything of
 //! a thread lives under its prefix, so deleting a thread is one prefix deletion, and the
@@ -108,6 +111,26 @@ pub fn vector_store_batches(tenant: &str, vs_id: &str) -> String {
 
 pub fn vector_store_batch(tenant: &str, vs_id: &str, batch_id: &str) -> String {
     format!("t/{tenant}/vs-batches/{vs_id}/{batch_id}")
+}
+
+pub fn run_webhook(tenant: &str, thread_id: &str, event_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/webhooks/{event_id}")
+}
+
+pub fn vector_store_webhooks(tenant: &str, vs_id: &str) -> String {
+    format!("t/{tenant}/vs-webhooks/{vs_id}/")
+}
+
+pub fn vector_store_webhook(tenant: &str, vs_id: &str, event_id: &str) -> String {
+    format!("t/{tenant}/vs-webhooks/{vs_id}/{event_id}")
+}
+
+pub fn webhooks_dead(tenant: &str) -> String {
+    format!("t/{tenant}/webhook-dead/")
+}
+
+pub fn webhook_dead(tenant: &str, event_id: &str) -> String {
+    format!("t/{tenant}/webhook-dead/{event_id}")
 }
 
 /// The last path segment of a key (an object id for the listings above).

@@ -1,7 +1,7 @@
 //! A `Store` that injects faults for tests: it wraps the app's real store (local or Azurite)
 //! and, once armed, lets the next write of a matching key happen and then answers it with an
 //! error, as if the process had died right after the write: the caller sees a failure, but
-//! the object is stored. Installed with `App::with_store_wrapper`.
+//! the object is stored. Installed with `App::with_wrappers`.
 
 use assistants::store::{
     ByteStream, DynStore, ETag, ListPage, OpCounts, PutMode, Store, StoreError,

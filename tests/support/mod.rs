@@ -2,17 +2,20 @@
 //! on Azurite (a fresh container), and talk to it over HTTP.
 #![allow(dead_code)]
 
+pub mod faulty_queue;
 pub mod faulty_store;
 pub mod hostile;
 pub mod remote;
 
-use assistants::app::App;
+use assistants::app::{App, Wrappers};
 use assistants::config::Settings;
+use assistants::queue::DynQueue;
 use assistants::store::DynStore;
 use llm_standin::StandIn;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -131,34 +134,50 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    spawn_app_wrapped(backend, extra, |store| store).await
+    spawn_app_wrapped(backend, extra, Wrappers::default()).await
 }
 
-/// An app whose store injects faults when the test arms it (`faulty_store`).
-pub async fn spawn_faulty_app(
-    backend: Backend,
-) -> (TestApp, std::sync::Arc<faulty_store::FaultyStore>) {
-    let faulty = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slot = faulty.clone();
-    let app = spawn_app_wrapped(backend, &[], move |store| {
-        let wrapped = faulty_store::FaultyStore::wrap(store);
-        *slot.lock().unwrap() = Some(wrapped.clone());
-        wrapped as DynStore
-    })
-    .await;
-    let faulty = faulty
-        .lock()
-        .unwrap()
-        .take()
-        .expect("the app's store was wrapped");
-    (app, faulty)
+/// The fault injectors of an app made by `spawn_faulty_app`, armed by the test.
+pub struct Faults {
+    pub store: Arc<faulty_store::FaultyStore>,
+    pub queue: Arc<faulty_queue::FaultyQueue>,
 }
 
-async fn spawn_app_wrapped(
-    backend: Backend,
-    extra: &[(&str, &str)],
-    wrap: impl FnOnce(DynStore) -> DynStore + 'static,
-) -> TestApp {
+/// An app whose store and work queue inject faults when the test arms them
+/// (`faulty_store`, `faulty_queue`).
+pub async fn spawn_faulty_app(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, Faults) {
+    let store = Arc::new(std::sync::Mutex::new(None));
+    let queue = Arc::new(std::sync::Mutex::new(None));
+    let (store_slot, queue_slot) = (store.clone(), queue.clone());
+    let wrappers = Wrappers {
+        store: Box::new(move |inner| {
+            let wrapped = faulty_store::FaultyStore::wrap(inner);
+            *store_slot.lock().unwrap() = Some(wrapped.clone());
+            wrapped as DynStore
+        }),
+        queue: Box::new(move |inner| {
+            let wrapped = faulty_queue::FaultyQueue::wrap(inner);
+            *queue_slot.lock().unwrap() = Some(wrapped.clone());
+            wrapped as DynQueue
+        }),
+    };
+    let app = spawn_app_wrapped(backend, extra, wrappers).await;
+    let faults = Faults {
+        store: store
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the app's store was wrapped"),
+        queue: queue
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the app's queue was wrapped"),
+    };
+    (app, faults)
+}
+
+async fn spawn_app_wrapped(backend: Backend, extra: &[(&str, &str)], wrap: Wrappers) -> TestApp {
     let llm = StandIn::new();
     let llm_addr = llm
         .spawn(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -170,7 +189,7 @@ async fn spawn_app_wrapped(
         extra.push(("OPENAI_BASE_URL", &base_url));
     }
     let (settings, dir) = test_settings(backend, &extra);
-    let app = App::with_store_wrapper(&settings, wrap).expect("app");
+    let app = App::with_wrappers(&settings, wrap).expect("app");
     let stored = app.stored.as_ref().expect("the stored backend");
     let store = stored.store.clone();
     let engine = stored.engine.clone();
