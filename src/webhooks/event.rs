@@ -68,11 +68,13 @@ pub fn run_event(tenant: &str, record: &RunRecord) -> Option<Event> {
     })
 }
 
-/// The event of a vector-store file that ended `status`.
+/// The event of a vector-store file that ended `status`. `attached_at` (the vector-store
+/// file's `created_at`) is part of its id: a file detached and attached again is a new
+/// change, whose event its first attachment's marker must not hold back.
 pub fn file_event(
     tenant: &str,
     vector_store_id: &str,
-    file_id: &str,
+    (file_id, attached_at): (&str, i64),
     status: VectorStoreFileStatus,
     now: i64,
 ) -> Option<Event> {
@@ -82,7 +84,11 @@ pub fn file_event(
         _ => return None,
     };
     Some(Event {
-        id: event_id(file_id, &format!("{tenant}/{vector_store_id}"), n),
+        id: event_id(
+            &format!("{file_id}.{attached_at}"),
+            &format!("{tenant}/{vector_store_id}"),
+            n,
+        ),
         kind,
         created_at: now,
         data: json!({"id": file_id, "vector_store_id": vector_store_id}),
@@ -127,5 +133,22 @@ mod tests {
         assert_ne!(a, event_id(&run, "tenanta", (4 << 3) | 2));
         assert_ne!(a, event_id(&run, "tenantb", (3 << 3) | 2));
         assert_eq!(webhook_id("evt_abc"), "wh_abc");
+    }
+
+    #[test]
+    fn a_file_attached_again_is_another_event() {
+        let file = new_id(Kind::File);
+        let event = |attached_at| {
+            file_event(
+                "t",
+                "vs_abc",
+                (&file, attached_at),
+                VectorStoreFileStatus::Completed,
+                1,
+            )
+            .map(|e| e.id)
+        };
+        assert_eq!(event(100), event(100));
+        assert_ne!(event(100), event(101));
     }
 }

@@ -176,7 +176,7 @@ pub async fn file_changed(ctx: &Ctx, record: &VectorStoreFileRecord) -> Result<(
     let Some(event) = event::file_event(
         &ctx.tenant,
         vs_id,
-        &record.file.id,
+        (&record.file.id, record.file.created_at),
         record.file.status,
         crate::model::now(),
     ) else {
