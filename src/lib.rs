@@ -13,6 +13,7 @@
 //!   invocations);
 //! - `engine`: advances a run by one turn per work item; `llm`, `retrieval`: the model
 //!   client, and files made searchable;
+//! - `webhooks`: run and vector-store events, signed and delivered through the work queue;
 //! - `config`: settings from the environment;
 //! - `context`: `Ctx`, what one call needs (store, queue, settings, tenant...);
 //! - `app`: wiring of the above, shared by `main` and the tests; `shutdown`: background

@@ -6,6 +6,7 @@
 //! - `validate`, `pagination`, `types`: request parsing, list paging, shared value types
 //!   (and the message request form threads, messages and runs take);
 //! - `shapes`: the JSON types of every request field (from the spec), checked first;
+//!   `schemas`: schema-only types for the OpenAPI document;
 //! - `assistants`, `threads`, `messages`, `runs`, `files`: one module per resource; runs
 //!   also have `run_options` (the run requests and their validation), `run_steps` and
 //!   `tool_outputs`;

@@ -16,6 +16,7 @@
 //! - `prompt`: the Chat Completions request of a turn;
 //! - `file_search`, `citations`: the built-in search tool and its citation annotations;
 //! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
+//!   `partial_json`: the code it is given, read out of arguments still streaming;
 //! - `live`: what an attempt has streamed so far;
 //! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
 

@@ -4,7 +4,7 @@
 //! can pass text on as it arrives; the answer is accumulated into a `Completion`. Backends:
 //! any OpenAI-compatible base URL, or Azure OpenAI (deployment per model, `api-key` header).
 //! Errors are classified for the engine: retryable (429, 5xx, network, cut-off streams) or
-//! not (400-class: the prompt itself is refused).
+//! not (400-class: the prompt itself is refused). `sse`: the Server-Sent Events decoder.
 
 pub mod sse;
 

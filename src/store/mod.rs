@@ -4,7 +4,10 @@
 //! only from validated ids and fixed words (see `keys`), so no client string ever becomes a
 //! path by itself. Two backends:
 //! - `local`: a directory on disk (the embedded default), atomic writes by rename;
-//! - `azure`: Azure Blob Storage (or Azurite) through `azure_storage_blobs`.
+//! - `azure`: Azure Blob Storage (or Azurite) through `azure_storage_blobs`;
+//!   `connection_string`: Azure Storage connection strings (Azurite's too) read into what
+//!   the clients need;
+//! - `keys`: the key of every object; `schema`: the schema version of JSON documents.
 //!
 //! Every update is conditional (`PutMode::IfMatch`) or create-only (`PutMode::Create`); the
 //! `update_json` helper re-reads and retries on a lost race, so no change is ever lost.

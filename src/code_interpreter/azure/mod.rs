@@ -7,7 +7,8 @@
 //! (multipart `file`), `GET files`, `GET files/content/{name}`. That version has no session
 //! delete; `DELETE session` exists from `2025-10-02-preview` (as LangChain calls it), the only
 //! call made with another version. A session is addressed by `identifier` (our `SessionId`)
-//! and is created by the first call that names it.
+//! and is created by the first call that names it. `identity`: the managed-identity
+//! tokens those calls carry.
 //!
 //! ACA does not say whether an identifier maps to a fresh session; a marker file written when
 //! we open a session tells us (a recycled session has no files). Every `execute` lists the
