@@ -74,15 +74,26 @@ async fn main() -> ExitCode {
     let max_dequeue: u64 = env_or("EMULATOR_MAX_DEQUEUE", 5);
     let terminate_grace = Duration::from_millis(env_or("EMULATOR_TERMINATE_GRACE_MS", 5000));
 
-    let mut child = match tokio::process::Command::new(&handler)
+    let mut command = tokio::process::Command::new(&handler);
+    command
         .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
         .env(
             "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
             uuid::Uuid::new_v4().to_string(),
         )
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    // SAFETY: prctl(2) only, which is async-signal-safe, between fork and exec. With it the
+    // handler dies with the emulator even when the emulator is killed outright (SIGKILL),
+    // as a host's worker does; `kill_on_drop` covers only the emulator's own exits.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("functions-host-emulator: cannot start {handler}: {e}");
