@@ -128,6 +128,9 @@ pub async fn create_batch(
             file_counts: FileCounts::default(),
         },
         cancelled: false,
+        open: None,
+        files: 0,
+        failed: 0,
     };
     store::put_json(
         ctx.store.as_ref(),
@@ -157,6 +160,14 @@ pub async fn create_batch(
                 .file_counts
                 .moved(None, Some(VectorStoreFileStatus::InProgress));
         }
+    })
+    .await?;
+    // The files in progress, before any can end: the last to end reports the batch's end.
+    let batch_key = keys::vector_store_batch(&ctx.tenant, vs_id, &batch.batch.id);
+    store::update_json(ctx.store.as_ref(), &batch_key, |mut b: FileBatchRecord| {
+        b.open = Some(added.iter().cloned().collect());
+        b.files = added.len() as u32;
+        Ok::<_, ApiError>(Update::Write(b, ()))
     })
     .await?;
     enqueue_ingestion(ctx, vs_id, &added).await?;

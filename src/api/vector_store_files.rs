@@ -210,6 +210,10 @@ pub async fn detach(ctx: &Ctx, vs_id: &str, file_id: &str) -> Result<bool, ApiEr
         Ok::<_, ApiError>(Update::Write(r, ()))
     })
     .await?;
+    // A batch waiting for this file waits no more (its event, if that was its last file).
+    if let Err(e) = crate::webhooks::batch_file_detached(ctx, &record).await {
+        log::warn!("batch of {file_id} in {vs_id}: {e}");
+    }
     Ok(true)
 }
 

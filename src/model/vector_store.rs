@@ -7,6 +7,7 @@ use crate::ids::{self, Kind};
 use crate::store::{self, keys, Store, StoreError, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 /// Files by ingestion status.
@@ -296,6 +297,50 @@ pub struct FileBatchRecord {
     pub batch: FileBatch,
     #[serde(rename = "_cancelled", default)]
     pub cancelled: bool,
+    /// The ids of the batch's files still in progress, kept from when its files are written:
+    /// each file that ends leaves it (once: a conditional update), and the one that empties
+    /// it reports the batch's end (its webhook event), with no need to read the batch's other
+    /// files. `None` for a batch stored before this was kept (it has no event).
+    #[serde(rename = "_open", default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<BTreeSet<String>>,
+    /// How many files the batch started with in `open`, and how many of them ended `failed`.
+    #[serde(rename = "_files", default)]
+    pub files: u32,
+    #[serde(rename = "_failed", default)]
+    pub failed: u32,
+}
+
+impl FileBatchRecord {
+    /// The batch's end, once no file of `open` is left (and it was not cancelled): `failed`
+    /// when every file failed, `completed` otherwise. `None` while files are in progress.
+    pub fn ended(&self) -> Option<FileBatchStatus> {
+        if self.cancelled || !self.open.as_ref().is_some_and(BTreeSet::is_empty) {
+            return None;
+        }
+        Some(if self.files > 0 && self.failed == self.files {
+            FileBatchStatus::Failed
+        } else {
+            FileBatchStatus::Completed
+        })
+    }
+
+    /// `file_id` ended `status` (`in_progress`: it was detached before it ended, and no
+    /// longer counts as one of the batch's files): it leaves `open`. `false` when it had
+    /// left already (an earlier delivery counted it) or the batch keeps no `open`.
+    pub fn file_ended(&mut self, file_id: &str, status: VectorStoreFileStatus) -> bool {
+        let Some(open) = self.open.as_mut() else {
+            return false;
+        };
+        if !open.remove(file_id) {
+            return false;
+        }
+        match status {
+            VectorStoreFileStatus::Failed => self.failed += 1,
+            VectorStoreFileStatus::InProgress => self.files = self.files.saturating_sub(1),
+            _ => {}
+        }
+        true
+    }
 }
 
 /// When a store with `expires_after` expires, counted from its last activity.
@@ -348,7 +393,7 @@ pub async fn update(
 
 #[cfg(test)]
 mod tests {
-    use super::{FileBatchStatus, FileCounts, VectorStoreFileStatus};
+    use super::{FileBatch, FileBatchRecord, FileBatchStatus, FileCounts, VectorStoreFileStatus};
     use serde_json::json;
 
     #[test]
@@ -484,5 +529,53 @@ mod tests {
             assert_eq!(back, Some(status));
         }
         assert!(serde_json::from_value::<VectorStoreStatus>(json!("cancelled")).is_err());
+    }
+
+    fn batch(open: Option<&[&str]>) -> FileBatchRecord {
+        FileBatchRecord {
+            batch: FileBatch {
+                id: "vsfb_a".into(),
+                object: "vector_store.files_batch".into(),
+                created_at: 0,
+                vector_store_id: "vs_a".into(),
+                status: FileBatchStatus::InProgress,
+                file_counts: FileCounts::default(),
+            },
+            cancelled: false,
+            open: open.map(|ids| ids.iter().map(|s| s.to_string()).collect()),
+            files: open.map_or(0, |ids| ids.len() as u32),
+            failed: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_ends_once_its_last_open_file_ends_and_each_file_counts_once() {
+        let mut b = batch(Some(&["f1", "f2"]));
+        assert!(b.file_ended("f1", VectorStoreFileStatus::Completed));
+        assert_eq!(b.ended(), None);
+        // A redelivered item: counted already.
+        assert!(!b.file_ended("f1", VectorStoreFileStatus::Completed));
+        assert!(b.file_ended("f2", VectorStoreFileStatus::Failed));
+        assert_eq!(b.ended(), Some(FileBatchStatus::Completed));
+
+        let mut all_failed = batch(Some(&["f1", "f2"]));
+        all_failed.file_ended("f1", VectorStoreFileStatus::Failed);
+        all_failed.file_ended("f2", VectorStoreFileStatus::Failed);
+        assert_eq!(all_failed.ended(), Some(FileBatchStatus::Failed));
+
+        // A file detached before it ended no longer counts: the other one failing fails it.
+        let mut detached = batch(Some(&["f1", "f2"]));
+        detached.file_ended("f1", VectorStoreFileStatus::InProgress);
+        detached.file_ended("f2", VectorStoreFileStatus::Failed);
+        assert_eq!(detached.ended(), Some(FileBatchStatus::Failed));
+
+        // Cancelled, or stored before open files were kept: no end to report.
+        let mut cancelled = batch(Some(&["f1"]));
+        cancelled.cancelled = true;
+        cancelled.file_ended("f1", VectorStoreFileStatus::Completed);
+        assert_eq!(cancelled.ended(), None);
+        let mut legacy = batch(None);
+        assert!(!legacy.file_ended("f1", VectorStoreFileStatus::Completed));
+        assert_eq!(legacy.ended(), None);
     }
 }

@@ -25,11 +25,9 @@ pub mod signing;
 use crate::config::WebhookSettings;
 use crate::context::Ctx;
 use crate::model::run::RunRecord;
-use crate::model::vector_store::{
-    FileBatchRecord, FileBatchStatus, FileCounts, VectorStoreFileRecord, VectorStoreFileStatus,
-};
+use crate::model::vector_store::{FileBatchRecord, VectorStoreFileRecord, VectorStoreFileStatus};
 use crate::queue::{WebhookPost, WorkItem};
-use crate::store::{self, keys, PutMode, StoreError};
+use crate::store::{self, keys, PutMode, StoreError, Update};
 use event::Event;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -170,61 +168,65 @@ pub async fn run_changed(ctx: &Ctx, record: &RunRecord) -> Result<(), String> {
 /// its batch when it was the batch's last file in progress.
 pub async fn file_changed(ctx: &Ctx, record: &VectorStoreFileRecord) -> Result<(), String> {
     let vs_id = &record.file.vector_store_id;
-    if ctx.webhooks.settings.endpoint(&ctx.tenant).is_none() {
-        return Ok(());
-    }
-    let Some(event) = event::file_event(
+    if let Some(event) = event::file_event(
         &ctx.tenant,
         vs_id,
         (&record.file.id, record.file.created_at),
         record.file.status,
         crate::model::now(),
-    ) else {
-        return Ok(());
-    };
-    let marker = keys::vector_store_webhook(&ctx.tenant, vs_id, &event.id);
-    emit(ctx, &marker, event).await?;
+    ) {
+        let marker = keys::vector_store_webhook(&ctx.tenant, vs_id, &event.id);
+        emit(ctx, &marker, event).await?;
+    }
+    // The batch's open files are kept with webhooks off too, so that turning them on
+    // while a batch runs still reports its end.
     if let Some(batch_id) = &record.batch_id {
-        batch_changed(ctx, vs_id, batch_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        batch_changed(ctx, vs_id, batch_id, (&record.file.id, record.file.status)).await?;
     }
     Ok(())
 }
 
-/// The batch's event, once none of its files is in progress (and it was not cancelled).
-async fn batch_changed(ctx: &Ctx, vs_id: &str, batch_id: &str) -> Result<(), StoreError> {
+/// A file of a batch detached before it ended: it leaves the batch's open files, and the
+/// batch's event is queued if that was the last.
+pub async fn batch_file_detached(ctx: &Ctx, record: &VectorStoreFileRecord) -> Result<(), String> {
+    match &record.batch_id {
+        Some(batch_id) if record.file.status == VectorStoreFileStatus::InProgress => {
+            let file = (record.file.id.as_str(), VectorStoreFileStatus::InProgress);
+            batch_changed(ctx, &record.file.vector_store_id, batch_id, file).await
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The file `file_id` of batch `batch_id` ended `status`: it leaves the batch's open
+/// files (one conditional update of the batch, whatever its size), and the file that
+/// leaves none queues the batch's event. A file counted already (a redelivered item) finds
+/// the batch as it is and queues its event if it has ended (its marker keeps that to once).
+async fn batch_changed(
+    ctx: &Ctx,
+    vs_id: &str,
+    batch_id: &str,
+    (file_id, status): (&str, VectorStoreFileStatus),
+) -> Result<(), String> {
     let batch_key = keys::vector_store_batch(&ctx.tenant, vs_id, batch_id);
-    let Some((batch, _)) =
-        store::get_json::<FileBatchRecord>(ctx.store.as_ref(), &batch_key).await?
-    else {
+    let batch = store::update_json(ctx.store.as_ref(), &batch_key, |mut b: FileBatchRecord| {
+        if b.file_ended(file_id, status) {
+            Ok::<_, StoreError>(Update::Write(b.clone(), b))
+        } else {
+            Ok(Update::Keep(b))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let Some(ended) = batch.as_ref().and_then(FileBatchRecord::ended) else {
         return Ok(());
     };
-    if batch.cancelled {
-        return Ok(());
-    }
-    let prefix = keys::vector_store_files(&ctx.tenant, vs_id);
-    let ids: Vec<String> = store::list_all(ctx.store.as_ref(), &prefix)
-        .await?
-        .iter()
-        .map(|k| keys::last_segment(k).to_string())
-        .collect();
-    let files: Vec<VectorStoreFileRecord> =
-        store::read_all(ctx.store.as_ref(), &prefix, &ids).await?;
-    let mut counts = FileCounts::default();
-    for f in files
-        .iter()
-        .filter(|f| f.batch_id.as_deref() == Some(batch_id))
-    {
-        counts.moved(None, Some(f.file.status));
-    }
-    let status = FileBatchStatus::of(&counts, false);
-    let Some(event) = event::batch_event(&ctx.tenant, vs_id, batch_id, status, crate::model::now())
+    let Some(event) = event::batch_event(&ctx.tenant, vs_id, batch_id, ended, crate::model::now())
     else {
         return Ok(());
     };
     let marker = keys::vector_store_webhook(&ctx.tenant, vs_id, &event.id);
-    emit(ctx, &marker, event).await.map_err(StoreError::Other)
+    emit(ctx, &marker, event).await
 }
 
 /// Whether `status` is an end a file event reports.
