@@ -304,10 +304,14 @@ pub struct FileBatchRecord {
     #[serde(rename = "_open", default, skip_serializing_if = "Option::is_none")]
     pub open: Option<BTreeSet<String>>,
     /// How many files the batch started with in `open`, and how many of them ended `failed`.
-    #[serde(rename = "_files", default)]
+    #[serde(rename = "_files", default, skip_serializing_if = "is_zero")]
     pub files: u32,
-    #[serde(rename = "_failed", default)]
+    #[serde(rename = "_failed", default, skip_serializing_if = "is_zero")]
     pub failed: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl FileBatchRecord {
