@@ -25,6 +25,9 @@ use utoipa::ToSchema;
 pub const INCLUDE_SEARCH_CONTENT: &str =
     "step_details.tool_calls[*].file_search.results[*].content";
 
+// `CreateRun` and `CreateThreadAndRun` spell out the fields they share rather than
+// flattening one struct into both: serde cannot refuse unknown fields (`Unknown parameter`)
+// through `#[serde(flatten)]`. Both become one `RunOptions` as soon as they are read.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {

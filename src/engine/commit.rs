@@ -18,6 +18,7 @@ use crate::model::step::{RunStep, StepStatus};
 use crate::queue::{RunTurn, WorkItem};
 use crate::store::{self, keys, ETag, PutMode};
 use serde_json::json;
+use std::time::Instant;
 
 /// What a turn works on: the run as the turn began and the code interpreter, if offered.
 pub(super) struct Turn<'t> {
@@ -25,6 +26,9 @@ pub(super) struct Turn<'t> {
     pub item: &'t RunTurn,
     pub record: &'t RunRecord,
     pub code: Option<&'t CodeTurn<'t>>,
+    /// Until when no other delivery can have begun this turn (`None`: one may have, or one
+    /// began it before this one did): see `Engine::alone_until`.
+    pub alone_until: Option<Instant>,
 }
 
 /// The model's answer and its usage.
@@ -71,7 +75,7 @@ impl Engine {
         // Another delivery of this turn (a watchdog copy, a lease that ran out) may have
         // finished it while this one waited for the model. Its answer stands: this one's,
         // other words with other usage, must not overwrite it under the same ids.
-        if self.answered_elsewhere(turn.ctx, turn.item).await? {
+        if self.answered_elsewhere(turn).await? {
             return Err(Stop::Nothing);
         }
         let ran = if completion.tool_calls.is_empty() {
@@ -362,8 +366,13 @@ impl Engine {
     /// (ended, waits for tool outputs, or takes its next turn). A run cancelled, failed or
     /// expired meanwhile is left to the move that follows, which closes the stream as the
     /// run ended. Only the few milliseconds between this read and the writes after it
-    /// remain for two deliveries to overlap.
-    async fn answered_elsewhere(&self, ctx: &Ctx, item: &RunTurn) -> Result<bool, Stop> {
+    /// remain for two deliveries to overlap. No read while no other delivery can have begun
+    /// the turn yet (`Turn::alone_until`): the usual turn, answered in seconds.
+    async fn answered_elsewhere(&self, turn: &Turn<'_>) -> Result<bool, Stop> {
+        if turn.alone_until.is_some_and(|until| Instant::now() < until) {
+            return Ok(false);
+        }
+        let (ctx, item) = (turn.ctx, turn.item);
         let key = keys::run(&ctx.tenant, &item.thread_id, &item.run_id);
         Ok(
             match store::get_json::<RunRecord>(ctx.store.as_ref(), &key).await? {

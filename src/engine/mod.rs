@@ -53,7 +53,7 @@ use events::{Discard, EventSink};
 use live::{Close, LiveTurn};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub struct Engine {
     store: DynStore,
@@ -311,6 +311,16 @@ impl Engine {
         })
     }
 
+    /// For a turn this delivery began itself (the run was `queued`, or at its turn's start,
+    /// when read): the instant before which no other delivery can have begun it. Another
+    /// one comes only once this one's lease runs out without renewal (`work_lease`, from a
+    /// receipt just before), or after `stall_after` with no change to the run (a stalled
+    /// run's read, a streamed turn's watchdog copy); a quarter of the shorter leaves room.
+    fn alone_until(&self) -> Instant {
+        let shortest = self.settings.work_lease.min(self.settings.stall_after);
+        Instant::now() + shortest / 4
+    }
+
     /// One turn; `Some(next)` when the run goes on at once with another turn.
     async fn step(
         &self,
@@ -326,6 +336,7 @@ impl Engine {
         else {
             return Ok(None);
         };
+        let alone_until = (!redelivered).then(|| self.alone_until());
         let thread_messages = thread_messages(&ctx, &item.thread_id).await?;
         let code_turn = match self.code_turn(&ctx, &record).await? {
             Ok(code_turn) => code_turn,
@@ -363,6 +374,7 @@ impl Engine {
             item,
             record: &record,
             code: code_turn.as_ref(),
+            alone_until,
         };
         let answered = commit::Answered { completion, usage };
         let next = self.commit(&turn, known, answered, live).await?;
