@@ -30,6 +30,23 @@ pub enum Kind {
     FileBatch,
     /// A webhook event.
     Event,
+    Response,
+    /// A conversation (stored as a thread: the Conversations API also takes thread ids).
+    Conversation,
+    /// A `function_call` item of a response (its `call_id` is a `ToolCall` id).
+    FunctionCall,
+    /// A `function_call_output` item.
+    FunctionCallOutput,
+    /// A `file_search_call` item.
+    FileSearchCall,
+    /// A `code_interpreter_call` item.
+    CodeInterpreterCall,
+    /// A `reasoning` item.
+    Reasoning,
+    /// Any other item a client stores in a conversation or a response's input.
+    Item,
+    /// The code interpreter's container of a response.
+    Container,
 }
 
 impl Kind {
@@ -45,6 +62,15 @@ impl Kind {
             Kind::VectorStore => "vs_",
             Kind::FileBatch => "vsfb_",
             Kind::Event => "evt_",
+            Kind::Response => "resp_",
+            Kind::Conversation => "conv_",
+            Kind::FunctionCall => "fc_",
+            Kind::FunctionCallOutput => "fco_",
+            Kind::FileSearchCall => "fs_",
+            Kind::CodeInterpreterCall => "ci_",
+            Kind::Reasoning => "rs_",
+            Kind::Item => "item_",
+            Kind::Container => "cntr_",
         }
     }
 
@@ -61,6 +87,15 @@ impl Kind {
             Kind::VectorStore => "vector store",
             Kind::FileBatch => "file batch",
             Kind::Event => "event",
+            Kind::Response => "response",
+            Kind::Conversation => "conversation",
+            Kind::FunctionCall
+            | Kind::FunctionCallOutput
+            | Kind::FileSearchCall
+            | Kind::CodeInterpreterCall
+            | Kind::Reasoning
+            | Kind::Item => "item",
+            Kind::Container => "container",
         }
     }
 
@@ -77,6 +112,15 @@ impl Kind {
             Kind::VectorStore => "vector_store_id",
             Kind::FileBatch => "batch_id",
             Kind::Event => "event_id",
+            Kind::Response => "response_id",
+            Kind::Conversation => "conversation_id",
+            Kind::FunctionCall
+            | Kind::FunctionCallOutput
+            | Kind::FileSearchCall
+            | Kind::CodeInterpreterCall
+            | Kind::Reasoning
+            | Kind::Item => "item_id",
+            Kind::Container => "container_id",
         }
     }
 }
@@ -276,6 +320,49 @@ typed_id! {
     VectorStoreId => VectorStore;
     /// `vsfb_...`
     FileBatchId => FileBatch;
+    ResponseId => Response;
+}
+
+/// A conversation's id: `conv_` for conversations made by the Conversations API, `thread_`
+/// for an Assistants thread continued as a conversation (both are thread records).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    pub fn new() -> Self {
+        ConversationId(new_id(Kind::Conversation))
+    }
+
+    /// A well-formed `conv_` or `thread_` id.
+    pub fn parse(id: &str) -> Option<Self> {
+        (is_valid(Kind::Conversation, id) || is_valid(Kind::Thread, id))
+            .then(|| ConversationId(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ConversationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for ConversationId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! Every operation of the Assistants API v2, with its path ids as fields. The HTTP router
+//! Every operation of the Assistants API v2 and of the Responses and Conversations APIs,
+//! with its path ids as fields. The HTTP router
 //! fills one from a method and a path; backends dispatch on it.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +142,48 @@ pub enum Operation {
         vector_store_id: String,
         batch_id: String,
     },
+
+    // The Responses API.
+    CreateResponse,
+    GetResponse {
+        response_id: String,
+    },
+    DeleteResponse {
+        response_id: String,
+    },
+    CancelResponse {
+        response_id: String,
+    },
+    ListInputItems {
+        response_id: String,
+    },
+    CountInputTokens,
+
+    // The Conversations API.
+    CreateConversation,
+    GetConversation {
+        conversation_id: String,
+    },
+    UpdateConversation {
+        conversation_id: String,
+    },
+    DeleteConversation {
+        conversation_id: String,
+    },
+    ListConversationItems {
+        conversation_id: String,
+    },
+    CreateConversationItems {
+        conversation_id: String,
+    },
+    GetConversationItem {
+        conversation_id: String,
+        item_id: String,
+    },
+    DeleteConversationItem {
+        conversation_id: String,
+        item_id: String,
+    },
 }
 
 impl Operation {
@@ -192,6 +235,20 @@ impl Operation {
             GetVectorStoreFileBatch { .. } => "getVectorStoreFileBatch",
             CancelVectorStoreFileBatch { .. } => "cancelVectorStoreFileBatch",
             ListVectorStoreFileBatchFiles { .. } => "listFilesInVectorStoreBatch",
+            CreateResponse => "createResponse",
+            GetResponse { .. } => "getResponse",
+            DeleteResponse { .. } => "deleteResponse",
+            CancelResponse { .. } => "cancelResponse",
+            ListInputItems { .. } => "listInputItems",
+            CountInputTokens => "Getinputtokencounts",
+            CreateConversation => "createConversation",
+            GetConversation { .. } => "getConversation",
+            UpdateConversation { .. } => "updateConversation",
+            DeleteConversation { .. } => "deleteConversation",
+            ListConversationItems { .. } => "listConversationItems",
+            CreateConversationItems { .. } => "createConversationItems",
+            GetConversationItem { .. } => "getConversationItem",
+            DeleteConversationItem { .. } => "deleteConversationItem",
         }
     }
 }

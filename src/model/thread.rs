@@ -1,7 +1,7 @@
 //! The thread record: the thread object plus its claim (`active_run_id`).
 
 use super::values::{Metadata, ToolResources};
-use crate::ids::{self, Kind};
+use crate::ids;
 use crate::store::{self, keys, ETag, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -37,7 +37,7 @@ pub async fn load(
     tenant: &str,
     id: &str,
 ) -> Result<Option<(ThreadRecord, ETag)>, StoreError> {
-    if !ids::is_valid(Kind::Thread, id) {
+    if ids::ConversationId::parse(id).is_none() {
         return Ok(None);
     }
     store::get_json(store, &keys::thread(tenant, id)).await

@@ -16,7 +16,12 @@
 //! t/<tenant>/threads/<thread_id>/webhooks/<evt_id>   a run event queued for its webhook
 //! t/<tenant>/vs-webhooks/<vs_id>/<evt_id>      a file or batch event queued
 //! t/<tenant>/webhook-dead/<evt_id>             an event whose delivery was given up
+//! t/<tenant>/threads/<thread_id>/items/<item_id>     a conversation item other than a message
+//! t/<tenant>/responses/<resp_id>/response      a response (a run record with its response face)
+//! t/<tenant>/responses/<resp_id>/input         its input items (context and own input)
 //! ```
+//! A conversation is a thread (`conv_` or `thread_` id): its message items are the thread's
+//! messages, its other items (function calls and outputs, tool calls, reasoning) are `items/`.
 //! Ids sort by creation time, so a prefix listing is already in creation order. Everything of
 //! a thread lives under its prefix, so deleting a thread is one prefix deletion, and the
 //! tenant prefix keeps tenants apart. Callers pass only validated ids and tenant names.
@@ -49,8 +54,37 @@ pub fn runs(tenant: &str, thread_id: &str) -> String {
     format!("t/{tenant}/threads/{thread_id}/runs/")
 }
 
+/// A run's record. A response is a run too (the engine's other face), kept under
+/// `responses/` so that it is found by its id alone and outlives its conversation.
 pub fn run(tenant: &str, thread_id: &str, id: &str) -> String {
+    if id.starts_with(crate::ids::Kind::Response.prefix()) {
+        return response(tenant, id);
+    }
     format!("t/{tenant}/threads/{thread_id}/runs/{id}")
+}
+
+/// Everything a response keeps: its record, its input, its event log.
+pub fn response_prefix(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/responses/{id}/")
+}
+
+/// A response's record (a run record with its response face).
+pub fn response(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/responses/{id}/response")
+}
+
+/// A response's input items: the context it was given and its own input, with ids.
+pub fn response_input(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/responses/{id}/input")
+}
+
+/// A conversation's items other than messages (which are the thread's messages).
+pub fn items(tenant: &str, thread_id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/items/")
+}
+
+pub fn item(tenant: &str, thread_id: &str, id: &str) -> String {
+    format!("t/{tenant}/threads/{thread_id}/items/{id}")
 }
 
 pub fn steps(tenant: &str, thread_id: &str, run_id: &str) -> String {
