@@ -5,6 +5,7 @@
 //! route) fails the build's tests.
 
 mod paths;
+mod responses;
 
 use crate::api::schemas::ErrorResponse;
 use utoipa::openapi::path::Operation;
@@ -61,7 +62,8 @@ fn error_response(description: &str) -> ResponseBuilder {
     info(
         title = "Assistants API (v2), self-hosted",
         description = "The OpenAI Assistants API (v2) served by this service: assistants, threads, \
-            messages, runs and run steps (streamed or queued), files and vector stores. Point an \
+            messages, runs and run steps (streamed or queued), files and vector stores; and the \
+            Responses and Conversations APIs over the same threads, files and stores. Point an \
             OpenAI SDK's `base_url` at the server URL (`.../v1`). Send the key as \
             `Authorization: Bearer <key>` (any key when the server runs without \
             `ASSISTANTS_API_KEYS`, loopback only). Errors have OpenAI's shape, \
@@ -160,10 +162,15 @@ fn add_errors(operation: &mut Operation) {
     }
 }
 
-/// The document as JSON, made once.
+/// The document as JSON, made once: the generated Assistants operations, then the Responses
+/// and Conversations ones (`responses`).
 pub fn document() -> &'static serde_json::Value {
     static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    DOCUMENT.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+    DOCUMENT.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        responses::add(&mut doc);
+        doc
+    })
 }
 
 #[cfg(test)]

@@ -160,7 +160,12 @@ fn no_schema_is_left_untyped() {
             untyped.push(format!("/components/schemas/{name}"));
         }
     }
-    schemas(&doc["paths"], "/paths", &mut untyped);
+    // Each path item under its JSON pointer (`/paths/~1conversations~1{id}~1items`), so that a
+    // path ending in `/items` is not taken for an array's `items`.
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let pointer = format!("/paths/{}", path.replace('~', "~0").replace('/', "~1"));
+        schemas(item, &pointer, &mut untyped);
+    }
     assert!(untyped.is_empty(), "schemas without a type: {untyped:#?}");
 }
 
@@ -273,4 +278,59 @@ fn string_enums_agree_with_the_code() {
 fn served_document_names_the_api_prefix() {
     assert_eq!(document()["servers"][0]["url"], "/v1");
     assert_eq!(document()["openapi"], "3.1.0");
+}
+
+/// The Responses and Conversations schemas (`responses`) replace none of the generated ones.
+#[test]
+fn responses_schemas_keep_the_assistants_names() {
+    let generated = serde_json::to_value(ApiDoc::openapi()).expect("document");
+    let names = generated["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
+    for name in super::responses::schema_names() {
+        assert!(!names.contains_key(name), "{name} is an Assistants schema");
+        assert!(document()["components"]["schemas"].get(name).is_some());
+    }
+}
+
+/// A response (created or retrieved) answers JSON or its events; no other operation of the
+/// Responses and Conversations APIs streams.
+#[test]
+fn response_streams_are_documented() {
+    for (method, template, id, op) in operations() {
+        let content = &op["responses"]["200"]["content"];
+        let streams = content.get("text/event-stream").is_some();
+        assert_eq!(
+            streams,
+            matches!(
+                id.as_str(),
+                "createResponse"
+                    | "getResponse"
+                    | "createRun"
+                    | "createThreadAndRun"
+                    | "submitToolOuputsToRun"
+            ),
+            "{method} {template} ({id})"
+        );
+        if template.starts_with("/responses") || template.starts_with("/conversations") {
+            assert!(content.get("application/json").is_some(), "{id}");
+        }
+    }
+    let get = &document()["paths"]["/responses/{response_id}"]["get"];
+    let names: Vec<&str> = get["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "response_id",
+            "include",
+            "stream",
+            "starting_after",
+            "include_obfuscation"
+        ]
+    );
 }
