@@ -234,3 +234,234 @@ async fn an_unreachable_or_slow_upstream_gives_502_or_504() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["type"], "server_error");
 }
+
+/// What the scripted upstream below received: method, target (path and query), body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// The events a response's stream carries, as an upstream writes them: no `[DONE]`.
+const RESPONSE_EVENTS: &[&str] = &[
+    "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":1,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hel\",\"logprobs\":[]}\n\n",
+    ": keep-alive\n\n",
+    "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":2,\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"lo\",\"logprobs\":[]}\n\n",
+    "event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":3,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"output\":[]}}\n\n",
+];
+
+/// A scripted upstream for the Responses and Conversations paths: it records each request
+/// and answers a response's stream in two parts (the second once `go` is notified), a
+/// conversation as JSON, and a 404 for an unknown one.
+async fn scripted_upstream(go: std::sync::Arc<tokio::sync::Notify>) -> (String, Received) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received: Received = Default::default();
+    let log = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            let go = go.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the request ended early");
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    let n = socket.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let mut words = head.split_whitespace();
+                let method = words.next().unwrap().to_string();
+                let target = words.next().unwrap().to_string();
+                let body = buf[head_end..head_end + length].to_vec();
+                log.lock()
+                    .unwrap()
+                    .push((method.clone(), target.clone(), body));
+                let path = target.split('?').next().unwrap().to_string();
+                let json = |status: &str, body: &str| {
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                         x-request-id: req_upstream\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                let conversation = r#"{"id":"conv_abcdefghijklmnopqrstuvwx","object":"conversation","created_at":1,"metadata":{"topic":"x"}}"#;
+                match (method.as_str(), path.as_str()) {
+                    ("POST", "/v1/responses") | ("GET", "/v1/responses/resp_1") => {
+                        let (first, rest) = if method == "GET" {
+                            // A replay after `starting_after=1`.
+                            (&RESPONSE_EVENTS[3..4], &RESPONSE_EVENTS[4..])
+                        } else {
+                            (&RESPONSE_EVENTS[..2], &RESPONSE_EVENTS[2..])
+                        };
+                        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                                    x-request-id: req_upstream\r\nconnection: close\r\n\r\n";
+                        socket.write_all(head.as_bytes()).await.unwrap();
+                        socket.write_all(first.concat().as_bytes()).await.unwrap();
+                        socket.flush().await.unwrap();
+                        if method == "POST" {
+                            tokio::time::timeout(std::time::Duration::from_secs(10), go.notified())
+                                .await
+                                .expect("the client never saw the first events");
+                        }
+                        for event in rest {
+                            socket.write_all(event.as_bytes()).await.unwrap();
+                        }
+                    }
+                    ("POST", "/v1/conversations") => {
+                        let reply = json("200 OK", conversation);
+                        socket.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                    ("GET", "/v1/conversations/conv_abcdefghijklmnopqrstuvwx") => {
+                        let reply = json("200 OK", conversation);
+                        socket.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                    _ => {
+                        let e = r#"{"error":{"message":"Conversation with id 'conv_x' not found.","type":"invalid_request_error","param":null,"code":null}}"#;
+                        socket
+                            .write_all(json("404 Not Found", e).as_bytes())
+                            .await
+                            .unwrap();
+                    }
+                }
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/v1"), received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_and_conversations_pass_through_as_they_came() {
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (upstream, received) = scripted_upstream(go.clone()).await;
+    let (proxy, _guard) = spawn_proxy(&upstream, "sk-upstream", &[]).await;
+    let client = reqwest::Client::new();
+
+    // A response's stream: its first events reach the client while the upstream still
+    // holds the rest, and the whole comes through byte for byte, with no `[DONE]` added.
+    let body = json!({"model": "m", "input": "hi", "stream": true});
+    let mut r = client
+        .post(format!("{proxy}/responses"))
+        .bearer_auth(KEY_A)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut text = Vec::new();
+    let first = RESPONSE_EVENTS[..2].concat();
+    while text.len() < first.len() {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), r.chunk())
+            .await
+            .expect("the first events were held back")
+            .unwrap()
+            .expect("the stream ended early");
+        text.extend_from_slice(&chunk);
+    }
+    assert_eq!(String::from_utf8_lossy(&text), first);
+    go.notify_one();
+    while let Some(chunk) = r.chunk().await.unwrap() {
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(text, RESPONSE_EVENTS.concat());
+    assert!(!text.contains("[DONE]") && !text.contains("event: done"));
+
+    // A stream resumed with `GET /responses/{id}?stream=true&starting_after=1`: the query
+    // reaches the upstream as it was.
+    let r = client
+        .get(format!(
+            "{proxy}/responses/resp_1?stream=true&starting_after=1"
+        ))
+        .bearer_auth(KEY_A)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), RESPONSE_EVENTS[3..].concat());
+
+    // A conversation created and read back; an unknown one is the upstream's 404.
+    let create = json!({"metadata": {"topic": "x"}, "items": [{"type": "message", "role": "user", "content": "hi"}]});
+    let r = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{proxy}/conversations"),
+        KEY_A,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let conversation: Value = r.json().await.unwrap();
+    assert_eq!(conversation["object"], "conversation");
+    let id = conversation["id"].as_str().unwrap().to_string();
+    let r = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{proxy}/conversations/{id}"),
+        KEY_A,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "req_upstream");
+    assert_eq!(r.json::<Value>().await.unwrap(), conversation);
+    let r = call(
+        &client,
+        reqwest::Method::GET,
+        format!("{proxy}/conversations/conv_x"),
+        KEY_A,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(
+        e["error"]["message"],
+        "Conversation with id 'conv_x' not found."
+    );
+
+    // Each request reached the upstream as the client sent it.
+    let received = received.lock().unwrap().clone();
+    let seen: Vec<(&str, &str)> = received
+        .iter()
+        .map(|(m, t, _)| (m.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("POST", "/v1/responses"),
+            ("GET", "/v1/responses/resp_1?stream=true&starting_after=1"),
+            ("POST", "/v1/conversations"),
+            ("GET", "/v1/conversations/conv_abcdefghijklmnopqrstuvwx"),
+            ("GET", "/v1/conversations/conv_x"),
+        ]
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&received[0].2).unwrap(),
+        body
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&received[2].2).unwrap(),
+        create
+    );
+}

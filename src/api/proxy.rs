@@ -1,7 +1,10 @@
 //! The proxy backend: every call forwarded to an upstream Assistants-compatible server,
 //! request for request, behind this service's own keys. Statuses, bodies (JSON, file bytes,
 //! error bodies) and the headers clients read come back as the upstream sent them; streams
-//! are relayed event by event as they arrive.
+//! are relayed event by event as they arrive: an Assistants run's events decoded and written
+//! again (closed with our own `done`), a response's (Responses API: `POST /responses`,
+//! `GET /responses/{id}?stream=true`) passed on byte for byte as they arrive, so nothing is
+//! added to them (they have no `[DONE]`) and nothing is taken away.
 
 use super::{ApiRequest, Backend, Reply, StreamEvent};
 use crate::error::ApiError;
@@ -116,35 +119,26 @@ impl Backend for Proxy {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json")
             .to_string();
+        use super::Operation::{CreateRun, CreateThreadAndRun, DownloadFile, SubmitToolOutputs};
+        let assistants_stream = matches!(
+            request.operation,
+            CreateRun { .. } | CreateThreadAndRun | SubmitToolOutputs { .. }
+        );
         if status == 200 && content_type.starts_with("text/event-stream") {
-            return Ok(self.relay(response, headers));
+            return Ok(if assistants_stream {
+                self.relay(response, headers)
+            } else {
+                // A response's events: byte for byte, as they arrive (a `Stream` reply is
+                // written chunk by chunk as the client takes it); a broken or silent
+                // upstream cuts the connection, which no client takes for a finished
+                // stream (a response's stream ends with its terminal event).
+                self.pass_through(response, status, content_type, headers)
+            });
         }
-        if status == 200 && matches!(request.operation, super::Operation::DownloadFile { .. }) {
+        if status == 200 && matches!(request.operation, DownloadFile { .. }) {
             // File bytes pass through as they arrive, never held whole (a file may be
             // hundreds of MB); a silent upstream ends the download.
-            let length = response.content_length();
-            let idle = self.timeout;
-            let chunks =
-                futures::stream::unfold(Some(response.bytes_stream()), move |body| async move {
-                    let mut body = body?;
-                    let item = match tokio::time::timeout(idle, body.next()).await {
-                        Ok(Some(Ok(bytes))) => Ok(bytes),
-                        Ok(Some(Err(e))) => Err(std::io::Error::other(e.without_url())),
-                        Ok(None) => return None,
-                        Err(_) => Err(std::io::Error::other("the upstream went silent")),
-                    };
-                    // After an error the stream ends.
-                    let rest = item.is_ok().then_some(body);
-                    Some((item, rest))
-                })
-                .boxed();
-            return Ok(Reply::Stream {
-                status,
-                content_type,
-                length,
-                body: super::BodyStream(chunks),
-                headers,
-            });
+            return Ok(self.pass_through(response, status, content_type, headers));
         }
         let body = tokio::time::timeout(self.timeout, response.bytes())
             .await
@@ -160,7 +154,41 @@ impl Backend for Proxy {
 }
 
 impl Proxy {
-    /// Relays an upstream event stream as it arrives. Our own `done` closes the relayed
+    /// Passes the upstream's body on as it arrives (`Reply::Stream`); after an error, or
+    /// when nothing arrives for the timeout, the body ends with an error.
+    fn pass_through(
+        &self,
+        response: reqwest::Response,
+        status: u16,
+        content_type: String,
+        headers: Vec<(String, String)>,
+    ) -> Reply {
+        let length = response.content_length();
+        let idle = self.timeout;
+        let chunks =
+            futures::stream::unfold(Some(response.bytes_stream()), move |body| async move {
+                let mut body = body?;
+                let item = match tokio::time::timeout(idle, body.next()).await {
+                    Ok(Some(Ok(bytes))) => Ok(bytes),
+                    Ok(Some(Err(e))) => Err(std::io::Error::other(e.without_url())),
+                    Ok(None) => return None,
+                    Err(_) => Err(std::io::Error::other("the upstream went silent")),
+                };
+                // After an error the stream ends.
+                let rest = item.is_ok().then_some(body);
+                Some((item, rest))
+            })
+            .boxed();
+        Reply::Stream {
+            status,
+            content_type,
+            length,
+            body: super::BodyStream(chunks),
+            headers,
+        }
+    }
+
+    /// Relays an upstream Assistants event stream as it arrives. Our own `done` closes the relayed
     /// stream, so the upstream's is dropped; a stream that breaks off ends with an `error`.
     fn relay(&self, mut response: reqwest::Response, headers: Vec<(String, String)>) -> Reply {
         let (tx, rx) = super::events::channel(self.sse_buffer_bytes, "a relayed stream");
