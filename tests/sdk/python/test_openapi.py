@@ -2,9 +2,10 @@
 Swagger UI page (`/docs/`).
 
 - The served document is valid OpenAPI 3.1 (openapi-spec-validator).
-- Every operation of the official spec (`tests/spec/openai-assistants-openapi.yaml`; the
-  service implements all 44) is in it, at the same path and method, with the same parameters
-  (name, in, required).
+- Every operation of the official specs (`tests/spec/openai-assistants-openapi.yaml`; the
+  service implements all 44; and `tests/spec/openai-responses-openapi.yaml`: 14 of its 15,
+  all but `POST /responses/compact`) is in it, at the same path and method, with the same
+  parameters (name, in, required), and nothing else is.
 - The page and every file it loads are served with their content types, without a key, while
   the API still wants one.
 - What the real server answers, for every operation, validates against the document's schema
@@ -43,6 +44,11 @@ pytestmark = pytest.mark.backends("local", "proxy")
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 OFFICIAL_SPEC = ROOT / "tests" / "spec" / "openai-assistants-openapi.yaml"
+RESPONSES_SPEC = ROOT / "tests" / "spec" / "openai-responses-openapi.yaml"
+# Operations of the Responses spec the service does not serve.
+UNSERVED = {"Compactconversation"}
+# The Responses and Conversations paths of the document.
+RESPONSES_PATHS = ("/responses", "/conversations")
 METHODS = ("get", "post", "delete", "put", "patch")
 
 
@@ -204,6 +210,9 @@ class Api:
 
     def check_events(self, text: str, what: str) -> None:
         """Every object a stream carries has the shape the document gives it."""
+        if what.split()[1].startswith("/responses"):
+            self.check_response_events(text, what)
+            return
         event = None
         names = []
         for line in text.splitlines():
@@ -224,6 +233,28 @@ class Api:
                 if schema:
                     self.doc.check(data, f"/components/schemas/{schema}", f"{what} event {event}")
         assert names and names[-1] == "done", f"{what}: events {names}"
+
+    def check_response_events(self, text: str, what: str) -> None:
+        """A response's stream: each event's data is a `ResponseStreamEvent` whose `type` is
+        the event's name, sequence numbers count up by one, and the stream ends with the
+        terminal event, without `[DONE]`."""
+        assert "[DONE]" not in text, f"{what}: a Responses stream has no [DONE]"
+        events = []
+        event = None
+        for line in text.splitlines():
+            if line.startswith("event:"):
+                event = line[len("event:"):].strip()
+            elif line.startswith("data:"):
+                data = json.loads(line[len("data:"):])
+                self.doc.check(data, "/components/schemas/ResponseStreamEvent", f"{what} event {event}")
+                assert data["type"] == event, f"{what}: event {event} carries {data['type']}"
+                events.append(data)
+        assert events, f"{what}: no events"
+        numbers = [e["sequence_number"] for e in events]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"{what}: {numbers}"
+        assert events[-1]["type"] in ("response.completed", "response.failed", "response.incomplete"), (
+            f"{what}: ends with {events[-1]['type']}"
+        )
 
 
 def multipart(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
@@ -266,13 +297,15 @@ def test_served_document_is_valid_openapi_3_1(doc):
     }
 
 
-def test_every_official_operation_is_documented_with_the_same_parameters(doc):
-    assert OFFICIAL_SPEC.is_file(), f"the official spec is missing: {OFFICIAL_SPEC}"
-    official = yaml.safe_load(OFFICIAL_SPEC.read_text())
+@pytest.mark.parametrize("spec_file, expected", [(OFFICIAL_SPEC, 44), (RESPONSES_SPEC, 14)],
+                         ids=["assistants", "responses"])
+def test_every_official_operation_is_documented_with_the_same_parameters(doc, spec_file, expected):
+    assert spec_file.is_file(), f"the official spec is missing: {spec_file}"
+    official = yaml.safe_load(spec_file.read_text())
     count = 0
     for path, item in official["paths"].items():
         for method in METHODS:
-            if method not in item:
+            if method not in item or item[method]["operationId"] in UNSERVED:
                 continue
             count += 1
             spec_op = item[method]
@@ -284,8 +317,10 @@ def test_every_official_operation_is_documented_with_the_same_parameters(doc):
             )
             assert params(ours) == params(spec_op), f"{method.upper()} {path}"
             assert ("requestBody" in ours) == ("requestBody" in spec_op), f"{method.upper()} {path}"
-    assert count == 44
-    ours_count = sum(1 for item in doc.doc["paths"].values() for m in METHODS if m in item)
+    assert count == expected
+    responses_api = spec_file == RESPONSES_SPEC
+    ours_count = sum(1 for path, item in doc.doc["paths"].items() for m in METHODS
+                     if m in item and path.startswith(RESPONSES_PATHS) == responses_api)
     assert ours_count == count
 
 
@@ -457,20 +492,96 @@ def test_every_operation_answers_as_documented(server, doc, llm):
     api("DELETE", a_path)
     api("DELETE", f"/files/{file1['id']}")
 
-    every = {op["operationId"] for _, _, _, op in doc.operations}
+    # (The Responses and Conversations operations: the next test.)
+    every = {op["operationId"] for _, _, t, op in doc.operations if not t.startswith(RESPONSES_PATHS)}
     answered = {op for op, statuses in api.seen.items() if 200 in statuses}
     assert answered == every, f"not exercised: {sorted(every - answered)}"
     statuses = set().union(*api.seen.values())
     assert {200, 400, 401, 404, 413} <= statuses
 
 
-def check_list_parameters(api: Api, doc: Doc, ids: dict) -> int:
-    """For every list: `limit` at its bounds and beyond them, every `order` and `filter` value
-    and one that is none of them. Returns how many lists were checked."""
+def test_every_responses_operation_answers_as_documented(server, doc, llm):
+    """The 14 Responses and Conversations operations, each answering 200 (and the errors
+    they share) as the document says: responses plain, streamed, in the background (its
+    stream replayed), chained and in a conversation; conversations and their items."""
+    api = Api(server, doc)
+
+    # A conversation with an item, changed, and given more items.
+    conv = api("POST", "/conversations", {
+        "metadata": {"topic": "doc"},
+        "items": [{"type": "message", "role": "user", "content": "Hello."}],
+    }).json()
+    c_path = f"/conversations/{conv['id']}"
+    api("GET", c_path)
+    api("POST", c_path, {"metadata": {"topic": "weather"}})
+    added = api("POST", f"{c_path}/items", {"items": [
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather in Oslo?"}]},
+    ]}).json()
+    api("GET", f"{c_path}/items", query={"limit": 5, "order": "asc"})
+    api("GET", f"{c_path}/items/{added['data'][0]['id']}")
+
+    # A response in the conversation, one chained to it, their input items.
+    llm.script({"text": "Cold."})
+    first = api("POST", "/responses", {"model": llm.model, "input": "And tomorrow?",
+                                      "conversation": conv["id"]}).json()
+    assert first["status"] == "completed", first
+    r_path = f"/responses/{first['id']}"
+    api("GET", r_path)
+    api("GET", f"{r_path}/input_items", query={"limit": 10, "order": "asc"})
+    llm.script({"text": "Warmer."})
+    api("POST", "/responses", {"model": llm.model, "input": [{"role": "user", "content": "Sure?"}],
+                               "previous_response_id": first["id"], "instructions": "Be brief."})
+    api("POST", "/responses/input_tokens", {"model": llm.model, "input": "How many tokens?"})
+
+    # A streamed response; a background one, streamed, cancelled when already finished, and
+    # its stream replayed after its first event.
+    llm.script({"text": "Streamed."})
+    api("POST", "/responses", {"model": llm.model, "input": "Stream it.", "stream": True})
+    llm.script({"text": "In the background."})
+    streamed = api("POST", "/responses", {"model": llm.model, "input": "Later.",
+                                          "background": True, "stream": True})
+    created = next(json.loads(line[len("data:"):]) for line in streamed.body.decode().splitlines()
+                   if line.startswith("data:"))
+    replay = api("GET", f"/responses/{created['response']['id']}",
+                 query={"stream": "true", "starting_after": 0})
+    assert '"sequence_number":0' not in replay.body.decode().replace(" ", "")
+    llm.script({"text": "Also in the background."})
+    background = api("POST", "/responses", {"model": llm.model, "input": "Later.",
+                                            "background": True}).json()
+    b_path = f"/responses/{background['id']}"
+    wait(api, b_path, lambda r: r["status"] in ("completed", "failed", "incomplete", "cancelled"))
+    api("POST", f"{b_path}/cancel")
+
+    # The item lists' query bounds, as the document states them.
+    ids = {"response_id": first["id"], "conversation_id": conv["id"]}
+    assert check_list_parameters(api, doc, ids, only=RESPONSES_PATHS) == 2
+
+    # Errors in the documented shape.
+    api("GET", "/responses/resp_" + "x" * 24, expect=404)
+    api("GET", f"/conversations/{random_id('conv_')}", expect=404)
+    api("POST", "/responses", {"model": llm.model, "input": "x", "temperature": 9}, expect=400)
+    api("GET", c_path, key=None, expect=401)
+
+    # Deletes.
+    api("DELETE", f"{c_path}/items/{added['data'][0]['id']}")
+    api("DELETE", r_path)
+    api("DELETE", c_path)
+
+    every = {op["operationId"] for _, _, t, op in doc.operations if t.startswith(RESPONSES_PATHS)}
+    answered = {op for op, statuses in api.seen.items() if 200 in statuses}
+    assert answered == every, f"not exercised: {sorted(every - answered)}"
+
+
+def check_list_parameters(api: Api, doc: Doc, ids: dict, only: tuple = ("/",)) -> int:
+    """For every list (under the paths `only` starts): `limit` at its bounds and beyond them,
+    every `order` and `filter` value and one that is none of them. Returns how many lists
+    were checked."""
     checked = 0
     for method, _, template, op in doc.operations:
         params = {p["name"]: p for p in op.get("parameters", []) if p["in"] == "query"}
-        if method != "GET" or "limit" not in params:
+        if method != "GET" or "limit" not in params or not template.startswith(only):
+            continue
+        if only == ("/",) and template.startswith(RESPONSES_PATHS):
             continue
         path = re.sub(r"\{([^}]+)\}", lambda m: ids[m.group(1)], template)
         limit = params["limit"]["schema"]
