@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Write the copy of the official spec that the schemathesis run uses.
 
-    overlay.py SPEC_IN OUT.json
+    overlay.py SPEC_IN OUT.json                 the Assistants spec (CHANGES)
+    overlay.py --responses SPEC_IN OUT.json     the Responses and Conversations spec
+                                                (RESPONSES_CHANGES, R1-R6 and the shared ones)
 
 The official file (tests/spec/openai-assistants-openapi.yaml) is never edited. Each change below
 is a place where that spec is looser or stricter than the API it describes, so that
@@ -490,11 +492,160 @@ CHANGES = [
 ]
 
 
+# ---- The Responses and Conversations spec ----
+
+RESPONSES_ID_PREFIXES = {
+    "response_id": "^resp_",
+    # A conversation is a thread: an Assistants thread id names one too.
+    "conversation_id": "^(conv|thread)_",
+}
+
+
+def responses_id_patterns(spec):
+    """R1: path ids carry their kind's prefix, as on the Assistants paths (O1); `item_id`
+    has none (items of several kinds share the path)."""
+    n = 0
+    for _, _, op in operations(spec):
+        for p in op.get("parameters", []):
+            if p.get("in") == "path" and p["name"] in RESPONSES_ID_PREFIXES:
+                p["schema"]["pattern"] = RESPONSES_ID_PREFIXES[p["name"]]
+                mark(p["schema"], "R1-id-prefix")
+                n += 1
+    return n
+
+
+def responses_null_cursors(spec):
+    """R2: `first_id` / `last_id` of the item lists are null on an empty page (O3)."""
+    n = 0
+    for name in ("ResponseItemList", "ConversationItemList"):
+        props = spec["components"]["schemas"][name]["properties"]
+        for key in ("first_id", "last_id"):
+            assert props[key].get("type") == "string", (name, key)
+            props[key]["type"] = ["string", "null"]
+            mark(props[key], "R2-null-cursor")
+            n += 1
+    return n
+
+
+def response_deleted_body(spec):
+    """R3: DELETE /responses/{id} documents `200` without a body; the API (its own example)
+    and the server answer `{"id", "object": "response", "deleted": true}`."""
+    ok = spec["paths"]["/responses/{response_id}"]["delete"]["responses"]["200"]
+    assert "content" not in ok
+    ok["content"] = {"application/json": mark({"schema": {
+        "type": "object",
+        "required": ["id", "object", "deleted"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"type": "string", "enum": ["response"]},
+            "deleted": {"type": "boolean", "enum": [True]},
+        },
+    }}, "R3-deleted-response")}
+    return 1
+
+
+def wrapped_not_found(spec):
+    """R4: the 404s of deleteResponse / cancelResponse give the bare `Error` object as their
+    schema; the API's errors (and every other error of the spec, `default`) are wrapped,
+    `{"error": {...}}`."""
+    n = 0
+    for path in ("/responses/{response_id}", "/responses/{response_id}/cancel"):
+        for op in spec["paths"][path].values():
+            if not isinstance(op, dict) or "404" not in op.get("responses", {}):
+                continue
+            media = op["responses"]["404"]["content"]["application/json"]
+            assert media["schema"] == {"$ref": "#/components/schemas/Error"}
+            media["schema"] = {"$ref": "#/components/schemas/ErrorResponse"}
+            mark(media, "R4-wrapped-error")
+            n += 1
+    return n
+
+
+def response_events_on_the_wire(spec):
+    """R5: the `text/event-stream` schema of a response is the event object
+    (`ResponseStreamEvent`); on the wire each event is `event: <type>` and `data: <that
+    object as one line of JSON>`, and schemathesis checks each parsed event (`event`,
+    `data`). The schema becomes that frame, `data`'s JSON content checked against the
+    event object (as O19 does for the Assistants events). A `[DONE]` line, which Responses
+    streams do not have, fails it."""
+    n = 0
+    for _, _, op in operations(spec):
+        stream = op.get("responses", {}).get("200", {}).get("content", {}).get("text/event-stream")
+        if stream:
+            assert stream["schema"] == {"$ref": "#/components/schemas/ResponseStreamEvent"}
+            stream["schema"] = mark({
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string"},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": "#/components/schemas/ResponseStreamEvent"},
+                    },
+                },
+            }, "R5-event-frames")
+            n += 1
+    return n
+
+
+def responses_links(spec):
+    """R6: OpenAPI links (O8) from what creates a response or a conversation to what reads,
+    changes or deletes it, so the stateful phase reaches real objects."""
+    by_id = {op["operationId"]: op for _, _, op in operations(spec)}
+    targets = {
+        "createResponse": ("response_id", ["getResponse", "deleteResponse", "cancelResponse",
+                                           "listInputItems"]),
+        "createConversation": ("conversation_id", ["getConversation", "updateConversation",
+                                                   "deleteConversation", "listConversationItems",
+                                                   "createConversationItems"]),
+    }
+    n = 0
+    for source, (param, names) in targets.items():
+        links = by_id[source]["responses"]["200"].setdefault("links", {})
+        for target in names:
+            links[f"fuzz-{target}"] = {
+                "operationId": target,
+                "parameters": {param: BODY_ID},
+                "x-fuzz-overlay": "R6-links",
+            }
+            n += 1
+    items = by_id["listConversationItems"]["responses"]["200"].setdefault("links", {})
+    for target in ("getConversationItem", "deleteConversationItem"):
+        items[f"fuzz-{target}"] = {
+            "operationId": target,
+            "parameters": {"conversation_id": "$request.path.conversation_id",
+                           "item_id": "$response.body#/data/0/id"},
+            "x-fuzz-overlay": "R6-links",
+        }
+        n += 1
+    return n
+
+
+RESPONSES_CHANGES = [
+    responses_id_patterns,
+    limits,
+    responses_null_cursors,
+    response_deleted_body,
+    wrapped_not_found,
+    closed_request_objects,
+    responses_links,
+    metadata_limits,
+    interoperable_integers,
+    response_events_on_the_wire,
+]
+
+
 def main():
-    src, out = sys.argv[1:3]
+    args = sys.argv[1:]
+    changes = CHANGES
+    if args and args[0] == "--responses":
+        changes = RESPONSES_CHANGES
+        args = args[1:]
+    src, out = args[:2]
     with open(src, encoding="utf-8") as f:
         spec = yaml.safe_load(f)
-    for change in CHANGES:
+    for change in changes:
         count = change(spec)
         print(f"overlay: {change.__name__}: {count} place(s)", file=sys.stderr)
     with open(out, "w", encoding="utf-8") as f:

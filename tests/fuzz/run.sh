@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# Fuzz the server against the official OpenAPI spec with schemathesis (tests/fuzz/README.md).
+# Fuzz the server against the official OpenAPI specs with schemathesis (tests/fuzz/README.md).
 #
 #   tests/fuzz/run.sh [extra schemathesis run options, e.g. --include-operation-id createFile]
 #
 # Installs the pinned schemathesis into tests/fuzz/.venv, builds the binaries, starts the
 # Chat Completions stand-in and the server (local store in a temporary directory, API key
-# sk-fuzz) on free loopback ports, writes the spec copy with the documented exceptions
+# sk-fuzz) on free loopback ports, writes the spec copies with the documented exceptions
 # (overlay.py), runs every phase (examples, coverage, fuzzing, stateful) with every check on
-# all 44 operations, stops everything, and exits with schemathesis's status (non-zero on any
-# failure). The JUnit report, the server's log and the failures that hooks.py dropped as
-# known false positives (filtered.txt, for review) go to tests/fuzz/out/.
+# all 44 Assistants operations, then on the 14 Responses and Conversations operations the
+# server has (not `POST /responses/compact`), stops everything, and exits non-zero when
+# either run failed. The JUnit reports (junit.xml, junit-responses.xml), the server's log and
+# the failures that hooks.py dropped as known false positives (filtered.txt, for review) go
+# to tests/fuzz/out/. Extra options go to both runs (pick one with FUZZ_SUITES).
 #
 # Environment:
-#   FUZZ_SPEC          the spec (default: tests/spec/openai-assistants-openapi.yaml, the official
-#                      spec kept in the repository so that a clone alone runs the suite)
+#   FUZZ_SPEC          the Assistants spec (default: tests/spec/openai-assistants-openapi.yaml,
+#                      the official spec kept in the repository so that a clone alone runs
+#                      the suite)
+#   FUZZ_RESPONSES_SPEC  the Responses and Conversations spec (default:
+#                      tests/spec/openai-responses-openapi.yaml, kept the same way)
+#   FUZZ_SUITES        which runs, in order (default "assistants responses")
 #   FUZZ_MAX_EXAMPLES  test cases per operation and phase (default 25)
 #   FUZZ_SEED          hypothesis seed (default 1, so runs are repeatable; "random" for a new one)
 #   FUZZ_SKIP_BUILD=1  use target/debug as it is
@@ -25,9 +31,8 @@ ROOT="$(cd "$FUZZ_DIR/../.." && pwd)"
 cd "$ROOT"
 
 SPEC="${FUZZ_SPEC:-$ROOT/tests/spec/openai-assistants-openapi.yaml}"
-# The team's copy beside the repository, where there is one, is the reference: the
-# repository's must not drift from it.
-SHARED_SPEC="$ROOT/../shared/openai-assistants-openapi.yaml"
+RESPONSES_SPEC="${FUZZ_RESPONSES_SPEC:-$ROOT/tests/spec/openai-responses-openapi.yaml}"
+SUITES="${FUZZ_SUITES:-assistants responses}"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-25}"
 SEED="${FUZZ_SEED:-1}"
 OUT="${FUZZ_OUT:-$FUZZ_DIR/out}"
@@ -38,9 +43,20 @@ step() { printf '\n==> %s\n' "$*"; }
 die() { echo "tests/fuzz/run.sh: $*" >&2; exit 2; }
 
 [[ -f "$SPEC" ]] || die "spec not found: $SPEC (set FUZZ_SPEC)"
-if [[ -z "${FUZZ_SPEC:-}" && -f "$SHARED_SPEC" ]] && ! cmp -s "$SPEC" "$SHARED_SPEC"; then
-    die "$SPEC differs from $SHARED_SPEC: copy the shared one into the repository"
-fi
+[[ -f "$RESPONSES_SPEC" ]] || die "spec not found: $RESPONSES_SPEC (set FUZZ_RESPONSES_SPEC)"
+# The team's copies beside the repository, where there are, are the reference: the
+# repository's must not drift from them.
+for pair in "FUZZ_SPEC:$SPEC:openai-assistants-openapi.yaml" \
+    "FUZZ_RESPONSES_SPEC:$RESPONSES_SPEC:openai-responses-openapi.yaml"; do
+    IFS=: read -r var ours name <<<"$pair"
+    shared="$ROOT/../shared/$name"
+    if [[ -z "${!var:-}" && -f "$shared" ]] && ! cmp -s "$ours" "$shared"; then
+        die "$ours differs from $shared: copy the shared one into the repository"
+    fi
+done
+for suite in $SUITES; do
+    [[ "$suite" == assistants || "$suite" == responses ]] || die "unknown suite in FUZZ_SUITES: $suite"
+done
 
 # 1. schemathesis, pinned, in a venv of its own (reinstalled when requirements.txt changes).
 step "python venv (tests/fuzz/.venv)"
@@ -125,33 +141,52 @@ assistant="$(curl -sf "$BASE_URL/assistants" -H "Authorization: Bearer $API_KEY"
 FUZZ_ASSISTANT_ID="$("$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["id"])' <<<"$assistant")"
 echo "test assistant $FUZZ_ASSISTANT_ID"
 
-# 4. the server's request-shape table is the spec's (src/api/shapes.rs), the spec copy with
-#    the documented exceptions, then schemathesis.
-step "request-shape table (src/api/shapes.rs) matches the spec"
-"$VENV/bin/python" "$FUZZ_DIR/shapes.py" "$SPEC" --check "$ROOT/src/api/shapes.rs"
+# 4. the server's request-shape table is the specs' (src/api/shapes.rs), the spec copies with
+#    the documented exceptions, then schemathesis: the Assistants spec, then the Responses one.
+step "request-shape table (src/api/shapes.rs) matches the specs"
+"$VENV/bin/python" "$FUZZ_DIR/shapes.py" "$SPEC" "$RESPONSES_SPEC" --check "$ROOT/src/api/shapes.rs"
 
-step "spec overlay"
+step "spec overlays"
 "$VENV/bin/python" "$FUZZ_DIR/overlay.py" "$SPEC" "$WORK/spec.json"
+"$VENV/bin/python" "$FUZZ_DIR/overlay.py" --responses "$RESPONSES_SPEC" "$WORK/spec-responses.json"
 
-step "schemathesis (max examples $MAX_EXAMPLES, seed $SEED)"
 seed_args=()
 [[ "$SEED" != random ]] && seed_args=(--seed "$SEED")
 rm -f "$OUT/filtered.txt"
-started=$SECONDS
 rc=0
-(
-    cd "$WORK"  # anything schemathesis writes by itself stays out of the repository
-    FUZZ_API_KEY="$API_KEY" FUZZ_ASSISTANT_ID="$FUZZ_ASSISTANT_ID" FUZZ_BASE_URL="$BASE_URL" \
-        FUZZ_FILTER_LOG="$OUT/filtered.txt" SCHEMATHESIS_HOOKS="$FUZZ_DIR/hooks.py" \
-        "$VENV/bin/schemathesis" --config-file "$FUZZ_DIR/schemathesis.toml" run "$WORK/spec.json" \
-        --url "$BASE_URL" \
-        --max-examples "$MAX_EXAMPLES" "${seed_args[@]}" \
-        --report junit --report-junit-path "$OUT/junit.xml" \
-        "$@"
-) || rc=$?
-echo "schemathesis finished in $((SECONDS - started)) s with exit code $rc (reports in ${OUT#"$ROOT"/})"
-if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "the server is no longer running; see ${OUT#"$ROOT"/}/server.log" >&2
-    rc=1
-fi
+# fuzz NAME CONFIG SPEC JUNIT [options]: one schemathesis run; its status is added to rc.
+fuzz() {
+    local name="$1" config="$2" spec="$3" junit="$4" started=$SECONDS status=0
+    shift 4
+    step "schemathesis: $name (max examples $MAX_EXAMPLES, seed $SEED)"
+    (
+        cd "$WORK"  # anything schemathesis writes by itself stays out of the repository
+        FUZZ_API_KEY="$API_KEY" FUZZ_ASSISTANT_ID="$FUZZ_ASSISTANT_ID" FUZZ_BASE_URL="$BASE_URL" \
+            FUZZ_FILTER_LOG="$OUT/filtered.txt" SCHEMATHESIS_HOOKS="$FUZZ_DIR/hooks.py" \
+            "$VENV/bin/schemathesis" --config-file "$config" run "$spec" \
+            --url "$BASE_URL" \
+            --max-examples "$MAX_EXAMPLES" "${seed_args[@]}" \
+            --report junit --report-junit-path "$OUT/$junit" \
+            "$@"
+    ) || status=$?
+    echo "schemathesis ($name) finished in $((SECONDS - started)) s with exit code $status (reports in ${OUT#"$ROOT"/})"
+    if ((status != 0)); then rc=1; fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "the server is no longer running; see ${OUT#"$ROOT"/}/server.log" >&2
+        rc=1
+    fi
+}
+for suite in $SUITES; do
+    case "$suite" in
+    assistants)
+        fuzz "Assistants (44 operations)" "$FUZZ_DIR/schemathesis.toml" "$WORK/spec.json" junit.xml "$@"
+        ;;
+    responses)
+        # POST /responses/compact is in the spec, not in the server (README: R0).
+        fuzz "Responses and Conversations (14 operations)" "$FUZZ_DIR/schemathesis-responses.toml" \
+            "$WORK/spec-responses.json" junit-responses.xml \
+            --exclude-operation-id Compactconversation "$@"
+        ;;
+    esac
+done
 exit "$rc"
