@@ -19,11 +19,7 @@ use serde_json::{json, Value};
 pub fn turn_items(record: &RunRecord, message: Option<&Message>, run_move: &RunMove) -> Vec<Value> {
     let mut items = Vec::new();
     if let Some(m) = message {
-        items.push(response::message_item(
-            &m.id,
-            m.status.as_str(),
-            &m.content,
-        ));
+        items.push(response::message_item(&m.id, m.status.as_str(), &m.content));
     }
     match run_move {
         RunMove::NextRound { round }
@@ -96,11 +92,7 @@ pub(super) async fn history(ctx: &Ctx, record: &RunRecord) -> Result<Vec<Value>,
 
 /// A conversation's items in order (messages and other items merged by creation time,
 /// messages first at the same time), without the messages `run_id` wrote.
-async fn conversation_items(
-    ctx: &Ctx,
-    thread_id: &str,
-    run_id: &str,
-) -> Result<Vec<Value>, Stop> {
+async fn conversation_items(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Vec<Value>, Stop> {
     let store = ctx.store.as_ref();
     let names = |keys: Vec<String>| -> Vec<String> {
         let mut ids: Vec<String> = keys
@@ -172,9 +164,7 @@ pub fn chat_messages(items: &[Value]) -> Vec<Value> {
                     m["role"] == "assistant" && m["tool_calls"].is_array() && m["_calls"] == true
                 });
                 if joins {
-                    if let Some(calls) = out
-                        .last_mut()
-                        .and_then(|m| m["tool_calls"].as_array_mut())
+                    if let Some(calls) = out.last_mut().and_then(|m| m["tool_calls"].as_array_mut())
                     {
                         calls.push(call);
                     }
@@ -279,7 +269,10 @@ mod tests {
         assert_eq!(chat[0], json!({"role": "user", "content": "weather?"}));
         assert_eq!(chat[1]["tool_calls"].as_array().map(Vec::len), Some(2));
         assert!(chat[1].get("_calls").is_none());
-        assert_eq!(chat[3], json!({"role": "tool", "tool_call_id": "call_b", "content": "rain"}));
+        assert_eq!(
+            chat[3],
+            json!({"role": "tool", "tool_call_id": "call_b", "content": "rain"})
+        );
     }
 
     #[test]

@@ -104,9 +104,9 @@ pub fn object(record: &RunRecord, include: &[String]) -> Option<Value> {
     o.insert("status".into(), json!(status(run.status)));
     o.insert("background".into(), json!(face.background));
     o.insert("completed_at".into(), json!(run.completed_at));
-    let error = run.last_error.as_ref().map(|e| {
-        json!({"code": e["code"].as_str().unwrap_or("server_error"), "message": e["message"]})
-    });
+    let error = run.last_error.as_ref().map(
+        |e| json!({"code": e["code"].as_str().unwrap_or("server_error"), "message": e["message"]}),
+    );
     o.insert("error".into(), json!(error));
     let incomplete = run.incomplete_details.as_ref().map(|d| {
         let reason = match d["reason"].as_str() {
@@ -346,7 +346,9 @@ mod tests {
                        "end_index": 18, "file_citation": {"file_id": "file-x"}});
         assert_eq!(
             annotation(&a),
-            Some(json!({"type": "file_citation", "file_id": "file-x", "filename": "doc.pdf", "index": 5}))
+            Some(
+                json!({"type": "file_citation", "file_id": "file-x", "filename": "doc.pdf", "index": 5})
+            )
         );
         let item = message_item("msg_1", "completed", &[text_part("hi".into())]);
         assert_eq!(item["content"][0]["type"], "output_text");
