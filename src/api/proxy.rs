@@ -237,6 +237,8 @@ impl Proxy {
         Reply::Events {
             events: rx,
             headers,
+            // (A response's stream is passed through instead: it has no `[DONE]`.)
+            done: true,
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use super::events::ChannelSink;
 use super::{
-    assistants, file_batches, files, messages, path_id, run_steps, runs, threads, tool_outputs,
-    vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation, Reply,
+    assistants, file_batches, files, messages, path_id, responses, run_steps, runs, threads,
+    tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation,
+    Reply,
 };
 use crate::config::RunSettings;
 use crate::context::Ctx;
@@ -103,6 +104,7 @@ impl Stateful {
         Reply::Events {
             events: rx,
             headers: Vec::new(),
+            done: true,
         }
     }
 }
@@ -339,6 +341,36 @@ impl Backend for Stateful {
                 let step: StepId = path_id(step_id)?;
                 let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
                 run_steps::get(&ctx, &thread, &run, &step, include).await?
+            }
+
+            CreateResponse => {
+                let created = responses::create(&ctx, query, body).await?;
+                let record = &created.record;
+                let background = record.response.as_ref().is_some_and(|f| f.background);
+                if created.stream {
+                    return Ok(responses::run_streamed(
+                        &self.engine,
+                        &ctx,
+                        record,
+                        self.sse_buffer_bytes,
+                    ));
+                }
+                if background {
+                    crate::model::response::object(record, &[]).unwrap_or_default()
+                } else {
+                    responses::run_foreground(&self.engine, &ctx, record).await?
+                }
+            }
+            GetResponse { response_id } => {
+                if super::pagination::query_value(query, "stream") == Some("true") {
+                    return Err(ApiError::NotImplemented("getResponse with stream=true"));
+                }
+                responses::get(&ctx, response_id, query).await?
+            }
+            DeleteResponse { response_id } => responses::delete(&ctx, response_id).await?,
+            CancelResponse { response_id } => responses::cancel(&ctx, response_id).await?,
+            ListInputItems { response_id } => {
+                responses::input_items(&ctx, response_id, query).await?
             }
 
             other => return Err(ApiError::NotImplemented(other.name())),

@@ -5,13 +5,17 @@
 //! - `values`: tools, tool resources, content parts, attachments, metadata;
 //! - `assistant`, `thread`, `message`, `run`, `step`, `file`, `vector_store`: one module
 //!   per record, with its loaders and status;
+//! - `response`: the response face of a run record (a response is a run), its object
+//!   and output items;
 //! - `claim`: the thread claim (one active run per thread), in one place;
 //! - `schemas`: the documented shapes of the records' JSON-valued fields (OpenAPI).
 
 pub mod assistant;
 pub mod claim;
 pub mod file;
+pub mod item;
 pub mod message;
+pub mod response;
 pub mod run;
 pub mod schemas;
 pub mod step;
