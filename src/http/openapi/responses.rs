@@ -281,7 +281,7 @@ fn operations() -> Vec<Op> {
             description: None,
             params: vec![conversation_id(), item_id(), include()],
             body: None,
-            ok: ok("The item.", "ConversationItem"),
+            ok: ok("The item.", "ResponseItem"),
         },
         Op {
             method: "delete",
@@ -546,7 +546,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
             ] }),
         ),
         (
-            "ConversationItem",
+            "ResponseItem",
             json!({ "description": "An item of a conversation or of a response's input.",
                 "anyOf": [
                     schema_ref("ResponseMessageItem"), schema_ref("ResponseFunctionCall"),
@@ -609,7 +609,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
                         "reason": { "type": "string",
                             "enum": ["max_output_tokens", "content_filter"] } } })),
                     "instructions": { "anyOf": [string(),
-                        { "type": "array", "items": schema_ref("ConversationItem") },
+                        { "type": "array", "items": schema_ref("ResponseItem") },
                         { "type": "null" }] },
                     "model": string(),
                     "output": { "type": "array", "items": schema_ref("ResponseOutputItem") },
@@ -676,7 +676,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
             json!({ "type": "object", "required": ["object", "data", "has_more", "first_id", "last_id"],
                 "properties": {
                     "object": constant("list"),
-                    "data": { "type": "array", "items": schema_ref("ConversationItem") },
+                    "data": { "type": "array", "items": schema_ref("ResponseItem") },
                     "has_more": { "type": "boolean" },
                     "first_id": nullable(string()),
                     "last_id": nullable(string()),
@@ -789,7 +789,7 @@ fn schemas() -> Vec<(&'static str, Value)> {
             json!({ "type": "object", "required": ["object", "data", "has_more", "first_id", "last_id"],
                 "properties": {
                     "object": constant("list"),
-                    "data": { "type": "array", "items": schema_ref("ConversationItem") },
+                    "data": { "type": "array", "items": schema_ref("ResponseItem") },
                     "has_more": { "type": "boolean" },
                     "first_id": nullable(string()),
                     "last_id": nullable(string()),
@@ -818,30 +818,96 @@ fn schemas() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Adds the operations, their schemas and their tags to `doc` (the generated document).
+/// Adds the operations, the schemas they use and their tags to `doc` (the generated
+/// document). An operation the generated document has already (documented with the types of
+/// its own module) is left as it is; so is a schema of the same name, and the schemas only
+/// such an operation would use are not added.
 pub fn add(doc: &mut Value) {
+    let (operations, schemas) = plan(doc);
+    let mut tags = Vec::new();
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for op in operations() {
+        for op in operations {
+            if !tags.contains(&op.tag) {
+                tags.push(op.tag);
+            }
             let (path, method) = (op.path, op.method);
             let item = paths.entry(path).or_insert_with(|| json!({}));
             item[method] = operation(op);
         }
     }
     if let Some(components) = doc["components"]["schemas"].as_object_mut() {
-        for (name, schema) in schemas() {
+        for (name, schema) in schemas {
             components.entry(name).or_insert(schema);
         }
     }
-    if let Some(tags) = doc["tags"].as_array_mut() {
-        tags.push(json!({ "name": "Responses",
-            "description": "Model responses: input items in, output items out, streamed or \
-                not, chained by `previous_response_id` or kept in a conversation." }));
-        tags.push(json!({ "name": "Conversations",
-            "description": "Conversations (threads) and their items." }));
+    if let Some(list) = doc["tags"].as_array_mut() {
+        for tag in tags {
+            if list.iter().any(|t| t["name"] == tag) {
+                continue;
+            }
+            list.push(match tag {
+                "Responses" => json!({ "name": "Responses",
+                    "description": "Model responses: input items in, output items out, \
+                        streamed or not, chained by `previous_response_id` or kept in a \
+                        conversation." }),
+                _ => json!({ "name": tag,
+                    "description": "Conversations (threads) and their items." }),
+            });
+        }
     }
 }
 
+/// The operations `doc` does not have yet, and the schemas they use (transitively).
+fn plan(doc: &Value) -> (Vec<Op>, Vec<(&'static str, Value)>) {
+    let operations: Vec<Op> = operations()
+        .into_iter()
+        .filter(|op| doc["paths"][op.path].get(op.method).is_none())
+        .collect();
+    let all = schemas();
+    let mut wanted: Vec<&'static str> = Vec::new();
+    let mut queue: Vec<Value> = operations
+        .iter()
+        .map(|op| json!([op.ok, op.params, op.body.map(|(name, _)| schema_ref(name))]))
+        .collect();
+    while let Some(value) = queue.pop() {
+        for name in references(&value) {
+            if let Some((n, schema)) = all.iter().find(|(n, _)| *n == name) {
+                if !wanted.contains(n) {
+                    wanted.push(n);
+                    queue.push(schema.clone());
+                }
+            }
+        }
+    }
+    let schemas = schemas()
+        .into_iter()
+        .filter(|(n, _)| wanted.contains(n))
+        .collect();
+    (operations, schemas)
+}
+
+/// The component schema names `value` refers to.
+fn references(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+                if let Some(name) = r.strip_prefix("#/components/schemas/") {
+                    out.push(name.to_string());
+                }
+            }
+            for v in map.values() {
+                out.extend(references(v));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| out.extend(references(v))),
+        _ => {}
+    }
+    out
+}
+
+/// The names of the schemas `add` would add to `doc`.
 #[cfg(test)]
-pub(super) fn schema_names() -> Vec<&'static str> {
-    schemas().into_iter().map(|(n, _)| n).collect()
+pub(super) fn schemas_added_to(doc: &Value) -> Vec<&'static str> {
+    plan(doc).1.into_iter().map(|(n, _)| n).collect()
 }
