@@ -622,13 +622,92 @@ def responses_links(spec):
     return n
 
 
+def served_tools(spec):
+    """R7: the server offers the model the tools it runs itself: `function`, `file_search`
+    and `code_interpreter` (in an `auto` container); the other tool types of the spec (web
+    search, computer use, MCP, image generation, shell, apply_patch, custom tools, ...) need
+    OpenAI's hosted services and are refused (400 naming `tools[n].type`). The tool union,
+    the code interpreter's `container` and the tool choice's types are narrowed to those, so
+    positive cases stay servable and negative ones check the refusals."""
+    schemas = spec["components"]["schemas"]
+    keep = ["FunctionTool", "FileSearchTool", "CodeInterpreterTool"]
+    tool = schemas["Tool"]
+    names = [m["$ref"].split("/")[-1] for m in tool["oneOf"]]
+    assert set(keep) <= set(names), names
+    tool["oneOf"] = [{"$ref": f"#/components/schemas/{n}"} for n in keep]
+    tool.get("discriminator", {}).pop("mapping", None)
+    mark(tool, "R7-served-tools")
+    container = schemas["CodeInterpreterTool"]["properties"]["container"]
+    assert [m.get("type") for m in container["oneOf"]] == ["string", None], container
+    container.pop("oneOf")
+    container["$ref"] = "#/components/schemas/AutoCodeInterpreterToolParam"
+    mark(container, "R7-served-tools")
+    choice = schemas["ToolChoiceParam"]
+    choice["oneOf"] = [m for m in choice["oneOf"] if m["$ref"].split("/")[-1] in
+                       ("ToolChoiceOptions", "ToolChoiceAllowed", "ToolChoiceTypes",
+                        "ToolChoiceFunction")]
+    assert len(choice["oneOf"]) == 4
+    mark(choice, "R7-served-tools")
+    types = schemas["ToolChoiceTypes"]["properties"]["type"]
+    assert {"file_search", "code_interpreter"} <= set(types["enum"])
+    types["enum"] = ["file_search", "code_interpreter"]
+    mark(types, "R7-served-tools")
+    return 4
+
+
+def present(name, schema=None):
+    """A JSON Schema clause: `name` is given and not null (the server, like the API, reads a
+    null field as an absent one)."""
+    return {"required": [name], "properties": {name: schema or {"not": {"type": "null"}}}}
+
+
+def create_response_relations(spec):
+    """R8: what a response request needs beyond its fields' types, each refused by the API
+    with a 400 naming it: a `model` ("Missing required parameter: 'model'"; the spec makes it
+    optional for stored prompts, R8 refuses `prompt`); an `input` unless the context comes
+    from `previous_response_id` or `conversation` ("Missing required parameter: 'input'");
+    not both of those ("Mutually exclusive parameters"); no `background` without `store`
+    ("background requires store"); no stored prompt template (`prompt`: the server has no
+    prompt store). Added to CreateResponse's allOf."""
+    schema = spec["components"]["schemas"]["CreateResponse"]
+    assert "allOf" in schema
+    relations = [
+        present("model"),
+        {"anyOf": [{"required": ["input"]}, present("previous_response_id"),
+                   present("conversation")]},
+        {"not": {"allOf": [present("previous_response_id"), present("conversation")]}},
+        {"not": {"allOf": [present("background", {"const": True}),
+                           present("store", {"const": False})]}},
+        {"not": present("prompt")},
+    ]
+    for relation in relations:
+        schema["allOf"].append(mark(relation, "R8-response-relations"))
+    return len(relations)
+
+
+def function_tool_name_pattern(spec):
+    """R9: a function tool's `name` follows the rule of the Assistants spec's function names
+    (O9: a-z, A-Z, 0-9, underscores and dashes, at most 64), which the Responses spec states
+    only for Chat Completions' functions; the model endpoints refuse other names, so the
+    server refuses them up front (400 naming `tools[n].name`)."""
+    name = spec["components"]["schemas"]["FunctionTool"]["properties"]["name"]
+    assert name.get("type") == "string" and "pattern" not in name
+    name["pattern"] = "^[a-zA-Z0-9_-]{1,64}$"
+    mark(name, "R9-function-name")
+    return 1
+
+
 RESPONSES_CHANGES = [
+    served_tools,
+    function_tool_name_pattern,
     responses_id_patterns,
     limits,
     responses_null_cursors,
     response_deleted_body,
     wrapped_not_found,
     closed_request_objects,
+    # After O6: its clauses list properties only to constrain them, and must stay open.
+    create_response_relations,
     responses_links,
     metadata_limits,
     interoperable_integers,

@@ -163,6 +163,7 @@ fuzz() {
         cd "$WORK"  # anything schemathesis writes by itself stays out of the repository
         FUZZ_API_KEY="$API_KEY" FUZZ_ASSISTANT_ID="$FUZZ_ASSISTANT_ID" FUZZ_BASE_URL="$BASE_URL" \
             FUZZ_FILTER_LOG="$OUT/filtered.txt" SCHEMATHESIS_HOOKS="$FUZZ_DIR/hooks.py" \
+            FUZZ_SPEC_COPY="$spec" \
             "$VENV/bin/schemathesis" --config-file "$config" run "$spec" \
             --url "$BASE_URL" \
             --max-examples "$MAX_EXAMPLES" "${seed_args[@]}" \
