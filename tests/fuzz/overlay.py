@@ -697,9 +697,25 @@ def function_tool_name_pattern(spec):
     return 1
 
 
+def file_search_bounds(spec):
+    """R10: the bounds the file search tool's descriptions state: `max_num_results` "between
+    1 and 50 inclusive", `ranking_options.score_threshold` "a number between 0 and 1"."""
+    schemas = spec["components"]["schemas"]
+    count = schemas["FileSearchTool"]["properties"]["max_num_results"]
+    assert "between 1 and 50" in count["description"]
+    count.update(minimum=1, maximum=50)
+    mark(count, "R10-file-search-bounds")
+    threshold = schemas["RankingOptions"]["properties"]["score_threshold"]
+    assert "between 0 and 1" in threshold["description"]
+    threshold.update(minimum=0, maximum=1)
+    mark(threshold, "R10-file-search-bounds")
+    return 2
+
+
 RESPONSES_CHANGES = [
     served_tools,
     function_tool_name_pattern,
+    file_search_bounds,
     responses_id_patterns,
     limits,
     responses_null_cursors,
