@@ -712,8 +712,55 @@ def file_search_bounds(spec):
     return 2
 
 
+SERVED_ITEM_TYPES = {"message", "function_call", "function_call_output", "item_reference",
+                     "reasoning", "file_search_call", "code_interpreter_call"}
+
+
+def served_items(spec):
+    """R11: the input items the server takes (in a response's `input` and a conversation's
+    `items`) are the kinds it can give the model: messages, function calls and their
+    outputs, item references, reasoning, file search and code interpreter calls. The other
+    kinds (computer, shell, apply_patch, MCP, program, compaction, ...) belong to tools it
+    does not run (R7) and are refused with a 400 naming `input[n].type` / `items[n].type`.
+    The input item unions are narrowed to those kinds."""
+    schemas = spec["components"]["schemas"]
+
+    def kinds(ref):
+        node = resolve(spec, ref)
+        enum = node.get("properties", {}).get("type", {})
+        values = set(enum.get("enum", []))
+        for branch in enum.get("anyOf", []):
+            values |= set(branch.get("enum", []))
+        return values
+
+    item = schemas["Item"]
+    item["oneOf"] = [m for m in item["oneOf"] if kinds(m) & SERVED_ITEM_TYPES]
+    item.get("discriminator", {}).pop("mapping", None)
+    mark(item, "R11-served-items")
+    inputs = schemas["InputItem"]
+    inputs["oneOf"] = [m for m in inputs["oneOf"]
+                       if m.get("$ref", "").endswith(("/EasyInputMessage", "/Item", "/ItemReferenceParam"))]
+    assert len(inputs["oneOf"]) == 3, inputs["oneOf"]
+    inputs.get("discriminator", {}).pop("mapping", None)
+    mark(inputs, "R11-served-items")
+    return len(item["oneOf"]) + len(inputs["oneOf"])
+
+
+def update_conversation_needs_a_body(spec):
+    """R12: `POST /conversations/{id}` takes `{"metadata"}`, which its schema requires, yet
+    the request body is marked optional; without a body there is no `metadata`, and the
+    server answers 400."""
+    body = spec["paths"]["/conversations/{conversation_id}"]["post"]["requestBody"]
+    assert not body.get("required")
+    body["required"] = True
+    mark(body, "R12-update-body")
+    return 1
+
+
 RESPONSES_CHANGES = [
     served_tools,
+    served_items,
+    update_conversation_needs_a_body,
     function_tool_name_pattern,
     file_search_bounds,
     responses_id_patterns,
