@@ -667,3 +667,33 @@ both_backends!(resumed_streams, resumed_streams_test);
 fn id_of(v: &Value) -> String {
     id(v)
 }
+
+async fn input_tokens_are_counted_without_a_model_call_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let short = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello"}),
+        )
+        .await
+        .ok();
+    assert_eq!(short["object"], "response.input_tokens");
+    let long = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello ".repeat(50), "instructions": "Be brief.",
+                   "tools": [weather()]}),
+        )
+        .await
+        .ok();
+    let (short, long) = (
+        short["input_tokens"].as_u64().unwrap(),
+        long["input_tokens"].as_u64().unwrap(),
+    );
+    assert!(short > 0 && long > short + 50, "{short} {long}");
+    assert!(app.llm.requests().is_empty());
+}
+both_backends!(
+    input_tokens_are_counted_without_a_model_call,
+    input_tokens_are_counted_without_a_model_call_test
+);
