@@ -5,12 +5,15 @@
 //! - `values`: tools, tool resources, content parts, attachments, metadata;
 //! - `assistant`, `thread`, `message`, `run`, `step`, `file`, `vector_store`: one module
 //!   per record, with its loaders and status;
+//! - `item`: conversation items (a conversation is a thread): messages converted to and
+//!   from `message` items, other items stored as JSON values; merged listing, paging;
 //! - `claim`: the thread claim (one active run per thread), in one place;
 //! - `schemas`: the documented shapes of the records' JSON-valued fields (OpenAPI).
 
 pub mod assistant;
 pub mod claim;
 pub mod file;
+pub mod item;
 pub mod message;
 pub mod run;
 pub mod schemas;
