@@ -302,16 +302,41 @@ pub fn route(method: &str, segments: &[&str]) -> Result<Operation, RouteError> {
         ["conversations", _] => pick(
             method,
             vec![
-                ("GET", GetConversation { conversation_id: s(1) }),
-                ("POST", UpdateConversation { conversation_id: s(1) }),
-                ("DELETE", DeleteConversation { conversation_id: s(1) }),
+                (
+                    "GET",
+                    GetConversation {
+                        conversation_id: s(1),
+                    },
+                ),
+                (
+                    "POST",
+                    UpdateConversation {
+                        conversation_id: s(1),
+                    },
+                ),
+                (
+                    "DELETE",
+                    DeleteConversation {
+                        conversation_id: s(1),
+                    },
+                ),
             ],
         ),
         ["conversations", _, "items"] => pick(
             method,
             vec![
-                ("GET", ListConversationItems { conversation_id: s(1) }),
-                ("POST", CreateConversationItems { conversation_id: s(1) }),
+                (
+                    "GET",
+                    ListConversationItems {
+                        conversation_id: s(1),
+                    },
+                ),
+                (
+                    "POST",
+                    CreateConversationItems {
+                        conversation_id: s(1),
+                    },
+                ),
             ],
         ),
         ["conversations", _, "items", _] => pick(
@@ -429,7 +454,11 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/conversations/c/items", "listConversationItems"),
     ("POST", "/conversations/c/items", "createConversationItems"),
     ("GET", "/conversations/c/items/i", "getConversationItem"),
-    ("DELETE", "/conversations/c/items/i", "deleteConversationItem"),
+    (
+        "DELETE",
+        "/conversations/c/items/i",
+        "deleteConversationItem",
+    ),
 ];
 
 #[cfg(test)]
