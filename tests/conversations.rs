@@ -323,7 +323,10 @@ async fn items_test(backend: Backend) {
         .get("/conversations/conv_0000000000000000000000000/items/msg_nope")
         .await
         .error(404);
-    assert!(e["message"].as_str().unwrap().starts_with("Item with id"));
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Conversation with id"));
     let missing_conv = "conv_00000000000000000000000a";
     let e = app
         .get(&format!("/conversations/{missing_conv}/items/{}", all[0]))
