@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use support::{call, spawn_app, Backend, TestApp, KEY_B};
+use support::{call, say, spawn_app, Backend, TestApp, KEY_B};
 
 fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
@@ -493,6 +493,31 @@ async fn thread_as_conversation_test(backend: Backend) {
     app.get(&format!("/threads/{tid}/messages/{third}"))
         .await
         .error(404);
+    // A run's answer is an assistant message item.
+    app.llm.script(None, vec![say("From the run.")]);
+    let asst = id(&app
+        .post("/assistants", json!({"model": "gpt-test"}))
+        .await
+        .ok());
+    let rid = id(&app
+        .post(
+            &format!("/threads/{tid}/runs"),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok());
+    app.wait_run(&tid, &rid, &["completed"]).await;
+    let newest = app
+        .get(&format!("/conversations/{tid}/items?limit=1"))
+        .await
+        .ok();
+    assert_eq!(newest["data"][0]["role"], "assistant");
+    assert_eq!(
+        newest["data"][0]["content"],
+        json!([{"type": "output_text", "text": "From the run.", "annotations": [],
+                "logprobs": []}])
+    );
+    assert_eq!(newest["has_more"], true);
     // And deleting the conversation deletes the thread.
     app.delete(&format!("/conversations/{tid}")).await.ok();
     app.get(&format!("/threads/{tid}")).await.error(404);

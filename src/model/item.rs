@@ -678,6 +678,8 @@ mod tests {
             "status": "completed", "role": "system",
             "content": [{"type": "input_text", "text": "sys"}]}));
         put_items(&store, "t1", &thread, &items).await.unwrap();
+        // A repeat writes the same objects again.
+        put_items(&store, "t1", &thread, &items).await.unwrap();
         // Five messages are thread messages, the system message and the calls are items.
         assert_eq!(
             store::list_all(&store, &keys::messages("t1", &thread))
