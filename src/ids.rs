@@ -194,6 +194,27 @@ pub fn derived_id(kind: Kind, parent: &str, seq: u32) -> String {
     id
 }
 
+/// An id of `kind` with the time part `micros` for the object `key` names (a response's
+/// item for one of its tool calls): the same for the same pair wherever it is computed.
+pub fn keyed_id(kind: Kind, micros: u64, key: &str) -> String {
+    let mut body = [0u8; BODY_LEN];
+    encode_fixed(micros, &mut body[..TIME_CHARS]);
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in key.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let mut second = hash.rotate_left(29) ^ 0x9e3779b97f4a7c15;
+    for (i, slot) in body[TIME_CHARS..].iter_mut().enumerate() {
+        let source = if i < 7 { &mut hash } else { &mut second };
+        *slot = ALPHABET[(*source % 62) as usize];
+        *source /= 62;
+    }
+    let mut id = String::from(kind.prefix());
+    id.extend(body.iter().map(|&b| b as char));
+    id
+}
+
 /// When an id of ours was made (Unix microseconds), from its time part.
 pub fn created_micros(id: &str) -> Option<u64> {
     decode_time(id.rsplit(['_', '-']).next()?)

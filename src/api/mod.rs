@@ -28,6 +28,7 @@ pub mod messages;
 pub mod operation;
 pub mod pagination;
 pub mod proxy;
+pub mod responses;
 pub mod run_options;
 pub mod run_steps;
 pub mod runs;
@@ -109,6 +110,9 @@ pub enum Reply {
     Events {
         events: events::EventReceiver,
         headers: Vec<(String, String)>,
+        /// Ends with `done` / `[DONE]` (Assistants streams); Responses streams end after
+        /// their terminal event.
+        done: bool,
     },
     /// Any status and content type with a body streamed as it is read (file downloads, the
     /// proxy's passed-through ones): `length` becomes `Content-Length` when known.

@@ -117,7 +117,7 @@ impl Backend for Proxy {
             .unwrap_or("application/json")
             .to_string();
         if status == 200 && content_type.starts_with("text/event-stream") {
-            return Ok(self.relay(response, headers));
+            return Ok(self.relay(response, headers, request.path.starts_with("/responses")));
         }
         if status == 200 && matches!(request.operation, super::Operation::DownloadFile { .. }) {
             // File bytes pass through as they arrive, never held whole (a file may be
@@ -162,7 +162,12 @@ impl Backend for Proxy {
 impl Proxy {
     /// Relays an upstream event stream as it arrives. Our own `done` closes the relayed
     /// stream, so the upstream's is dropped; a stream that breaks off ends with an `error`.
-    fn relay(&self, mut response: reqwest::Response, headers: Vec<(String, String)>) -> Reply {
+    fn relay(
+        &self,
+        mut response: reqwest::Response,
+        headers: Vec<(String, String)>,
+        responses: bool,
+    ) -> Reply {
         let (tx, rx) = super::events::channel(self.sse_buffer_bytes, "a relayed stream");
         let idle = self.timeout;
         tokio::spawn(async move {
@@ -209,6 +214,8 @@ impl Proxy {
         Reply::Events {
             events: rx,
             headers,
+            // Responses streams have no `[DONE]`.
+            done: !responses,
         }
     }
 }

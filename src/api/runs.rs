@@ -55,6 +55,7 @@ async fn start_run(
             record: claimed,
             etag: etag.0,
         }),
+        response: None,
     };
     let written = async {
         for (id, new) in plan.additional_messages {

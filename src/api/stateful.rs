@@ -3,9 +3,9 @@
 
 use super::events::ChannelSink;
 use super::{
-    assistants, conversations, file_batches, files, messages, path_id, run_steps, runs, threads,
-    tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation,
-    Reply,
+    assistants, conversations, file_batches, files, messages, path_id, responses, run_steps, runs,
+    threads, tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend,
+    Operation, Reply,
 };
 use crate::config::RunSettings;
 use crate::context::Ctx;
@@ -104,6 +104,7 @@ impl Stateful {
         Reply::Events {
             events: rx,
             headers: Vec::new(),
+            done: true,
         }
     }
 }
@@ -381,6 +382,38 @@ impl Backend for Stateful {
                 let id = conversations::conversation_id(conversation_id)?;
                 let item = conversations::item_id(item_id)?;
                 conversations::delete_item(&ctx, &id, &item).await?
+            }
+
+            CreateResponse => {
+                let created = responses::create(&ctx, query, body).await?;
+                let record = &created.record;
+                let background = record.response.as_ref().is_some_and(|f| f.background);
+                if created.stream {
+                    return Ok(responses::run_streamed(
+                        &self.engine,
+                        &ctx,
+                        record,
+                        self.sse_buffer_bytes,
+                    ));
+                }
+                if background {
+                    crate::model::response::object(record, &[]).unwrap_or_default()
+                } else {
+                    responses::run_foreground(&self.engine, &ctx, record).await?
+                }
+            }
+            GetResponse { response_id } => {
+                if super::pagination::query_value(query, "stream") == Some("true") {
+                    let buffer = self.sse_buffer_bytes;
+                    return responses::get_stream(&self.engine, &ctx, response_id, query, buffer)
+                        .await;
+                }
+                responses::get(&ctx, response_id, query).await?
+            }
+            DeleteResponse { response_id } => responses::delete(&ctx, response_id).await?,
+            CancelResponse { response_id } => responses::cancel(&ctx, response_id).await?,
+            ListInputItems { response_id } => {
+                responses::input_items(&ctx, response_id, query).await?
             }
 
             other => return Err(ApiError::NotImplemented(other.name())),

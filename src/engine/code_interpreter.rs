@@ -83,15 +83,20 @@ pub fn prompt_tool(turn: &CodeTurn<'_>) -> super::prompt::CodeTool {
 pub async fn input_files(ctx: &Ctx, record: &RunRecord) -> Result<Vec<InputFile>, ApiError> {
     let mut ids: Vec<String> = Vec::new();
     let (store, tenant) = (ctx.store.as_ref(), ctx.tenant.as_str());
-    // A deleted assistant leaves the thread's files.
-    if let Some(a) = assistant::load(store, tenant, &record.run.assistant_id).await? {
-        if let Some(ci) = a.tool_resources.code_interpreter {
+    if let Some(face) = &record.response {
+        // A response names its container's files in its request.
+        ids.extend(face.container_file_ids.iter().cloned());
+    } else {
+        // A deleted assistant leaves the thread's files.
+        if let Some(a) = assistant::load(store, tenant, &record.run.assistant_id).await? {
+            if let Some(ci) = a.tool_resources.code_interpreter {
+                ids.extend(ci.file_ids);
+            }
+        }
+        let thread = super::load_thread(ctx, &record.run.thread_id).await?;
+        if let Some(ci) = thread.thread.tool_resources.code_interpreter {
             ids.extend(ci.file_ids);
         }
-    }
-    let thread = super::load_thread(ctx, &record.run.thread_id).await?;
-    if let Some(ci) = thread.thread.tool_resources.code_interpreter {
-        ids.extend(ci.file_ids);
     }
     let mut seen_ids = HashSet::new();
     let mut found = Vec::new();

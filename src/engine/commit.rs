@@ -105,8 +105,19 @@ impl Engine {
         let stored = self
             .write(turn.ctx, &writes, &mut live, &mut written)
             .await?;
+        // A response's output items of this turn join the record in the same move.
+        let items = match &turn.record.response {
+            Some(_) => {
+                let message = stored.message.as_ref().map(|(m, _)| m);
+                let items = super::response::turn_items(turn.record, message, &writes.run);
+                super::response::append_to_conversation(turn.ctx, turn.record, &writes.run, &items)
+                    .await?;
+                items
+            }
+            None => Vec::new(),
+        };
         match self
-            .move_for(turn, known, &writes.run, writes.usage)
+            .move_for(turn, known, &writes.run, writes.usage, &items)
             .await?
         {
             Moved::Applied(record) => self.announce(turn, &record, &writes, stored, live).await,
@@ -184,6 +195,7 @@ impl Engine {
         known: Option<(RunRecord, ETag)>,
         run_move: &RunMove,
         usage: Usage,
+        items: &[serde_json::Value],
     ) -> Result<Moved, Stop> {
         let expiry = self.settings.expiry;
         let (ctx, item) = (turn.ctx, turn.item);
@@ -192,6 +204,9 @@ impl Engine {
             .move_run_from(ctx, item, from, known, |r| {
                 apply_move(r, run_move, expiry);
                 super::add_usage(&mut r.run.usage, usage);
+                if let Some(face) = r.response.as_mut() {
+                    face.output.extend(items.iter().cloned());
+                }
                 r.seq += 1;
             })
             .await?;
@@ -213,7 +228,9 @@ impl Engine {
             live.close_message(message, step);
         }
         let round = match &writes.run {
-            RunMove::RequiresAction { round, .. } | RunMove::NextRound { round } => Some(round),
+            RunMove::RequiresAction { round, .. }
+            | RunMove::NextRound { round }
+            | RunMove::CompletedWithCalls { round } => Some(round),
             RunMove::Completed | RunMove::Incomplete => None,
         };
         if let Some(round) = round {
@@ -233,7 +250,10 @@ impl Engine {
                 live.sink
                     .emit("thread.run.requires_action", run_value(record));
             }
-            (RunMove::Completed | RunMove::Incomplete, _) => {
+            (RunMove::Completed | RunMove::Incomplete | RunMove::CompletedWithCalls { .. }, _) => {
+                if let Some(step) = &stored.tool_step {
+                    live.close_tool_step(step);
+                }
                 let item = turn.item;
                 super::release_thread(
                     turn.ctx,
@@ -530,6 +550,12 @@ fn apply_move(r: &mut RunRecord, run_move: &RunMove, expiry: std::time::Duration
             r.run.status = RunStatus::RequiresAction;
             r.run.required_action = Some(required_action.clone());
             r.run.expires_at = Some(now() + expiry.as_secs().max(1) as i64);
+            r.rounds.push(round.clone());
+        }
+        RunMove::CompletedWithCalls { round } => {
+            r.run.status = RunStatus::Completed;
+            r.run.completed_at = Some(now());
+            r.run.required_action = None;
             r.rounds.push(round.clone());
         }
         RunMove::Completed | RunMove::Incomplete => {

@@ -74,8 +74,13 @@ pub fn instructions(name: &str) -> String {
     )
 }
 
-/// The vector stores a run searches: the assistant's, then the thread's.
+/// The vector stores a run searches: the assistant's, then the thread's (a response's: its
+/// `file_search` tool's).
 pub async fn vector_store_ids(ctx: &Ctx, record: &RunRecord) -> Result<Vec<String>, ApiError> {
+    // A response names its stores in its request.
+    if let Some(face) = &record.response {
+        return Ok(face.vector_store_ids.clone());
+    }
     let mut ids = Vec::new();
     // A deleted assistant leaves the thread's stores.
     if let Some(a) =
@@ -203,8 +208,9 @@ pub async fn run_call(
             Some(s) if s.store.status != VectorStoreStatus::Expired => s,
             _ => continue,
         };
+        let filters = record.response.as_ref().and_then(|f| f.filters.as_ref());
         let found =
-            crate::retrieval::search::search_store(ctx, &store, &queries, max, threshold, None)
+            crate::retrieval::search::search_store(ctx, &store, &queries, max, threshold, filters)
                 .await?;
         hits.extend(found.into_iter().map(|r| {
             SearchHit {

@@ -18,7 +18,9 @@
 //! - `code_interpreter`: the built-in Python tool (the thread's session, files in and out);
 //!   `partial_json`: the code it is given, read out of arguments still streaming;
 //! - `live`: what an attempt has streamed so far;
-//! - `events`: stream events, discarded for queued runs, forwarded for streamed ones.
+//! - `events`: stream events, discarded for queued runs, forwarded for streamed ones;
+//! - `response`: what a run that is a response does differently (history from items,
+//!   output items, its conversation).
 
 pub mod citations;
 pub mod code_interpreter;
@@ -28,6 +30,7 @@ pub mod file_search;
 pub mod live;
 pub mod partial_json;
 pub mod prompt;
+pub mod response;
 pub mod turn;
 
 use crate::code_interpreter::SharedCodeInterpreter;
@@ -337,7 +340,10 @@ impl Engine {
             return Ok(None);
         };
         let alone_until = (!redelivered).then(|| self.alone_until());
-        let thread_messages = thread_messages(&ctx, &item.thread_id).await?;
+        let history = match &record.response {
+            Some(_) => response::history(&ctx, &record).await?,
+            None => prompt::thread_history(&record, &thread_messages(&ctx, &item.thread_id).await?),
+        };
         let code_turn = match self.code_turn(&ctx, &record).await? {
             Ok(code_turn) => code_turn,
             Err(message) => {
@@ -348,7 +354,7 @@ impl Engine {
             }
         };
         let code_tool = code_turn.as_ref().map(code_interpreter::prompt_tool);
-        let prompt = match prompt::build(&record, &thread_messages, code_tool.as_ref()) {
+        let prompt = match prompt::build(&record, history, code_tool.as_ref()) {
             Ok(p) => p,
             Err(e) => return self.refuse_prompt(&ctx, item, e, sink).await.map(|()| None),
         };
@@ -817,7 +823,12 @@ async fn notify_found<T>(ctx: &Ctx, item: &RunTurn, record: &RunRecord) -> Resul
     Err(Stop::Nothing)
 }
 
+/// A run's event data: the run object; for a response, the whole record (its stream's
+/// translator, `api::response_stream`, makes the response object of it).
 fn run_value(record: &RunRecord) -> Value {
+    if record.response.is_some() {
+        return serde_json::to_value(record).unwrap_or(Value::Null);
+    }
     serde_json::to_value(&record.run).unwrap_or(Value::Null)
 }
 

@@ -106,11 +106,12 @@ pub struct CodeTool {
     pub instructions: Option<String>,
 }
 
-/// Builds the request of the run's next turn from the thread's messages (ascending).
+/// Builds the request of the run's next turn from its history in chat form (a thread's
+/// messages, `thread_history`; a response's items, `engine::response::history`).
 /// `code` is the code interpreter when the run has it and the server can run it.
 pub fn build(
     record: &RunRecord,
-    thread_messages: &[Message],
+    mut history: Vec<Value>,
     code: Option<&CodeTool>,
 ) -> Result<Prompt, PromptError> {
     let run = &record.run;
@@ -121,7 +122,6 @@ pub fn build(
     } else {
         vec![json!({"role": "system", "content": system})]
     };
-    let mut history = history(record, thread_messages);
     let tail = rounds_tail(record);
     let used = record.run.usage.unwrap_or_default();
     let mut tokens = None;
@@ -235,8 +235,9 @@ fn system_text(record: &RunRecord, code: Option<&CodeTool>) -> String {
     system
 }
 
-/// The thread's messages in chat form (not this run's own), truncated as the run asks.
-fn history(record: &RunRecord, thread_messages: &[Message]) -> Vec<Value> {
+/// The thread's messages (ascending) in chat form (not this run's own), truncated as the
+/// run asks.
+pub fn thread_history(record: &RunRecord, thread_messages: &[Message]) -> Vec<Value> {
     let run = &record.run;
     let mut history: Vec<Value> = thread_messages
         .iter()

@@ -82,6 +82,11 @@ pub enum RunMove {
     NextRound {
         round: ToolRound,
     },
+    /// A response's answer with function calls: the response ends `completed` with them,
+    /// and the client answers them in a new response (there is no `requires_action`).
+    CompletedWithCalls {
+        round: ToolRound,
+    },
 }
 
 /// Why the answer's tool calls cannot be used: a call of a function the run does not define.
@@ -131,15 +136,19 @@ pub fn decide(record: &RunRecord, answer: &Answer<'_>) -> TurnOutcome {
     });
     // The client answers its function calls; built-in calls are answered already.
     let waits = round.is_some_and(|r| r.calls.iter().any(RoundCall::is_client_call));
+    let is_response = record.response.is_some();
     let tool_step = round.map(|r| ToolStepWrite {
         details: tool_step_details(r),
-        status: if waits {
+        status: if waits && !is_response {
             StepStatus::InProgress
         } else {
             StepStatus::Completed
         },
     });
     let run = match round {
+        Some(round) if waits && is_response => RunMove::CompletedWithCalls {
+            round: round.clone(),
+        },
         Some(round) if waits => RunMove::RequiresAction {
             required_action: required_action(round),
             round: round.clone(),
@@ -365,6 +374,25 @@ mod tests {
             required_action["submit_tool_outputs"]["tool_calls"][0]["function"]["name"],
             "lookup"
         );
+    }
+
+    #[test]
+    fn a_response_ends_completed_with_its_function_calls() {
+        let mut record = with_function();
+        record.response = Some(Default::default());
+        let round = ToolRound {
+            step_id: "step_x".into(),
+            text: None,
+            calls: vec![call("call_0", "lookup", None)],
+        };
+        let w = decided(
+            &record,
+            &calling("", &["lookup"]),
+            Some(ToolsRan::Round(&round)),
+        );
+        assert_eq!(w.run, RunMove::CompletedWithCalls { round });
+        assert_eq!(w.tool_step.map(|t| t.status), Some(StepStatus::Completed));
+        assert_eq!(w.message, None);
     }
 
     #[test]

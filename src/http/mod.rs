@@ -296,8 +296,12 @@ fn finish(
 ) -> Response {
     let (status, body, extra) = match outcome {
         Ok(Reply::Json { body, headers }) => (StatusCode::OK, body, headers),
-        Ok(Reply::Events { events, headers }) => {
-            let mut response = sse_response(events, keep_alive);
+        Ok(Reply::Events {
+            events,
+            headers,
+            done,
+        }) => {
+            let mut response = sse_response(events, keep_alive, done);
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 response.headers_mut().insert("x-request-id", v);
             }
@@ -421,20 +425,21 @@ fn copy_headers(response: &mut Response, headers: &[(String, String)]) {
 }
 
 /// Server-Sent Events: each Assistants event as `event:`/`data:`, comment keep-alives while
-/// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end.
+/// nothing happens (idle proxies would close the stream), and `done` / `[DONE]` at the end
+/// (Assistants streams only: a Responses stream ends after its terminal event).
 /// A stream dropped because its client stopped reading ends with an error instead of
 /// `done`: the connection is cut, so the client cannot take it for a complete one.
 fn sse_response(
     events: crate::api::events::EventReceiver,
     interval: std::time::Duration,
+    done: bool,
 ) -> Response {
     use crate::api::events::Overflow;
     use warp::sse::Event;
+    let end = done.then(|| Ok::<_, Overflow>(Event::default().event("done").data("[DONE]")));
     let stream = events
         .map(|event| event.map(|event| Event::default().event(event.name).data(event.data)))
-        .chain(futures::stream::once(async {
-            Ok::<_, Overflow>(Event::default().event("done").data("[DONE]"))
-        }));
+        .chain(futures::stream::iter(end));
     let keep_alive = warp::sse::keep_alive()
         .interval(interval)
         .text("keep-alive");

@@ -7,6 +7,8 @@
 //!   per record, with its loaders and status;
 //! - `item`: conversation items (a conversation is a thread): messages converted to and
 //!   from `message` items, other items stored as JSON values; merged listing, paging;
+//! - `response`: the response face of a run record (a response is a run), its object
+//!   and output items;
 //! - `claim`: the thread claim (one active run per thread), in one place;
 //! - `schemas`: the documented shapes of the records' JSON-valued fields (OpenAPI).
 
@@ -15,6 +17,7 @@ pub mod claim;
 pub mod file;
 pub mod item;
 pub mod message;
+pub mod response;
 pub mod run;
 pub mod schemas;
 pub mod step;

@@ -161,6 +161,9 @@ pub struct RunRecord {
         skip_serializing_if = "Option::is_none"
     )]
     pub claimed_thread: Option<ClaimedThread>,
+    /// Set when the run is a response (`model::response`): its face on the Responses API.
+    #[serde(rename = "_response", default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<super::response::ResponseFace>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,19 +12,20 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import OpenAI from 'openai';
+import {
+  API_KEY,
+  startProxy,
+  startServer,
+  startStandIn,
+  stopProcess,
+  tail,
+} from './harness.mjs';
 
-const API_KEY = 'sk-node-test';
-const TENANT = 'tenantnode';
-const READY_TIMEOUT_MS = 20_000;
 
 const RUN_START = ['thread.run.created', 'thread.run.queued', 'thread.run.in_progress'];
 const TEXT_ANSWER = [
@@ -54,149 +55,6 @@ const TOOLS = [
     },
   },
 ];
-
-function requiredBin(name) {
-  const value = (process.env[name] || '').trim();
-  if (!value) {
-    throw new Error(`${name} is not set; run the suite through scripts/test.sh`);
-  }
-  try {
-    fs.accessSync(value, fs.constants.X_OK);
-  } catch {
-    throw new Error(`${name}=${value} is not an executable file`);
-  }
-  return value;
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function tail(file, max = 4000) {
-  try {
-    return fs.readFileSync(file, 'utf8').slice(-max);
-  } catch (e) {
-    return `<cannot read ${file}: ${e.message}>`;
-  }
-}
-
-async function stopProcess(child, signal) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Starts llm-standin on a free port; resolves with its /v1 base URL. */
-async function startStandIn(logFile) {
-  const bin = requiredBin('LLM_STANDIN_BIN');
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(bin, ['0'], { stdio: ['ignore', 'pipe', log] });
-  fs.closeSync(log);
-  const lines = readline.createInterface({ input: child.stdout });
-  let timer;
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => line),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`llm-standin exited with ${code}: ${tail(logFile)}`);
-    }),
-    new Promise((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`llm-standin did not announce its address: ${tail(logFile)}`)),
-        10_000,
-      );
-    }),
-  ]).finally(() => clearTimeout(timer));
-  const m = /^listening on (http:\/\/\S+\/v1)$/.exec(first.trim());
-  if (!m) {
-    child.kill('SIGKILL');
-    throw new Error(`unexpected first line from llm-standin: ${JSON.stringify(first)}`);
-  }
-  lines.on('line', () => {}); // keep draining
-  return { child, baseURL: m[1], root: m[1].slice(0, -'/v1'.length) };
-}
-
-/** Starts the server (local store in `dir`) talking to `standin`; resolves when it answers. */
-async function startServer(dir, standin, logFile) {
-  const dataDir = path.join(dir, 'data');
-  fs.mkdirSync(dataDir, { recursive: true });
-  return startService(dir, logFile, {
-    ...process.env,
-    STORAGE: 'local',
-    DATA_DIR: dataDir,
-    ASSISTANTS_API_KEYS: `${API_KEY}=${TENANT}`,
-    OPENAI_BASE_URL: standin.baseURL,
-    OPENAI_API_KEY: 'sk-standin',
-    RUST_LOG: 'info',
-  });
-}
-
-/**
- * Starts a BACKEND=proxy server in front of `upstream` (the same client key, its tenant mapped
- * to the same tenant upstream; no model, a DATA_DIR of its own); resolves when it answers.
- */
-async function startProxy(dir, upstream, logFile) {
-  const dataDir = path.join(dir, 'proxy-data');
-  fs.mkdirSync(dataDir, { recursive: true });
-  const env = { ...process.env };
-  for (const name of ['OPENAI_BASE_URL', 'OPENAI_API_KEY', 'AZURE_OPENAI_ENDPOINT', 'AZURE_OPENAI_API_KEY']) {
-    delete env[name];
-  }
-  return startService(dir, logFile, {
-    ...env,
-    BACKEND: 'proxy',
-    UPSTREAM_BASE_URL: upstream.baseURL,
-    UPSTREAM_TENANT_KEYS: `${TENANT}=${API_KEY}`,
-    STORAGE: 'local',
-    DATA_DIR: dataDir,
-    ASSISTANTS_API_KEYS: `${API_KEY}=${TENANT}`,
-    RUST_LOG: 'info',
-  });
-}
-
-/** Starts ASSISTANTS_BIN with `env` on a free port; resolves when it answers HTTP. */
-async function startService(dir, logFile, env) {
-  const bin = requiredBin('ASSISTANTS_BIN');
-  const port = await freePort();
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(bin, [], {
-    cwd: dir,
-    stdio: ['ignore', log, log],
-    env: { ...env, PORT: String(port), BIND: '127.0.0.1' },
-  });
-  fs.closeSync(log);
-  const baseURL = `http://127.0.0.1:${port}/v1`;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null) {
-      throw new Error(`server exited with ${child.exitCode} during start-up:\n${tail(logFile)}`);
-    }
-    try {
-      await fetch(`${baseURL}/assistants`); // any HTTP answer (401) means it is serving
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stopProcess(child, 'SIGKILL');
-      throw new Error(`server did not answer within ${READY_TIMEOUT_MS} ms:\n${tail(logFile)}`);
-    }
-    await delay(100);
-  }
-  return { child, baseURL };
-}
 
 /** Collapses runs of the same delta event into one entry. */
 function collapse(names) {
