@@ -597,3 +597,137 @@ async fn busy_conversation_test(backend: Backend) {
 }
 
 both_backends!(busy_conversation, busy_conversation_test);
+
+/// A conversation made here, continued by responses: its items are the context, the
+/// responses' input and output join it in order, and it is busy while a response runs.
+async fn conversation_with_responses_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let conv = id(&app
+        .post(
+            "/conversations",
+            json!({"items": [
+                {"role": "developer", "content": "Answer in one word."},
+                {"role": "user", "content": "My name is Ada."}]}),
+        )
+        .await
+        .ok());
+    app.llm.script(
+        None,
+        vec![call(&[("lookup", "{\"q\":\"ada\"}")]), say("Ada.")],
+    );
+    let tool = json!({"type": "function", "name": "lookup",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}});
+    let first = app
+        .post(
+            "/responses",
+            json!({"model": "m", "conversation": conv, "input": "Who am I?", "tools": [tool]}),
+        )
+        .await
+        .ok();
+    assert_eq!(first["output"][0]["type"], "function_call", "{first}");
+    let call_id = first["output"][0]["call_id"].as_str().unwrap().to_string();
+    // The model saw the conversation's items, then the input.
+    let sent = &app.llm.requests()[0]["messages"];
+    // (A developer message is a system message to Chat Completions.)
+    assert_eq!(sent[0]["role"], "system", "{sent}");
+    assert_eq!(sent[0]["content"], "Answer in one word.");
+    assert_eq!(sent[1]["content"], "My name is Ada.");
+    assert_eq!(sent[2]["content"], "Who am I?");
+
+    let second = app
+        .post(
+            "/responses",
+            json!({"model": "m", "conversation": {"id": conv}, "tools": [tool], "input": [
+                {"type": "function_call_output", "call_id": call_id, "output": "a person"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(second["output"][0]["content"][0]["text"], "Ada.");
+
+    // In order: the two items it began with, the first response's input and its call, the
+    // second's output for it and its answer.
+    let items = app
+        .get(&format!("/conversations/{conv}/items?order=asc"))
+        .await
+        .ok();
+    let kinds: Vec<(String, String)> = items["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["type"].as_str().unwrap().to_string(),
+                i["role"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("message", "developer"),
+        ("message", "user"),
+        ("message", "user"),
+        ("function_call", ""),
+        ("function_call_output", ""),
+        ("message", "assistant"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(kinds, want, "{items}");
+    assert_eq!(items["data"][3]["call_id"], call_id.as_str());
+    assert_eq!(items["data"][5]["content"][0]["text"], "Ada.");
+
+    // Busy while a background response runs on it.
+    app.llm.script(
+        None,
+        vec![llm_standin::Response {
+            text: Some("Slow.".into()),
+            answer_delay_ms: 1500,
+            ..Default::default()
+        }],
+    );
+    let background = app
+        .post(
+            "/responses",
+            json!({"model": "m", "conversation": conv, "input": "Slowly?", "background": true}),
+        )
+        .await
+        .ok();
+    let rid = id(&background);
+    let e = app
+        .post(
+            &format!("/conversations/{conv}/items"),
+            json!({"items": [{"role": "user", "content": "meanwhile"}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(
+        e["message"],
+        format!("Can't add items to {conv} while a response {rid} is active.")
+    );
+    let e = app
+        .delete(&format!("/conversations/{conv}"))
+        .await
+        .error(409);
+    assert!(e["message"].as_str().unwrap().contains(&rid), "{e}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = app.get(&format!("/responses/{rid}")).await.ok();
+        if r["status"] == "completed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.post(
+        &format!("/conversations/{conv}/items"),
+        json!({"items": [{"role": "user", "content": "afterwards"}]}),
+    )
+    .await
+    .ok();
+    app.delete(&format!("/conversations/{conv}")).await.ok();
+}
+
+both_backends!(
+    conversation_with_responses,
+    conversation_with_responses_test
+);
