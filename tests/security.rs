@@ -346,7 +346,18 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
         )
         .await
         .ok();
+    let conv = api
+        .post(
+            "/conversations",
+            json!({"items": [{"role": "user", "content": "a's words"}]}),
+        )
+        .await
+        .ok();
+    let conv = id(&conv);
+    let items = api.get(&format!("/conversations/{conv}/items")).await.ok();
     HashMap::from([
+        ("c", conv),
+        ("i", id(&items["data"][0])),
         ("a", asst),
         ("t", tid),
         ("m", id(&message[0])),
@@ -362,7 +373,10 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
 /// the body); `objects` are tenant A's.
 fn body_for(operation: &str, objects: &HashMap<&str, String>) -> Option<Value> {
     Some(match operation {
-        "createAssistant" | "createThread" | "createVectorStore" | "createFile" => return None,
+        "createAssistant" | "createThread" | "createVectorStore" | "createFile"
+        | "createConversation" => return None,
+        "updateConversation" => json!({"metadata": {"by": "b"}}),
+        "createConversationItems" => json!({"items": [{"role": "user", "content": "from b"}]}),
         "modifyAssistant" | "modifyThread" | "modifyMessage" | "modifyRun"
         | "modifyVectorStore" => json!({"metadata": {"by": "b"}}),
         "createThreadAndRun" => json!({"assistant_id": objects["a"]}),
@@ -401,6 +415,8 @@ async fn tenant_isolation_test(backend: Backend) {
             format!("/vector_stores/{v}"),
             format!("/vector_stores/{v}/files/{}", objects["f"]),
             format!("/vector_stores/{v}/file_batches/{}", objects["b"]),
+            format!("/conversations/{}", objects["c"]),
+            format!("/conversations/{}/items/{}", objects["c"], objects["i"]),
         ] {
             let mut value = api.get(&path).await.ok();
             // Counters and activity times may move on by themselves (ingestion).
@@ -420,7 +436,7 @@ async fn tenant_isolation_test(backend: Backend) {
         let segments: Vec<String> = sample
             .split('/')
             .map(|s| match s {
-                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" => objects[s].clone(),
+                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" | "c" | "i" => objects[s].clone(),
                 other => other.to_string(),
             })
             .collect();
@@ -466,8 +482,10 @@ async fn tenant_isolation_test(backend: Backend) {
             .await;
         if has_id || operation == "createThreadAndRun" {
             let error = answer.error(404);
+            let message = error["message"].as_str().unwrap();
+            // The Assistants API's wording, or the Responses and Conversations APIs'.
             assert!(
-                error["message"].as_str().unwrap().starts_with("No "),
+                message.starts_with("No ") || message.ends_with(" not found."),
                 "{operation}: {error}"
             );
         } else {

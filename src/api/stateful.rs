@@ -3,9 +3,9 @@
 
 use super::events::ChannelSink;
 use super::{
-    assistants, file_batches, files, messages, path_id, responses, run_steps, runs, threads,
-    tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation,
-    Reply,
+    assistants, conversations, file_batches, files, messages, path_id, responses, run_steps, runs,
+    threads, tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend,
+    Operation, Reply,
 };
 use crate::config::RunSettings;
 use crate::context::Ctx;
@@ -341,6 +341,47 @@ impl Backend for Stateful {
                 let step: StepId = path_id(step_id)?;
                 let (thread, run) = (path_id(thread_id)?, path_id(run_id)?);
                 run_steps::get(&ctx, &thread, &run, &step, include).await?
+            }
+
+            CreateConversation => conversations::create(&ctx, body).await?,
+            GetConversation { conversation_id } => {
+                conversations::get(&ctx, &conversations::conversation_id(conversation_id)?).await?
+            }
+            UpdateConversation { conversation_id } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::update(&ctx, &id, body).await?
+            }
+            DeleteConversation { conversation_id } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::delete(&ctx, &id).await?
+            }
+            ListConversationItems { conversation_id } => {
+                let (page, include) = conversations::check_list_query(query)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::list_items(&ctx, &id, page, &include).await?
+            }
+            CreateConversationItems { conversation_id } => {
+                let include = super::items::parse_include(query)?;
+                let items = conversations::check_create_items(body)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::create_items(&ctx, &id, items, &include).await?
+            }
+            GetConversationItem {
+                conversation_id,
+                item_id,
+            } => {
+                let include = super::items::parse_include(query)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                let item = conversations::item_id(item_id)?;
+                conversations::get_item(&ctx, &id, &item, &include).await?
+            }
+            DeleteConversationItem {
+                conversation_id,
+                item_id,
+            } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                let item = conversations::item_id(item_id)?;
+                conversations::delete_item(&ctx, &id, &item).await?
             }
 
             CreateResponse => {
