@@ -700,7 +700,10 @@ both_backends!(
 
 async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
     let vs = id(&app
-        .post("/vector_stores", json!({"name": "kb", "file_ids": file_ids}))
+        .post(
+            "/vector_stores",
+            json!({"name": "kb", "file_ids": file_ids}),
+        )
         .await
         .ok());
     for _ in 0..400 {
@@ -717,14 +720,22 @@ fn chat_requests(app: &TestApp) -> Vec<Value> {
     app.llm
         .requests()
         .into_iter()
-        .filter(|r| r["_path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .filter(|r| {
+            r["_path"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("/chat/completions")
+        })
         .collect()
 }
 
 async fn file_search_with_results_and_citations_test(backend: Backend) {
     let app = spawn_app(backend).await;
     let oslo = app
-        .upload(b"Oslo is the capital of Norway, at the head of the Oslofjord.", "norway.txt")
+        .upload(
+            b"Oslo is the capital of Norway, at the head of the Oslofjord.",
+            "norway.txt",
+        )
         .await;
     let vs = ready_store(&app, &[&oslo]).await;
     app.llm.script(
@@ -769,7 +780,10 @@ async fn file_search_with_results_and_citations_test(backend: Backend) {
         .find(|m| m["role"] == "tool")
         .cloned()
         .unwrap();
-    assert!(tool_message["content"].as_str().unwrap().contains("Oslo is the capital"));
+    assert!(tool_message["content"]
+        .as_str()
+        .unwrap()
+        .contains("Oslo is the capital"));
 }
 both_backends!(
     file_search_with_results_and_citations,

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use support::remote::{Api, ServerProcess, TERMINAL};
-use support::{azurite_connection_string, call, spawn_app, unique_name, Backend, TestApp};
+use support::{azurite_connection_string, call, say, spawn_app, unique_name, Backend, TestApp};
 use support::{KEY_A, KEY_B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -355,7 +355,13 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
         .ok();
     let conv = id(&conv);
     let items = api.get(&format!("/conversations/{conv}/items")).await.ok();
+    app.llm.script(None, vec![say("a's answer")]);
+    let response = api
+        .post("/responses", json!({"model": "m", "input": "a's question"}))
+        .await
+        .ok();
     HashMap::from([
+        ("p", id(&response)),
         ("c", conv),
         ("i", id(&items["data"][0])),
         ("a", asst),
@@ -377,6 +383,11 @@ fn body_for(operation: &str, objects: &HashMap<&str, String>) -> Option<Value> {
         | "createConversation" => return None,
         "updateConversation" => json!({"metadata": {"by": "b"}}),
         "createConversationItems" => json!({"items": [{"role": "user", "content": "from b"}]}),
+        // Naming A's conversation.
+        "createResponse" | "Getinputtokencounts" => {
+            json!({"model": "m", "input": "from b", "conversation": objects["c"]})
+        }
+        "cancelResponse" => json!({}),
         "modifyAssistant" | "modifyThread" | "modifyMessage" | "modifyRun"
         | "modifyVectorStore" => json!({"metadata": {"by": "b"}}),
         "createThreadAndRun" => json!({"assistant_id": objects["a"]}),
@@ -417,6 +428,8 @@ async fn tenant_isolation_test(backend: Backend) {
             format!("/vector_stores/{v}/file_batches/{}", objects["b"]),
             format!("/conversations/{}", objects["c"]),
             format!("/conversations/{}/items/{}", objects["c"], objects["i"]),
+            format!("/responses/{}", objects["p"]),
+            format!("/responses/{}/input_items", objects["p"]),
         ] {
             let mut value = api.get(&path).await.ok();
             // Counters and activity times may move on by themselves (ingestion).
@@ -436,7 +449,9 @@ async fn tenant_isolation_test(backend: Backend) {
         let segments: Vec<String> = sample
             .split('/')
             .map(|s| match s {
-                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" | "c" | "i" => objects[s].clone(),
+                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" | "c" | "i" | "p" => {
+                    objects[s].clone()
+                }
                 other => other.to_string(),
             })
             .collect();
@@ -480,7 +495,11 @@ async fn tenant_isolation_test(backend: Backend) {
                 body.or_else(|| (method == Method::POST).then(|| json!({}))),
             )
             .await;
-        if has_id || operation == "createThreadAndRun" {
+        let names_a = matches!(
+            operation,
+            "createThreadAndRun" | "createResponse" | "Getinputtokencounts"
+        );
+        if has_id || names_a {
             let error = answer.error(404);
             let message = error["message"].as_str().unwrap();
             // The Assistants API's wording, or the Responses and Conversations APIs'.

@@ -1780,7 +1780,9 @@ async fn responses(b: &mut Bench, addr: SocketAddr) -> Result<(), String> {
                 &mut conn,
                 "POST",
                 "/responses",
-                Some(json!({"model": "bench-responses-bg", "input": USER_TEXT, "background": true})),
+                Some(
+                    json!({"model": "bench-responses-bg", "input": USER_TEXT, "background": true}),
+                ),
             )
             .await?;
         let id = id_of(&created);

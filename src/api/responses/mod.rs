@@ -412,6 +412,9 @@ pub async fn count_input_tokens(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiErro
     if let Some(id) = &req.conversation {
         let id =
             ConversationId::parse(id).ok_or_else(|| ApiError::not_found(Kind::Conversation, id))?;
+        crate::model::thread::load(ctx.store.as_ref(), &ctx.tenant, &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(Kind::Conversation, id.as_str()))?;
         items.extend(crate::model::item::list(ctx.store.as_ref(), &ctx.tenant, &id).await?);
     }
     if let Some(input) = &req.input {
