@@ -240,7 +240,57 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
         })
         .collect();
     assert!(texts.contains(&"Hello Ada."), "{messages}");
-    // The thread is free again for an Assistants run or another response.
+    // The question is the thread's too, before the answer.
+    let roles: Vec<(&str, &str)> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default(),
+                m["content"][0]["text"]["value"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("user", "My name is Ada."),
+            ("user", "What is my name?"),
+            ("assistant", "Hello Ada.")
+        ]
+    );
+    // Back to the Assistants API: a run on the thread sees what the response added.
+    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
+    app.llm.script(None, vec![say("You are Ada.")]);
+    let run = app
+        .post(
+            &format!("/threads/{}/runs", id(&thread)),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok();
+    let run = app
+        .wait_run(&id(&thread), &id(&run), &["completed", "failed"])
+        .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let sent: Vec<Value> = app.llm.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            json!("My name is Ada."),
+            json!("What is my name?"),
+            json!("Hello Ada.")
+        ]
+    );
+    // And the run's answer is the conversation's next item.
     app.llm.script(None, vec![say("Still Ada.")]);
     app.post(
         "/responses",
@@ -248,6 +298,8 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
     )
     .await
     .ok();
+    let last = app.llm.requests()[2]["messages"].clone();
+    assert_eq!(last[3]["content"], "You are Ada.", "{last}");
     // A conversation nobody has is a 404.
     app.post(
         "/responses",
