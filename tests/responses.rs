@@ -841,3 +841,44 @@ both_backends!(
     file_search_with_results_and_citations,
     file_search_with_results_and_citations_test
 );
+
+async fn item_references_are_resolved_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.llm
+        .script(None, vec![say("First answer."), say("Second.")]);
+    let first = app
+        .post("/responses", json!({"model": "m", "input": "one"}))
+        .await
+        .ok();
+    let answer_id = first["output"][0]["id"].clone();
+    let second = app
+        .post(
+            "/responses",
+            json!({"model": "m", "previous_response_id": id(&first), "input": [
+                {"type": "item_reference", "id": answer_id},
+                {"role": "user", "content": "two"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(second["status"], "completed");
+    let sent = &app.llm.requests()[1]["messages"];
+    let contents: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(contents, ["one", "First answer.", "First answer.", "two"]);
+    let e = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": [{"type": "item_reference", "id": answer_id}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(e["param"], "input[0].id");
+}
+both_backends!(
+    item_references_are_resolved,
+    item_references_are_resolved_test
+);

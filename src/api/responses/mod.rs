@@ -85,6 +85,36 @@ async fn previous_context(ctx: &Ctx, id: &str) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
+/// Replaces each `item_reference` of the input with the item it names: one of the context
+/// the request continues, or of its conversation. A reference to nothing is a 400.
+async fn resolve_references(
+    ctx: &Ctx,
+    context: &[Value],
+    conversation: Option<&str>,
+    input: &mut [Value],
+) -> Result<(), ApiError> {
+    for (n, item) in input.iter_mut().enumerate() {
+        if item["type"] != "item_reference" {
+            continue;
+        }
+        let id = item["id"].as_str().unwrap_or_default().to_string();
+        let mut found = context.iter().find(|i| i["id"] == id.as_str()).cloned();
+        if let (None, Some(thread)) = (&found, conversation) {
+            found = crate::model::item::get(ctx.store.as_ref(), &ctx.tenant, thread, &id).await?;
+        }
+        match found {
+            Some(referenced) => *item = referenced,
+            None => {
+                return Err(ApiError::invalid_param(
+                    &format!("input[{n}].id"),
+                    format!("Item with id '{}' not found.", crate::error::shown(&id)),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every `function_call_output` must answer a call the context or the input makes.
 fn check_outputs(context: &[Value], input: &[Value]) -> Result<(), ApiError> {
     let calls: HashSet<&str> = context
@@ -137,10 +167,12 @@ pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, Ap
         None => None,
     };
     // Input ids are made before the response's, so they sort before its output.
-    let own = match &req.input {
+    let mut own = match &req.input {
         Some(input) => items::parse_input(input, "input")?,
         None => Vec::new(),
     };
+    let thread_id = conversation.as_ref().map(|(t, _)| t.thread.id.clone());
+    resolve_references(ctx, &context, thread_id.as_deref(), &mut own).await?;
     if conversation.is_none() {
         check_outputs(&context, &own)?;
     }
