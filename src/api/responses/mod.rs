@@ -426,6 +426,10 @@ async fn delete_everything(ctx: &Ctx, record: &RunRecord) {
             log::warn!("cannot delete {prefix}: {e}");
         }
     }
+    if own_thread {
+        // Its code interpreter's container (the thread's Python session) ends with it.
+        super::threads::end_session(ctx, &record.run.thread_id).await;
+    }
 }
 
 /// `POST /responses/input_tokens`: the tokens the same request's input would take, counted
