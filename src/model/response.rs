@@ -258,7 +258,13 @@ pub fn search_queries(arguments: &str) -> Vec<String> {
     let Ok(value) = serde_json::from_str::<Value>(arguments) else {
         return Vec::new();
     };
-    match value.get("queries").or_else(|| value.get("query")) {
+    let queries = match &value {
+        Value::Object(o) => o.get("queries").or_else(|| o.get("query")),
+        // A model that sends the query alone.
+        Value::String(_) => Some(&value),
+        _ => None,
+    };
+    match queries {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)
