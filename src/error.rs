@@ -56,8 +56,10 @@ pub enum ApiError {
         message: String,
         code: Option<String>,
     },
-    /// 404: an object that does not exist (or belongs to another tenant).
-    #[error("No {} found with id '{id}'.", kind.noun())]
+    /// 404: an object that does not exist (or belongs to another tenant). The Assistants
+    /// API words it `No thread found with id 'x'.`, the Responses and Conversations APIs
+    /// `Conversation with id 'x' not found.`
+    #[error("{}", not_found_message(*kind, id))]
     NotFound { kind: Kind, id: String },
     /// 404: no such route.
     #[error("Invalid URL ({method} {path})")]
@@ -178,6 +180,30 @@ impl ApiError {
     }
 }
 
+/// The message of a 404 in the words of the API the kind belongs to.
+fn not_found_message(kind: Kind, id: &str) -> String {
+    match kind {
+        Kind::Response
+        | Kind::Conversation
+        | Kind::FunctionCall
+        | Kind::FunctionCallOutput
+        | Kind::FileSearchCall
+        | Kind::CodeInterpreterCall
+        | Kind::Reasoning
+        | Kind::Item
+        | Kind::Container => {
+            let noun = kind.noun();
+            let mut first = noun.chars();
+            let capital: String = first
+                .next()
+                .map(|c| c.to_uppercase().chain(first).collect())
+                .unwrap_or_default();
+            format!("{capital} with id '{id}' not found.")
+        }
+        _ => format!("No {} found with id '{id}'.", kind.noun()),
+    }
+}
+
 /// `message` cut to `max` characters (the usual case, a short one, is not copied).
 fn capped(message: String, max: usize) -> String {
     if message.chars().nth(max).is_none() {
@@ -212,6 +238,16 @@ mod tests {
             json!({"error": {"message": "No assistant found with id 'asst_x'.",
                    "type": "invalid_request_error", "param": null, "code": null}})
         );
+    }
+
+    #[test]
+    fn responses_and_conversations_word_their_404s_their_way() {
+        let e = ApiError::not_found(Kind::Conversation, "conv_x");
+        assert_eq!(e.to_string(), "Conversation with id 'conv_x' not found.");
+        let e = ApiError::not_found(Kind::Item, "msg_x");
+        assert_eq!(e.to_string(), "Item with id 'msg_x' not found.");
+        let e = ApiError::not_found(Kind::Thread, "thread_x");
+        assert_eq!(e.to_string(), "No thread found with id 'thread_x'.");
     }
 
     #[test]

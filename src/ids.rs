@@ -176,31 +176,21 @@ pub fn new_id(kind: Kind) -> String {
 pub fn derived_id(kind: Kind, parent: &str, seq: u32) -> String {
     let parent_body = parent.rsplit(['_', '-']).next().unwrap_or(parent);
     let time = decode_time(parent_body).unwrap_or_else(now_micros) + u64::from(seq);
-    let mut body = [0u8; BODY_LEN];
-    encode_fixed(time, &mut body[..TIME_CHARS]);
-    let mut hash: u64 = 0xcbf29ce484222325;
-    for b in parent.bytes().chain(seq.to_le_bytes()) {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x100000001b3);
-    }
-    let mut second = hash.rotate_left(29) ^ 0x9e3779b97f4a7c15;
-    for (i, slot) in body[TIME_CHARS..].iter_mut().enumerate() {
-        let source = if i < 7 { &mut hash } else { &mut second };
-        *slot = ALPHABET[(*source % 62) as usize];
-        *source /= 62;
-    }
-    let mut id = String::from(kind.prefix());
-    id.extend(body.iter().map(|&b| b as char));
-    id
+    hashed_id(kind, time, parent.bytes().chain(seq.to_le_bytes()))
 }
 
 /// An id of `kind` with the time part `micros` for the object `key` names (a response's
 /// item for one of its tool calls): the same for the same pair wherever it is computed.
 pub fn keyed_id(kind: Kind, micros: u64, key: &str) -> String {
+    hashed_id(kind, micros, key.bytes())
+}
+
+/// An id of `kind` with the time part `micros` and a random part hashed from `bytes`.
+fn hashed_id(kind: Kind, micros: u64, bytes: impl Iterator<Item = u8>) -> String {
     let mut body = [0u8; BODY_LEN];
     encode_fixed(micros, &mut body[..TIME_CHARS]);
     let mut hash: u64 = 0xcbf29ce484222325;
-    for b in key.bytes() {
+    for b in bytes {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x100000001b3);
     }

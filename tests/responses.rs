@@ -240,7 +240,57 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
         })
         .collect();
     assert!(texts.contains(&"Hello Ada."), "{messages}");
-    // The thread is free again for an Assistants run or another response.
+    // The question is the thread's too, before the answer.
+    let roles: Vec<(&str, &str)> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or_default(),
+                m["content"][0]["text"]["value"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("user", "My name is Ada."),
+            ("user", "What is my name?"),
+            ("assistant", "Hello Ada.")
+        ]
+    );
+    // Back to the Assistants API: a run on the thread sees what the response added.
+    let asst = id(&app.post("/assistants", json!({"model": "m"})).await.ok());
+    app.llm.script(None, vec![say("You are Ada.")]);
+    let run = app
+        .post(
+            &format!("/threads/{}/runs", id(&thread)),
+            json!({"assistant_id": asst}),
+        )
+        .await
+        .ok();
+    let run = app
+        .wait_run(&id(&thread), &id(&run), &["completed", "failed"])
+        .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let sent: Vec<Value> = app.llm.requests()[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].clone())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            json!("My name is Ada."),
+            json!("What is my name?"),
+            json!("Hello Ada.")
+        ]
+    );
+    // And the run's answer is the conversation's next item.
     app.llm.script(None, vec![say("Still Ada.")]);
     app.post(
         "/responses",
@@ -248,6 +298,8 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
     )
     .await
     .ok();
+    let last = app.llm.requests()[2]["messages"].clone();
+    assert_eq!(last[3]["content"], "You are Ada.", "{last}");
     // A conversation nobody has is a 404.
     app.post(
         "/responses",
@@ -667,3 +719,166 @@ both_backends!(resumed_streams, resumed_streams_test);
 fn id_of(v: &Value) -> String {
     id(v)
 }
+
+async fn input_tokens_are_counted_without_a_model_call_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let short = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello"}),
+        )
+        .await
+        .ok();
+    assert_eq!(short["object"], "response.input_tokens");
+    let long = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello ".repeat(50), "instructions": "Be brief.",
+                   "tools": [weather()]}),
+        )
+        .await
+        .ok();
+    let (short, long) = (
+        short["input_tokens"].as_u64().unwrap(),
+        long["input_tokens"].as_u64().unwrap(),
+    );
+    assert!(short > 0 && long > short + 50, "{short} {long}");
+    assert!(app.llm.requests().is_empty());
+}
+both_backends!(
+    input_tokens_are_counted_without_a_model_call,
+    input_tokens_are_counted_without_a_model_call_test
+);
+
+async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
+    let vs = id(&app
+        .post(
+            "/vector_stores",
+            json!({"name": "kb", "file_ids": file_ids}),
+        )
+        .await
+        .ok());
+    for _ in 0..400 {
+        let v = app.get(&format!("/vector_stores/{vs}")).await.ok();
+        if v["status"] == "completed" {
+            return vs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("vector store {vs} never completed");
+}
+
+fn chat_requests(app: &TestApp) -> Vec<Value> {
+    app.llm
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r["_path"]
+                .as_str()
+                .unwrap_or("")
+                .ends_with("/chat/completions")
+        })
+        .collect()
+}
+
+async fn file_search_with_results_and_citations_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let oslo = app
+        .upload(
+            b"Oslo is the capital of Norway, at the head of the Oslofjord.",
+            "norway.txt",
+        )
+        .await;
+    let vs = ready_store(&app, &[&oslo]).await;
+    app.llm.script(
+        None,
+        vec![
+            call(&[("file_search", r#"{"queries": ["capital of Norway"]}"#)]),
+            say("The capital is Oslo 【0:0†norway.txt】."),
+        ],
+    );
+    let tool = json!({"type": "file_search", "vector_store_ids": [vs], "max_num_results": 3});
+    let r = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Capital of Norway?", "tools": [tool],
+                   "include": ["file_search_call.results"], "max_tool_calls": 1}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["status"], "completed", "{r}");
+    let search = &r["output"][0];
+    assert_eq!(search["type"], "file_search_call");
+    assert!(search["id"].as_str().unwrap().starts_with("fs_"));
+    assert_eq!(search["queries"], json!(["capital of Norway"]));
+    assert_eq!(search["results"][0]["file_id"], oslo.as_str());
+    assert_eq!(search["results"][0]["filename"], "norway.txt");
+    let message = &r["output"][1];
+    let annotation = &message["content"][0]["annotations"][0];
+    assert_eq!(annotation["type"], "file_citation");
+    assert_eq!(annotation["file_id"], oslo.as_str());
+    assert_eq!(annotation["filename"], "norway.txt");
+    // Without include[] the results are not shown; with it on GET they are.
+    let plain = app.get(&format!("/responses/{}", id(&r))).await.ok();
+    assert_eq!(plain["output"][0]["results"], r["output"][0]["results"]);
+    // max_tool_calls: 1: the second model call was not offered the search again.
+    let requests = chat_requests(&app);
+    assert_eq!(requests[0]["tools"][0]["function"]["name"], "file_search");
+    assert!(requests[1].get("tools").is_none(), "{}", requests[1]);
+    let tool_message = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .unwrap();
+    assert!(tool_message["content"]
+        .as_str()
+        .unwrap()
+        .contains("Oslo is the capital"));
+}
+both_backends!(
+    file_search_with_results_and_citations,
+    file_search_with_results_and_citations_test
+);
+
+async fn item_references_are_resolved_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.llm
+        .script(None, vec![say("First answer."), say("Second.")]);
+    let first = app
+        .post("/responses", json!({"model": "m", "input": "one"}))
+        .await
+        .ok();
+    let answer_id = first["output"][0]["id"].clone();
+    let second = app
+        .post(
+            "/responses",
+            json!({"model": "m", "previous_response_id": id(&first), "input": [
+                {"type": "item_reference", "id": answer_id},
+                {"role": "user", "content": "two"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(second["status"], "completed");
+    let sent = &app.llm.requests()[1]["messages"];
+    let contents: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(contents, ["one", "First answer.", "First answer.", "two"]);
+    let e = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": [{"type": "item_reference", "id": answer_id}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(e["param"], "input[0].id");
+}
+both_backends!(
+    item_references_are_resolved,
+    item_references_are_resolved_test
+);

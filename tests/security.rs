@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use support::remote::{Api, ServerProcess, TERMINAL};
-use support::{azurite_connection_string, call, spawn_app, unique_name, Backend, TestApp};
+use support::{azurite_connection_string, call, say, spawn_app, unique_name, Backend, TestApp};
 use support::{KEY_A, KEY_B};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -346,7 +346,24 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
         )
         .await
         .ok();
+    let conv = api
+        .post(
+            "/conversations",
+            json!({"items": [{"role": "user", "content": "a's words"}]}),
+        )
+        .await
+        .ok();
+    let conv = id(&conv);
+    let items = api.get(&format!("/conversations/{conv}/items")).await.ok();
+    app.llm.script(None, vec![say("a's answer")]);
+    let response = api
+        .post("/responses", json!({"model": "m", "input": "a's question"}))
+        .await
+        .ok();
     HashMap::from([
+        ("p", id(&response)),
+        ("c", conv),
+        ("i", id(&items["data"][0])),
         ("a", asst),
         ("t", tid),
         ("m", id(&message[0])),
@@ -362,7 +379,15 @@ async fn tenant_a_objects(app: &TestApp) -> HashMap<&'static str, String> {
 /// the body); `objects` are tenant A's.
 fn body_for(operation: &str, objects: &HashMap<&str, String>) -> Option<Value> {
     Some(match operation {
-        "createAssistant" | "createThread" | "createVectorStore" | "createFile" => return None,
+        "createAssistant" | "createThread" | "createVectorStore" | "createFile"
+        | "createConversation" => return None,
+        "updateConversation" => json!({"metadata": {"by": "b"}}),
+        "createConversationItems" => json!({"items": [{"role": "user", "content": "from b"}]}),
+        // Naming A's conversation.
+        "createResponse" | "Getinputtokencounts" => {
+            json!({"model": "m", "input": "from b", "conversation": objects["c"]})
+        }
+        "cancelResponse" => json!({}),
         "modifyAssistant" | "modifyThread" | "modifyMessage" | "modifyRun"
         | "modifyVectorStore" => json!({"metadata": {"by": "b"}}),
         "createThreadAndRun" => json!({"assistant_id": objects["a"]}),
@@ -401,6 +426,10 @@ async fn tenant_isolation_test(backend: Backend) {
             format!("/vector_stores/{v}"),
             format!("/vector_stores/{v}/files/{}", objects["f"]),
             format!("/vector_stores/{v}/file_batches/{}", objects["b"]),
+            format!("/conversations/{}", objects["c"]),
+            format!("/conversations/{}/items/{}", objects["c"], objects["i"]),
+            format!("/responses/{}", objects["p"]),
+            format!("/responses/{}/input_items", objects["p"]),
         ] {
             let mut value = api.get(&path).await.ok();
             // Counters and activity times may move on by themselves (ingestion).
@@ -420,7 +449,9 @@ async fn tenant_isolation_test(backend: Backend) {
         let segments: Vec<String> = sample
             .split('/')
             .map(|s| match s {
-                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" => objects[s].clone(),
+                "a" | "t" | "m" | "r" | "s" | "f" | "v" | "b" | "c" | "i" | "p" => {
+                    objects[s].clone()
+                }
                 other => other.to_string(),
             })
             .collect();
@@ -464,10 +495,16 @@ async fn tenant_isolation_test(backend: Backend) {
                 body.or_else(|| (method == Method::POST).then(|| json!({}))),
             )
             .await;
-        if has_id || operation == "createThreadAndRun" {
+        let names_a = matches!(
+            operation,
+            "createThreadAndRun" | "createResponse" | "Getinputtokencounts"
+        );
+        if has_id || names_a {
             let error = answer.error(404);
+            let message = error["message"].as_str().unwrap();
+            // The Assistants API's wording, or the Responses and Conversations APIs'.
             assert!(
-                error["message"].as_str().unwrap().starts_with("No "),
+                message.starts_with("No ") || message.ends_with(" not found."),
                 "{operation}: {error}"
             );
         } else {

@@ -1,53 +1,592 @@
-//! Request items (placeholder until the conversations work lands).
+//! Request items, shared by the Conversations and Responses endpoints: `input` (a string or
+//! an array of items) checked as OpenAI checks it and normalised to full items with fresh
+//! ids; the `include[]` query.
 
-use crate::error::ApiError;
+use super::pagination::Query;
+use crate::error::{shown, ApiError};
 use crate::ids::{new_id, Kind};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-/// `input` as items with fresh ids.
-pub fn parse_input(value: &Value, param: &str) -> Result<Vec<Value>, ApiError> {
-    let list = match value {
-        Value::String(s) => vec![json!({"role": "user", "content": s})],
-        Value::Array(items) => items.clone(),
-        _ => {
-            return Err(ApiError::invalid_param(
+/// The values of `include` (the spec's `IncludeEnum`).
+pub const INCLUDE_VALUES: [&str; 8] = [
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+];
+
+const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
+const ASSISTANT_PARTS: [&str; 2] = ["output_text", "refusal"];
+const INPUT_PARTS: [&str; 3] = ["input_text", "input_image", "input_file"];
+const DETAILS: [&str; 4] = ["low", "high", "auto", "original"];
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b', and 'c'`: how OpenAI lists supported values.
+fn listed(values: &[&str]) -> String {
+    let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [rest @ .., last] => format!("{}, and {last}", rest.join(", ")),
+    }
+}
+
+fn unsupported(param: &str, value: &str, supported: &[&str]) -> ApiError {
+    ApiError::invalid_param(
+        param,
+        format!(
+            "Invalid value: '{}'. Supported values are: {}.",
+            shown(value),
+            listed(supported)
+        ),
+    )
+}
+
+pub(crate) fn missing(param: &str) -> ApiError {
+    ApiError::InvalidRequest {
+        message: format!("Missing required parameter: '{}'.", shown(param)),
+        param: Some(param.to_string()),
+        code: Some("missing_required_parameter".into()),
+    }
+}
+
+pub(crate) fn unknown(param: &str) -> ApiError {
+    ApiError::InvalidRequest {
+        message: format!("Unknown parameter: '{}'.", shown(param)),
+        param: Some(param.to_string()),
+        code: Some("unknown_parameter".into()),
+    }
+}
+
+/// The JSON type of a value, as OpenAI's messages name it.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+pub(crate) fn wrong_type(param: &str, expected: &str, value: &Value) -> ApiError {
+    ApiError::invalid_param(
+        param,
+        format!(
+            "Invalid type for '{}': expected {expected}, but got {} instead.",
+            shown(param),
+            type_name(value)
+        ),
+    )
+}
+
+/// Refuses fields other than `allowed`.
+fn known_fields(obj: &Map<String, Value>, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(unknown(&format!("{param}.{k}"))),
+        None => Ok(()),
+    }
+}
+
+/// A required string field.
+fn string(obj: &Map<String, Value>, param: &str, field: &str) -> Result<String, ApiError> {
+    let p = format!("{param}.{field}");
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(missing(&p)),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(wrong_type(&p, "a string", other)),
+    }
+}
+
+/// An optional string field (`null` as absent).
+fn opt_string(
+    obj: &Map<String, Value>,
+    param: &str,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(wrong_type(&format!("{param}.{field}"), "a string", other)),
+    }
+}
+
+/// A file id in a part: checked for its shape only (whether the file exists is the
+/// model's business when it reads it).
+fn file_id(param: &str, id: &str) -> Result<(), ApiError> {
+    if id.starts_with(Kind::File.prefix()) {
+        return Ok(());
+    }
+    Err(ApiError::invalid_param(
+        param,
+        format!(
+            "Invalid '{}': '{}'. Expected an ID that begins with 'file'.",
+            shown(param),
+            shown(id)
+        ),
+    ))
+}
+
+/// One content part of a message (or of a function call's output), normalised.
+fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError> {
+    let Value::Object(obj) = value else {
+        return Err(wrong_type(param, "an object", value));
+    };
+    let kind = string(obj, param, "type")?;
+    if !allowed.contains(&kind.as_str()) {
+        return Err(unsupported(&format!("{param}.type"), &kind, allowed));
+    }
+    Ok(match kind.as_str() {
+        "input_text" => {
+            known_fields(obj, param, &["type", "text"])?;
+            json!({"type": "input_text", "text": string(obj, param, "text")?})
+        }
+        "output_text" => {
+            known_fields(obj, param, &["type", "text", "annotations", "logprobs"])?;
+            let text = string(obj, param, "text")?;
+            let list = |field: &str| match obj.get(field) {
+                None | Some(Value::Null) => Ok(json!([])),
+                Some(v @ Value::Array(_)) => Ok(v.clone()),
+                Some(other) => Err(wrong_type(&format!("{param}.{field}"), "an array", other)),
+            };
+            json!({"type": "output_text", "text": text, "annotations": list("annotations")?,
+                   "logprobs": list("logprobs")?})
+        }
+        "refusal" => {
+            known_fields(obj, param, &["type", "refusal"])?;
+            json!({"type": "refusal", "refusal": string(obj, param, "refusal")?})
+        }
+        "input_image" => {
+            known_fields(obj, param, &["type", "image_url", "file_id", "detail"])?;
+            let image_url = opt_string(obj, param, "image_url")?;
+            let file = opt_string(obj, param, "file_id")?;
+            let detail = opt_string(obj, param, "detail")?.unwrap_or_else(|| "auto".into());
+            if !DETAILS.contains(&detail.as_str()) {
+                return Err(unsupported(&format!("{param}.detail"), &detail, &DETAILS));
+            }
+            let mut out = json!({"type": "input_image", "detail": detail});
+            match (image_url, file) {
+                (None, None) => {
+                    return Err(ApiError::invalid_param(
+                        param,
+                        format!(
+                            "Invalid '{param}': one of 'image_url' or 'file_id' must be provided."
+                        ),
+                    ))
+                }
+                (Some(url), None) => {
+                    if !(url.starts_with("http://")
+                        || url.starts_with("https://")
+                        || url.starts_with("data:"))
+                    {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.image_url"),
+                            format!("Invalid '{param}.image_url': expected a URL."),
+                        ));
+                    }
+                    out["image_url"] = json!(url);
+                }
+                (None, Some(id)) => {
+                    file_id(&format!("{param}.file_id"), &id)?;
+                    out["file_id"] = json!(id);
+                    out["image_url"] = Value::Null;
+                }
+                (Some(_), Some(_)) => {
+                    return Err(ApiError::invalid_param(
+                        param,
+                        format!(
+                            "Invalid '{param}': only one of 'image_url' or 'file_id' may be \
+                             provided."
+                        ),
+                    ))
+                }
+            }
+            out
+        }
+        "input_file" => {
+            known_fields(
+                obj,
                 param,
-                "expected a string or an array",
+                &["type", "file_id", "file_url", "file_data", "filename"],
+            )?;
+            let mut out = json!({"type": "input_file"});
+            let mut any = false;
+            for field in ["file_id", "file_url", "file_data", "filename"] {
+                if let Some(v) = opt_string(obj, param, field)? {
+                    if field == "file_id" {
+                        file_id(&format!("{param}.file_id"), &v)?;
+                    }
+                    any |= field != "filename";
+                    out[field] = json!(v);
+                }
+            }
+            if !any {
+                return Err(ApiError::invalid_param(
+                    param,
+                    format!(
+                        "Invalid '{param}': one of 'file_id', 'file_url' or 'file_data' must be \
+                         provided."
+                    ),
+                ));
+            }
+            out
+        }
+        _ => return Err(unsupported(&format!("{param}.type"), &kind, allowed)),
+    })
+}
+
+/// A message item (easy or full form) normalised: `type: "message"`, content as parts.
+fn message(obj: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
+    known_fields(
+        obj,
+        param,
+        &["type", "role", "content", "id", "status", "phase"],
+    )?;
+    let role = string(obj, param, "role")?;
+    if !ROLES.contains(&role.as_str()) {
+        return Err(unsupported(&format!("{param}.role"), &role, &ROLES));
+    }
+    let assistant = role == "assistant";
+    let allowed: &[&str] = if assistant {
+        &ASSISTANT_PARTS
+    } else {
+        &INPUT_PARTS
+    };
+    let content_param = format!("{param}.content");
+    let content = match obj.get("content") {
+        None | Some(Value::Null) => return Err(missing(&content_param)),
+        Some(Value::String(text)) if assistant => {
+            vec![json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})]
+        }
+        Some(Value::String(text)) => vec![json!({"type": "input_text", "text": text})],
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| part(p, &format!("{content_param}[{i}]"), allowed))
+            .collect::<Result<_, _>>()?,
+        Some(other) => {
+            return Err(wrong_type(
+                &content_param,
+                "one of a string or an array",
+                other,
             ))
         }
     };
-    let mut out = Vec::new();
-    for mut item in list {
-        let kind = item["type"].as_str().unwrap_or("message").to_string();
-        item["type"] = json!(kind);
-        if kind == "message" {
-            if let Some(text) = item["content"].as_str() {
-                let part = if item["role"] == "assistant" {
-                    "output_text"
-                } else {
-                    "input_text"
-                };
-                item["content"] = json!([{"type": part, "text": text}]);
-            }
+    let mut out = json!({
+        "type": "message",
+        "id": new_id(Kind::Message),
+        "status": "completed",
+        "role": role,
+        "content": content,
+    });
+    if assistant {
+        if let Some(phase) = opt_string(obj, param, "phase")? {
+            out["phase"] = json!(phase);
         }
-        let id_kind = match kind.as_str() {
-            "message" => Kind::Message,
-            "function_call" => Kind::FunctionCall,
-            "function_call_output" => Kind::FunctionCallOutput,
-            _ => Kind::Item,
-        };
-        item["id"] = json!(new_id(id_kind));
-        item["status"] = json!("completed");
-        out.push(item);
     }
     Ok(out)
 }
 
-/// `include[]` from a query.
-pub fn parse_include(query: &[(String, String)]) -> Result<Vec<String>, ApiError> {
-    Ok(query
-        .iter()
-        .filter(|(k, _)| k == "include[]" || k == "include")
-        .map(|(_, v)| v.clone())
-        .collect())
+/// An item echoed back opaquely (reasoning, tool calls): kept as sent, with a fresh id.
+fn opaque(obj: &Map<String, Value>, kind: Kind) -> Value {
+    let mut out = Value::Object(obj.clone());
+    out["id"] = json!(new_id(kind));
+    out["status"] = json!("completed");
+    out
+}
+
+fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
+    let Value::Object(obj) = value else {
+        return Err(wrong_type(param, "an object", value));
+    };
+    let kind = match obj.get("type") {
+        None | Some(Value::Null) if obj.contains_key("role") => "message".to_string(),
+        None | Some(Value::Null) if obj.contains_key("id") => "item_reference".to_string(),
+        None | Some(Value::Null) => return Err(missing(&format!("{param}.role"))),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(wrong_type(&format!("{param}.type"), "a string", other)),
+    };
+    Ok(match kind.as_str() {
+        "message" => message(obj, param)?,
+        "function_call" => {
+            known_fields(
+                obj,
+                param,
+                &[
+                    "type",
+                    "id",
+                    "call_id",
+                    "name",
+                    "arguments",
+                    "status",
+                    "namespace",
+                ],
+            )?;
+            let mut out = json!({
+                "type": "function_call",
+                "id": new_id(Kind::FunctionCall),
+                "status": "completed",
+                "call_id": string(obj, param, "call_id")?,
+                "name": string(obj, param, "name")?,
+                "arguments": string(obj, param, "arguments")?,
+            });
+            if let Some(ns) = opt_string(obj, param, "namespace")? {
+                out["namespace"] = json!(ns);
+            }
+            out
+        }
+        "function_call_output" => {
+            known_fields(obj, param, &["type", "id", "call_id", "output", "status"])?;
+            let call_id = string(obj, param, "call_id")?;
+            let output_param = format!("{param}.output");
+            let output = match obj.get("output") {
+                None | Some(Value::Null) => return Err(missing(&output_param)),
+                Some(Value::String(s)) => json!(s),
+                Some(Value::Array(parts)) => Value::Array(
+                    parts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| part(p, &format!("{output_param}[{i}]"), &INPUT_PARTS))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Some(other) => {
+                    return Err(wrong_type(
+                        &output_param,
+                        "one of a string or an array",
+                        other,
+                    ))
+                }
+            };
+            json!({
+                "type": "function_call_output",
+                "id": new_id(Kind::FunctionCallOutput),
+                "status": "completed",
+                "call_id": call_id,
+                "output": output,
+            })
+        }
+        "item_reference" => {
+            known_fields(obj, param, &["type", "id"])?;
+            json!({"type": "item_reference", "id": string(obj, param, "id")?})
+        }
+        "reasoning" => {
+            match obj.get("summary") {
+                None | Some(Value::Null) => return Err(missing(&format!("{param}.summary"))),
+                Some(Value::Array(_)) => {}
+                Some(other) => {
+                    return Err(wrong_type(&format!("{param}.summary"), "an array", other))
+                }
+            }
+            opaque(obj, Kind::Reasoning)
+        }
+        "file_search_call" => opaque(obj, Kind::FileSearchCall),
+        "code_interpreter_call" => opaque(obj, Kind::CodeInterpreterCall),
+        other => {
+            return Err(unsupported(
+                &format!("{param}.type"),
+                other,
+                &[
+                    "message",
+                    "function_call",
+                    "function_call_output",
+                    "item_reference",
+                    "reasoning",
+                    "file_search_call",
+                    "code_interpreter_call",
+                ],
+            ))
+        }
+    })
+}
+
+/// `input` (or a conversation's `items`, named by `param`): a string (one user message with
+/// one `input_text` part) or an array of items, each checked and normalised to its full form
+/// with a fresh id of its kind and `status: "completed"` (`call_id`s are kept).
+/// `item_reference` items are kept as they are, for the caller to resolve.
+pub fn parse_input(value: &Value, param: &str) -> Result<Vec<Value>, ApiError> {
+    match value {
+        Value::String(text) => Ok(vec![json!({
+            "type": "message",
+            "id": new_id(Kind::Message),
+            "status": "completed",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        })]),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| item(v, &format!("{param}[{i}]")))
+            .collect(),
+        Value::Null => Err(missing(param)),
+        other => Err(wrong_type(param, "one of a string or an array", other)),
+    }
+}
+
+/// `include[]=a&include[]=b` or `include=a&include=b`: each value in the spec's
+/// `IncludeEnum`.
+pub fn parse_include(query: &Query) -> Result<Vec<String>, ApiError> {
+    let mut out: Vec<String> = Vec::new();
+    for (name, value) in query {
+        if name != "include" && name != "include[]" {
+            continue;
+        }
+        if !INCLUDE_VALUES.contains(&value.as_str()) {
+            return Err(unsupported("include", value, &INCLUDE_VALUES));
+        }
+        if !out.contains(value) {
+            out.push(value.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(input: Value) -> (String, String) {
+        let e = parse_input(&input, "input").unwrap_err();
+        assert_eq!(e.status(), 400);
+        (e.param().unwrap_or_default().to_string(), e.to_string())
+    }
+
+    #[test]
+    fn a_string_is_one_user_message() {
+        let items = parse_input(&json!("hi"), "input").unwrap();
+        assert_eq!(items.len(), 1);
+        assert!(items[0]["id"].as_str().unwrap().starts_with("msg_"));
+        assert_eq!(items[0]["role"], "user");
+        assert_eq!(items[0]["status"], "completed");
+        assert_eq!(
+            items[0]["content"],
+            json!([{"type": "input_text", "text": "hi"}])
+        );
+    }
+
+    #[test]
+    fn items_are_normalised_with_fresh_ids() {
+        let items = parse_input(
+            &json!([
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "a"},
+                {"type": "message", "role": "developer", "id": "msg_old", "status": "incomplete",
+                 "content": [{"type": "input_text", "text": "d"}]},
+                {"role": "user", "content": [
+                    {"type": "input_image", "file_id": "file-1"},
+                    {"type": "input_image", "image_url": "https://x/y.png", "detail": "high"},
+                    {"type": "input_file", "file_id": "file-2"}]},
+                {"type": "function_call", "id": "fc_given", "call_id": "call_1", "name": "f",
+                 "arguments": "{\"a\":1}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+                {"type": "function_call_output", "call_id": "call_2",
+                 "output": [{"type": "input_text", "text": "x"}]},
+                {"type": "reasoning", "id": "rs_old", "summary": []},
+                {"type": "file_search_call", "id": "fs_old", "queries": ["q"], "status": "completed"},
+                {"type": "code_interpreter_call", "id": "ci_old", "code": "1", "outputs": null,
+                 "container_id": "cntr_1", "status": "completed"},
+                {"type": "item_reference", "id": "msg_ref"},
+            ]),
+            "input",
+        )
+        .unwrap();
+        let prefixes = [
+            "msg_", "msg_", "msg_", "msg_", "fc_", "fco_", "fco_", "rs_", "fs_", "ci_",
+        ];
+        for (item, prefix) in items.iter().zip(prefixes) {
+            let id = item["id"].as_str().unwrap();
+            assert!(id.starts_with(prefix) && id.len() > 20, "{item}");
+            assert_eq!(item["status"], "completed", "{item}");
+        }
+        assert_eq!(
+            items[1]["content"],
+            json!([{"type": "output_text", "text": "a", "annotations": [], "logprobs": []}])
+        );
+        assert_eq!(items[2]["role"], "developer");
+        assert_eq!(items[3]["content"][0]["detail"], "auto");
+        assert_eq!(items[3]["content"][0]["image_url"], Value::Null);
+        assert_eq!(items[3]["content"][1]["detail"], "high");
+        assert_eq!(items[4]["call_id"], "call_1");
+        assert_eq!(items[4]["arguments"], "{\"a\":1}");
+        assert_eq!(items[6]["output"][0]["text"], "x");
+        assert_eq!(items[9]["container_id"], "cntr_1");
+        assert_eq!(
+            items[10],
+            json!({"type": "item_reference", "id": "msg_ref"})
+        );
+    }
+
+    #[test]
+    fn bad_items_name_their_path() {
+        let (p, m) =
+            bad(json!([{"role": "user", "content": "x"}, {"role": "boss", "content": "x"}]));
+        assert_eq!(p, "input[1].role");
+        assert!(m.contains("Supported values are: 'user', 'assistant', 'system', and 'developer'"));
+        let (p, m) =
+            bad(json!([{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}]));
+        assert_eq!(p, "input[0].content[0].type");
+        assert_eq!(
+            m,
+            "Invalid value: 'input_text'. Supported values are: 'output_text' and 'refusal'."
+        );
+        let (p, _) =
+            bad(json!([{"role": "user", "content": [{"type": "output_text", "text": "x"}]}]));
+        assert_eq!(p, "input[0].content[0].type");
+        let (p, _) = bad(json!([{"role": "user", "content": [{"type": "input_image"}]}]));
+        assert_eq!(p, "input[0].content[0]");
+        let (p, _) = bad(json!([{"role": "user", "content": [
+            {"type": "input_image", "file_id": "asst_1"}]}]));
+        assert_eq!(p, "input[0].content[0].file_id");
+        let (p, _) = bad(json!([{"role": "user", "content": [
+            {"type": "input_image", "file_id": "file-1", "detail": "max"}]}]));
+        assert_eq!(p, "input[0].content[0].detail");
+        let (p, m) = bad(json!([{"type": "function_call", "call_id": "c", "name": "f"}]));
+        assert_eq!(p, "input[0].arguments");
+        assert_eq!(m, "Missing required parameter: 'input[0].arguments'.");
+        let (p, _) = bad(
+            json!([{"type": "function_call", "call_id": "c", "name": "f",
+                                  "arguments": {}}]),
+        );
+        assert_eq!(p, "input[0].arguments");
+        let (p, _) = bad(json!([{"type": "function_call_output", "call_id": "c", "output": 1}]));
+        assert_eq!(p, "input[0].output");
+        let (p, _) = bad(json!([{"type": "web_search_call", "id": "ws_1"}]));
+        assert_eq!(p, "input[0].type");
+        let (p, m) = bad(json!([{"role": "user", "content": "x", "colour": "red"}]));
+        assert_eq!(p, "input[0].colour");
+        assert_eq!(m, "Unknown parameter: 'input[0].colour'.");
+        let (p, _) = bad(json!([{"content": "x"}]));
+        assert_eq!(p, "input[0].role");
+        let (p, _) = bad(json!(["x"]));
+        assert_eq!(p, "input[0]");
+        let (p, _) = bad(json!({"role": "user"}));
+        assert_eq!(p, "input");
+    }
+
+    #[test]
+    fn include_takes_both_spellings_and_only_known_values() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let got = parse_include(&q(&[
+            ("include[]", "file_search_call.results"),
+            ("include", "message.output_text.logprobs"),
+            ("limit", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            got,
+            vec!["file_search_call.results", "message.output_text.logprobs"]
+        );
+        let e = parse_include(&q(&[("include[]", "everything")])).unwrap_err();
+        assert_eq!(e.param(), Some("include"));
+        assert!(e.to_string().contains("'everything'"), "{e}");
+    }
 }

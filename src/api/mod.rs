@@ -12,11 +12,14 @@
 //!   `tool_outputs`;
 //! - `vector_stores`, `vector_store_files`, `file_batches`, `vector_search`: vector stores,
 //!   their files, their file batches, and search;
+//! - `conversations`: the Conversations API (a conversation is a thread); `items`: request
+//!   items (`input`, a conversation's `items`) and `include[]`, shared with the Responses API;
 //! - `events`: the bounded buffer between a stream's producer and its client;
 //! - `stateful`: the stored backend's dispatch;
 //! - `proxy`: the backend that forwards every call to an upstream Assistants server.
 
 pub mod assistants;
+pub mod conversations;
 pub mod events;
 pub mod file_batches;
 pub mod files;

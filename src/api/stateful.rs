@@ -3,9 +3,9 @@
 
 use super::events::ChannelSink;
 use super::{
-    assistants, file_batches, files, messages, path_id, responses, run_steps, runs, threads,
-    tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend, Operation,
-    Reply,
+    assistants, conversations, file_batches, files, messages, path_id, responses, run_steps, runs,
+    threads, tool_outputs, vector_search, vector_store_files, vector_stores, ApiRequest, Backend,
+    Operation, Reply,
 };
 use crate::config::RunSettings;
 use crate::context::Ctx;
@@ -343,6 +343,47 @@ impl Backend for Stateful {
                 run_steps::get(&ctx, &thread, &run, &step, include).await?
             }
 
+            CreateConversation => conversations::create(&ctx, body).await?,
+            GetConversation { conversation_id } => {
+                conversations::get(&ctx, &conversations::conversation_id(conversation_id)?).await?
+            }
+            UpdateConversation { conversation_id } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::update(&ctx, &id, body).await?
+            }
+            DeleteConversation { conversation_id } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::delete(&ctx, &id).await?
+            }
+            ListConversationItems { conversation_id } => {
+                let (page, include) = conversations::check_list_query(query)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::list_items(&ctx, &id, page, &include).await?
+            }
+            CreateConversationItems { conversation_id } => {
+                let include = super::items::parse_include(query)?;
+                let items = conversations::check_create_items(body)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                conversations::create_items(&ctx, &id, items, &include).await?
+            }
+            GetConversationItem {
+                conversation_id,
+                item_id,
+            } => {
+                let include = super::items::parse_include(query)?;
+                let id = conversations::conversation_id(conversation_id)?;
+                let item = conversations::item_id(item_id)?;
+                conversations::get_item(&ctx, &id, &item, &include).await?
+            }
+            DeleteConversationItem {
+                conversation_id,
+                item_id,
+            } => {
+                let id = conversations::conversation_id(conversation_id)?;
+                let item = conversations::item_id(item_id)?;
+                conversations::delete_item(&ctx, &id, &item).await?
+            }
+
             CreateResponse => {
                 let created = responses::create(&ctx, query, body).await?;
                 let record = &created.record;
@@ -369,6 +410,7 @@ impl Backend for Stateful {
                 }
                 responses::get(&ctx, response_id, query).await?
             }
+            CountInputTokens => responses::count_input_tokens(&ctx, body).await?,
             DeleteResponse { response_id } => responses::delete(&ctx, response_id).await?,
             CancelResponse { response_id } => responses::cancel(&ctx, response_id).await?,
             ListInputItems { response_id } => {

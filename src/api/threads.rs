@@ -174,8 +174,13 @@ pub async fn delete(ctx: &Ctx, thread_id: &ThreadId) -> Result<Value, ApiError> 
         return Err(ApiError::not_found(Kind::Thread, thread_id));
     }
     store::delete_prefix(&ctx.store, &keys::thread_prefix(&ctx.tenant, thread_id)).await?;
-    // The thread's Python session (code_interpreter) ends with it, files and all. Only a
-    // started executor can have sessions (`main` starts it at start-up).
+    end_session(ctx, thread_id).await;
+    Ok(json!({"id": thread_id, "object": "thread.deleted", "deleted": true}))
+}
+
+/// Ends a deleted thread's Python session (code_interpreter), files and all. Only a started
+/// executor can have sessions (`main` starts it at start-up).
+pub async fn end_session(ctx: &Ctx, thread_id: &str) {
     if let Some((ci, executor)) = ctx
         .code_interpreter
         .started()
@@ -186,7 +191,6 @@ pub async fn delete(ctx: &Ctx, thread_id: &ThreadId) -> Result<Value, ApiError> 
             log::warn!("cannot end the code_interpreter session of a deleted thread: {e}");
         }
     }
-    Ok(json!({"id": thread_id, "object": "thread.deleted", "deleted": true}))
 }
 
 /// How long a thread's own vector store (made for message attachments) lives after its

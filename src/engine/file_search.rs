@@ -126,20 +126,7 @@ pub async fn wait_until_ready(ctx: &Ctx, record: &RunRecord) -> Result<(), ApiEr
 /// The queries in the model's arguments: `{"queries": [...]}` (also a single `query`, or a
 /// bare string, which models sometimes send).
 fn queries(arguments: &str) -> Option<Vec<String>> {
-    let value: Value = serde_json::from_str(arguments).ok()?;
-    let list: Vec<String> = match &value {
-        Value::Object(o) => match o.get("queries").or_else(|| o.get("query")) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
-            _ => Vec::new(),
-        },
-        Value::String(s) => vec![s.clone()],
-        _ => Vec::new(),
-    };
+    let list = crate::model::response::search_queries(arguments);
     let list: Vec<String> = list
         .into_iter()
         .map(|q| q.trim().to_string())

@@ -5,6 +5,8 @@
 //! - `values`: tools, tool resources, content parts, attachments, metadata;
 //! - `assistant`, `thread`, `message`, `run`, `step`, `file`, `vector_store`: one module
 //!   per record, with its loaders and status;
+//! - `item`: conversation items (a conversation is a thread): messages converted to and
+//!   from `message` items, other items stored as JSON values; merged listing, paging;
 //! - `response`: the response face of a run record (a response is a run), its object
 //!   and output items;
 //! - `claim`: the thread claim (one active run per thread), in one place;

@@ -4,45 +4,13 @@
 //! from), and the response object is built from that record. Output items are appended as
 //! each turn commits, so reading a response is one read.
 
+pub use super::run::ResponseFace;
 use super::run::{RoundCall, RunRecord, RunStatus, ServerCall, ToolRound};
 use super::values::ContentPart;
 use crate::ids::{created_micros, keyed_id, Kind};
 use crate::llm::Usage;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
-
-/// What a response keeps beyond its run.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct ResponseFace {
-    /// The request fields the response object echoes, as given or defaulted
-    /// (`instructions`, `tools`, `tool_choice`, `text`, `reasoning`, `truncation`, ...).
-    pub echo: Map<String, Value>,
-    pub store: bool,
-    pub background: bool,
-    /// Created with `stream: true` (its stream can be resumed when it is also background).
-    #[serde(default)]
-    pub stream: bool,
-    /// The conversation (a thread id) the response runs in; `None`: the response has a
-    /// thread of its own, which no one else sees.
-    #[serde(default)]
-    pub conversation: Option<String>,
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// The vector stores its `file_search` tool searches, and the attribute filter.
-    #[serde(default)]
-    pub vector_store_ids: Vec<String>,
-    #[serde(default)]
-    pub filters: Option<Value>,
-    /// The files its code interpreter's container starts with.
-    #[serde(default)]
-    pub container_file_ids: Vec<String>,
-    /// Built-in tool calls allowed across the response (`max_tool_calls`).
-    #[serde(default)]
-    pub max_tool_calls: Option<u64>,
-    /// The output items so far, in order.
-    #[serde(default)]
-    pub output: Vec<Value>,
-}
+use serde_json::{json, Value};
 
 /// A response's input as stored beside it (`keys::response_input`): the context it
 /// continues (the input and output of the response it follows, when it names one) and its
@@ -290,7 +258,13 @@ pub fn search_queries(arguments: &str) -> Vec<String> {
     let Ok(value) = serde_json::from_str::<Value>(arguments) else {
         return Vec::new();
     };
-    match value.get("queries").or_else(|| value.get("query")) {
+    let queries = match &value {
+        Value::Object(o) => o.get("queries").or_else(|| o.get("query")),
+        // A model that sends the query alone.
+        Value::String(_) => Some(&value),
+        _ => None,
+    };
+    match queries {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)

@@ -8,7 +8,7 @@ use crate::llm::Usage;
 use crate::queue::RunTurn;
 use crate::store::ETag;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use utoipa::ToSchema;
 
 /// The run object as answered.
@@ -163,7 +163,41 @@ pub struct RunRecord {
     pub claimed_thread: Option<ClaimedThread>,
     /// Set when the run is a response (`model::response`): its face on the Responses API.
     #[serde(rename = "_response", default, skip_serializing_if = "Option::is_none")]
-    pub response: Option<super::response::ResponseFace>,
+    pub response: Option<ResponseFace>,
+}
+
+/// What a run that is a response keeps beyond the run (`model::response` builds the
+/// response object from it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResponseFace {
+    /// The request fields the response object echoes, as given or defaulted
+    /// (`instructions`, `tools`, `tool_choice`, `text`, `reasoning`, `truncation`, ...).
+    pub echo: Map<String, Value>,
+    pub store: bool,
+    pub background: bool,
+    /// Created with `stream: true` (its stream can be resumed when it is also background).
+    #[serde(default)]
+    pub stream: bool,
+    /// The conversation (a thread id) the response runs in; `None`: the response has a
+    /// thread of its own, which no one else sees.
+    #[serde(default)]
+    pub conversation: Option<String>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// The vector stores its `file_search` tool searches, and the attribute filter.
+    #[serde(default)]
+    pub vector_store_ids: Vec<String>,
+    #[serde(default)]
+    pub filters: Option<Value>,
+    /// The files its code interpreter's container starts with.
+    #[serde(default)]
+    pub container_file_ids: Vec<String>,
+    /// Built-in tool calls allowed across the response (`max_tool_calls`).
+    #[serde(default)]
+    pub max_tool_calls: Option<u64>,
+    /// The output items so far, in order.
+    #[serde(default)]
+    pub output: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -85,6 +85,36 @@ async fn previous_context(ctx: &Ctx, id: &str) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
+/// Replaces each `item_reference` of the input with the item it names: one of the context
+/// the request continues, or of its conversation. A reference to nothing is a 400.
+async fn resolve_references(
+    ctx: &Ctx,
+    context: &[Value],
+    conversation: Option<&str>,
+    input: &mut [Value],
+) -> Result<(), ApiError> {
+    for (n, item) in input.iter_mut().enumerate() {
+        if item["type"] != "item_reference" {
+            continue;
+        }
+        let id = item["id"].as_str().unwrap_or_default().to_string();
+        let mut found = context.iter().find(|i| i["id"] == id.as_str()).cloned();
+        if let (None, Some(thread)) = (&found, conversation) {
+            found = crate::model::item::get(ctx.store.as_ref(), &ctx.tenant, thread, &id).await?;
+        }
+        match found {
+            Some(referenced) => *item = referenced,
+            None => {
+                return Err(ApiError::invalid_param(
+                    &format!("input[{n}].id"),
+                    format!("Item with id '{}' not found.", crate::error::shown(&id)),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Every `function_call_output` must answer a call the context or the input makes.
 fn check_outputs(context: &[Value], input: &[Value]) -> Result<(), ApiError> {
     let calls: HashSet<&str> = context
@@ -137,10 +167,12 @@ pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, Ap
         None => None,
     };
     // Input ids are made before the response's, so they sort before its output.
-    let own = match &req.input {
+    let mut own = match &req.input {
         Some(input) => items::parse_input(input, "input")?,
         None => Vec::new(),
     };
+    let thread_id = conversation.as_ref().map(|(t, _)| t.thread.id.clone());
+    resolve_references(ctx, &context, thread_id.as_deref(), &mut own).await?;
     if conversation.is_none() {
         check_outputs(&context, &own)?;
     }
@@ -394,6 +426,49 @@ async fn delete_everything(ctx: &Ctx, record: &RunRecord) {
             log::warn!("cannot delete {prefix}: {e}");
         }
     }
+    if own_thread {
+        // Its code interpreter's container (the thread's Python session) ends with it.
+        super::threads::end_session(ctx, &record.run.thread_id).await;
+    }
+}
+
+/// `POST /responses/input_tokens`: the tokens the same request's input would take, counted
+/// as the engine counts a prompt (same context, same tokenizer), without a model call.
+pub async fn count_input_tokens(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    // The model only names the tokenizer, and this server has one.
+    let mut value: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    if let Some(o) = value.as_object_mut() {
+        o.entry("model").or_insert_with(|| json!("any"));
+    }
+    let req = request::parse(value.to_string().as_bytes(), Vec::new())?;
+    let mut items = match &req.previous_response_id {
+        Some(id) => previous_context(ctx, id).await?,
+        None => Vec::new(),
+    };
+    if let Some(id) = &req.conversation {
+        let id =
+            ConversationId::parse(id).ok_or_else(|| ApiError::not_found(Kind::Conversation, id))?;
+        crate::model::thread::load(ctx.store.as_ref(), &ctx.tenant, &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(Kind::Conversation, id.as_str()))?;
+        items.extend(crate::model::item::list(ctx.store.as_ref(), &ctx.tenant, &id).await?);
+    }
+    if let Some(input) = &req.input {
+        items.extend(items::parse_input(input, "input")?);
+    }
+    let mut messages = Vec::new();
+    if let Some(instructions) = &req.instructions {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    messages.extend(crate::engine::response::chat_messages(&items));
+    let tools = serde_json::to_string(&req.echo["tools"]).unwrap_or_default();
+    let tokens = crate::engine::prompt::prompt_tokens(&messages)
+        + if req.tools.is_empty() {
+            0
+        } else {
+            crate::engine::prompt::count_tokens(&tools)
+        };
+    Ok(json!({"object": "response.input_tokens", "input_tokens": tokens}))
 }
 
 /// `GET /responses/{id}?stream=true`: the stream of a streamed background response again.

@@ -2,6 +2,7 @@
 //! comes to: the run the engine takes (its tools, tool choice and response format in the
 //! engine's terms) and the fields the response object echoes.
 
+use crate::api::items::INCLUDE_VALUES;
 use crate::error::ApiError;
 use crate::model::values::{FileSearchOptions, FunctionDef, Metadata, RankingOptions, Tool};
 use serde_json::{json, Map, Value};
@@ -23,18 +24,6 @@ pub const IGNORED: &[&str] = &[
     "access_programs",
     "image",
     "verbosity",
-];
-
-/// The values `include[]` may take.
-pub const INCLUDE: &[&str] = &[
-    "file_search_call.results",
-    "web_search_call.results",
-    "web_search_call.action.sources",
-    "message.input_image.image_url",
-    "computer_call_output.output.image_url",
-    "code_interpreter_call.outputs",
-    "reasoning.encrypted_content",
-    "message.output_text.logprobs",
 ];
 
 /// A checked `POST /responses` request.
@@ -300,7 +289,7 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
     };
     crate::api::validate::metadata("metadata", &metadata)?;
     for (i, name) in include.iter().enumerate() {
-        one_of(&format!("include[{i}]"), name, INCLUDE)?;
+        one_of(&format!("include[{i}]"), name, &INCLUDE_VALUES)?;
     }
     let mut include = include;
     if let Some(list) = field(&body, "include") {
@@ -312,7 +301,7 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
             let Some(name) = v.as_str() else {
                 return Err(wrong_type(&param, "a string", v));
             };
-            one_of(&param, name, INCLUDE)?;
+            one_of(&param, name, &INCLUDE_VALUES)?;
             include.push(name.to_string());
         }
     }

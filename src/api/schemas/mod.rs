@@ -8,6 +8,7 @@
 //! Those that describe the stored records' fields are the model's (`model::schemas`, all
 //! re-exported here); these are the request side's and the list pages'.
 //! - here: the request-side string enums and `object` constants, errors;
+//! - `conversations`: the Conversations API's objects, items, bodies and parameters;
 //! - `lists`: list pages, deleted objects, query parameters;
 //! - `runs`: message content as requests send it;
 //! - `vector_stores`: uploads, chunking and filters in requests, search.
@@ -71,10 +72,12 @@ fn error_type() -> Object {
     )
 }
 
+mod conversations;
 mod lists;
 mod runs;
 mod vector_stores;
 
+pub use conversations::*;
 pub use lists::*;
 pub use runs::*;
 pub use vector_stores::*;

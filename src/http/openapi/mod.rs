@@ -89,6 +89,10 @@ fn error_response(description: &str) -> ResponseBuilder {
         paths::delete_vector_store_file, paths::retrieve_vector_store_file_content,
         paths::create_vector_store_file_batch, paths::get_vector_store_file_batch,
         paths::cancel_vector_store_file_batch, paths::list_files_in_vector_store_batch,
+        paths::create_conversation, paths::get_conversation, paths::update_conversation,
+        paths::delete_conversation, paths::list_conversation_items,
+        paths::create_conversation_items, paths::get_conversation_item,
+        paths::delete_conversation_item,
     ),
     components(
         schemas(ErrorResponse),
@@ -104,6 +108,7 @@ fn error_response(description: &str) -> ResponseBuilder {
         (name = "Runs", description = "An assistant answering on a thread, and its steps."),
         (name = "Files", description = "Uploaded files."),
         (name = "Vector stores", description = "Files chunked and embedded for `file_search` and search."),
+        (name = "Conversations", description = "Items of a conversation (a thread, seen as items)."),
     ),
 )]
 pub struct ApiDoc;

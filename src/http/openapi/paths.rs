@@ -480,3 +480,95 @@ pub fn cancel_vector_store_file_batch() {}
     responses((status = 200, description = "A page of files.", body = VectorStoreFileList),
         (status = 404, response = NotFound)))]
 pub fn list_files_in_vector_store_batch() {}
+
+// ---- Conversations ----
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConversationPath {
+    /// The conversation's id (`conv_...`, or an Assistants thread's `thread_...`).
+    #[param(pattern = "^(conv|thread)_")]
+    conversation_id: String,
+}
+
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConversationItemPath {
+    /// The conversation's id (`conv_...`, or an Assistants thread's `thread_...`).
+    #[param(pattern = "^(conv|thread)_")]
+    conversation_id: String,
+    /// The item's id.
+    item_id: String,
+}
+
+/// Create a conversation
+///
+/// With up to 20 items, stored in order with fresh ids.
+#[utoipa::path(post, path = "/conversations", operation_id = "createConversation",
+    tag = "Conversations",
+    request_body(content = Option<CreateConversation>, description = "Optional: an empty body creates an empty conversation."),
+    responses((status = 200, description = "The conversation.", body = Conversation)))]
+pub fn create_conversation() {}
+
+/// Retrieve a conversation
+#[utoipa::path(get, path = "/conversations/{conversation_id}", operation_id = "getConversation",
+    tag = "Conversations", params(ConversationPath),
+    responses((status = 200, description = "The conversation.", body = Conversation),
+        (status = 404, response = NotFound)))]
+pub fn get_conversation() {}
+
+/// Update a conversation
+#[utoipa::path(post, path = "/conversations/{conversation_id}",
+    operation_id = "updateConversation", tag = "Conversations", params(ConversationPath),
+    request_body = UpdateConversation,
+    responses((status = 200, description = "The conversation.", body = Conversation),
+        (status = 404, response = NotFound)))]
+pub fn update_conversation() {}
+
+/// Delete a conversation
+///
+/// Deletes its items too (and, for a thread, its runs). Refused (409) while a run or
+/// response is active on it.
+#[utoipa::path(delete, path = "/conversations/{conversation_id}",
+    operation_id = "deleteConversation", tag = "Conversations", params(ConversationPath),
+    responses((status = 200, description = "Deleted.", body = ConversationDeleted),
+        (status = 404, response = NotFound),
+        (status = 409, description = "A run or response is active on the conversation.",
+            body = ErrorResponse)))]
+pub fn delete_conversation() {}
+
+/// List a conversation's items
+#[utoipa::path(get, path = "/conversations/{conversation_id}/items",
+    operation_id = "listConversationItems", tag = "Conversations",
+    params(ConversationPath, ItemListParams, ItemIncludeParams),
+    responses((status = 200, description = "A page of items.", body = ConversationItemList),
+        (status = 404, response = NotFound)))]
+pub fn list_conversation_items() {}
+
+/// Add items to a conversation
+///
+/// Refused (400) while a run or response is active on the conversation.
+#[utoipa::path(post, path = "/conversations/{conversation_id}/items",
+    operation_id = "createConversationItems", tag = "Conversations",
+    params(ConversationPath, ItemIncludeParams), request_body = CreateConversationItems,
+    responses((status = 200, description = "The items added.", body = ConversationItemList),
+        (status = 404, response = NotFound)))]
+pub fn create_conversation_items() {}
+
+/// Retrieve an item
+#[utoipa::path(get, path = "/conversations/{conversation_id}/items/{item_id}",
+    operation_id = "getConversationItem", tag = "Conversations",
+    params(ConversationItemPath, ItemIncludeParams),
+    responses((status = 200, description = "The item.", body = ConversationItem),
+        (status = 404, response = NotFound)))]
+pub fn get_conversation_item() {}
+
+/// Delete an item
+///
+/// Refused (400) while a run or response is active on the conversation.
+#[utoipa::path(delete, path = "/conversations/{conversation_id}/items/{item_id}",
+    operation_id = "deleteConversationItem", tag = "Conversations",
+    params(ConversationItemPath),
+    responses((status = 200, description = "The conversation.", body = Conversation),
+        (status = 404, response = NotFound)))]
+pub fn delete_conversation_item() {}

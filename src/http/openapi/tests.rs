@@ -145,7 +145,11 @@ fn no_schema_is_left_untyped() {
                     .rsplit('/')
                     .nth(1)
                     .is_some_and(|p| p == "oneOf" || p == "anyOf");
-            if is_schema_slot && !shape.iter().any(|k| object.get(*k).is_some()) {
+            // A path whose last segment is `items` is a path, not a schema's `items`.
+            let is_path = at
+                .strip_prefix("/paths/")
+                .is_some_and(|path| doc["paths"].get(path).is_some());
+            if is_schema_slot && !is_path && !shape.iter().any(|k| object.get(*k).is_some()) {
                 out.push(at.to_string());
             }
         });

@@ -469,9 +469,36 @@ def test_every_operation_answers_as_documented(server, doc, llm):
                                          "thread": {"messages": [{"role": "user", "content": "hi"}]}}).json()
     wait(api, f"/threads/{run3['thread_id']}/runs/{run3['id']}", lambda r: r["status"] == "completed")
 
+    # Conversations and their items (every item kind a request can add).
+    conv = api("POST", "/conversations", {"metadata": {"k": "v"}, "items": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather?"},
+                                     {"type": "input_image", "file_id": file1["id"]}]},
+    ]}).json()
+    c_path = f"/conversations/{conv['id']}"
+    api("GET", c_path)
+    api("POST", c_path, {"metadata": {"k": "w"}})
+    added = api("POST", f"{c_path}/items", {"items": [
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "-3 C"},
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "cold"}]},
+        {"type": "file_search_call", "queries": ["oslo"], "status": "completed", "results": []},
+        {"type": "code_interpreter_call", "code": "1+1", "outputs": [], "container_id": "cntr_x",
+         "status": "completed"},
+        {"role": "assistant", "content": [{"type": "output_text", "text": "Cold.",
+                                           "annotations": []}]},
+    ]}, query={"include[]": ["file_search_call.results"]}).json()
+    api("GET", f"{c_path}/items", query={"include[]": ["code_interpreter_call.outputs"]})
+    api("GET", f"{c_path}/items/{added['data'][0]['id']}")
+    api("DELETE", f"{c_path}/items/{added['data'][0]['id']}")
+    # A thread of the Assistants API is a conversation too.
+    api("GET", f"/conversations/{thread['id']}/items", query={"order": "asc"})
+    api("GET", f"/conversations/{random_id('conv_')}", expect=404)
+
     # The bounds of every list's query parameters, as the document states them.
     ids = {"assistant_id": assistant["id"], "thread_id": thread["id"], "run_id": run["id"],
-           "vector_store_id": vs["id"], "batch_id": batch["id"], "file_id": file1["id"]}
+           "vector_store_id": vs["id"], "batch_id": batch["id"], "file_id": file1["id"],
+           "conversation_id": conv["id"]}
     checked = check_list_parameters(api, doc, ids)
     assert checked >= 8
 
@@ -485,6 +512,7 @@ def test_every_operation_answers_as_documented(server, doc, llm):
     api("POST", f"{t_path}/runs/{run['id']}/cancel", expect=400)
 
     # Deletes.
+    api("DELETE", c_path)
     api("DELETE", f"{vs_path}/files/{file2['id']}")
     api("DELETE", vs_path)
     api("DELETE", m_path)

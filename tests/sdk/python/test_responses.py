@@ -6,6 +6,7 @@ the server's stand-in (see conftest.py)."""
 
 from __future__ import annotations
 
+import io
 import json
 import time
 
@@ -220,3 +221,42 @@ def test_background_stream_resumes_with_retrieve_and_the_stream_helper(client, l
         final = stream.get_final_response()
     assert seen == [e.sequence_number for e in live[5:]]
     assert final.output_text == "a resumable background answer"
+
+
+def test_file_search_with_results_and_a_citation(client, llm):
+    data = io.BytesIO(b"Oslo is the capital of Norway, at the head of the Oslofjord.")
+    data.name = "norway.txt"
+    vs = client.vector_stores.create(name="kb")
+    client.vector_stores.files.upload_and_poll(vector_store_id=vs.id, file=data)
+    llm.script(
+        {"tool_calls": [call("file_search", {"queries": ["capital of Norway"]})]},
+        {"text": "The capital is Oslo 【0:0†norway.txt】."},
+    )
+    r = client.responses.create(
+        model=llm.model, input="Capital of Norway?",
+        tools=[{"type": "file_search", "vector_store_ids": [vs.id], "max_num_results": 5}],
+        include=["file_search_call.results"])
+    search, message = r.output
+    assert search.type == "file_search_call" and search.status == "completed"
+    assert search.queries == ["capital of Norway"]
+    assert search.results[0].filename == "norway.txt"
+    assert "Oslo is the capital" in search.results[0].text
+    [citation] = message.content[0].annotations
+    assert citation.type == "file_citation" and citation.filename == "norway.txt"
+
+
+def test_a_conversation_carries_the_context_and_shows_in_the_assistants_view(client, llm):
+    conversation = client.conversations.create(
+        items=[{"role": "user", "content": "My favourite colour is green."}])
+    llm.script({"text": "Green, noted."}, {"text": "It is green."})
+    client.responses.create(model=llm.model, conversation=conversation.id, input="Remember it.")
+    second = client.responses.create(model=llm.model, conversation={"id": conversation.id},
+                                     input="What is my favourite colour?")
+    assert second.output_text == "It is green."
+    sent = [m["content"] for m in llm.requests()[-1]["messages"]]
+    assert sent == ["My favourite colour is green.", "Remember it.", "Green, noted.",
+                    "What is my favourite colour?"]
+    items = list(client.conversations.items.list(conversation.id, order="asc"))
+    texts = [i.content[0].text for i in items]
+    assert texts == sent + ["It is green."]
+    assert [i.role for i in items] == ["user", "user", "assistant", "user", "assistant"]
