@@ -135,13 +135,13 @@ pub struct ItemListParams {
     after: Option<String>,
 }
 
-/// Item fields to add (`include[]=...`; `include=...` works too).
+/// Item fields to add (`include=...`, the official spec's name; `include[]=...` works too).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ItemIncludeParams {
     /// What to include: `file_search_call.results`, `code_interpreter_call.outputs`,
     /// `message.output_text.logprobs`, `reasoning.encrypted_content` show stored fields;
     /// the other values are accepted.
-    #[param(rename = "include[]", value_type = Option<Vec<ItemInclude>>, inline)]
+    #[param(value_type = Option<Vec<ItemInclude>>, inline)]
     include: Option<Vec<String>>,
 }
