@@ -682,7 +682,13 @@ def create_response_relations(spec):
     ]
     for relation in relations:
         schema["allOf"].append(mark(relation, "R8-response-relations"))
-    return len(relations)
+    # The input token count reads its body as a response request (the model defaults):
+    # the same input-or-context and exclusivity rules apply.
+    counts = spec["components"]["schemas"]["TokenCountsBody"]
+    assert "allOf" not in counts
+    counts["allOf"] = [mark(relations[1], "R8-response-relations"),
+                       mark(relations[2], "R8-response-relations")]
+    return len(relations) + 2
 
 
 def function_tool_name_pattern(spec):
