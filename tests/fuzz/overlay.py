@@ -763,7 +763,51 @@ def update_conversation_needs_a_body(spec):
     return 1
 
 
+def discriminator_mappings(spec):
+    """R13: the unions of items, content parts and events say `discriminator: {propertyName:
+    type}` without a `mapping`; OpenAPI then maps component *names* (`CodeInterpreterToolCall`),
+    never the `type` values the objects carry (`code_interpreter_call`), so every object
+    fails the discriminator (ST111) and its union. Each such discriminator gets the mapping
+    its members' `type` constants give; one whose members do not all have a single `type`
+    value is removed (validation then tries every member, as JSON Schema does)."""
+    n = 0
+    for node in list(spec["components"]["schemas"].values()):
+        for owner in [node] + [m for m in node.get("anyOf", []) if isinstance(m, dict)]:
+            disc = owner.get("discriminator")
+            members = owner.get("oneOf") or owner.get("anyOf") or []
+            if not disc or disc.get("mapping") or disc.get("propertyName") != "type":
+                continue
+            mapping = {}
+            for member in members:
+                target = resolve(spec, member)
+                values = target.get("properties", {}).get("type", {}).get("enum", [])
+                if "$ref" not in member or len(values) != 1 or values[0] in mapping:
+                    mapping = None
+                    break
+                mapping[values[0]] = member["$ref"]
+            if mapping:
+                disc["mapping"] = mapping
+            else:
+                owner.pop("discriminator")
+            mark(owner, "R13-discriminators")
+            n += 1
+    return n
+
+
+def tool_call_count_not_negative(spec):
+    """R14: `max_tool_calls` is "the maximum number of total calls to built-in tools": a
+    count, so not negative (the server refuses one below 0, naming the field)."""
+    field = spec["components"]["schemas"]["ResponseProperties"]["properties"]["max_tool_calls"]
+    integer = next(b for b in field["anyOf"] if b.get("type") == "integer")
+    assert "minimum" not in integer and "maximum number" in integer["description"]
+    integer["minimum"] = 0
+    mark(integer, "R14-tool-call-count")
+    return 1
+
+
 RESPONSES_CHANGES = [
+    discriminator_mappings,
+    tool_call_count_not_negative,
     served_tools,
     served_items,
     update_conversation_needs_a_body,
