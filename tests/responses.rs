@@ -529,3 +529,141 @@ async fn request_errors_test(backend: Backend) {
     );
 }
 both_backends!(request_errors, request_errors_test);
+
+/// Reads an SSE body into (event, data) pairs.
+fn events_of(text: &str) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    for block in text.split("\n\n") {
+        let (mut name, mut data) = (None, None);
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                name = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data = Some(v.trim().to_string());
+            }
+        }
+        if let (Some(n), Some(d)) = (name, data) {
+            events.push((n, serde_json::from_str(&d).unwrap_or(Value::String(d))));
+        }
+    }
+    events
+}
+
+async fn resumed_streams_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.llm.script(
+        None,
+        vec![Response {
+            text: Some("one two three four five".into()),
+            chunk_delay_ms: 30,
+            ..Default::default()
+        }],
+    );
+    let (_, live) = stream(
+        &app,
+        json!({"model": "m", "input": "x", "background": true}),
+    )
+    .await;
+    let names: Vec<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names[..3],
+        [
+            "response.created",
+            "response.queued",
+            "response.in_progress"
+        ]
+    );
+    assert_eq!(live[0].1["response"]["status"], "queued");
+    assert_eq!(names.last(), Some(&"response.completed"));
+    let id = id_of(&live[0].1["response"]);
+    // The whole stream again: the same events, the same numbers.
+    let replayed = app
+        .raw(Method::GET, &format!("/responses/{id}?stream=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
+    let replayed = events_of(&replayed.text().await.unwrap());
+    assert_eq!(replayed, live);
+    // From event 5 on.
+    let tail = app
+        .raw(
+            Method::GET,
+            &format!("/responses/{id}?stream=true&starting_after=5"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tail = events_of(&tail.text().await.unwrap());
+    assert_eq!(tail[..], live[6..]);
+
+    // A client that drops the stream early resumes it while the response still runs.
+    app.llm.script(
+        None,
+        vec![Response {
+            text: Some("a slow answer in many words that keeps coming".into()),
+            chunk_delay_ms: 60,
+            ..Default::default()
+        }],
+    );
+    let mut first = app
+        .raw(Method::POST, "/responses")
+        .json(&json!({"model": "m", "input": "x", "background": true, "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let mut head = String::new();
+    while !head.contains("response.output_text.delta") {
+        let chunk = first.chunk().await.unwrap().expect("stream ended early");
+        head.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(first);
+    let seen = events_of(&head);
+    let (_, created) = &seen[0];
+    let id = id_of(&created["response"]);
+    let last = seen.last().unwrap().1["sequence_number"].as_u64().unwrap();
+    let rest = app
+        .raw(
+            Method::GET,
+            &format!("/responses/{id}?stream=true&starting_after={last}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let rest = events_of(&rest.text().await.unwrap());
+    assert_eq!(rest[0].1["sequence_number"], last + 1, "{rest:?}");
+    for pair in rest.windows(2) {
+        assert_eq!(
+            pair[1].1["sequence_number"].as_u64(),
+            pair[0].1["sequence_number"].as_u64().map(|n| n + 1)
+        );
+    }
+    let done = &rest.last().unwrap().1;
+    assert_eq!(done["type"], "response.completed");
+    assert_eq!(
+        done["response"]["output"][0]["content"][0]["text"],
+        "a slow answer in many words that keeps coming"
+    );
+
+    // Only streamed background responses have a stream to resume.
+    app.llm.script(None, vec![say("fg")]);
+    let fg = app
+        .post("/responses", json!({"model": "m", "input": "x"}))
+        .await
+        .ok();
+    let e = app
+        .get(&format!("/responses/{}?stream=true", id_of(&fg)))
+        .await
+        .error(400);
+    assert_eq!(e["param"], "stream");
+    let e = app
+        .get(&format!("/responses/{id}?stream=true&starting_after=x"))
+        .await
+        .error(400);
+    assert_eq!(e["param"], "starting_after");
+}
+both_backends!(resumed_streams, resumed_streams_test);
+
+fn id_of(v: &Value) -> String {
+    id(v)
+}

@@ -363,7 +363,9 @@ impl Backend for Stateful {
             }
             GetResponse { response_id } => {
                 if super::pagination::query_value(query, "stream") == Some("true") {
-                    return Err(ApiError::NotImplemented("getResponse with stream=true"));
+                    let buffer = self.sse_buffer_bytes;
+                    return responses::get_stream(&self.engine, &ctx, response_id, query, buffer)
+                        .await;
                 }
                 responses::get(&ctx, response_id, query).await?
             }

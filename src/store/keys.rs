@@ -19,6 +19,7 @@
 //! t/<tenant>/threads/<thread_id>/items/<item_id>     a conversation item other than a message
 //! t/<tenant>/responses/<resp_id>/response      a response (a run record with its response face)
 //! t/<tenant>/responses/<resp_id>/input         its input items (context and own input)
+//! t/<tenant>/responses/<resp_id>/events/<n>    its stream's events from number n (background)
 //! ```
 //! A conversation is a thread (`conv_` or `thread_` id): its message items are the thread's
 //! messages, its other items (function calls and outputs, tool calls, reasoning) are `items/`.
@@ -76,6 +77,12 @@ pub fn response(tenant: &str, id: &str) -> String {
 /// A response's input items: the context it was given and its own input, with ids.
 pub fn response_input(tenant: &str, id: &str) -> String {
     format!("t/{tenant}/responses/{id}/input")
+}
+
+/// A streamed background response's event log: chunks named by their first event's number
+/// (zero-padded, so they list in order).
+pub fn response_events(tenant: &str, id: &str) -> String {
+    format!("t/{tenant}/responses/{id}/events/")
 }
 
 /// A conversation's items other than messages (which are the thread's messages).

@@ -3,8 +3,10 @@
 //! inside the request (foreground, streamed or not) or through the work queue
 //! (`background`), exactly as a run's; reading one is one read of its record.
 //! - `request`: the request body, checked, in the engine's terms;
-//! - `stream`: the translation of the engine's events into the Responses stream.
+//! - `stream`: the translation of the engine's events into the Responses stream;
+//! - `replay`: the kept events of streamed background responses, and their replay.
 
+pub mod replay;
 pub mod request;
 pub mod stream;
 
@@ -165,7 +167,8 @@ pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, Ap
         store::put_json(ctx.store.as_ref(), &key, &input, PutMode::Create).await?;
         let key = keys::response(&ctx.tenant, &record.run.id);
         store::put_json(ctx.store.as_ref(), &key, &record, PutMode::Create).await?;
-        if req.background {
+        // A streamed one runs inside its request (its watchdog copies cover a crash).
+        if req.background && !req.stream {
             super::runs::enqueue_step(ctx, &record).await?;
         }
         Ok::<_, ApiError>(())
@@ -316,7 +319,17 @@ pub async fn run_foreground(
 /// queued, and its stream's watchdog copies keep it going if this process dies).
 pub fn run_streamed(engine: &Arc<Engine>, ctx: &Ctx, record: &RunRecord, buffer: usize) -> Reply {
     let (tx, rx) = super::events::channel(buffer, format!("response {}", record.run.id));
-    let mut sink = ResponseStream::open(ChannelSink(tx), record, include_of(record));
+    // A background response's stream can be resumed: its events are kept.
+    let resumable = record.response.as_ref().is_some_and(|f| f.background);
+    let log = resumable.then(|| Arc::new(replay::EventLog::default()));
+    if let Some(log) = &log {
+        replay::spawn_flusher(engine.shutdown(), ctx, &record.run.id, log.clone());
+    }
+    let out = replay::Recorded {
+        out: ChannelSink(tx),
+        log: log.clone(),
+    };
+    let mut sink = ResponseStream::open(out, record, include_of(record));
     let item = record.next_turn(&ctx.tenant);
     let (engine2, ctx2) = (engine.clone(), ctx.clone());
     let key = keys::response(&ctx.tenant, &record.run.id);
@@ -335,6 +348,9 @@ pub fn run_streamed(engine: &Arc<Engine>, ctx: &Ctx, record: &RunRecord, buffer:
                 "The stream was interrupted by a server error; the response continues in the \
                  background. Retrieve it for its result.",
             );
+        }
+        if let Some(log) = log {
+            log.finish();
         }
         if let Ok(Some((ended, _))) = store::get_json::<RunRecord>(ctx2.store.as_ref(), &key).await
         {
@@ -378,6 +394,19 @@ async fn delete_everything(ctx: &Ctx, record: &RunRecord) {
             log::warn!("cannot delete {prefix}: {e}");
         }
     }
+}
+
+/// `GET /responses/{id}?stream=true`: the stream of a streamed background response again.
+pub async fn get_stream(
+    engine: &Arc<Engine>,
+    ctx: &Ctx,
+    id: &str,
+    query: &Query,
+    buffer: usize,
+) -> Result<Reply, ApiError> {
+    let after = replay::starting_after(query)?;
+    let record = load_found(ctx, id).await?;
+    replay::replay(engine.shutdown(), ctx, &record, after, buffer)
 }
 
 /// `GET /responses/{id}`.

@@ -202,3 +202,21 @@ def test_a_thread_continued_as_a_conversation(client, llm):
     texts = [m.content[0].text.value
              for m in client.beta.threads.messages.list(thread.id, order="asc").data]
     assert "Tea it is." in texts
+
+
+def test_background_stream_resumes_with_retrieve_and_the_stream_helper(client, llm):
+    llm.script({"text": "a resumable background answer", "chunk_delay_ms": 20})
+    live = list(client.responses.create(model=llm.model, input="x", background=True, stream=True))
+    assert [e.type for e in live[:3]] == ["response.created", "response.queued",
+                                         "response.in_progress"]
+    response_id = live[0].response.id
+    # The raw stream again, from event 4 on (the server skips what came before).
+    resumed = list(client.responses.retrieve(response_id, stream=True, starting_after=4))
+    assert [e.sequence_number for e in resumed] == [e.sequence_number for e in live[5:]]
+    assert resumed[-1].type == "response.completed"
+    # The helper replays from the start and drops what the client had already seen.
+    with client.responses.stream(response_id=response_id, starting_after=4) as stream:
+        seen = [e.sequence_number for e in stream]
+        final = stream.get_final_response()
+    assert seen == [e.sequence_number for e in live[5:]]
+    assert final.output_text == "a resumable background answer"
