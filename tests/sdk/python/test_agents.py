@@ -4,7 +4,9 @@ server's Responses API: its default client pointed at the server
 SDK's default model API). The model is the stand-in (see conftest.py), scripted per test; what
 reached it (`llm.requests()`) shows the SDK's items, which it passes back as input on every
 turn (output messages with ids, statuses and annotations, function calls with ids and
-statuses, their outputs), were understood."""
+statuses, their outputs), were understood. Covered: the hello-world agent, a function tool, a
+handoff, a streamed run, output_type, agent as tool, a session, and the server keeping the
+context (previous_response_id, auto_previous_response_id, conversation_id of a thread)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from agents import (
     Agent,
     ItemHelpers,
     Runner,
+    SQLiteSession,
     function_tool,
     set_default_openai_api,
     set_default_openai_client,
@@ -44,14 +47,14 @@ def agents_client(server, client):
 
 
 def chat_messages(request: dict) -> list[tuple[str, str | None]]:
-    """A chat request's messages as (role, text) pairs; tool calls as 'call:<name>(<args>)'."""
+    """A chat request's messages as (role, text) pairs; each tool call as a pair of its own,
+    'call:<name>(<args>)', after the text its message has."""
     out = []
     for m in request["messages"]:
-        if m.get("tool_calls"):
-            for c in m["tool_calls"]:
-                out.append((m["role"], f"call:{c['function']['name']}({c['function']['arguments']})"))
-        else:
+        if not m.get("tool_calls") or m.get("content"):
             out.append((m["role"], m["content"]))
+        for c in m.get("tool_calls") or []:
+            out.append((m["role"], f"call:{c['function']['name']}({c['function']['arguments']})"))
     return out
 
 
@@ -313,3 +316,90 @@ def test_conversation_id_of_a_thread_sends_only_new_items(agents_client, client,
         ("assistant", "Sunny in Rome."),
         ("user", "Which city did I ask about?"),
     ]
+
+
+def test_session_keeps_the_history(agents_client, llm):
+    llm.script({"text": "San Francisco."}, {"text": "California."})
+    agent = Agent(name="Assistant", instructions="Reply very concisely.", model=llm.model)
+    session = SQLiteSession("conversation_123")
+
+    async def main():
+        await Runner.run(agent, "What city is the Golden Gate Bridge in?", session=session)
+        return await Runner.run(agent, "What state is it in?", session=session)
+
+    result = asyncio.run(main())
+    assert result.final_output == "California."
+    assert chat_messages(llm.requests()[1]) == [
+        ("system", "Reply very concisely."),
+        ("user", "What city is the Golden Gate Bridge in?"),
+        ("assistant", "San Francisco."),
+        ("user", "What state is it in?"),
+    ]
+
+
+def test_text_and_a_call_in_one_turn_and_auto_previous_response_id(agents_client, llm):
+    """A turn with text and a call; with `auto_previous_response_id` the next turn sends only
+    the call's output and the previous response's id."""
+    ran: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """Current weather of a city."""
+        ran.append(city)
+        return f"The weather in {city} is sunny."
+
+    llm.script(
+        {"text": "Let me check.", "tool_calls": [call("get_weather", {"city": "Oslo"})]},
+        {"text": "Sunny in Oslo."},
+    )
+    agent = Agent(name="Weather", instructions="Be brief.", model=llm.model, tools=[get_weather])
+
+    async def main():
+        return await Runner.run(agent, "Weather in Oslo?", auto_previous_response_id=True)
+
+    result = asyncio.run(main())
+    assert ran == ["Oslo"]
+    assert result.final_output == "Sunny in Oslo."
+    assert [item.type for item in result.new_items] == [
+        "message_output_item", "tool_call_item", "tool_call_output_item", "message_output_item",
+    ]
+    assert chat_messages(llm.requests()[1]) == [
+        ("system", "Be brief."),
+        ("user", "Weather in Oslo?"),
+        ("assistant", "Let me check."),
+        ("assistant", 'call:get_weather({"city": "Oslo"})'),
+        ("tool", "The weather in Oslo is sunny."),
+    ]
+
+
+def test_agent_as_tool(agents_client, llm):
+    spanish_agent = Agent(
+        name="spanish_agent",
+        instructions="You translate the user's message to Spanish",
+        model=llm.model,
+    )
+    orchestrator = Agent(
+        name="orchestrator_agent",
+        instructions="You are a translation agent. You use the tools given to you to translate.",
+        model=llm.model,
+        tools=[
+            spanish_agent.as_tool(
+                tool_name="translate_to_spanish",
+                tool_description="Translate the user's message to Spanish",
+            )
+        ],
+    )
+    llm.script(
+        {"tool_calls": [call("translate_to_spanish", {"input": "Good morning"})]},
+        {"text": "Buenos días"},
+        {"text": "In Spanish: Buenos días."},
+    )
+    result = Runner.run_sync(orchestrator, "Say 'Good morning' in Spanish.")
+    assert result.final_output == "In Spanish: Buenos días."
+    assert result.last_agent is orchestrator
+    orchestrating, translating, answering = llm.requests()
+    assert chat_messages(translating) == [
+        ("system", "You translate the user's message to Spanish"),
+        ("user", "Good morning"),
+    ]
+    assert chat_messages(answering)[-1] == ("tool", "Buenos días")
