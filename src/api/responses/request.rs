@@ -229,10 +229,10 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         )
     })?;
     let input = field(&body, "input").cloned();
-    if let Some(i) = &input {
-        if !i.is_string() && !i.is_array() {
-            return Err(wrong_type("input", "a string or an array", i));
-        }
+    match &input {
+        None | Some(Value::String(_)) => {}
+        Some(Value::Array(items)) => input_items(items)?,
+        Some(other) => return Err(wrong_type("input", "a string or an array", other)),
     }
     let instructions = match field(&body, "instructions") {
         None => None,
@@ -419,6 +419,39 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         container_file_ids: parsed.container_file_ids,
         echo,
     })
+}
+
+/// Each input item is an object with a string `type` (none: a message); a message has one
+/// of the four roles.
+fn input_items(items: &[Value]) -> Result<(), ApiError> {
+    for (i, item) in items.iter().enumerate() {
+        let Some(o) = item.as_object() else {
+            return Err(wrong_type(&format!("input[{i}]"), "an object", item));
+        };
+        let kind = match o.get("type") {
+            None | Some(Value::Null) => "message",
+            Some(Value::String(t)) => t.as_str(),
+            Some(other) => return Err(wrong_type(&format!("input[{i}].type"), "a string", other)),
+        };
+        if kind != "message" {
+            continue;
+        }
+        let param = format!("input[{i}].role");
+        match o.get("role") {
+            Some(Value::String(role)) => {
+                one_of(&param, role, &["user", "assistant", "system", "developer"])?
+            }
+            None | Some(Value::Null) => {
+                return Err(coded(
+                    Some(&param),
+                    format!("Missing required parameter: '{param}'."),
+                    "missing_required_parameter",
+                ))
+            }
+            Some(other) => return Err(wrong_type(&param, "a string", other)),
+        }
+    }
+    Ok(())
 }
 
 struct Tools {
@@ -743,6 +776,34 @@ mod tests {
         let e = parsed(json!({"model": "m", "input": "x", "background": true, "store": false}))
             .unwrap_err();
         assert_eq!(e.param(), Some("background"));
+    }
+
+    #[test]
+    fn input_items_are_objects_and_messages_have_a_role() {
+        let e = parsed(json!({"model": "m", "input": ["hi"]})).unwrap_err();
+        assert_eq!(e.param(), Some("input[0]"));
+        assert_eq!(e.code(), Some("invalid_type"));
+        let e = parsed(json!({"model": "m", "input": [{"role": "user", "content": "a"}, null]}))
+            .unwrap_err();
+        assert_eq!(e.param(), Some("input[1]"));
+        let e = parsed(json!({"model": "m", "input": [{"role": "robot", "content": "a"}]}))
+            .unwrap_err();
+        assert_eq!(e.param(), Some("input[0].role"));
+        assert_eq!(e.code(), Some("invalid_value"));
+        let e = parsed(json!({"model": "m", "input": [{"type": "message", "content": "a"}]}))
+            .unwrap_err();
+        assert_eq!(e.code(), Some("missing_required_parameter"));
+        let e = parsed(json!({"model": "m", "input": [{"type": 7}]})).unwrap_err();
+        assert_eq!(e.param(), Some("input[0].type"));
+        parsed(json!({"model": "m", "input": [
+            {"role": "developer", "content": "d"},
+            {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+             "content": [{"type": "output_text", "text": "a", "annotations": []}]},
+            {"type": "function_call", "id": "fc_1", "call_id": "c", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c", "output": "o"},
+            {"type": "reasoning", "id": "rs_1", "summary": []},
+        ]}))
+        .unwrap();
     }
 
     #[test]
