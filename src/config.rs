@@ -277,6 +277,10 @@ pub const WEBHOOK_EVENT_TYPES: &[&str] = &[
     "vector_store.file.failed",
     "vector_store.file_batch.completed",
     "vector_store.file_batch.failed",
+    "response.completed",
+    "response.failed",
+    "response.cancelled",
+    "response.incomplete",
 ];
 
 /// A list of event types separated by `separator`, each one this service sends.

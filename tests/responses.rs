@@ -668,6 +668,114 @@ fn id_of(v: &Value) -> String {
     id(v)
 }
 
+async fn input_tokens_are_counted_without_a_model_call_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let short = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello"}),
+        )
+        .await
+        .ok();
+    assert_eq!(short["object"], "response.input_tokens");
+    let long = app
+        .post(
+            "/responses/input_tokens",
+            json!({"model": "m", "input": "hello ".repeat(50), "instructions": "Be brief.",
+                   "tools": [weather()]}),
+        )
+        .await
+        .ok();
+    let (short, long) = (
+        short["input_tokens"].as_u64().unwrap(),
+        long["input_tokens"].as_u64().unwrap(),
+    );
+    assert!(short > 0 && long > short + 50, "{short} {long}");
+    assert!(app.llm.requests().is_empty());
+}
+both_backends!(
+    input_tokens_are_counted_without_a_model_call,
+    input_tokens_are_counted_without_a_model_call_test
+);
+
+async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
+    let vs = id(&app
+        .post("/vector_stores", json!({"name": "kb", "file_ids": file_ids}))
+        .await
+        .ok());
+    for _ in 0..400 {
+        let v = app.get(&format!("/vector_stores/{vs}")).await.ok();
+        if v["status"] == "completed" {
+            return vs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("vector store {vs} never completed");
+}
+
+fn chat_requests(app: &TestApp) -> Vec<Value> {
+    app.llm
+        .requests()
+        .into_iter()
+        .filter(|r| r["_path"].as_str().unwrap_or("").ends_with("/chat/completions"))
+        .collect()
+}
+
+async fn file_search_with_results_and_citations_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let oslo = app
+        .upload(b"Oslo is the capital of Norway, at the head of the Oslofjord.", "norway.txt")
+        .await;
+    let vs = ready_store(&app, &[&oslo]).await;
+    app.llm.script(
+        None,
+        vec![
+            call(&[("file_search", r#"{"queries": ["capital of Norway"]}"#)]),
+            say("The capital is Oslo 【0:0†norway.txt】."),
+        ],
+    );
+    let tool = json!({"type": "file_search", "vector_store_ids": [vs], "max_num_results": 3});
+    let r = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "Capital of Norway?", "tools": [tool],
+                   "include": ["file_search_call.results"], "max_tool_calls": 1}),
+        )
+        .await
+        .ok();
+    assert_eq!(r["status"], "completed", "{r}");
+    let search = &r["output"][0];
+    assert_eq!(search["type"], "file_search_call");
+    assert!(search["id"].as_str().unwrap().starts_with("fs_"));
+    assert_eq!(search["queries"], json!(["capital of Norway"]));
+    assert_eq!(search["results"][0]["file_id"], oslo.as_str());
+    assert_eq!(search["results"][0]["filename"], "norway.txt");
+    let message = &r["output"][1];
+    let annotation = &message["content"][0]["annotations"][0];
+    assert_eq!(annotation["type"], "file_citation");
+    assert_eq!(annotation["file_id"], oslo.as_str());
+    assert_eq!(annotation["filename"], "norway.txt");
+    // Without include[] the results are not shown; with it on GET they are.
+    let plain = app.get(&format!("/responses/{}", id(&r))).await.ok();
+    assert_eq!(plain["output"][0]["results"], r["output"][0]["results"]);
+    // max_tool_calls: 1: the second model call was not offered the search again.
+    let requests = chat_requests(&app);
+    assert_eq!(requests[0]["tools"][0]["function"]["name"], "file_search");
+    assert!(requests[1].get("tools").is_none(), "{}", requests[1]);
+    let tool_message = requests[1]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tool")
+        .cloned()
+        .unwrap();
+    assert!(tool_message["content"].as_str().unwrap().contains("Oslo is the capital"));
+}
+both_backends!(
+    file_search_with_results_and_citations,
+    file_search_with_results_and_citations_test
+);
+
 /// Input items that are not objects, or messages without a known role, are refused by name
 /// (an item that is a string once made the handler panic: a 500).
 async fn input_item_errors_test(backend: Backend) {

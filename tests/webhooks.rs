@@ -786,3 +786,79 @@ async fn an_expired_run_delivers_its_event_and_filters_apply() {
     );
     assert_eq!(received.len(), 2, "{received:#?}");
 }
+
+/// Background responses deliver `response.completed`, `.failed`, `.cancelled` and
+/// `.incomplete` (`data` is the response id), verified by the SDK's `unwrap`; a foreground
+/// response delivers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_responses_deliver_response_events() {
+    let receiver = Receiver::start(0, "", false);
+    let url = receiver.url();
+    let app = spawn_app_with(Backend::Local, &webhook_settings(&url, &[])).await;
+    let background = |input: &str| json!({"model": "m", "input": input, "background": true});
+    app.llm.script(None, vec![say("done")]);
+    let completed = app.post("/responses", background("a")).await.ok();
+    let completed = completed["id"].as_str().unwrap().to_string();
+    receiver
+        .wait(Duration::from_secs(20), |r| {
+            !about(r, "response.completed", &completed).is_empty()
+        })
+        .await;
+    app.llm.script(None, vec![fail_with(400, None)]);
+    let failed = app.post("/responses", background("b")).await.ok();
+    let failed = failed["id"].as_str().unwrap().to_string();
+    app.llm.script(
+        None,
+        vec![llm_standin::Response {
+            text: Some("cut".into()),
+            finish_reason: Some("length".into()),
+            ..Default::default()
+        }],
+    );
+    let incomplete = app.post("/responses", background("c")).await.ok();
+    let incomplete = incomplete["id"].as_str().unwrap().to_string();
+    receiver
+        .wait(Duration::from_secs(20), |r| {
+            !about(r, "response.failed", &failed).is_empty()
+                && !about(r, "response.incomplete", &incomplete).is_empty()
+        })
+        .await;
+    app.llm.script(
+        None,
+        vec![llm_standin::Response {
+            text: Some("slow".into()),
+            first_chunk_delay_ms: 2_000,
+            ..Default::default()
+        }],
+    );
+    let cancelled = app.post("/responses", background("d")).await.ok();
+    let cancelled = cancelled["id"].as_str().unwrap().to_string();
+    app.post(&format!("/responses/{cancelled}/cancel"), json!({}))
+        .await
+        .ok();
+    let received = receiver
+        .wait(Duration::from_secs(20), |r| {
+            !about(r, "response.cancelled", &cancelled).is_empty()
+        })
+        .await;
+    let delivery = about(&received, "response.completed", &completed)[0];
+    assert_eq!(event(delivery)["data"], json!({"id": completed}));
+    assert_eq!(event(delivery)["object"], "event");
+    assert_eq!(delivery["sdk_class"], "ResponseCompletedWebhookEvent");
+    // A foreground response has no event.
+    app.llm.script(None, vec![say("fg")]);
+    let fg = app
+        .post("/responses", json!({"model": "m", "input": "e"}))
+        .await
+        .ok();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fg = fg["id"].as_str().unwrap();
+    assert!(
+        receiver
+            .received()
+            .iter()
+            .all(|d| event(d)["data"]["id"] != fg),
+        "{:#?}",
+        receiver.received()
+    );
+}

@@ -7,7 +7,7 @@
 //! cargo bench --bench service -- --storage azurite     # needs `npm ci` (Azurite) first
 //! ```
 //! Options: `--quick` (short windows, for a smoke test), `--streams N` (default 1000),
-//! `--only a,b` (sections: cold, crud, stream, queued, webhooks, concurrency, ops),
+//! `--only a,b` (sections: cold, crud, stream, queued, webhooks, responses, concurrency, ops),
 //! `--out FILE` (JSON; default `target/bench/service-<storage>.json`), `--crud-ops
 //! create,get,list` (a subset of the CRUD loads), `--service-bin PATH` (measure another
 //! build of the service, e.g. one with symbols for `perf`), `--child-env K=V` (extra
@@ -124,7 +124,7 @@ fn parse_args() -> Result<Args, String> {
             "-h" | "--help" => {
                 return Err(
                     "usage: cargo bench --bench service -- [--storage local|azurite] \
-                     [--quick] [--streams N] [--only cold,crud,stream,queued,concurrency,ops] \
+                     [--quick] [--streams N] [--only cold,crud,stream,queued,webhooks,responses,concurrency,ops] \
                      [--crud-ops create,get,list] [--service-bin PATH] [--child-env K=V] \
                      [--out FILE]"
                         .into(),
@@ -533,6 +533,9 @@ async fn run(args: Args, nofile: u64) -> Result<(), String> {
     }
     if b.wants("webhooks") {
         webhooks_dead_receiver(&mut b, addr, &fx).await?;
+    }
+    if b.wants("responses") {
+        responses(&mut b, addr).await?;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_after = service.mem();
@@ -1723,6 +1726,149 @@ async fn queued_run(b: &mut Bench, addr: SocketAddr, fx: &Fixtures) -> Result<()
             "(target is for the in-process queue)"
         } else {
             "≤ 20 ms p50"
+        },
+        if b.azurite.is_some() {
+            ""
+        } else {
+            verdict(overhead <= 20.0 && failures == 0)
+        },
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses: the first streamed delta's overhead, and a background response's
+
+/// Streamed responses (SDK pattern: one keep-alive connection), first
+/// `response.output_text.delta` at the client − the stand-in's first chunk; and background
+/// responses, create → `completed` (polled every 1 ms) − the same completion straight from
+/// the stand-in.
+async fn responses(b: &mut Bench, addr: SocketAddr) -> Result<(), String> {
+    eprintln!("bench: responses");
+    let (warm, reps) = if b.args.quick { (2, 10) } else { (5, 60) };
+    let api = Api::new(addr);
+    let mut conn = Conn::new(addr);
+    let model = "bench-responses";
+    let answer = json!({"text": "Hello there, this is the stand-in speaking.",
+                        "first_chunk_delay_ms": FIRST_DELAY_MS});
+    let (mut late, mut totals, mut llm) = (Vec::new(), Vec::new(), Vec::new());
+    let mut failures = 0;
+    for i in 0..warm + reps {
+        b.script(model, vec![answer.clone()]).await?;
+        let req = api.req(
+            "POST",
+            "/responses",
+            Some(&json!({"model": model, "input": USER_TEXT, "stream": true})),
+        );
+        let (status, seen, _, text) = raw_sse(&mut conn, &req, |s| {
+            has_event(s, "response.output_text.delta")
+        })
+        .await?;
+        let received = b
+            .standin_requests(model)
+            .await?
+            .last()
+            .and_then(|r| r["received_us"].as_u64())
+            .ok_or("no stand-in request")?;
+        let streamed_ok = status == 200 && has_event(&text, "response.completed");
+        // Background: through the in-process queue, polled.
+        b.script("bench-responses-bg", vec![json!({"text": "Hello there."})])
+            .await?;
+        let t0 = Instant::now();
+        let created = api
+            .call(
+                &mut conn,
+                "POST",
+                "/responses",
+                Some(json!({"model": "bench-responses-bg", "input": USER_TEXT, "background": true})),
+            )
+            .await?;
+        let id = id_of(&created);
+        let done = loop {
+            let r = api
+                .call(&mut conn, "GET", &format!("/responses/{id}"), None)
+                .await?;
+            if !matches!(r["status"].as_str(), Some("queued" | "in_progress")) {
+                break r;
+            }
+            if t0.elapsed() > Duration::from_secs(30) {
+                return Err(format!("response {id} did not end"));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let total = t0.elapsed();
+        let d0 = Instant::now();
+        let resp = b
+            .http
+            .post(format!("http://{}/v1/chat/completions", b.standin))
+            .json(&json!({"model": "bench-responses-direct", "stream": true,
+                          "messages": [{"role": "user", "content": USER_TEXT}]}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        read_sse(resp, |_| false, Duration::from_secs(30)).await?;
+        let direct = d0.elapsed();
+        if i < warm {
+            continue;
+        }
+        match (streamed_ok, seen, done["status"] == "completed") {
+            (true, Some(seen), true) => {
+                late.push(seen.saturating_sub(received + FIRST_DELAY_MS * 1000) * 1000);
+                totals.push(total.as_nanos() as u64);
+                llm.push(direct.as_nanos() as u64);
+            }
+            _ => failures += 1,
+        }
+    }
+    let (late, t, l) = (Lat::from(late), Lat::from(totals), Lat::from(llm));
+    let overhead = t.p50() - l.p50();
+    b.results.insert(
+        "responses".into(),
+        json!({"stream_overhead": late.summary(), "background_create_to_completed": t.summary(),
+               "llm_direct": l.summary(), "background_overhead_p50_ms": round3(overhead),
+               "failures": failures}),
+    );
+    let failed = if failures > 0 {
+        format!(", {failures} failed")
+    } else {
+        String::new()
+    };
+    b.row(
+        "responses",
+        format!(
+            "streamed response overhead (first response.output_text.delta at client − stand-in's first chunk), one keep-alive connection ({} responses)",
+            late.len()
+        ),
+        format!("p50 {:.2} ms, p99 {:.2} ms{failed}", late.p50(), late.p99()),
+        "as for streamed runs",
+        "≤ 2 ms p50",
+        verdict(late.p50() <= 2.0 && failures == 0),
+    );
+    let queue = if b.azurite.is_some() {
+        "Azure Storage Queue (poller)"
+    } else {
+        "in-process queue"
+    };
+    b.row(
+        "responses",
+        format!(
+            "background response: create → completed (polled every 1 ms), {queue}, {} responses",
+            t.len()
+        ),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms → minus LLM time: p50 {:.2} ms{failed}",
+            t.p50(),
+            t.p99(),
+            overhead
+        ),
+        format!(
+            "the same completion straight from the stand-in: p50 {:.2} ms",
+            l.p50()
+        ),
+        if b.azurite.is_some() {
+            "(target is for the in-process queue)"
+        } else {
+            "≤ 20 ms p50 (as a queued run)"
         },
         if b.azurite.is_some() {
             ""

@@ -369,6 +369,7 @@ impl Backend for Stateful {
                 }
                 responses::get(&ctx, response_id, query).await?
             }
+            CountInputTokens => responses::count_input_tokens(&ctx, body).await?,
             DeleteResponse { response_id } => responses::delete(&ctx, response_id).await?,
             CancelResponse { response_id } => responses::cancel(&ctx, response_id).await?,
             ListInputItems { response_id } => {

@@ -167,7 +167,10 @@ pub fn build(
 /// The functions offered (the run's, then the built-in tools') and the tool choice.
 fn tools(record: &RunRecord, code: Option<&CodeTool>) -> Result<(Vec<Value>, Value), PromptError> {
     let run = &record.run;
-    let search = super::file_search::function_name(record);
+    // A response's `max_tool_calls` caps its built-in calls: past it, they are not offered.
+    let built_in = built_in_allowed(record);
+    let search = super::file_search::function_name(record).filter(|_| built_in);
+    let code = code.filter(|_| built_in);
     let mut functions = Vec::new();
     for tool in &run.tools {
         match tool {
@@ -187,6 +190,7 @@ fn tools(record: &RunRecord, code: Option<&CodeTool>) -> Result<(Vec<Value>, Val
             }
             Tool::CodeInterpreter {} => match code {
                 Some(code) => functions.push(code.definition.clone()),
+                None if !built_in => {}
                 None => return Err(PromptError::UnsupportedTool("code_interpreter")),
             },
             // Offered below, once, as the engine's own function.
@@ -197,7 +201,11 @@ fn tools(record: &RunRecord, code: Option<&CodeTool>) -> Result<(Vec<Value>, Val
         functions.push(super::file_search::function_definition(name));
     }
     let mut tool_choice = run.tool_choice.clone();
+    if !built_in && functions.is_empty() {
+        tool_choice = json!("none");
+    }
     match run.tool_choice.get("type").and_then(Value::as_str) {
+        Some("code_interpreter" | "file_search") if !built_in => tool_choice = json!("auto"),
         Some("code_interpreter") => match code {
             Some(code) => {
                 tool_choice = json!({"type": "function", "function": {"name": code.name}})
@@ -211,6 +219,21 @@ fn tools(record: &RunRecord, code: Option<&CodeTool>) -> Result<(Vec<Value>, Val
         _ => {}
     }
     Ok((functions, tool_choice))
+}
+
+/// Whether the run may still call built-in tools: always, but for a response that made the
+/// `max_tool_calls` it allows.
+fn built_in_allowed(record: &RunRecord) -> bool {
+    let Some(max) = record.response.as_ref().and_then(|f| f.max_tool_calls) else {
+        return true;
+    };
+    let made = record
+        .rounds
+        .iter()
+        .flat_map(|r| &r.calls)
+        .filter(|c| c.server.is_some())
+        .count() as u64;
+    made < max
 }
 
 /// The system message: the run's instructions, the additional ones, and what the built-in

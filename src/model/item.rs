@@ -18,3 +18,19 @@ pub async fn put_items(
     }
     Ok(())
 }
+
+/// Every item of the conversation `thread_id`, oldest first (placeholder: its `items/`).
+pub async fn list(
+    store: &dyn Store,
+    tenant: &str,
+    thread_id: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let prefix = keys::items(tenant, thread_id);
+    let mut ids: Vec<String> = store::list_all(store, &prefix)
+        .await?
+        .iter()
+        .map(|k| keys::last_segment(k).to_string())
+        .collect();
+    ids.sort_unstable();
+    store::read_all(store, &prefix, &ids).await
+}

@@ -53,11 +53,34 @@ pub fn run_event_type(status: RunStatus) -> Option<(&'static str, u32)> {
     })
 }
 
+/// The event type of a background response's status (OpenAI sends these for background
+/// responses only), with its number.
+pub fn response_event_type(status: RunStatus) -> Option<(&'static str, u32)> {
+    Some(match status {
+        RunStatus::Completed | RunStatus::RequiresAction => ("response.completed", 2),
+        RunStatus::Failed | RunStatus::Expired => ("response.failed", 3),
+        RunStatus::Cancelled => ("response.cancelled", 4),
+        RunStatus::Incomplete => ("response.incomplete", 6),
+        _ => return None,
+    })
+}
+
 /// The event of a run's stored status, if the status has one. Its id comes from the tenant,
 /// the run, the run's turn counter and the status: the change stored, not who reports it.
+/// A response's run has the response events (`data` is `{"id"}`), if it is a background one.
 pub fn run_event(tenant: &str, record: &RunRecord) -> Option<Event> {
-    let (kind, status_code) = run_event_type(record.run.status)?;
     let run = &record.run;
+    if let Some(face) = &record.response {
+        let (kind, status_code) = response_event_type(run.status).filter(|_| face.background)?;
+        return Some(Event {
+            id: event_id(&run.id, tenant, (record.seq.min(0x0fff) << 3) | status_code),
+            kind,
+            created_at: (record.updated_ms / 1000) as i64,
+            data: json!({ "id": run.id }),
+            object: "event",
+        });
+    }
+    let (kind, status_code) = run_event_type(run.status)?;
     Some(Event {
         id: event_id(&run.id, tenant, (record.seq.min(0x0fff) << 3) | status_code),
         kind,

@@ -396,6 +396,42 @@ async fn delete_everything(ctx: &Ctx, record: &RunRecord) {
     }
 }
 
+/// `POST /responses/input_tokens`: the tokens the same request's input would take, counted
+/// as the engine counts a prompt (same context, same tokenizer), without a model call.
+pub async fn count_input_tokens(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
+    // The model only names the tokenizer, and this server has one.
+    let mut value: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    if let Some(o) = value.as_object_mut() {
+        o.entry("model").or_insert_with(|| json!("any"));
+    }
+    let req = request::parse(value.to_string().as_bytes(), Vec::new())?;
+    let mut items = match &req.previous_response_id {
+        Some(id) => previous_context(ctx, id).await?,
+        None => Vec::new(),
+    };
+    if let Some(id) = &req.conversation {
+        let id =
+            ConversationId::parse(id).ok_or_else(|| ApiError::not_found(Kind::Conversation, id))?;
+        items.extend(crate::model::item::list(ctx.store.as_ref(), &ctx.tenant, &id).await?);
+    }
+    if let Some(input) = &req.input {
+        items.extend(items::parse_input(input, "input")?);
+    }
+    let mut messages = Vec::new();
+    if let Some(instructions) = &req.instructions {
+        messages.push(json!({"role": "system", "content": instructions}));
+    }
+    messages.extend(crate::engine::response::chat_messages(&items));
+    let tools = serde_json::to_string(&req.echo["tools"]).unwrap_or_default();
+    let tokens = crate::engine::prompt::prompt_tokens(&messages)
+        + if req.tools.is_empty() {
+            0
+        } else {
+            crate::engine::prompt::count_tokens(&tools)
+        };
+    Ok(json!({"object": "response.input_tokens", "input_tokens": tokens}))
+}
+
 /// `GET /responses/{id}?stream=true`: the stream of a streamed background response again.
 pub async fn get_stream(
     engine: &Arc<Engine>,

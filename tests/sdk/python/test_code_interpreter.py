@@ -607,3 +607,32 @@ def test_message_attachments_are_in_mnt_data(client, llm, threads):
     assert [logs_of(c) for c in calls] == ["['alpha.csv', 'beta.csv']", "'beta,2\\n'"]
     system = llm.requests()[-1]["messages"][0]["content"]
     assert "/mnt/data/alpha.csv" in system and "/mnt/data/beta.csv" in system, system
+
+
+def test_a_response_runs_code_in_its_container_and_shows_the_outputs(client, llm):
+    """The Responses face of the same tool: `container: {"type": "auto", "file_ids"}`, a
+    `code_interpreter_call` item with its code, and its outputs with `include[]`."""
+    sales = client.files.create(file=named(SALES, "sales.csv"), purpose="assistants")
+    llm.script(code_call(PLOT), {"text": "Here is the chart."})
+    tool = {"type": "code_interpreter", "container": {"type": "auto", "file_ids": [sales.id]}}
+    r = client.responses.create(model=llm.model, input="Plot the monthly totals.",
+                                tools=[tool], include=["code_interpreter_call.outputs"])
+    assert r.status == "completed", r.model_dump()
+    ci, message = r.output
+    assert ci.type == "code_interpreter_call" and ci.status == "completed"
+    assert ci.code == PLOT
+    assert ci.container_id.startswith("cntr_")
+    assert [o.type for o in ci.outputs] == ["logs", "image"]
+    assert "2024-02    200" in ci.outputs[0].logs
+    assert ci.outputs[1].url.startswith("/v1/files/file-")
+    assert r.output_text == "Here is the chart."
+    # The model was told of the file and read what the code printed.
+    first, second = llm.requests()
+    assert "/mnt/data/sales.csv" in first["messages"][0]["content"]
+    [told] = [m["content"] for m in second["messages"] if m["role"] == "tool"]
+    assert "2024-02    200" in told, told
+    # Without include[], outputs are not shown.
+    llm.script(code_call("print(6 * 7)"), {"text": "42"})
+    plain = client.responses.create(model=llm.model, input="6*7?", tools=[tool])
+    assert plain.output[0].code == "print(6 * 7)"
+    assert plain.output[0].outputs is None
