@@ -776,8 +776,9 @@ both_backends!(
     file_search_with_results_and_citations_test
 );
 
-/// Input items that are not objects, or messages without a known role, are refused by name
-/// (an item that is a string once made the handler panic: a 500).
+/// Input items that are not objects, messages without a known role, function calls without a
+/// name are refused by name (an item that is a string once made the handler panic: a 500; a
+/// call without a name went to the model with a null name).
 async fn input_item_errors_test(backend: Backend) {
     let app = spawn_app(backend).await;
     for (input, param, code) in [
@@ -795,6 +796,11 @@ async fn input_item_errors_test(backend: Backend) {
         (
             json!([{"type": "message", "content": "a"}]),
             "input[0].role",
+            "missing_required_parameter",
+        ),
+        (
+            json!([{"type": "function_call", "call_id": "c"}]),
+            "input[0].name",
             "missing_required_parameter",
         ),
     ] {

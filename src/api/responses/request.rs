@@ -421,34 +421,58 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
     })
 }
 
-/// Each input item is an object with a string `type` (none: a message); a message has one
-/// of the four roles.
+/// Each input item is an object with a string `type` (none: a message, or with only an `id`
+/// an item reference); a message has one
+/// of the four roles and content; a function call its `call_id`, `name` and `arguments`; a
+/// function call's output its `call_id` and `output`.
 fn input_items(items: &[Value]) -> Result<(), ApiError> {
     for (i, item) in items.iter().enumerate() {
         let Some(o) = item.as_object() else {
             return Err(wrong_type(&format!("input[{i}]"), "an object", item));
         };
         let kind = match o.get("type") {
+            // Without a type: an item reference (`id` alone), else a message.
+            None | Some(Value::Null) if o.get("role").is_none() && o.contains_key("id") => {
+                "item_reference"
+            }
             None | Some(Value::Null) => "message",
             Some(Value::String(t)) => t.as_str(),
             Some(other) => return Err(wrong_type(&format!("input[{i}].type"), "a string", other)),
         };
-        if kind != "message" {
-            continue;
+        // The required fields of the item and what each must be.
+        let required: &[(&str, &str)] = match kind {
+            "message" => &[("role", "a string"), ("content", "a string or an array")],
+            "function_call" => &[
+                ("call_id", "a string"),
+                ("name", "a string"),
+                ("arguments", "a string"),
+            ],
+            "function_call_output" => {
+                &[("call_id", "a string"), ("output", "a string or an array")]
+            }
+            _ => &[],
+        };
+        for (name, expected) in required {
+            let param = format!("input[{i}].{name}");
+            let fits = |v: &Value| match *expected {
+                "a string" => v.is_string(),
+                _ => v.is_string() || v.is_array(),
+            };
+            match o.get(*name) {
+                None | Some(Value::Null) => {
+                    return Err(coded(
+                        Some(&param),
+                        format!("Missing required parameter: '{param}'."),
+                        "missing_required_parameter",
+                    ))
+                }
+                Some(v) if !fits(v) => return Err(wrong_type(&param, expected, v)),
+                Some(_) => {}
+            }
         }
-        let param = format!("input[{i}].role");
-        match o.get("role") {
-            Some(Value::String(role)) => {
-                one_of(&param, role, &["user", "assistant", "system", "developer"])?
-            }
-            None | Some(Value::Null) => {
-                return Err(coded(
-                    Some(&param),
-                    format!("Missing required parameter: '{param}'."),
-                    "missing_required_parameter",
-                ))
-            }
-            Some(other) => return Err(wrong_type(&param, "a string", other)),
+        if let (true, Some(role)) = (kind == "message", o.get("role").and_then(Value::as_str)) {
+            let roles = ["user", "assistant", "system", "developer"];
+            one_of(&format!("input[{i}].role"), role, &roles)?;
         }
     }
     Ok(())
@@ -795,6 +819,19 @@ mod tests {
         assert_eq!(e.code(), Some("missing_required_parameter"));
         let e = parsed(json!({"model": "m", "input": [{"type": 7}]})).unwrap_err();
         assert_eq!(e.param(), Some("input[0].type"));
+        let e = parsed(json!({"model": "m", "input": [{"role": "user"}]})).unwrap_err();
+        assert_eq!(e.param(), Some("input[0].content"));
+        let e =
+            parsed(json!({"model": "m", "input": [{"role": "user", "content": 1}]})).unwrap_err();
+        assert_eq!(e.code(), Some("invalid_type"));
+        let e = parsed(json!({"model": "m", "input": [{"type": "function_call", "call_id": "c"}]}))
+            .unwrap_err();
+        assert_eq!(e.param(), Some("input[0].name"));
+        assert_eq!(e.code(), Some("missing_required_parameter"));
+        let e = parsed(json!({"model": "m", "input": [
+            {"type": "function_call_output", "call_id": "c", "output": {"x": 1}}]}))
+        .unwrap_err();
+        assert_eq!(e.param(), Some("input[0].output"));
         parsed(json!({"model": "m", "input": [
             {"role": "developer", "content": "d"},
             {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
@@ -802,6 +839,7 @@ mod tests {
             {"type": "function_call", "id": "fc_1", "call_id": "c", "name": "f", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c", "output": "o"},
             {"type": "reasoning", "id": "rs_1", "summary": []},
+            {"id": "msg_2"},
         ]}))
         .unwrap();
     }
