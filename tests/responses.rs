@@ -882,3 +882,45 @@ both_backends!(
     item_references_are_resolved,
     item_references_are_resolved_test
 );
+
+/// Input items that are not objects, messages without a known role, function calls without a
+/// name are refused by name (an item that is a string once made the handler panic: a 500; a
+/// call without a name went to the model with a null name).
+async fn input_item_errors_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (input, param, code) in [
+        (json!(["hi"]), "input[0]", "invalid_type"),
+        (
+            json!([{"role": "user", "content": "a"}, 3]),
+            "input[1]",
+            "invalid_type",
+        ),
+        (
+            json!([{"role": "robot", "content": "a"}]),
+            "input[0].role",
+            "invalid_value",
+        ),
+        (
+            json!([{"type": "message", "content": "a"}]),
+            "input[0].role",
+            "missing_required_parameter",
+        ),
+        (
+            json!([{"type": "function_call", "call_id": "c"}]),
+            "input[0].name",
+            "missing_required_parameter",
+        ),
+    ] {
+        let e = app
+            .post("/responses", json!({"model": "m", "input": input}))
+            .await
+            .error(400);
+        assert_eq!(e["param"], param, "{input}");
+        assert_eq!(e["code"], code, "{input}");
+    }
+    assert!(
+        app.llm.requests().is_empty(),
+        "no model call for a bad request"
+    );
+}
+both_backends!(input_item_errors, input_item_errors_test);

@@ -2,7 +2,7 @@
 //! comes to: the run the engine takes (its tools, tool choice and response format in the
 //! engine's terms) and the fields the response object echoes.
 
-use crate::api::items::INCLUDE_VALUES;
+use crate::api::items::{unsupported, wrong_type, INCLUDE_VALUES};
 use crate::error::ApiError;
 use crate::model::values::{FileSearchOptions, FunctionDef, Metadata, RankingOptions, Tool};
 use serde_json::{json, Map, Value};
@@ -69,27 +69,12 @@ fn coded(param: Option<&str>, message: impl Into<String>, code: &str) -> ApiErro
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// `value` must be one of `allowed`.
+fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        return Ok(());
     }
-}
-
-fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
-    coded(
-        Some(param),
-        format!(
-            "Invalid type for '{param}': expected {expected}, but got {} instead.",
-            type_name(got)
-        ),
-        "invalid_type",
-    )
+    Err(unsupported(param, value, allowed))
 }
 
 /// The field `name` of `body`, `None` when absent or null.
@@ -171,25 +156,6 @@ fn integer(
     Ok(Some(n as u64))
 }
 
-fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    if allowed.contains(&value) {
-        return Ok(());
-    }
-    Err(coded(
-        Some(param),
-        format!(
-            "Invalid value: '{}'. Supported values are: {}.",
-            crate::error::shown(value),
-            allowed
-                .iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        "invalid_value",
-    ))
-}
-
 /// Parses and checks the request body.
 pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -218,6 +184,7 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         )
     })?;
     let input = field(&body, "input").cloned();
+    // Its items are checked where they are parsed (`api::items::parse_input`).
     if let Some(i) = &input {
         if !i.is_string() && !i.is_array() {
             return Err(wrong_type("input", "a string or an array", i));
