@@ -924,3 +924,26 @@ async fn input_item_errors_test(backend: Backend) {
     );
 }
 both_backends!(input_item_errors, input_item_errors_test);
+
+async fn code_interpreter_unavailable_is_refused_at_once_test(backend: Backend) {
+    let app = support::spawn_app_with(backend, &[("CODE_INTERPRETER", "off")]).await;
+    let e = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "x", "tools": [
+                {"type": "function", "name": "f"},
+                {"type": "code_interpreter", "container": {"type": "auto"}}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(e["param"], "tools[1].type");
+    assert!(
+        e["message"].as_str().unwrap().contains("not available"),
+        "{e}"
+    );
+    assert!(app.llm.requests().is_empty());
+}
+both_backends!(
+    code_interpreter_unavailable_is_refused_at_once,
+    code_interpreter_unavailable_is_refused_at_once_test
+);

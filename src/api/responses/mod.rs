@@ -85,6 +85,29 @@ async fn previous_context(ctx: &Ctx, id: &str) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
+/// A response that asks for `code_interpreter` on a server that cannot run it is refused at
+/// once (a run finds out at its first turn; a response need not call the model first).
+async fn check_code_interpreter(ctx: &Ctx, req: &NewResponse) -> Result<(), ApiError> {
+    let Some(i) = req
+        .tools
+        .iter()
+        .position(|t| matches!(t, crate::model::values::Tool::CodeInterpreter {}))
+    else {
+        return Ok(());
+    };
+    let ci = ctx.code_interpreter.get().await;
+    if ci.executor().is_some() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_param(
+        &format!("tools[{i}].type"),
+        format!(
+            "The code_interpreter tool is not available on this server: {}.",
+            ci.unavailable_reason().unwrap_or("it is not configured")
+        ),
+    ))
+}
+
 /// Replaces each `item_reference` of the input with the item it names: one of the context
 /// the request continues, or of its conversation. A reference to nothing is a 400.
 async fn resolve_references(
@@ -153,6 +176,7 @@ pub struct Created {
 pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, ApiError> {
     let include = items::parse_include(query)?;
     let req = request::parse(body, include)?;
+    check_code_interpreter(ctx, &req).await?;
     let mut context = match &req.previous_response_id {
         Some(id) => previous_context(ctx, id).await?,
         None => Vec::new(),
