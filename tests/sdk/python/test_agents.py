@@ -337,6 +337,34 @@ def test_session_keeps_the_history(agents_client, llm):
     ]
 
 
+def test_conversations_session_keeps_the_history_on_the_server(agents_client, client, llm):
+    """`OpenAIConversationsSession`: the SDK makes a conversation on the server and keeps the
+    run's items there (the Conversations API), then reads them back for the next turn."""
+    from agents import OpenAIConversationsSession
+
+    llm.script({"text": "San Francisco."}, {"text": "California."})
+    agent = Agent(name="Assistant", instructions="Reply very concisely.", model=llm.model)
+
+    async def main():
+        session = OpenAIConversationsSession(openai_client=agents_client)
+        await Runner.run(agent, "What city is the Golden Gate Bridge in?", session=session)
+        result = await Runner.run(agent, "What state is it in?", session=session)
+        return session, result
+
+    session, result = asyncio.run(main())
+    assert result.final_output == "California."
+    assert chat_messages(llm.requests()[1]) == [
+        ("system", "Reply very concisely."),
+        ("user", "What city is the Golden Gate Bridge in?"),
+        ("assistant", "San Francisco."),
+        ("user", "What state is it in?"),
+    ]
+    conversation_id = asyncio.run(session._get_session_id())
+    texts = [i.content[0].text for i in client.conversations.items.list(conversation_id, order="asc")]
+    assert texts == ["What city is the Golden Gate Bridge in?", "San Francisco.",
+                     "What state is it in?", "California."]
+
+
 def test_text_and_a_call_in_one_turn_and_auto_previous_response_id(agents_client, llm):
     """A turn with text and a call; with `auto_previous_response_id` the next turn sends only
     the call's output and the previous response's id."""
