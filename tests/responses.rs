@@ -947,3 +947,58 @@ both_backends!(
     code_interpreter_unavailable_is_refused_at_once,
     code_interpreter_unavailable_is_refused_at_once_test
 );
+
+async fn input_items_are_paginated_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.llm.script(None, vec![say("ok")]);
+    let input: Vec<Value> = (0..5)
+        .map(|i| json!({"role": "user", "content": format!("m{i}")}))
+        .collect();
+    let r = app
+        .post("/responses", json!({"model": "m", "input": input}))
+        .await
+        .ok();
+    let path = format!("/responses/{}/input_items", id(&r));
+    let texts = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    // Newest first by default.
+    let first = app.get(&format!("{path}?limit=2")).await.ok();
+    assert_eq!(texts(&first), ["m4", "m3"]);
+    assert_eq!(first["has_more"], true);
+    let next = app
+        .get(&format!(
+            "{path}?limit=2&after={}",
+            first["last_id"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(texts(&next), ["m2", "m1"]);
+    let last = app
+        .get(&format!(
+            "{path}?limit=2&after={}",
+            next["last_id"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(texts(&last), ["m0"]);
+    assert_eq!(last["has_more"], false);
+    let asc = app.get(&format!("{path}?order=asc&limit=3")).await.ok();
+    assert_eq!(texts(&asc), ["m0", "m1", "m2"]);
+    let e = app.get(&format!("{path}?limit=0")).await.error(400);
+    assert_eq!(e["param"], "limit");
+    app.get("/responses/resp_000000000000000000000000/input_items")
+        .await
+        .error(404);
+}
+both_backends!(input_items_are_paginated, input_items_are_paginated_test);
