@@ -240,6 +240,15 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
         })
         .collect();
     assert!(texts.contains(&"Hello Ada."), "{messages}");
+    let answer = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .cloned()
+        .unwrap();
+    assert!(answer["assistant_id"].is_null(), "{answer}");
+    assert_eq!(answer["run_id"], id(&r));
     // The question is the thread's too, before the answer.
     let roles: Vec<(&str, &str)> = messages["data"]
         .as_array()
