@@ -291,11 +291,19 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         Some(Value::Array(list)) => list.clone(),
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     };
-    let parsed = tools(&tools_given)?;
+    let mut parsed = tools(&tools_given)?;
     let tool_choice_given = field(&body, "tool_choice")
         .cloned()
         .unwrap_or(json!("auto"));
     let tool_choice = tool_choice(&tool_choice_given, &parsed.tools)?;
+    if tool_choice_given["type"] == "allowed_tools" {
+        // Only the tools it names are offered (the others stay in `tools`, as echoed).
+        let allowed = tool_choice_given["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        parsed.tools.retain(|t| allowed.iter().any(|a| names(a, t)));
+    }
     let text = match field(&body, "text") {
         None => json!({"format": {"type": "text"}, "verbosity": "medium"}),
         Some(Value::Object(o)) => {
@@ -573,6 +581,18 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
     Ok(out)
 }
 
+/// Whether an `allowed_tools` entry (`{"type": "function", "name"}`, `{"type":
+/// "file_search"}`...) names `tool`.
+fn names(entry: &Value, tool: &Tool) -> bool {
+    match tool {
+        Tool::Function { function } => {
+            entry["type"] == "function" && entry["name"] == function.name.as_str()
+        }
+        Tool::FileSearch { .. } => entry["type"] == "file_search",
+        Tool::CodeInterpreter {} => entry["type"] == "code_interpreter",
+    }
+}
+
 /// The engine's tool choice for the request's `tool_choice`.
 fn tool_choice(given: &Value, tools: &[Tool]) -> Result<Value, ApiError> {
     match given {
@@ -716,5 +736,18 @@ mod tests {
         assert_eq!(r.tool_choice["function"]["name"], "f");
         assert_eq!(r.response_format["json_schema"]["strict"], true);
         assert_eq!(r.echo["tools"][0]["strict"], true);
+    }
+
+    #[test]
+    fn allowed_tools_offer_only_the_named_ones() {
+        let r = parsed(json!({"model": "m", "input": "x", "tools": [
+            {"type": "function", "name": "f"}, {"type": "function", "name": "g"},
+            {"type": "file_search", "vector_store_ids": []}],
+            "tool_choice": {"type": "allowed_tools", "mode": "required",
+                            "tools": [{"type": "function", "name": "g"}]}}))
+        .unwrap();
+        assert_eq!(r.tool_choice, json!("required"));
+        assert!(matches!(&r.tools[..], [Tool::Function { function }] if function.name == "g"));
+        assert_eq!(r.echo["tools"].as_array().map(Vec::len), Some(3));
     }
 }
