@@ -240,6 +240,15 @@ async fn a_thread_continued_as_a_conversation_test(backend: Backend) {
         })
         .collect();
     assert!(texts.contains(&"Hello Ada."), "{messages}");
+    let answer = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "assistant")
+        .cloned()
+        .unwrap();
+    assert!(answer["assistant_id"].is_null(), "{answer}");
+    assert_eq!(answer["run_id"], id(&r));
     // The question is the thread's too, before the answer.
     let roles: Vec<(&str, &str)> = messages["data"]
         .as_array()
@@ -882,3 +891,123 @@ both_backends!(
     item_references_are_resolved,
     item_references_are_resolved_test
 );
+
+/// Input items that are not objects, messages without a known role, function calls without a
+/// name are refused by name (an item that is a string once made the handler panic: a 500; a
+/// call without a name went to the model with a null name).
+async fn input_item_errors_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for (input, param, code) in [
+        (json!(["hi"]), "input[0]", "invalid_type"),
+        (
+            json!([{"role": "user", "content": "a"}, 3]),
+            "input[1]",
+            "invalid_type",
+        ),
+        (
+            json!([{"role": "robot", "content": "a"}]),
+            "input[0].role",
+            "invalid_value",
+        ),
+        (
+            json!([{"type": "message", "content": "a"}]),
+            "input[0].role",
+            "missing_required_parameter",
+        ),
+        (
+            json!([{"type": "function_call", "call_id": "c"}]),
+            "input[0].name",
+            "missing_required_parameter",
+        ),
+    ] {
+        let e = app
+            .post("/responses", json!({"model": "m", "input": input}))
+            .await
+            .error(400);
+        assert_eq!(e["param"], param, "{input}");
+        assert_eq!(e["code"], code, "{input}");
+    }
+    assert!(
+        app.llm.requests().is_empty(),
+        "no model call for a bad request"
+    );
+}
+both_backends!(input_item_errors, input_item_errors_test);
+
+async fn code_interpreter_unavailable_is_refused_at_once_test(backend: Backend) {
+    let app = support::spawn_app_with(backend, &[("CODE_INTERPRETER", "off")]).await;
+    let e = app
+        .post(
+            "/responses",
+            json!({"model": "m", "input": "x", "tools": [
+                {"type": "function", "name": "f"},
+                {"type": "code_interpreter", "container": {"type": "auto"}}]}),
+        )
+        .await
+        .error(400);
+    assert_eq!(e["param"], "tools[1].type");
+    assert!(
+        e["message"].as_str().unwrap().contains("not available"),
+        "{e}"
+    );
+    assert!(app.llm.requests().is_empty());
+}
+both_backends!(
+    code_interpreter_unavailable_is_refused_at_once,
+    code_interpreter_unavailable_is_refused_at_once_test
+);
+
+async fn input_items_are_paginated_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.llm.script(None, vec![say("ok")]);
+    let input: Vec<Value> = (0..5)
+        .map(|i| json!({"role": "user", "content": format!("m{i}")}))
+        .collect();
+    let r = app
+        .post("/responses", json!({"model": "m", "input": input}))
+        .await
+        .ok();
+    let path = format!("/responses/{}/input_items", id(&r));
+    let texts = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                i["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    // Newest first by default.
+    let first = app.get(&format!("{path}?limit=2")).await.ok();
+    assert_eq!(texts(&first), ["m4", "m3"]);
+    assert_eq!(first["has_more"], true);
+    let next = app
+        .get(&format!(
+            "{path}?limit=2&after={}",
+            first["last_id"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(texts(&next), ["m2", "m1"]);
+    let last = app
+        .get(&format!(
+            "{path}?limit=2&after={}",
+            next["last_id"].as_str().unwrap()
+        ))
+        .await
+        .ok();
+    assert_eq!(texts(&last), ["m0"]);
+    assert_eq!(last["has_more"], false);
+    let asc = app.get(&format!("{path}?order=asc&limit=3")).await.ok();
+    assert_eq!(texts(&asc), ["m0", "m1", "m2"]);
+    let e = app.get(&format!("{path}?limit=0")).await.error(400);
+    assert_eq!(e["param"], "limit");
+    app.get("/responses/resp_000000000000000000000000/input_items")
+        .await
+        .error(404);
+}
+both_backends!(input_items_are_paginated, input_items_are_paginated_test);

@@ -35,15 +35,16 @@ fn listed(values: &[&str]) -> String {
     }
 }
 
-fn unsupported(param: &str, value: &str, supported: &[&str]) -> ApiError {
-    ApiError::invalid_param(
-        param,
-        format!(
+pub(crate) fn unsupported(param: &str, value: &str, supported: &[&str]) -> ApiError {
+    ApiError::InvalidRequest {
+        message: format!(
             "Invalid value: '{}'. Supported values are: {}.",
             shown(value),
             listed(supported)
         ),
-    )
+        param: Some(param.to_string()),
+        code: Some("invalid_value".into()),
+    }
 }
 
 pub(crate) fn missing(param: &str) -> ApiError {
@@ -75,14 +76,15 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 pub(crate) fn wrong_type(param: &str, expected: &str, value: &Value) -> ApiError {
-    ApiError::invalid_param(
-        param,
-        format!(
+    ApiError::InvalidRequest {
+        message: format!(
             "Invalid type for '{}': expected {expected}, but got {} instead.",
             shown(param),
             type_name(value)
         ),
-    )
+        param: Some(param.to_string()),
+        code: Some("invalid_type".into()),
+    }
 }
 
 /// Refuses fields other than `allowed`.

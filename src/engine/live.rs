@@ -194,7 +194,8 @@ impl<'a> LiveTurn<'a> {
             incomplete_at: (status == MessageStatus::Incomplete).then_some(at),
             role: "assistant".into(),
             content,
-            assistant_id: Some(self.assistant_id.clone()),
+            // A response has no assistant: its messages in a thread show none.
+            assistant_id: (!self.assistant_id.is_empty()).then(|| self.assistant_id.clone()),
             run_id: Some(self.run_id.clone()),
             attachments: Vec::new(),
             metadata: Metadata::new(),

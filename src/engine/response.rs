@@ -160,17 +160,19 @@ pub fn chat_messages(items: &[Value]) -> Vec<Value> {
                     "id": item["call_id"], "type": "function",
                     "function": {"name": item["name"], "arguments": item["arguments"]},
                 });
-                let joins = out.last().is_some_and(|m| {
-                    m["role"] == "assistant" && m["tool_calls"].is_array() && m["_calls"] == true
-                });
-                if joins {
-                    if let Some(calls) = out.last_mut().and_then(|m| m["tool_calls"].as_array_mut())
-                    {
-                        calls.push(call);
+                // The calls of one turn, and the text that came with them, are one
+                // assistant message.
+                match out.last_mut() {
+                    Some(last) if last["role"] == "assistant" => {
+                        if !last["tool_calls"].is_array() {
+                            last["tool_calls"] = json!([]);
+                        }
+                        if let Some(calls) = last["tool_calls"].as_array_mut() {
+                            calls.push(call);
+                        }
                     }
-                } else {
-                    out.push(json!({"role": "assistant", "content": null,
-                                    "tool_calls": [call], "_calls": true}));
+                    _ => out
+                        .push(json!({"role": "assistant", "content": null, "tool_calls": [call]})),
                 }
             }
             "function_call_output" => out.push(json!({
@@ -179,11 +181,6 @@ pub fn chat_messages(items: &[Value]) -> Vec<Value> {
                 "content": output_text(&item["output"]),
             })),
             _ => {}
-        }
-    }
-    for m in &mut out {
-        if let Some(map) = m.as_object_mut() {
-            map.remove("_calls");
         }
     }
     out
@@ -268,11 +265,25 @@ mod tests {
         assert_eq!(chat.len(), 4);
         assert_eq!(chat[0], json!({"role": "user", "content": "weather?"}));
         assert_eq!(chat[1]["tool_calls"].as_array().map(Vec::len), Some(2));
-        assert!(chat[1].get("_calls").is_none());
         assert_eq!(
             chat[3],
             json!({"role": "tool", "tool_call_id": "call_b", "content": "rain"})
         );
+    }
+
+    #[test]
+    fn text_and_calls_of_one_turn_are_one_message() {
+        let items = vec![
+            json!({"type": "message", "role": "user", "content": "weather?"}),
+            json!({"type": "message", "role": "assistant",
+                   "content": [{"type": "output_text", "text": "Let me check."}]}),
+            json!({"type": "function_call", "call_id": "call_a", "name": "w", "arguments": "{}"}),
+            json!({"type": "function_call_output", "call_id": "call_a", "output": "sun"}),
+        ];
+        let chat = chat_messages(&items);
+        assert_eq!(chat.len(), 3);
+        assert_eq!(chat[1]["content"], "Let me check.");
+        assert_eq!(chat[1]["tool_calls"][0]["id"], "call_a");
     }
 
     #[test]

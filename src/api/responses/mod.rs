@@ -85,6 +85,29 @@ async fn previous_context(ctx: &Ctx, id: &str) -> Result<Vec<Value>, ApiError> {
     Ok(items)
 }
 
+/// A response that asks for `code_interpreter` on a server that cannot run it is refused at
+/// once (a run finds out at its first turn; a response need not call the model first).
+async fn check_code_interpreter(ctx: &Ctx, req: &NewResponse) -> Result<(), ApiError> {
+    let Some(i) = req
+        .tools
+        .iter()
+        .position(|t| matches!(t, crate::model::values::Tool::CodeInterpreter {}))
+    else {
+        return Ok(());
+    };
+    let ci = ctx.code_interpreter.get().await;
+    if ci.executor().is_some() {
+        return Ok(());
+    }
+    Err(ApiError::invalid_param(
+        &format!("tools[{i}].type"),
+        format!(
+            "The code_interpreter tool is not available on this server: {}.",
+            ci.unavailable_reason().unwrap_or("it is not configured")
+        ),
+    ))
+}
+
 /// Replaces each `item_reference` of the input with the item it names: one of the context
 /// the request continues, or of its conversation. A reference to nothing is a 400.
 async fn resolve_references(
@@ -153,6 +176,7 @@ pub struct Created {
 pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, ApiError> {
     let include = items::parse_include(query)?;
     let req = request::parse(body, include)?;
+    check_code_interpreter(ctx, &req).await?;
     let mut context = match &req.previous_response_id {
         Some(id) => previous_context(ctx, id).await?,
         None => Vec::new(),
@@ -207,6 +231,21 @@ pub async fn create(ctx: &Ctx, query: &Query, body: &[u8]) -> Result<Created, Ap
     }
     .await;
     if let Err(e) = written {
+        // Nothing may wait for a turn that was never queued: the response fails (if it was
+        // stored) and its thread is free.
+        let key = keys::response(&ctx.tenant, &record.run.id);
+        let _ = store::update_json(ctx.store.as_ref(), &key, |mut r: RunRecord| {
+            if r.run.is_terminal() {
+                return Ok::<_, ApiError>(Update::Keep(()));
+            }
+            r.run.status = RunStatus::Failed;
+            r.run.failed_at = Some(crate::model::now());
+            r.run.last_error = Some(json!({"code": "server_error",
+                                           "message": "The response could not be started."}));
+            r.updated_ms = now_ms();
+            Ok(Update::Write(r, ()))
+        })
+        .await;
         let _ =
             super::threads::release_active_run(ctx, &record.run.thread_id, &record.run.id).await;
         return Err(e);
@@ -324,27 +363,34 @@ pub async fn run_foreground(
     record: &RunRecord,
 ) -> Result<Value, ApiError> {
     let item = record.next_turn(&ctx.tenant);
-    let (engine2, queue) = (engine.clone(), ctx.queue.clone());
+    let (engine2, ctx2) = (engine.clone(), ctx.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // Everything after the turns happens in the task too: a client that goes away must not
+    // leave a `store: false` response stored.
     engine.shutdown().spawn(async move {
         let (outcome, item) = engine2.run_streamed(item, &mut Discard).await;
         if let Outcome::Retry(reason) = outcome {
             log::warn!("turn of {} failed, queued instead: {reason}", item.run_id);
-            let _ = queue
-                .enqueue(&WorkItem::Step(item), Duration::from_millis(200))
+            let _ = ctx2
+                .queue
+                .enqueue(&WorkItem::Step(item.clone()), Duration::from_millis(200))
                 .await;
         }
-        let _ = tx.send(());
+        let key = keys::response(&ctx2.tenant, &item.run_id);
+        let ended = store::get_json::<RunRecord>(ctx2.store.as_ref(), &key).await;
+        let answer = match ended {
+            Ok(Some((ended, _))) => {
+                let object = object_of(&ended, &include_of(&ended));
+                forget_unstored(&ctx2, &ended).await;
+                object
+            }
+            Ok(None) => Err(ApiError::not_found(Kind::Response, &item.run_id)),
+            Err(e) => Err(e.into()),
+        };
+        let _ = tx.send(answer);
     });
-    let _ = rx.await;
-    let key = keys::response(&ctx.tenant, &record.run.id);
-    let ended = store::get_json::<RunRecord>(ctx.store.as_ref(), &key)
-        .await?
-        .map(|(r, _)| r)
-        .ok_or_else(|| ApiError::not_found(Kind::Response, &record.run.id))?;
-    let object = object_of(&ended, &include_of(&ended))?;
-    forget_unstored(ctx, &ended).await;
-    Ok(object)
+    rx.await
+        .unwrap_or_else(|_| Err(ApiError::internal("the response's turns were dropped")))
 }
 
 /// Streams a response's turns inside the request (a background one too: it was not

@@ -170,6 +170,11 @@ pub fn replay(
                         continue;
                     }
                     next = n + 1;
+                    // The live stream's break-off notice: the response went on in the queue,
+                    // and the replay follows it there.
+                    if e.event == "error" {
+                        continue;
+                    }
                     let terminal = is_terminal_event(&e.event);
                     if after.is_none_or(|a| n > a) {
                         out.emit(static_name(&e.event), e.data);
@@ -231,7 +236,7 @@ async fn ended_without_its_stream(
 fn is_terminal_event(name: &str) -> bool {
     matches!(
         name,
-        "response.completed" | "response.failed" | "response.incomplete" | "error"
+        "response.completed" | "response.failed" | "response.incomplete"
     )
 }
 

@@ -2,7 +2,7 @@
 //! comes to: the run the engine takes (its tools, tool choice and response format in the
 //! engine's terms) and the fields the response object echoes.
 
-use crate::api::items::INCLUDE_VALUES;
+use crate::api::items::{unsupported, wrong_type, INCLUDE_VALUES};
 use crate::error::ApiError;
 use crate::model::values::{FileSearchOptions, FunctionDef, Metadata, RankingOptions, Tool};
 use serde_json::{json, Map, Value};
@@ -69,27 +69,12 @@ fn coded(param: Option<&str>, message: impl Into<String>, code: &str) -> ApiErro
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
+/// `value` must be one of `allowed`.
+fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        return Ok(());
     }
-}
-
-fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
-    coded(
-        Some(param),
-        format!(
-            "Invalid type for '{param}': expected {expected}, but got {} instead.",
-            type_name(got)
-        ),
-        "invalid_type",
-    )
+    Err(unsupported(param, value, allowed))
 }
 
 /// The field `name` of `body`, `None` when absent or null.
@@ -171,25 +156,6 @@ fn integer(
     Ok(Some(n as u64))
 }
 
-fn one_of(param: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    if allowed.contains(&value) {
-        return Ok(());
-    }
-    Err(coded(
-        Some(param),
-        format!(
-            "Invalid value: '{}'. Supported values are: {}.",
-            crate::error::shown(value),
-            allowed
-                .iter()
-                .map(|a| format!("'{a}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        "invalid_value",
-    ))
-}
-
 /// Parses and checks the request body.
 pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -218,6 +184,7 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         )
     })?;
     let input = field(&body, "input").cloned();
+    // Its items are checked where they are parsed (`api::items::parse_input`).
     if let Some(i) = &input {
         if !i.is_string() && !i.is_array() {
             return Err(wrong_type("input", "a string or an array", i));
@@ -324,11 +291,19 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
         Some(Value::Array(list)) => list.clone(),
         Some(other) => return Err(wrong_type("tools", "an array", other)),
     };
-    let parsed = tools(&tools_given)?;
+    let mut parsed = tools(&tools_given)?;
     let tool_choice_given = field(&body, "tool_choice")
         .cloned()
         .unwrap_or(json!("auto"));
     let tool_choice = tool_choice(&tool_choice_given, &parsed.tools)?;
+    if tool_choice_given["type"] == "allowed_tools" {
+        // Only the tools it names are offered (the others stay in `tools`, as echoed).
+        let allowed = tool_choice_given["tools"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        parsed.tools.retain(|t| allowed.iter().any(|a| names(a, t)));
+    }
     let text = match field(&body, "text") {
         None => json!({"format": {"type": "text"}, "verbosity": "medium"}),
         Some(Value::Object(o)) => {
@@ -606,6 +581,18 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
     Ok(out)
 }
 
+/// Whether an `allowed_tools` entry (`{"type": "function", "name"}`, `{"type":
+/// "file_search"}`...) names `tool`.
+fn names(entry: &Value, tool: &Tool) -> bool {
+    match tool {
+        Tool::Function { function } => {
+            entry["type"] == "function" && entry["name"] == function.name.as_str()
+        }
+        Tool::FileSearch { .. } => entry["type"] == "file_search",
+        Tool::CodeInterpreter {} => entry["type"] == "code_interpreter",
+    }
+}
+
 /// The engine's tool choice for the request's `tool_choice`.
 fn tool_choice(given: &Value, tools: &[Tool]) -> Result<Value, ApiError> {
     match given {
@@ -749,5 +736,18 @@ mod tests {
         assert_eq!(r.tool_choice["function"]["name"], "f");
         assert_eq!(r.response_format["json_schema"]["strict"], true);
         assert_eq!(r.echo["tools"][0]["strict"], true);
+    }
+
+    #[test]
+    fn allowed_tools_offer_only_the_named_ones() {
+        let r = parsed(json!({"model": "m", "input": "x", "tools": [
+            {"type": "function", "name": "f"}, {"type": "function", "name": "g"},
+            {"type": "file_search", "vector_store_ids": []}],
+            "tool_choice": {"type": "allowed_tools", "mode": "required",
+                            "tools": [{"type": "function", "name": "g"}]}}))
+        .unwrap();
+        assert_eq!(r.tool_choice, json!("required"));
+        assert!(matches!(&r.tools[..], [Tool::Function { function }] if function.name == "g"));
+        assert_eq!(r.echo["tools"].as_array().map(Vec::len), Some(3));
     }
 }
