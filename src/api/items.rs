@@ -145,7 +145,8 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
     }
     Ok(match kind.as_str() {
         "input_text" => {
-            known_fields(obj, param, &["type", "text"])?;
+            // `prompt_cache_breakpoint` (OpenAI's prompt cache) is accepted and ignored.
+            known_fields(obj, param, &["type", "text", "prompt_cache_breakpoint"])?;
             json!({"type": "input_text", "text": string(obj, param, "text")?})
         }
         "output_text" => {
@@ -164,7 +165,14 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
             json!({"type": "refusal", "refusal": string(obj, param, "refusal")?})
         }
         "input_image" => {
-            known_fields(obj, param, &["type", "image_url", "file_id", "detail"])?;
+            let fields = [
+                "type",
+                "image_url",
+                "file_id",
+                "detail",
+                "prompt_cache_breakpoint",
+            ];
+            known_fields(obj, param, &fields)?;
             let image_url = opt_string(obj, param, "image_url")?;
             let file = opt_string(obj, param, "file_id")?;
             let detail = opt_string(obj, param, "detail")?.unwrap_or_else(|| "auto".into());
@@ -214,9 +222,23 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
             known_fields(
                 obj,
                 param,
-                &["type", "file_id", "file_url", "file_data", "filename"],
+                &[
+                    "type",
+                    "file_id",
+                    "file_url",
+                    "file_data",
+                    "filename",
+                    "detail",
+                    "prompt_cache_breakpoint",
+                ],
             )?;
             let mut out = json!({"type": "input_file"});
+            if let Some(detail) = opt_string(obj, param, "detail")? {
+                if !DETAILS.contains(&detail.as_str()) {
+                    return Err(unsupported(&format!("{param}.detail"), &detail, &DETAILS));
+                }
+                out["detail"] = json!(detail);
+            }
             let mut any = false;
             for field in ["file_id", "file_url", "file_data", "filename"] {
                 if let Some(v) = opt_string(obj, param, field)? {
@@ -295,6 +317,61 @@ fn message(obj: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
 }
 
 /// An item echoed back opaquely (reasoning, tool calls): kept as sent, with a fresh id.
+/// A code interpreter call's `outputs`: null, or logs (`{"type": "logs", "logs"}`) and images
+/// (`{"type": "image", "url"}`), nothing else.
+fn code_outputs(obj: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
+    let outputs = match obj.get("outputs") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(wrong_type(&format!("{param}.outputs"), "an array", other)),
+    };
+    for (i, output) in outputs.iter().enumerate() {
+        let at = format!("{param}.outputs[{i}]");
+        let Value::Object(o) = output else {
+            return Err(wrong_type(&at, "an object", output));
+        };
+        let field = match o.get("type").and_then(Value::as_str) {
+            Some("logs") => "logs",
+            Some("image") => "url",
+            _ => {
+                let kind = o.get("type").and_then(Value::as_str).unwrap_or_default();
+                return Err(unsupported(&format!("{at}.type"), kind, &["logs", "image"]));
+            }
+        };
+        known_fields(o, &at, &["type", field])?;
+        string(o, &at, field)?;
+    }
+    Ok(())
+}
+
+/// An item's `status` is one of `statuses` (it must be there, not null, when `required`).
+fn status_in(
+    obj: &Map<String, Value>,
+    param: &str,
+    statuses: &[&str],
+    required: bool,
+) -> Result<(), ApiError> {
+    let status = if required {
+        Some(string(obj, param, "status")?)
+    } else {
+        opt_string(obj, param, "status")?
+    };
+    match status {
+        Some(status) if !statuses.contains(&status.as_str()) => {
+            Err(unsupported(&format!("{param}.status"), &status, statuses))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Each of `fields` must be there (null counts, where the spec allows it).
+fn present(obj: &Map<String, Value>, param: &str, fields: &[&str]) -> Result<(), ApiError> {
+    match fields.iter().find(|f| !obj.contains_key(**f)) {
+        Some(f) => Err(missing(&format!("{param}.{f}"))),
+        None => Ok(()),
+    }
+}
+
 fn opaque(obj: &Map<String, Value>, kind: Kind) -> Value {
     let mut out = Value::Object(obj.clone());
     out["id"] = json!(new_id(kind));
@@ -327,6 +404,7 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
                     "arguments",
                     "status",
                     "namespace",
+                    "caller",
                 ],
             )?;
             let mut out = json!({
@@ -343,8 +421,20 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
             out
         }
         "function_call_output" => {
-            known_fields(obj, param, &["type", "id", "call_id", "output", "status"])?;
-            let call_id = string(obj, param, "call_id")?;
+            let fields = [
+                "type",
+                "id",
+                "call_id",
+                "output",
+                "status",
+                "name",
+                "namespace",
+                "caller",
+            ];
+            known_fields(obj, param, &fields)?;
+            // The spec lets it out (null), and the item answered has one: "" then. A
+            // response refuses an output that answers no call.
+            let call_id = opt_string(obj, param, "call_id")?.unwrap_or_default();
             let output_param = format!("{param}.output");
             let output = match obj.get("output") {
                 None | Some(Value::Null) => return Err(missing(&output_param)),
@@ -384,10 +474,57 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
                     return Err(wrong_type(&format!("{param}.summary"), "an array", other))
                 }
             }
+            let fields = [
+                "type",
+                "id",
+                "encrypted_content",
+                "summary",
+                "content",
+                "status",
+            ];
+            known_fields(obj, param, &fields)?;
+            status_in(
+                obj,
+                param,
+                &["in_progress", "completed", "incomplete"],
+                false,
+            )?;
             opaque(obj, Kind::Reasoning)
         }
-        "file_search_call" => opaque(obj, Kind::FileSearchCall),
-        "code_interpreter_call" => opaque(obj, Kind::CodeInterpreterCall),
+        "file_search_call" => {
+            known_fields(obj, param, &["type", "id", "status", "queries", "results"])?;
+            present(obj, param, &["id", "status", "queries"])?;
+            let statuses = [
+                "in_progress",
+                "searching",
+                "completed",
+                "incomplete",
+                "failed",
+            ];
+            status_in(obj, param, &statuses, true)?;
+            opaque(obj, Kind::FileSearchCall)
+        }
+        "code_interpreter_call" => {
+            let fields = ["type", "id", "status", "container_id", "code", "outputs"];
+            known_fields(obj, param, &fields)?;
+            // The spec requires them all (`code` and `outputs` may be null); the stored id
+            // and status are the server's.
+            present(
+                obj,
+                param,
+                &["id", "status", "container_id", "code", "outputs"],
+            )?;
+            code_outputs(obj, param)?;
+            let statuses = [
+                "in_progress",
+                "completed",
+                "incomplete",
+                "interpreting",
+                "failed",
+            ];
+            status_in(obj, param, &statuses, true)?;
+            opaque(obj, Kind::CodeInterpreterCall)
+        }
         other => {
             return Err(unsupported(
                 &format!("{param}.type"),

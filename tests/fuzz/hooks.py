@@ -67,6 +67,10 @@ E12 "Valid" cases the spec copy refuses. schemathesis sometimes labels a body po
     says it should. "Schema-valid request rejected" (ST202) is dropped only when the request
     body fails validation against the operation's request-body schema in the spec copy the
     run uses (FUZZ_SPEC_COPY).
+E13 "Invalid" cases the spec copy accepts: the mirror of E12 (seen: `{"conversation": null}` on
+    count input tokens, whose `conversation` is `anyOf [ConversationParam, null]` in the
+    copy). "Schema-violating request accepted" (ST201) is dropped only when the request body
+    passes validation against the operation's request-body schema in the spec copy.
 """
 
 import json
@@ -300,22 +304,32 @@ def _body_validator(case):
 
 def _invalid_by_the_spec_copy(case):
     """E12: the body of a case labelled positive fails the spec copy's request schema."""
+    return _spec_copy_says(case) is False
+
+
+def _valid_by_the_spec_copy(case):
+    """E13: the body of a case labelled negative passes the spec copy's request schema."""
+    return _spec_copy_says(case) is True
+
+
+def _spec_copy_says(case):
+    """Whether the spec copy's request schema accepts `case`'s body (None: no verdict)."""
     body = getattr(case, "body", None)
     if not isinstance(body, (dict, list)):
-        return False
+        return None
     try:
         validator = _body_validator(case)
     except Exception:
-        return False
+        return None
     if validator is None:
-        return False
+        return None
     # Lone surrogates (which schemathesis sends as `\\udXXX` escapes) cannot reach the
     # validator; each becomes one plain character, which keeps every type and length.
     text = re.sub(r"\\ud[89a-f][0-9a-f]{2}", "_", json.dumps(body), flags=re.I)
     try:
-        return not validator.is_valid(json.loads(text))
+        return bool(validator.is_valid(json.loads(text)))
     except Exception:
-        return False
+        return None
 
 
 MISSING_FILE_PARAM = re.compile(
@@ -373,7 +387,7 @@ def _log_dropped(reason, failure, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keep every failure except E4's, E5's, E7's, E9's, E10's, E11's and E12's (returns False to drop one)."""
+    """Keep every failure except E4's, E5's, E7's, E9's-E13's (returns False to drop one)."""
     code = getattr(failure, "code", None)
     reason = None
     if code == "ST202" and _state_conflict(case, response):
@@ -388,6 +402,8 @@ def filter_failure(context, failure, case, response):
         reason = "E11"
     elif code == "ST202" and _invalid_by_the_spec_copy(case):
         reason = "E12"
+    elif code == "ST201" and _valid_by_the_spec_copy(case):
+        reason = "E13"
     elif code == "ST302" and _referenced_not_found(failure, response):
         reason = "E5"
     if reason is None:

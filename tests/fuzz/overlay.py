@@ -514,6 +514,22 @@ def responses_id_patterns(spec):
     return n
 
 
+def content_file_ids(spec):
+    """R16: the file ids of content parts (`input_file`, `input_image`) name files of this
+    server, so they carry the `file-` prefix, as every file id does on the Assistants paths
+    (O1); another string is a 400 naming the field."""
+    schemas = spec["components"]["schemas"]
+    n = 0
+    for name in ("InputFileContent", "InputImageContent"):
+        field = schemas[name]["properties"]["file_id"]
+        for branch in field["anyOf"]:
+            if branch.get("type") == "string":
+                branch["pattern"] = "^file-[A-Za-z0-9]{1,64}$"
+                mark(branch, "R16-content-file-ids")
+                n += 1
+    return n
+
+
 def responses_null_cursors(spec):
     """R2: `first_id` / `last_id` of the item lists are null on an empty page (O3)."""
     n = 0
@@ -805,15 +821,46 @@ def tool_call_count_not_negative(spec):
     return 1
 
 
+def conversation_items(spec):
+    """R15: what a conversation takes as items. Adding items (`POST
+    /conversations/{id}/items`) takes one at least, as the API says ("The items to add",
+    1 to 20; an empty list is a 400 naming `items`), in a JSON object (the schema lists its
+    properties without `type: object`, so `null` passed it); and neither that nor a new conversation's
+    `items` takes an `item_reference`: a conversation keeps items, not pointers to items it
+    already has or never had (400 naming `items[n].type`). Their item union is the input
+    one without `ItemReferenceParam`."""
+    schemas = spec["components"]["schemas"]
+    members = [m for m in schemas["InputItem"]["oneOf"]
+               if not m.get("$ref", "").endswith("/ItemReferenceParam")]
+    schemas["ConversationInputItem"] = mark({"oneOf": members}, "R15-conversation-items")
+    n = 0
+    add = spec["paths"]["/conversations/{conversation_id}/items"]["post"]["requestBody"]
+    add_schema = add["content"]["application/json"]["schema"]
+    # Its body is an object (the schema lists properties without saying so: null passed).
+    add_schema["type"] = "object"
+    add_items = add_schema["properties"]["items"]
+    add_items["minItems"] = 1
+    targets = [add_items]
+    created = schemas["CreateConversationBody"]["properties"]["items"]
+    targets += [b for b in created.get("anyOf", []) if b.get("type") == "array"]
+    for array in targets:
+        array["items"] = {"$ref": "#/components/schemas/ConversationInputItem"}
+        mark(array, "R15-conversation-items")
+        n += 1
+    return n
+
+
 RESPONSES_CHANGES = [
     discriminator_mappings,
     tool_call_count_not_negative,
     served_tools,
     served_items,
+    conversation_items,
     update_conversation_needs_a_body,
     function_tool_name_pattern,
     file_search_bounds,
     responses_id_patterns,
+    content_file_ids,
     limits,
     responses_null_cursors,
     response_deleted_body,

@@ -478,13 +478,40 @@ async fn delete_everything(ctx: &Ctx, record: &RunRecord) {
     }
 }
 
+/// The fields of an input token count's body (`personality` is accepted and ignored).
+const COUNT_FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "previous_response_id",
+    "tools",
+    "text",
+    "reasoning",
+    "truncation",
+    "instructions",
+    "personality",
+    "conversation",
+    "tool_choice",
+    "parallel_tool_calls",
+];
+
 /// `POST /responses/input_tokens`: the tokens the same request's input would take, counted
 /// as the engine counts a prompt (same context, same tokenizer), without a model call.
 pub async fn count_input_tokens(ctx: &Ctx, body: &[u8]) -> Result<Value, ApiError> {
     // The model only names the tokenizer, and this server has one.
-    let mut value: Value = serde_json::from_slice(body).unwrap_or_else(|_| json!({}));
+    let mut value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(body).unwrap_or(Value::Null)
+    };
     if let Some(o) = value.as_object_mut() {
-        o.entry("model").or_insert_with(|| json!("any"));
+        // Its body is the spec's, closed: the fields a response request adds are refused.
+        if let Some(unknown) = o.keys().find(|k| !COUNT_FIELDS.contains(&k.as_str())) {
+            return Err(items::unknown(unknown));
+        }
+        o.remove("personality");
+        if o.get("model").is_none_or(Value::is_null) {
+            o.insert("model".into(), json!("any"));
+        }
     }
     let req = request::parse(value.to_string().as_bytes(), Vec::new())?;
     let mut items = match &req.previous_response_id {

@@ -600,36 +600,67 @@ fn tool_choice(given: &Value, tools: &[Tool]) -> Result<Value, ApiError> {
             one_of("tool_choice", s, &["none", "auto", "required"])?;
             Ok(given.clone())
         }
-        Value::Object(o) => match o.get("type").and_then(Value::as_str) {
-            Some("function") => {
-                let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
-                let known = tools
-                    .iter()
-                    .any(|t| matches!(t, Tool::Function { function } if function.name == name));
-                if !known {
-                    return Err(bad(
-                        "tool_choice",
-                        format!(
-                            "Tool choice '{}' not found in 'tools' parameter.",
-                            crate::error::shown(name)
-                        ),
+        Value::Object(o) => {
+            let fields: &[&str] = match o.get("type").and_then(Value::as_str) {
+                Some("function") => &["type", "name"],
+                Some("allowed_tools") => &["type", "mode", "tools"],
+                _ => &["type"],
+            };
+            if let Some(k) = o.keys().find(|k| !fields.contains(&k.as_str())) {
+                return Err(crate::api::items::unknown(&format!("tool_choice.{k}")));
+            }
+            tool_choice_object(o, tools)
+        }
+        other => Err(wrong_type("tool_choice", "a string or an object", other)),
+    }
+}
+
+/// The engine's tool choice for an object `tool_choice`.
+fn tool_choice_object(
+    o: &serde_json::Map<String, Value>,
+    tools: &[Tool],
+) -> Result<Value, ApiError> {
+    match o.get("type").and_then(Value::as_str) {
+        Some("function") => {
+            let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
+            let known = tools
+                .iter()
+                .any(|t| matches!(t, Tool::Function { function } if function.name == name));
+            if !known {
+                return Err(bad(
+                    "tool_choice",
+                    format!(
+                        "Tool choice '{}' not found in 'tools' parameter.",
+                        crate::error::shown(name)
+                    ),
+                ));
+            }
+            Ok(json!({"type": "function", "function": {"name": name}}))
+        }
+        Some(t @ ("file_search" | "code_interpreter")) => Ok(json!({ "type": t })),
+        Some("allowed_tools") => {
+            for field in ["mode", "tools"] {
+                if o.get(field).is_none_or(Value::is_null) {
+                    let param = format!("tool_choice.{field}");
+                    return Err(coded(
+                        Some(&param),
+                        format!("Missing required parameter: '{param}'."),
+                        "missing_required_parameter",
                     ));
                 }
-                Ok(json!({"type": "function", "function": {"name": name}}))
             }
-            Some(t @ ("file_search" | "code_interpreter")) => Ok(json!({ "type": t })),
-            Some("allowed_tools") => {
-                let mode = o.get("mode").and_then(Value::as_str).unwrap_or("auto");
-                one_of("tool_choice.mode", mode, &["auto", "required"])?;
-                Ok(json!(mode))
+            if let Some(tools) = o.get("tools").filter(|t| !t.is_array()) {
+                return Err(wrong_type("tool_choice.tools", "an array", tools));
             }
-            _ => Err(bad(
-                "tool_choice.type",
-                "Invalid 'tool_choice.type': expected 'function', 'file_search', \
+            let mode = o.get("mode").and_then(Value::as_str).unwrap_or("auto");
+            one_of("tool_choice.mode", mode, &["auto", "required"])?;
+            Ok(json!(mode))
+        }
+        _ => Err(bad(
+            "tool_choice.type",
+            "Invalid 'tool_choice.type': expected 'function', 'file_search', \
                  'code_interpreter' or 'allowed_tools'.",
-            )),
-        },
-        other => Err(wrong_type("tool_choice", "a string or an object", other)),
+        )),
     }
 }
 
