@@ -1994,13 +1994,14 @@ fn check_value(value: &Value, at: &str, allowed: u8) -> Result<(), ApiError> {
         Value::Object(_) => (OBJECT, "an object"),
     };
     if kind & allowed == 0 {
-        return Err(ApiError::invalid_param(
-            at,
-            format!(
+        return Err(ApiError::InvalidRequest {
+            message: format!(
                 "Invalid type for '{at}': expected {}, but got {noun} instead.",
                 expected(allowed)
             ),
-        ));
+            param: Some(at.to_string()),
+            code: Some("invalid_type".into()),
+        });
     }
     if allowed & (INTEGER | NUMBER) == INTEGER {
         let fits = value.as_i64().map(|n| n.unsigned_abs() <= MAX_SAFE_INTEGER);
