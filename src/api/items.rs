@@ -311,6 +311,17 @@ fn message(obj: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
         return Err(unsupported(&format!("{param}.role"), &role, &ROLES));
     }
     status_in(obj, param, &ITEM_STATUSES, false)?;
+    if role == "assistant" && obj.contains_key("id") {
+        // An assistant message with an id is an output message passed back (the spec's
+        // `OutputMessage`): its id a string, its type, status and content list given.
+        // (One with a status and no id is taken: the Agents SDK sends them.)
+        string(obj, param, "id")?;
+        string(obj, param, "type")?;
+        status_in(obj, param, &ITEM_STATUSES, true)?;
+        if let Some(content @ Value::String(_)) = obj.get("content") {
+            return Err(wrong_type(&format!("{param}.content"), "an array", content));
+        }
+    }
     if let Some(phase) = obj.get("phase").and_then(Value::as_str) {
         let phases = ["commentary", "final_answer"];
         if !phases.contains(&phase) {
@@ -954,6 +965,25 @@ mod tests {
             results(json!({"attributes": {"k": {}}})),
             "input[0].results[0].attributes.k"
         );
+        // An assistant message with an id is a whole output message.
+        let output = json!({"type": "message", "role": "assistant", "id": "msg_1",
+                            "status": "completed", "content": []});
+        assert!(parse_input(&json!([output.clone()]), "input").is_ok());
+        for (field, value, at) in [
+            ("status", None, "input[0].status"),
+            ("type", None, "input[0].type"),
+            ("id", Some(Value::Null), "input[0].id"),
+            ("content", Some(json!("text")), "input[0].content"),
+        ] {
+            let mut item = output.clone();
+            match value {
+                Some(v) => item[field] = v,
+                None => {
+                    item.as_object_mut().map(|o| o.remove(field));
+                }
+            }
+            assert_eq!(bad(json!([item])).0, at, "{field}");
+        }
         // A file's URL is one.
         let (p, _) = bad(json!([{"role": "user", "content": [
             {"type": "input_file", "file_url": "AAA"}]}]));
