@@ -189,7 +189,8 @@ async fn items_test(backend: Backend) {
                 {"type": "file_search_call", "id": "fs_client", "queries": ["cats"],
                  "status": "completed", "results": [{"file_id": "file-a", "filename": "a.txt", "score": 0.5,
                               "text": "cats", "attributes": {}}]},
-                {"type": "reasoning", "summary": [{"type": "summary_text", "text": "hm"}]},
+                {"type": "reasoning", "id": "rs_client",
+                 "summary": [{"type": "summary_text", "text": "hm"}]},
             ]}),
         )
         .await

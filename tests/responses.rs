@@ -940,7 +940,7 @@ async fn code_interpreter_unavailable_is_refused_at_once_test(backend: Backend) 
         .post(
             "/responses",
             json!({"model": "m", "input": "x", "tools": [
-                {"type": "function", "name": "f"},
+                {"type": "function", "name": "f", "parameters": null},
                 {"type": "code_interpreter", "container": {"type": "auto"}}]}),
         )
         .await

@@ -23,6 +23,9 @@ const ROLES: [&str; 4] = ["user", "assistant", "system", "developer"];
 const ASSISTANT_PARTS: [&str; 2] = ["output_text", "refusal"];
 const INPUT_PARTS: [&str; 3] = ["input_text", "input_image", "input_file"];
 const DETAILS: [&str; 4] = ["low", "high", "auto", "original"];
+const FILE_DETAILS: [&str; 3] = ["auto", "low", "high"];
+/// The statuses of messages and function calls (and their outputs).
+const ITEM_STATUSES: [&str; 3] = ["in_progress", "completed", "incomplete"];
 
 /// `'a'`, `'a' and 'b'`, `'a', 'b', and 'c'`: how OpenAI lists supported values.
 fn listed(values: &[&str]) -> String {
@@ -134,6 +137,24 @@ fn file_id(param: &str, id: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// A part's `prompt_cache_breakpoint` (accepted and ignored): null or `{"mode":
+/// "explicit"}`.
+fn cache_breakpoint(obj: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
+    let at = format!("{param}.prompt_cache_breakpoint");
+    match obj.get("prompt_cache_breakpoint") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(b)) => {
+            known_fields(b, &at, &["mode"])?;
+            let mode = string(b, &at, "mode")?;
+            if mode != "explicit" {
+                return Err(unsupported(&format!("{at}.mode"), &mode, &["explicit"]));
+            }
+            Ok(())
+        }
+        Some(other) => Err(wrong_type(&at, "an object", other)),
+    }
+}
+
 /// One content part of a message (or of a function call's output), normalised.
 fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError> {
     let Value::Object(obj) = value else {
@@ -143,6 +164,7 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
     if !allowed.contains(&kind.as_str()) {
         return Err(unsupported(&format!("{param}.type"), &kind, allowed));
     }
+    cache_breakpoint(obj, param)?;
     Ok(match kind.as_str() {
         "input_text" => {
             // `prompt_cache_breakpoint` (OpenAI's prompt cache) is accepted and ignored.
@@ -233,9 +255,14 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
                 ],
             )?;
             let mut out = json!({"type": "input_file"});
-            if let Some(detail) = opt_string(obj, param, "detail")? {
-                if !DETAILS.contains(&detail.as_str()) {
-                    return Err(unsupported(&format!("{param}.detail"), &detail, &DETAILS));
+            // Not null, and no `original` (that is an image's).
+            if let Some(detail) = obj.get("detail") {
+                let at = format!("{param}.detail");
+                let Value::String(detail) = detail else {
+                    return Err(wrong_type(&at, "a string", detail));
+                };
+                if !FILE_DETAILS.contains(&detail.as_str()) {
+                    return Err(unsupported(&at, detail, &FILE_DETAILS));
                 }
                 out["detail"] = json!(detail);
             }
@@ -244,6 +271,14 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
                 if let Some(v) = opt_string(obj, param, field)? {
                     if field == "file_id" {
                         file_id(&format!("{param}.file_id"), &v)?;
+                    }
+                    if field == "file_url"
+                        && !(v.starts_with("http://") || v.starts_with("https://"))
+                    {
+                        return Err(ApiError::invalid_param(
+                            &format!("{param}.file_url"),
+                            format!("Invalid '{param}.file_url': expected a URL."),
+                        ));
                     }
                     any |= field != "filename";
                     out[field] = json!(v);
@@ -274,6 +309,24 @@ fn message(obj: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
     let role = string(obj, param, "role")?;
     if !ROLES.contains(&role.as_str()) {
         return Err(unsupported(&format!("{param}.role"), &role, &ROLES));
+    }
+    status_in(obj, param, &ITEM_STATUSES, false)?;
+    if role == "assistant" && obj.contains_key("id") {
+        // An assistant message with an id is an output message passed back (the spec's
+        // `OutputMessage`): its id a string, its type, status and content list given.
+        // (One with a status and no id is taken: the Agents SDK sends them.)
+        string(obj, param, "id")?;
+        string(obj, param, "type")?;
+        status_in(obj, param, &ITEM_STATUSES, true)?;
+        if let Some(content @ Value::String(_)) = obj.get("content") {
+            return Err(wrong_type(&format!("{param}.content"), "an array", content));
+        }
+    }
+    if let Some(phase) = obj.get("phase").and_then(Value::as_str) {
+        let phases = ["commentary", "final_answer"];
+        if !phases.contains(&phase) {
+            return Err(unsupported(&format!("{param}.phase"), phase, &phases));
+        }
     }
     let assistant = role == "assistant";
     let allowed: &[&str] = if assistant {
@@ -344,17 +397,130 @@ fn code_outputs(obj: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// An item's `status` is one of `statuses` (it must be there, not null, when `required`).
+/// A file search call's `results`: null, or objects of the spec's fields, their
+/// `attributes` those of a vector store file.
+fn search_results(obj: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
+    let Some(Value::Array(results)) = obj.get("results") else {
+        return Ok(());
+    };
+    for (i, result) in results.iter().enumerate() {
+        let at = format!("{param}.results[{i}]");
+        let Value::Object(r) = result else {
+            return Err(wrong_type(&at, "an object", result));
+        };
+        let fields = ["file_id", "text", "filename", "attributes", "score"];
+        known_fields(r, &at, &fields)?;
+        if let Some(Value::Object(attributes)) = r.get("attributes") {
+            super::vector_store_files::validate_attributes(
+                &format!("{at}.attributes"),
+                attributes,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A reasoning item's `summary` / `content`: an array (required or not) of `{type: kind,
+/// text}` parts.
+fn texts(
+    obj: &Map<String, Value>,
+    param: &str,
+    field: &str,
+    kind: &str,
+    required: bool,
+) -> Result<(), ApiError> {
+    let at = format!("{param}.{field}");
+    let list = match obj.get(field) {
+        None | Some(Value::Null) if required => return Err(missing(&at)),
+        None => return Ok(()),
+        Some(Value::Array(list)) => list,
+        Some(other) => return Err(wrong_type(&at, "an array", other)),
+    };
+    for (i, part) in list.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let Value::Object(o) = part else {
+            return Err(wrong_type(&at, "an object", part));
+        };
+        let given = string(o, &at, "type")?;
+        if given != kind {
+            return Err(unsupported(&format!("{at}.type"), &given, &[kind]));
+        }
+        known_fields(o, &at, &["type", "text"])?;
+        string(o, &at, "text")?;
+    }
+    Ok(())
+}
+
+/// A tool call's (or its output's) `caller`: null, `{"type": "direct"}` or
+/// `{"type": "program", "caller_id"}` (1 to 64 characters in an output, the spec's
+/// `ToolCallCallerParam`).
+fn caller(obj: &Map<String, Value>, param: &str, bounded: bool) -> Result<(), ApiError> {
+    let at = format!("{param}.caller");
+    let c = match obj.get("caller") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(c)) => c,
+        Some(other) => return Err(wrong_type(&at, "an object", other)),
+    };
+    match string(c, &at, "type")?.as_str() {
+        "direct" => known_fields(c, &at, &["type"]),
+        "program" => {
+            known_fields(c, &at, &["type", "caller_id"])?;
+            let id = string(c, &at, "caller_id")?;
+            if bounded {
+                length(&format!("{at}.caller_id"), &id, 64)?;
+            }
+            Ok(())
+        }
+        other => Err(unsupported(
+            &format!("{at}.type"),
+            other,
+            &["direct", "program"],
+        )),
+    }
+}
+
+/// A string of 1 to `max` characters.
+fn length(param: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n == 0 {
+        return Err(ApiError::InvalidRequest {
+            message: format!(
+                "Invalid '{}': empty string. Expected a string with minimum length 1, but got an \
+                 empty string instead.",
+                shown(param)
+            ),
+            param: Some(param.to_string()),
+            code: Some("empty_string".into()),
+        });
+    }
+    if n > max {
+        return Err(ApiError::InvalidRequest {
+            message: format!(
+                "Invalid '{}': string too long. Expected a string with maximum length {max}, \
+                 but got a string with length {n} instead.",
+                shown(param)
+            ),
+            param: Some(param.to_string()),
+            code: Some("string_above_max_length".into()),
+        });
+    }
+    Ok(())
+}
+
+/// An item's `status` is one of `statuses` (it must be there when `required`; it is never
+/// null: the spec's call and reasoning items type it as a string).
 fn status_in(
     obj: &Map<String, Value>,
     param: &str,
     statuses: &[&str],
     required: bool,
 ) -> Result<(), ApiError> {
-    let status = if required {
-        Some(string(obj, param, "status")?)
-    } else {
-        opt_string(obj, param, "status")?
+    let status = match obj.get("status") {
+        None if !required => None,
+        Some(v @ Value::Null) if !required => {
+            return Err(wrong_type(&format!("{param}.status"), "a string", v))
+        }
+        _ => Some(string(obj, param, "status")?),
     };
     match status {
         Some(status) if !statuses.contains(&status.as_str()) => {
@@ -407,6 +573,14 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
                     "caller",
                 ],
             )?;
+            status_in(obj, param, &ITEM_STATUSES, false)?;
+            caller(obj, param, false)?;
+            // Optional, but strings (not null) when given.
+            for field in ["id", "namespace"] {
+                if obj.contains_key(field) {
+                    string(obj, param, field)?;
+                }
+            }
             let mut out = json!({
                 "type": "function_call",
                 "id": new_id(Kind::FunctionCall),
@@ -432,6 +606,30 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
                 "caller",
             ];
             known_fields(obj, param, &fields)?;
+            // Its status may be null here (the spec's `FunctionCallOutputItemParam`).
+            if obj.get("status").is_some_and(|s| !s.is_null()) {
+                status_in(obj, param, &ITEM_STATUSES, false)?;
+            }
+            caller(obj, param, true)?;
+            // The spec's bounds: `call_id` and `namespace` 1 to 64 characters (the
+            // namespace a name's), `name` 1 to 128.
+            for (field, max) in [("call_id", 64), ("name", 128), ("namespace", 64)] {
+                if let Some(v) = opt_string(obj, param, field)? {
+                    let at = format!("{param}.{field}");
+                    length(&at, &v, max)?;
+                    let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+                    if field == "namespace" && !v.chars().all(word) {
+                        return Err(ApiError::invalid_param(
+                            &at,
+                            format!(
+                                "Invalid '{}': string does not match pattern. Expected a string \
+                                 that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                                shown(&at)
+                            ),
+                        ));
+                    }
+                }
+            }
             // The spec lets it out (null), and the item answered has one: "" then. A
             // response refuses an output that answers no call.
             let call_id = opt_string(obj, param, "call_id")?.unwrap_or_default();
@@ -467,13 +665,6 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
             json!({"type": "item_reference", "id": string(obj, param, "id")?})
         }
         "reasoning" => {
-            match obj.get("summary") {
-                None | Some(Value::Null) => return Err(missing(&format!("{param}.summary"))),
-                Some(Value::Array(_)) => {}
-                Some(other) => {
-                    return Err(wrong_type(&format!("{param}.summary"), "an array", other))
-                }
-            }
             let fields = [
                 "type",
                 "id",
@@ -483,6 +674,10 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
                 "status",
             ];
             known_fields(obj, param, &fields)?;
+            // The spec requires its id, a string (the stored one is the server's).
+            string(obj, param, "id")?;
+            texts(obj, param, "summary", "summary_text", true)?;
+            texts(obj, param, "content", "reasoning_text", false)?;
             status_in(
                 obj,
                 param,
@@ -494,6 +689,9 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
         "file_search_call" => {
             known_fields(obj, param, &["type", "id", "status", "queries", "results"])?;
             present(obj, param, &["id", "status", "queries"])?;
+            // Its id is a string (the stored one is the server's).
+            string(obj, param, "id")?;
+            search_results(obj, param)?;
             let statuses = [
                 "in_progress",
                 "searching",
@@ -507,13 +705,15 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
         "code_interpreter_call" => {
             let fields = ["type", "id", "status", "container_id", "code", "outputs"];
             known_fields(obj, param, &fields)?;
-            // The spec requires them all (`code` and `outputs` may be null); the stored id
-            // and status are the server's.
+            // The spec requires them all (`code` and `outputs` may be null, `id` and
+            // `container_id` are strings); the stored id and status are the server's.
             present(
                 obj,
                 param,
                 &["id", "status", "container_id", "code", "outputs"],
             )?;
+            string(obj, param, "id")?;
+            string(obj, param, "container_id")?;
             code_outputs(obj, param)?;
             let statuses = [
                 "in_progress",
@@ -693,6 +893,147 @@ mod tests {
         assert_eq!(p, "input[0].arguments");
         let (p, _) = bad(json!([{"type": "function_call_output", "call_id": "c", "output": 1}]));
         assert_eq!(p, "input[0].output");
+        // A built-in call's id (and a code interpreter call's container) is a string.
+        let (p, _) = bad(
+            json!([{"type": "code_interpreter_call", "id": null, "code": null,
+                                 "outputs": [], "container_id": "", "status": "failed"}]),
+        );
+        assert_eq!(p, "input[0].id");
+        let (p, _) = bad(
+            json!([{"type": "code_interpreter_call", "id": "ci_1", "code": null,
+                                 "outputs": null, "container_id": null, "status": "failed"}]),
+        );
+        assert_eq!(p, "input[0].container_id");
+        let (p, _) = bad(
+            json!([{"type": "file_search_call", "id": null, "queries": [],
+                                 "status": "completed"}]),
+        );
+        assert_eq!(p, "input[0].id");
+        // A reasoning item has an id and a summary of `summary_text` parts.
+        let (p, _) = bad(json!([{"type": "reasoning", "summary": [], "status": "completed"}]));
+        assert_eq!(p, "input[0].id");
+        let (p, _) = bad(json!([{"type": "reasoning", "id": "rs_1"}]));
+        assert_eq!(p, "input[0].summary");
+        let (p, _) = bad(json!([{"type": "reasoning", "id": "rs_1", "summary": [
+            {"type": "summary_text", "text": "a"}, {"type": "summary_text", "text": "b", "x": 1}]}]));
+        assert_eq!(p, "input[0].summary[1].x");
+        let (p, _) = bad(json!([{"type": "reasoning", "id": "rs_1", "summary": [],
+                                 "content": [{"type": "summary_text", "text": "a"}]}]));
+        assert_eq!(p, "input[0].content[0].type");
+        let (p, _) = bad(json!([{"type": "reasoning", "id": "rs_1", "summary": [],
+                                 "status": null}]));
+        assert_eq!(p, "input[0].status");
+        // Statuses are the spec's (a function call output's may be null).
+        let (p, _) = bad(json!([{"type": "function_call_output", "call_id": "0",
+                                 "output": "", "status": "AAA"}]));
+        assert_eq!(p, "input[0].status");
+        let (p, _) = bad(
+            json!([{"type": "function_call", "call_id": "c", "name": "f",
+                                 "arguments": "{}", "status": "done"}]),
+        );
+        assert_eq!(p, "input[0].status");
+        let (p, _) = bad(json!([{"role": "user", "content": "x", "type": "message",
+                                 "status": null}]));
+        assert_eq!(p, "input[0].status");
+        let (p, _) = bad(json!([{"role": "assistant", "content": "x", "phase": "later"}]));
+        assert_eq!(p, "input[0].phase");
+        assert!(parse_input(
+            &json!([{"type": "function_call_output", "call_id": "0",
+                                     "output": "", "status": null}]),
+            "input"
+        )
+        .is_ok());
+        // A file's detail is a string, and not an image's `original`.
+        for detail in [json!(null), json!("original")] {
+            let (p, _) = bad(json!([{"role": "user", "content": [
+                {"type": "input_file", "file_id": "file-1", "detail": detail}]}]));
+            assert_eq!(p, "input[0].content[0].detail");
+        }
+        // A file search call's results have the spec's fields.
+        let results = |r: Value| {
+            bad(
+                json!([{"type": "file_search_call", "id": "fs_1", "queries": [],
+                        "status": "completed", "results": [r]}]),
+            )
+            .0
+        };
+        assert_eq!(
+            results(json!({"text": "", "x": 42})),
+            "input[0].results[0].x"
+        );
+        assert_eq!(
+            results(json!({"attributes": {"k": {}}})),
+            "input[0].results[0].attributes.k"
+        );
+        // An assistant message with an id is a whole output message.
+        let output = json!({"type": "message", "role": "assistant", "id": "msg_1",
+                            "status": "completed", "content": []});
+        assert!(parse_input(&json!([output.clone()]), "input").is_ok());
+        for (field, value, at) in [
+            ("status", None, "input[0].status"),
+            ("type", None, "input[0].type"),
+            ("id", Some(Value::Null), "input[0].id"),
+            ("content", Some(json!("text")), "input[0].content"),
+        ] {
+            let mut item = output.clone();
+            match value {
+                Some(v) => item[field] = v,
+                None => {
+                    item.as_object_mut().map(|o| o.remove(field));
+                }
+            }
+            assert_eq!(bad(json!([item])).0, at, "{field}");
+        }
+        // A file's URL is one.
+        let (p, _) = bad(json!([{"role": "user", "content": [
+            {"type": "input_file", "file_url": "AAA"}]}]));
+        assert_eq!(p, "input[0].content[0].file_url");
+        // A function call's id and namespace are strings when given.
+        for field in ["id", "namespace"] {
+            let mut call = json!({"type": "function_call", "call_id": "c", "name": "f",
+                                  "arguments": "{}"});
+            call[field] = Value::Null;
+            assert_eq!(bad(json!([call])).0, format!("input[0].{field}"));
+        }
+        // A part's cache breakpoint.
+        let part = |b: Value| {
+            bad(json!([{"role": "user", "content": [
+                {"type": "input_text", "text": "x", "prompt_cache_breakpoint": b}]}]))
+            .0
+        };
+        let bp = "input[0].content[0].prompt_cache_breakpoint";
+        assert_eq!(
+            part(json!({"mode": "explicit", "x": 42})),
+            format!("{bp}.x")
+        );
+        assert_eq!(part(json!({"mode": "implicit"})), format!("{bp}.mode"));
+        assert_eq!(part(json!({})), format!("{bp}.mode"));
+        // Callers, and an output's bounded strings.
+        let out = |extra: Value| {
+            let mut item = json!({"type": "function_call_output", "call_id": "c", "output": ""});
+            for (k, v) in extra.as_object().into_iter().flatten() {
+                item[k] = v.clone();
+            }
+            bad(json!([item])).0
+        };
+        let program = json!({"type": "program", "caller_id": "0", "x": 42});
+        assert_eq!(out(json!({"caller": program})), "input[0].caller.x");
+        assert_eq!(
+            out(json!({"caller": {"type": "program"}})),
+            "input[0].caller.caller_id"
+        );
+        assert_eq!(
+            out(json!({"caller": {"type": "robot"}})),
+            "input[0].caller.type"
+        );
+        assert_eq!(out(json!({"call_id": ""})), "input[0].call_id");
+        assert_eq!(out(json!({"name": "n".repeat(129)})), "input[0].name");
+        assert_eq!(out(json!({"namespace": "a b"})), "input[0].namespace");
+        let (p, _) = bad(
+            json!([{"type": "function_call", "call_id": "c", "name": "f",
+                                 "arguments": "{}", "caller": {"type": "direct", "y": 1}}]),
+        );
+        assert_eq!(p, "input[0].caller.y");
         let (p, _) = bad(json!([{"type": "web_search_call", "id": "ws_1"}]));
         assert_eq!(p, "input[0].type");
         let (p, m) = bad(json!([{"role": "user", "content": "x", "colour": "red"}]));

@@ -41,7 +41,8 @@ E8  Comparison filters. `in` and `nin` compare with a list of values, the others
     value (the server refuses `eq` with a list and `in` with a single value), a relation
     between `type` and `value` the spec leaves out. In positive cases a comparison with a
     list value becomes `in` (`eq`, `gte`, `lte`) or `nin` (the others), and `in` / `nin`
-    with a single value becomes `eq` / `ne`.
+    with a single value becomes `eq` / `ne`: in a vector store search's `filters`, and in
+    a Responses file search tool's (create response, count input tokens).
 E9  A referenced file that does not exist. A message attachment's `file_id`, or a file of
     the `tool_resources.file_search.vector_stores` helper, must name a stored file; the
     server refuses the request with 400 naming that field ("No file found with id
@@ -71,6 +72,12 @@ E13 "Invalid" cases the spec copy accepts: the mirror of E12 (seen: `{"conversat
     count input tokens, whose `conversation` is `anyOf [ConversationParam, null]` in the
     copy). "Schema-violating request accepted" (ST201) is dropped only when the request body
     passes validation against the operation's request-body schema in the spec copy.
+E14 An item reference that names no stored item. An `input` entry `{"type": "item_reference",
+    "id"}` (or `{"id"}`) must name an item of this server; the server refuses the request
+    with 400 `Item with id '…' not found.` naming `input[n].id`, before anything is
+    stored, as the request itself is what is invalid (as E9 and E11). The spec cannot say
+    "an existing item". Only "schema-valid request rejected" (ST202) on create response /
+    count input tokens with status 400, that message and that `param` is dropped.
 """
 
 import json
@@ -83,6 +90,7 @@ import jsonschema_rs
 import schemathesis
 
 RUN_CREATORS = {"POST /threads/runs", "POST /threads/{thread_id}/runs"}
+RESPONSE_CREATORS = {"POST /responses", "POST /responses/input_tokens"}
 TOOL_OWNERS = RUN_CREATORS | {"POST /assistants", "POST /assistants/{assistant_id}"}
 
 
@@ -196,6 +204,10 @@ def before_call(context, case, kwargs):
         _halve_overlaps(body)
     if positive and label == "POST /vector_stores/{vector_store_id}/search":
         _scalar_comparisons(body.get("filters"))
+    if positive and label in RESPONSE_CREATORS and isinstance(body.get("tools"), list):
+        for tool in body["tools"]:
+            if isinstance(tool, dict) and tool.get("type") == "file_search":
+                _scalar_comparisons(tool.get("filters"))
     if label in RUN_CREATORS:
         _known_assistant(body)
 
@@ -247,9 +259,6 @@ def _tool_choice_function(case, response):
     return isinstance(param, str) and param.startswith("tool_choice.function")
 
 
-RESPONSE_CREATORS = {"POST /responses", "POST /responses/input_tokens"}
-
-
 def _response_tool_choice_function(case, response):
     """E10: a response's tool choice naming a function the request does not have."""
     if case.operation.label not in RESPONSE_CREATORS or response.status_code != 400:
@@ -263,6 +272,23 @@ def _response_tool_choice_function(case, response):
         param == "tool_choice"
         and isinstance(message, str)
         and re.fullmatch(r"Tool choice '.*' not found in 'tools' parameter\.", message) is not None
+    )
+
+
+def _missing_referenced_item(case, response):
+    """E14: a 400 for an `item_reference` (in `input`) that names no stored item."""
+    if case.operation.label not in RESPONSE_CREATORS or response.status_code != 400:
+        return False
+    try:
+        error = response.json()["error"]
+        message, param = error["message"], error["param"]
+    except Exception:
+        return False
+    return (
+        isinstance(message, str)
+        and isinstance(param, str)
+        and re.fullmatch(r"Item with id '.*' not found\.", message, flags=re.S) is not None
+        and re.fullmatch(r"input\[\d+\]\.id", param) is not None
     )
 
 
@@ -387,7 +413,7 @@ def _log_dropped(reason, failure, case, response):
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keep every failure except E4's, E5's, E7's, E9's-E13's (returns False to drop one)."""
+    """Keep every failure except E4's, E5's, E7's, E9's-E14's (returns False to drop one)."""
     code = getattr(failure, "code", None)
     reason = None
     if code == "ST202" and _state_conflict(case, response):
@@ -400,6 +426,8 @@ def filter_failure(context, failure, case, response):
         reason = "E10"
     elif code == "ST202" and _missing_previous_response(case, response):
         reason = "E11"
+    elif code == "ST202" and _missing_referenced_item(case, response):
+        reason = "E14"
     elif code == "ST202" and _invalid_by_the_spec_copy(case):
         reason = "E12"
     elif code == "ST201" and _valid_by_the_spec_copy(case):

@@ -514,19 +514,65 @@ def responses_id_patterns(spec):
     return n
 
 
+# The image and file content parts: those of messages, and those of a function call's output
+# (`*Param`).
+IMAGE_PARTS = ("InputImageContent", "InputImageContentParamAutoParam")
+FILE_PARTS = ("InputFileContent", "InputFileContentParam")
+
+
 def content_file_ids(spec):
-    """R16: the file ids of content parts (`input_file`, `input_image`) name files of this
-    server, so they carry the `file-` prefix, as every file id does on the Assistants paths
-    (O1); another string is a 400 naming the field."""
+    """R16: the file ids of content parts (`input_file`, `input_image`, in messages and in
+    a function call's output) name files of this server, so they carry the `file-` prefix,
+    as every file id does on the Assistants paths (O1); another string is a 400 naming the
+    field."""
     schemas = spec["components"]["schemas"]
     n = 0
-    for name in ("InputFileContent", "InputImageContent"):
+    for name in IMAGE_PARTS + FILE_PARTS:
         field = schemas[name]["properties"]["file_id"]
         for branch in field["anyOf"]:
             if branch.get("type") == "string":
                 branch["pattern"] = "^file-[A-Za-z0-9]{1,64}$"
                 mark(branch, "R16-content-file-ids")
                 n += 1
+    return n
+
+
+def assistant_easy_message_text(spec):
+    """R17: an easy input message of the `assistant` role takes its content as a string only.
+    The spec gives every easy message the input content list (`input_text`, `input_image`,
+    `input_file`), whatever its role; the API refuses input parts in an assistant message
+    (`Invalid value: 'input_text'. Supported values are: 'output_text' and 'refusal'.`,
+    protocol notes section 3.3), and so does the server (400 naming
+    `input[n].content[m].type`). Added to EasyInputMessage after O6 (its clauses list
+    properties only to constrain them); `role` is required there, so "a role other than
+    assistant, or string content" is exact."""
+    message = spec["components"]["schemas"]["EasyInputMessage"]
+    assert "allOf" not in message and "role" in message["required"]
+    roles = [r for r in message["properties"]["role"]["enum"] if r != "assistant"]
+    assert len(roles) == 3, roles
+    message["allOf"] = [mark({"anyOf": [
+        {"properties": {"role": {"enum": roles}}},
+        {"properties": {"content": {"type": "string"}}},
+    ]}, "R17-assistant-text")]
+    return 1
+
+
+def content_part_sources(spec):
+    """R18: an image part names its image (`image_url` or `file_id`, one of them), a file
+    part its file (`file_id`, `file_url` or `file_data`): the spec makes each of them
+    optional, but a part without one has nothing to give the model (protocol notes section
+    3.3: `input_image {image_url | file_id}`, `input_file {file_id | file_url | file_data}`);
+    the server refuses one without (400 naming the part) and an image with both. Added
+    after O6 (its clauses list properties only to constrain them)."""
+    schemas = spec["components"]["schemas"]
+    n = 0
+    for names, fields, union in ((IMAGE_PARTS, ("image_url", "file_id"), "oneOf"),
+                                 (FILE_PARTS, ("file_id", "file_url", "file_data"), "anyOf")):
+        for name in names:
+            part = schemas[name]
+            assert "allOf" not in part and all(f in part["properties"] for f in fields), name
+            part["allOf"] = [mark({union: [present(f) for f in fields]}, "R18-part-sources")]
+            n += 1
     return n
 
 
@@ -704,18 +750,43 @@ def create_response_relations(spec):
     assert "allOf" not in counts
     counts["allOf"] = [mark(relations[1], "R8-response-relations"),
                        mark(relations[2], "R8-response-relations")]
-    return len(relations) + 2
+    # So it needs a body (the spec marks it optional), as a response request does.
+    body = spec["paths"]["/responses/input_tokens"]["post"]["requestBody"]
+    assert not body.get("required")
+    body["required"] = True
+    mark(body, "R8-response-relations")
+    return len(relations) + 3
 
 
 def function_tool_name_pattern(spec):
     """R9: a function tool's `name` follows the rule of the Assistants spec's function names
     (O9: a-z, A-Z, 0-9, underscores and dashes, at most 64), which the Responses spec states
     only for Chat Completions' functions; the model endpoints refuse other names, so the
-    server refuses them up front (400 naming `tools[n].name`)."""
-    name = spec["components"]["schemas"]["FunctionTool"]["properties"]["name"]
-    assert name.get("type") == "string" and "pattern" not in name
-    name["pattern"] = "^[a-zA-Z0-9_-]{1,64}$"
-    mark(name, "R9-function-name")
+    server refuses them up front (400 naming `tools[n].name`). The same for the name of a
+    `json_schema` text format, whose description states the rule ("Must be a-z, A-Z, 0-9,
+    or contain underscores and dashes, with a maximum length of 64"; 400 naming
+    `text.format.name`)."""
+    schemas = spec["components"]["schemas"]
+    name = schemas["FunctionTool"]["properties"]["name"]
+    format_name = schemas["TextResponseFormatJsonSchema"]["properties"]["name"]
+    assert "maximum length of 64" in format_name["description"]
+    for node in (name, format_name):
+        assert node.get("type") == "string" and "pattern" not in node
+        node["pattern"] = "^[a-zA-Z0-9_-]{1,64}$"
+        mark(node, "R9-function-name")
+    return 2
+
+
+def function_strict_optional(spec):
+    """R19: a function tool's `strict` may be left out. The spec (like the SDKs' types)
+    requires it, nullable; the API documents leaving it out ("with `strict` omitted or
+    null", the schema is made strict: protocol notes section 4.1, from the function
+    calling guide), the SDK tests and examples leave it out, and the server reads it as
+    null. `parameters` stays required (may be null)."""
+    tool = spec["components"]["schemas"]["FunctionTool"]
+    assert "strict" in tool["required"] and "parameters" in tool["required"]
+    tool["required"] = [r for r in tool["required"] if r != "strict"]
+    mark(tool, "R19-function-strict")
     return 1
 
 
@@ -858,6 +929,7 @@ RESPONSES_CHANGES = [
     conversation_items,
     update_conversation_needs_a_body,
     function_tool_name_pattern,
+    function_strict_optional,
     file_search_bounds,
     responses_id_patterns,
     content_file_ids,
@@ -866,8 +938,10 @@ RESPONSES_CHANGES = [
     response_deleted_body,
     wrapped_not_found,
     closed_request_objects,
-    # After O6: its clauses list properties only to constrain them, and must stay open.
+    # After O6: their clauses list properties only to constrain them, and must stay open.
     create_response_relations,
+    assistant_easy_message_text,
+    content_part_sources,
     responses_links,
     metadata_limits,
     interoperable_integers,

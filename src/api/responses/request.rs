@@ -2,7 +2,7 @@
 //! comes to: the run the engine takes (its tools, tool choice and response format in the
 //! engine's terms) and the fields the response object echoes.
 
-use crate::api::items::{unsupported, wrong_type, INCLUDE_VALUES};
+use crate::api::items::{unknown, unsupported, wrong_type, INCLUDE_VALUES};
 use crate::error::ApiError;
 use crate::model::values::{FileSearchOptions, FunctionDef, Metadata, RankingOptions, Tool};
 use serde_json::{json, Map, Value};
@@ -156,6 +156,74 @@ fn integer(
     Ok(Some(n as u64))
 }
 
+/// The `reasoning` object: the spec's fields (`Reasoning`) only, each of its type and,
+/// where the spec lists them, one of its values (`mode` is any string).
+fn reasoning_fields(o: &Map<String, Value>) -> Result<(), ApiError> {
+    let summaries: &[&str] = &["auto", "concise", "detailed"];
+    let enums: [(&str, &[&str]); 4] = [
+        (
+            "effort",
+            &["none", "minimal", "low", "medium", "high", "xhigh", "max"],
+        ),
+        ("summary", summaries),
+        ("generate_summary", summaries),
+        ("context", &["auto", "current_turn", "all_turns"]),
+    ];
+    for (name, value) in o {
+        let param = format!("reasoning.{name}");
+        match (name.as_str(), value) {
+            ("mode", Value::String(_)) => {}
+            ("mode", other) => return Err(wrong_type(&param, "a string", other)),
+            (field, value) => {
+                let Some((_, allowed)) = enums.iter().find(|(f, _)| *f == field) else {
+                    return Err(unknown(&param));
+                };
+                match value {
+                    Value::Null => {}
+                    Value::String(v) => one_of(&param, v, allowed)?,
+                    other => return Err(wrong_type(&param, "a string", other)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses fields of `o` other than `allowed` (`param` names `o`).
+fn known(o: &Map<String, Value>, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(unknown(&format!("{param}.{k}"))),
+        None => Ok(()),
+    }
+}
+
+/// The `text` object: `format` (each type with its own fields; `response_format` checks
+/// their values) and `verbosity`.
+fn text_fields(o: &Map<String, Value>) -> Result<(), ApiError> {
+    known(o, "text", &["format", "verbosity"])?;
+    if let Some(Value::String(v)) = o.get("verbosity") {
+        one_of("text.verbosity", v, &["low", "medium", "high"])?;
+    }
+    let Some(Value::Object(format)) = o.get("format") else {
+        return Ok(());
+    };
+    let fields: &[&str] = match format.get("type") {
+        None | Some(Value::Null) => {
+            return Err(coded(
+                Some("text.format.type"),
+                "Missing required parameter: 'text.format.type'.",
+                "missing_required_parameter",
+            ))
+        }
+        Some(Value::String(t)) if t == "json_schema" => {
+            &["type", "name", "schema", "description", "strict"]
+        }
+        // Any other type is refused (or taken) by `response_format`.
+        Some(_) => &["type"],
+    };
+    known(format, "text.format", fields)
+}
+
 /// Parses and checks the request body.
 pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError> {
     let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
@@ -275,11 +343,8 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
     let reasoning = match field(&body, "reasoning") {
         None => json!({"effort": null, "summary": null}),
         Some(Value::Object(o)) => {
+            reasoning_fields(o)?;
             let effort = o.get("effort").cloned().unwrap_or(Value::Null);
-            if let Some(e) = effort.as_str() {
-                let levels = ["none", "minimal", "low", "medium", "high", "xhigh", "max"];
-                one_of("reasoning.effort", e, &levels)?;
-            }
             let summary = o.get("summary").cloned().unwrap_or(Value::Null);
             json!({"effort": effort, "summary": summary})
         }
@@ -307,6 +372,7 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
     let text = match field(&body, "text") {
         None => json!({"format": {"type": "text"}, "verbosity": "medium"}),
         Some(Value::Object(o)) => {
+            text_fields(o)?;
             let mut text = Value::Object(o.clone());
             if text.get("format").is_none_or(Value::is_null) {
                 text["format"] = json!({"type": "text"});
@@ -385,6 +451,174 @@ pub fn parse(body: &[u8], include: Vec<String>) -> Result<NewResponse, ApiError>
     })
 }
 
+/// The fields of each tool type the server runs (the spec's `FunctionTool`,
+/// `FileSearchTool`, `CodeInterpreterTool`).
+const TOOL_FIELDS: [(&str, &[&str]); 3] = [
+    (
+        "function",
+        &[
+            "type",
+            "name",
+            "description",
+            "parameters",
+            "output_schema",
+            "strict",
+            "defer_loading",
+            "allowed_callers",
+        ],
+    ),
+    (
+        "file_search",
+        &[
+            "type",
+            "vector_store_ids",
+            "max_num_results",
+            "ranking_options",
+            "filters",
+        ],
+    ),
+    (
+        "code_interpreter",
+        &["type", "container", "allowed_callers"],
+    ),
+];
+
+/// A tool's `allowed_callers`: null, or `direct` / `programmatic` (at least one where
+/// `non_empty`).
+fn callers(o: &Map<String, Value>, param: &str, non_empty: bool) -> Result<(), ApiError> {
+    let Some(Value::Array(list)) = o.get("allowed_callers") else {
+        return Ok(());
+    };
+    let param = format!("{param}.allowed_callers");
+    if non_empty && list.is_empty() {
+        return Err(coded(
+            Some(&param),
+            format!("Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty array instead."),
+            "empty_array",
+        ));
+    }
+    for (j, caller) in list.iter().enumerate() {
+        if let Some(c) = caller.as_str() {
+            one_of(&format!("{param}[{j}]"), c, &["direct", "programmatic"])?;
+        }
+    }
+    Ok(())
+}
+
+/// A file search tool's `ranking_options`: its fields, a known `ranker`, and both weights
+/// of a `hybrid_search`.
+fn ranking_fields(r: &Value, param: &str) -> Result<(), ApiError> {
+    let Value::Object(r) = r else {
+        return Err(wrong_type(param, "an object", r));
+    };
+    known(r, param, &["ranker", "score_threshold", "hybrid_search"])?;
+    if let Some(Value::String(ranker)) = r.get("ranker") {
+        one_of(
+            &format!("{param}.ranker"),
+            ranker,
+            &["auto", "default-2024-11-15"],
+        )?;
+    }
+    if let Some(Value::Object(h)) = r.get("hybrid_search") {
+        let at = format!("{param}.hybrid_search");
+        known(h, &at, &["embedding_weight", "text_weight"])?;
+        required(h, &at, &["embedding_weight", "text_weight"])?;
+    }
+    Ok(())
+}
+
+/// Each of `fields` is in `o` and not null.
+fn required(o: &Map<String, Value>, param: &str, fields: &[&str]) -> Result<(), ApiError> {
+    match fields
+        .iter()
+        .find(|f| o.get(**f).is_none_or(Value::is_null))
+    {
+        Some(f) => Err(coded(
+            Some(&format!("{param}.{f}")),
+            format!("Missing required parameter: '{param}.{f}'."),
+            "missing_required_parameter",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An `auto` code interpreter container: its fields, at most 50 files, a known memory
+/// limit, and a network policy of its type's fields (the container's network is the
+/// server's sandbox's, whatever the policy says).
+fn container_fields(c: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
+    known(
+        c,
+        param,
+        &["type", "file_ids", "memory_limit", "network_policy"],
+    )?;
+    if let Some(Value::Array(files)) = c.get("file_ids") {
+        if files.len() > 50 {
+            return Err(coded(
+                Some(&format!("{param}.file_ids")),
+                format!("Invalid '{param}.file_ids': array too long. Expected an array with maximum length 50, but got an array with length {} instead.", files.len()),
+                "array_above_max_length",
+            ));
+        }
+    }
+    if let Some(Value::String(limit)) = c.get("memory_limit") {
+        one_of(
+            &format!("{param}.memory_limit"),
+            limit,
+            &["1g", "4g", "16g", "64g"],
+        )?;
+    }
+    let Some(Value::Object(policy)) = c.get("network_policy") else {
+        return Ok(());
+    };
+    let at = format!("{param}.network_policy");
+    let kind = policy.get("type").and_then(Value::as_str);
+    match kind {
+        Some("disabled") => known(policy, &at, &["type"]),
+        Some("allowlist") => {
+            known(policy, &at, &["type", "allowed_domains", "domain_secrets"])?;
+            required(policy, &at, &["allowed_domains"])?;
+            for field in ["allowed_domains", "domain_secrets"] {
+                if let Some(Value::Array(list)) = policy.get(field) {
+                    if list.is_empty() {
+                        return Err(coded(
+                            Some(&format!("{at}.{field}")),
+                            format!("Invalid '{at}.{field}': empty array. Expected an array with minimum length 1, but got an empty array instead."),
+                            "empty_array",
+                        ));
+                    }
+                }
+            }
+            let secrets = policy.get("domain_secrets").and_then(Value::as_array);
+            for (j, secret) in secrets.into_iter().flatten().enumerate() {
+                let p = format!("{at}.domain_secrets[{j}]");
+                let Value::Object(secret) = secret else {
+                    return Err(wrong_type(&p, "an object", secret));
+                };
+                let fields = ["domain", "name", "value"];
+                known(secret, &p, &fields)?;
+                required(secret, &p, &fields)?;
+                if let Some(f) = fields.iter().find(|f| secret[**f] == "") {
+                    return Err(bad(
+                        &format!("{p}.{f}"),
+                        format!("Invalid '{p}.{f}': empty string."),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        None => Err(coded(
+            Some(&format!("{at}.type")),
+            format!("Missing required parameter: '{at}.type'."),
+            "missing_required_parameter",
+        )),
+        Some(other) => Err(unsupported(
+            &format!("{at}.type"),
+            other,
+            &["disabled", "allowlist"],
+        )),
+    }
+}
+
 struct Tools {
     tools: Vec<Tool>,
     /// The tools as the response echoes them.
@@ -410,6 +644,10 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
             return Err(wrong_type(&format!("tools[{i}]"), "an object", t));
         };
         let kind = o.get("type").and_then(Value::as_str).unwrap_or_default();
+        if let Some(fields) = TOOL_FIELDS.iter().find(|(k, _)| *k == kind).map(|(_, f)| f) {
+            known(o, &format!("tools[{i}]"), fields)?;
+            callers(o, &format!("tools[{i}]"), kind == "code_interpreter")?;
+        }
         match kind {
             "function" => {
                 let name = o.get("name").and_then(Value::as_str).ok_or_else(|| {
@@ -445,8 +683,16 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
                         format!("Duplicate function name '{name}' in 'tools'."),
                     ));
                 }
+                // Required, and may be null (the spec's `FunctionTool`, the SDKs' types).
                 let parameters = match o.get("parameters") {
-                    None | Some(Value::Null) => None,
+                    None => {
+                        return Err(coded(
+                            Some(&at("parameters")),
+                            format!("Missing required parameter: '{}'.", at("parameters")),
+                            "missing_required_parameter",
+                        ))
+                    }
+                    Some(Value::Null) => None,
                     Some(p @ Value::Object(_)) => Some(p.clone()),
                     Some(other) => return Err(wrong_type(&at("parameters"), "an object", other)),
                 };
@@ -509,6 +755,7 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
                 let ranking_options = match ranking {
                     None => None,
                     Some(r) => {
+                        ranking_fields(r, &at("ranking_options"))?;
                         let threshold = r["score_threshold"].as_f64().unwrap_or(0.0);
                         if !(0.0..=1.0).contains(&threshold) {
                             return Err(bad(
@@ -523,6 +770,9 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
                     }
                 };
                 out.filters = o.get("filters").filter(|v| !v.is_null()).cloned();
+                if let Some(f) = &out.filters {
+                    crate::api::vector_search::validate_filter(f, &at("filters"))?;
+                }
                 out.tools.push(Tool::FileSearch {
                     file_search: Some(FileSearchOptions {
                         max_num_results: max,
@@ -541,6 +791,7 @@ fn tools(given: &[Value]) -> Result<Tools, ApiError> {
                                 "Only containers of type 'auto' are supported by this server.",
                             ));
                         }
+                        container_fields(c, &at("container"))?;
                         if let Some(Value::Array(files)) = c.get("file_ids") {
                             for f in files.iter().filter_map(Value::as_str) {
                                 out.container_file_ids.push(f.to_string());
@@ -753,6 +1004,147 @@ mod tests {
     }
 
     #[test]
+    fn reasoning_takes_its_spec_fields() {
+        let r = parsed(json!({"model": "m", "input": "x", "reasoning": {
+            "effort": "low", "summary": null, "context": "all_turns", "mode": "",
+            "generate_summary": "concise"}}))
+        .unwrap();
+        assert_eq!(r.echo["reasoning"]["effort"], "low");
+        for (reasoning, param) in [
+            (
+                json!({"effort": null, "x-unknown": 42}),
+                "reasoning.x-unknown",
+            ),
+            (json!({"summary": "brief"}), "reasoning.summary"),
+            (json!({"context": 1}), "reasoning.context"),
+            (json!({"mode": null}), "reasoning.mode"),
+            (json!({"effort": "extreme"}), "reasoning.effort"),
+        ] {
+            let e =
+                parsed(json!({"model": "m", "input": "x", "reasoning": reasoning})).unwrap_err();
+            assert_eq!(e.param(), Some(param), "{e}");
+        }
+    }
+
+    #[test]
+    fn text_takes_its_spec_fields() {
+        let r = parsed(
+            json!({"model": "m", "input": "x", "text": {"verbosity": null,
+            "format": {"type": "json_schema", "name": "n", "schema": {}, "strict": null,
+                       "description": "d"}}}),
+        )
+        .unwrap();
+        assert_eq!(r.response_format["json_schema"]["name"], "n");
+        for (text, param) in [
+            (
+                json!({"format": {"type": "text"}, "x-unknown": 42}),
+                "text.x-unknown",
+            ),
+            (
+                json!({"format": {"type": "text", "name": "n"}}),
+                "text.format.name",
+            ),
+            (
+                json!({"format": {"name": "n", "schema": {}}}),
+                "text.format.type",
+            ),
+            (json!({"verbosity": "loud"}), "text.verbosity"),
+            (
+                json!({"format": {"type": "json_schema", "name": "n", "schema": {}, "x": 1}}),
+                "text.format.x",
+            ),
+        ] {
+            let e = parsed(json!({"model": "m", "input": "x", "text": text})).unwrap_err();
+            assert_eq!(e.param(), Some(param), "{e}");
+        }
+    }
+
+    #[test]
+    fn tools_take_their_spec_fields() {
+        let ok = parsed(json!({"model": "m", "input": "x", "tools": [
+            {"type": "function", "name": "f", "parameters": null, "strict": null,
+             "allowed_callers": [], "defer_loading": false, "output_schema": null},
+            {"type": "file_search", "vector_store_ids": [], "ranking_options": {
+                "ranker": "auto", "hybrid_search": {"embedding_weight": 1, "text_weight": 1}}},
+            {"type": "code_interpreter", "allowed_callers": ["direct"], "container": {
+                "type": "auto", "memory_limit": "1g", "network_policy": {
+                    "type": "allowlist", "allowed_domains": ["a.example"],
+                    "domain_secrets": [{"domain": "a.example", "name": "n", "value": "v"}]}}},
+        ]}));
+        assert!(ok.is_ok(), "{ok:?}");
+        let code = |container: Value| json!({"type": "code_interpreter", "container": container});
+        for (tool, param) in [
+            (
+                json!({"type": "function", "name": "f", "parameters": null, "x": 1}),
+                "tools[0].x",
+            ),
+            (
+                json!({"type": "function", "name": "f", "strict": true}),
+                "tools[0].parameters",
+            ),
+            (
+                json!({"type": "function", "name": "f", "x": 1}),
+                "tools[0].x",
+            ),
+            (
+                json!({"type": "file_search", "vector_store_ids": [], "x": 1}),
+                "tools[0].x",
+            ),
+            (
+                json!({"type": "code_interpreter", "container": {"type": "auto"},
+                    "x-unknown": 42}),
+                "tools[0].x-unknown",
+            ),
+            (
+                json!({"type": "code_interpreter", "container": {"type": "auto"},
+                    "allowed_callers": []}),
+                "tools[0].allowed_callers",
+            ),
+            (
+                json!({"type": "function", "name": "f", "allowed_callers": ["anyone"]}),
+                "tools[0].allowed_callers[0]",
+            ),
+            (
+                code(json!({"type": "auto", "y": 1})),
+                "tools[0].container.y",
+            ),
+            (
+                code(json!({"type": "auto", "memory_limit": "2g"})),
+                "tools[0].container.memory_limit",
+            ),
+            (
+                code(json!({"type": "auto", "network_policy": {"type": "open"}})),
+                "tools[0].container.network_policy.type",
+            ),
+            (
+                code(json!({"type": "auto", "network_policy": {"type": "disabled", "z": 1}})),
+                "tools[0].container.network_policy.z",
+            ),
+            (
+                code(json!({"type": "auto", "network_policy": {"type": "allowlist"}})),
+                "tools[0].container.network_policy.allowed_domains",
+            ),
+            (
+                json!({"type": "file_search", "vector_store_ids": [],
+                    "ranking_options": {"ranker": "best"}}),
+                "tools[0].ranking_options.ranker",
+            ),
+            (
+                json!({"type": "file_search", "vector_store_ids": [], "filters": {}}),
+                "tools[0].filters.type",
+            ),
+            (
+                json!({"type": "file_search", "vector_store_ids": [],
+                    "ranking_options": {"hybrid_search": {"text_weight": 1}}}),
+                "tools[0].ranking_options.hybrid_search.embedding_weight",
+            ),
+        ] {
+            let e = parsed(json!({"model": "m", "input": "x", "tools": [tool]})).unwrap_err();
+            assert_eq!(e.param(), Some(param), "{e}");
+        }
+    }
+
+    #[test]
     fn tools_become_the_engines() {
         let r = parsed(json!({"model": "m", "input": "x", "tools": [
             {"type": "function", "name": "f", "parameters": {"type": "object"}},
@@ -772,7 +1164,8 @@ mod tests {
     #[test]
     fn allowed_tools_offer_only_the_named_ones() {
         let r = parsed(json!({"model": "m", "input": "x", "tools": [
-            {"type": "function", "name": "f"}, {"type": "function", "name": "g"},
+            {"type": "function", "name": "f", "parameters": null},
+            {"type": "function", "name": "g", "parameters": null},
             {"type": "file_search", "vector_store_ids": []}],
             "tool_choice": {"type": "allowed_tools", "mode": "required",
                             "tools": [{"type": "function", "name": "g"}]}}))

@@ -481,7 +481,7 @@ def test_every_operation_answers_as_documented(server, doc, llm):
     added = api("POST", f"{c_path}/items", {"items": [
         {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "call_1", "output": "-3 C"},
-        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "cold"}]},
+        {"type": "reasoning", "id": "rs_x", "summary": [{"type": "summary_text", "text": "cold"}]},
         {"type": "file_search_call", "id": "fs_x", "queries": ["oslo"], "status": "completed",
          "results": []},
         {"type": "code_interpreter_call", "id": "ci_x", "code": "1+1", "outputs": [],
