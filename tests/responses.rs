@@ -25,21 +25,7 @@ async fn stream(app: &TestApp, mut body: Value) -> (String, Vec<(String, Value)>
         .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    let mut events = Vec::new();
-    for block in text.split("\n\n") {
-        let (mut name, mut data) = (None, None);
-        for line in block.lines() {
-            if let Some(v) = line.strip_prefix("event:") {
-                name = Some(v.trim().to_string());
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data = Some(v.trim().to_string());
-            }
-        }
-        if let (Some(n), Some(d)) = (name, data) {
-            let value: Value = serde_json::from_str(&d).unwrap_or(Value::String(d));
-            events.push((n, value));
-        }
-    }
+    let events = events_of(&text);
     (text, events)
 }
 

@@ -68,11 +68,7 @@ pub(super) async fn append_to_conversation(
 
 /// The response's stored input (empty when there is none).
 pub(super) async fn load_input(ctx: &Ctx, response_id: &str) -> Result<ResponseInput, Stop> {
-    let key = keys::response_input(&ctx.tenant, response_id);
-    Ok(store::get_json::<ResponseInput>(ctx.store.as_ref(), &key)
-        .await?
-        .map(|(input, _)| input)
-        .unwrap_or_default())
+    Ok(response::load_input(ctx.store.as_ref(), &ctx.tenant, response_id).await?)
 }
 
 /// The history of a response's prompt, in chat form: its conversation's items (not this

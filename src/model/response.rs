@@ -23,6 +23,19 @@ pub struct ResponseInput {
     pub own_from: usize,
 }
 
+/// A response's stored input (empty when there is none).
+pub async fn load_input(
+    store: &dyn crate::store::Store,
+    tenant: &str,
+    response_id: &str,
+) -> Result<ResponseInput, crate::store::StoreError> {
+    let key = crate::store::keys::response_input(tenant, response_id);
+    Ok(crate::store::get_json::<ResponseInput>(store, &key)
+        .await?
+        .map(|(input, _)| input)
+        .unwrap_or_default())
+}
+
 impl ResponseInput {
     /// The response's own input items.
     pub fn own(&self) -> &[Value] {

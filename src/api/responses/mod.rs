@@ -62,11 +62,7 @@ async fn load_found(ctx: &Ctx, id: &str) -> Result<RunRecord, ApiError> {
 }
 
 async fn load_input(ctx: &Ctx, id: &str) -> Result<ResponseInput, ApiError> {
-    let key = keys::response_input(&ctx.tenant, id);
-    Ok(store::get_json::<ResponseInput>(ctx.store.as_ref(), &key)
-        .await?
-        .map(|(input, _)| input)
-        .unwrap_or_default())
+    Ok(response::load_input(ctx.store.as_ref(), &ctx.tenant, id).await?)
 }
 
 /// The context a request continues: the previous response's input and output.
