@@ -372,6 +372,41 @@ async fn bad_items_test(backend: Backend) {
             "items[0].type",
             None,
         ),
+        // Whole message items (an id or a status) take their content as a list.
+        (
+            json!({"items": [{"type": "message", "role": "user", "status": "completed",
+                              "content": "x"}]}),
+            "items[0].content",
+            None,
+        ),
+        (
+            json!({"items": [{"type": "message", "role": "user", "id": null, "content": []}]}),
+            "items[0].id",
+            None,
+        ),
+        // Only an item reference's type may be null.
+        (
+            json!({"items": [{"type": null, "role": "user", "content": "x"}]}),
+            "items[0].type",
+            None,
+        ),
+        // Annotations and log probabilities given back are checked entry by entry.
+        (
+            json!({"items": [{"type": "message", "role": "assistant", "status": "completed",
+                              "content": [{"type": "output_text", "text": "t", "logprobs": [
+                                  {"token": "t", "logprob": 0, "bytes": [], "top_logprobs": [],
+                                   "extra": 42}]}]}]}),
+            "items[0].content[0].logprobs[0].extra",
+            Some("Unknown parameter: 'items[0].content[0].logprobs[0].extra'."),
+        ),
+        (
+            json!({"items": [{"type": "message", "role": "assistant", "status": "completed",
+                              "content": [{"type": "output_text", "text": "t", "annotations": [
+                                  {"type": "url_citation", "url": "not a url", "title": "",
+                                   "start_index": 0, "end_index": 0}]}]}]}),
+            "items[0].content[0].annotations[0].url",
+            None,
+        ),
         (json!({"items": []}), "items", None),
         (json!({}), "items", None),
         (json!({"items": "hello"}), "items", None),
@@ -416,6 +451,48 @@ async fn bad_items_test(backend: Backend) {
 }
 
 both_backends!(bad_items, bad_items_test);
+
+/// An output message given back as an item (as the Agents SDK gives it: a status, no id)
+/// keeps its annotations and log probabilities; missing ones read as empty lists.
+async fn output_message_given_back_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let conv = id(&app.post("/conversations", json!({})).await.ok());
+    let cite = json!({"type": "url_citation", "url": "https://example.com/cats", "title": "Cats",
+                      "start_index": 0, "end_index": 4});
+    let logprob = json!({"token": "Cats", "logprob": -0.25, "bytes": [67, 97, 116, 115],
+                         "top_logprobs": [{"token": "Cats", "logprob": -0.25, "bytes": [67]}]});
+    let added = app
+        .post(
+            &format!("/conversations/{conv}/items"),
+            json!({"items": [
+                {"type": "message", "role": "assistant", "status": "completed", "content": [
+                    {"type": "output_text", "text": "Cats.", "annotations": [cite],
+                     "logprobs": [logprob]},
+                    {"type": "output_text", "text": "More."}]},
+            ]}),
+        )
+        .await
+        .ok();
+    let content = &added["data"][0]["content"];
+    assert_eq!(content[0]["annotations"], json!([cite]));
+    // Log probabilities are shown only when included.
+    assert_eq!(content[0]["logprobs"], json!([]));
+    assert_eq!(content[1]["annotations"], json!([]));
+    assert_eq!(content[1]["logprobs"], json!([]));
+    let item_id = added["data"][0]["id"].as_str().unwrap_or_default().to_string();
+    assert!(item_id.starts_with("msg_"), "{added}");
+    let stored = app
+        .get(&format!(
+            "/conversations/{conv}/items/{item_id}?include=message.output_text.logprobs"
+        ))
+        .await
+        .ok();
+    assert_eq!(stored["content"][0]["annotations"], json!([cite]));
+    assert_eq!(stored["content"][0]["logprobs"], json!([logprob]));
+    assert_eq!(stored["content"][1]["logprobs"], json!([]));
+}
+
+both_backends!(output_message_given_back, output_message_given_back_test);
 
 /// A thread made by the Assistants API is a conversation: its messages are message items,
 /// and items added as a conversation are its messages.

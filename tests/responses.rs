@@ -643,6 +643,19 @@ async fn resumed_streams_test(backend: Backend) {
         .unwrap();
     let tail = events_of(&tail.text().await.unwrap());
     assert_eq!(tail[..], live[6..]);
+    // Any integer is a position: all events follow a negative one, none one beyond the end.
+    for (after, expected) in [("-3", &live[..]), ("99999999999999999999999", &live[..0])] {
+        let got = app
+            .raw(
+                Method::GET,
+                &format!("/responses/{id}?stream=true&starting_after={after}"),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(events_of(&got.text().await.unwrap())[..], *expected, "{after}");
+    }
 
     // A client that drops the stream early resumes it while the response still runs.
     app.llm.script(

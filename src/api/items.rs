@@ -2,6 +2,7 @@
 //! an array of items) checked as OpenAI checks it and normalised to full items with fresh
 //! ids; the `include[]` query.
 
+use super::output_text;
 use super::pagination::Query;
 use crate::error::{shown, ApiError};
 use crate::ids::{new_id, Kind};
@@ -174,13 +175,12 @@ fn part(value: &Value, param: &str, allowed: &[&str]) -> Result<Value, ApiError>
         "output_text" => {
             known_fields(obj, param, &["type", "text", "annotations", "logprobs"])?;
             let text = string(obj, param, "text")?;
-            let list = |field: &str| match obj.get(field) {
-                None | Some(Value::Null) => Ok(json!([])),
-                Some(v @ Value::Array(_)) => Ok(v.clone()),
-                Some(other) => Err(wrong_type(&format!("{param}.{field}"), "an array", other)),
-            };
-            json!({"type": "output_text", "text": text, "annotations": list("annotations")?,
-                   "logprobs": list("logprobs")?})
+            let annotations =
+                output_text::annotations(obj.get("annotations"), &format!("{param}.annotations"))?;
+            let logprobs =
+                output_text::logprobs(obj.get("logprobs"), &format!("{param}.logprobs"))?;
+            json!({"type": "output_text", "text": text, "annotations": annotations,
+                   "logprobs": logprobs})
         }
         "refusal" => {
             known_fields(obj, param, &["type", "refusal"])?;
@@ -311,13 +311,21 @@ fn message(obj: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
         return Err(unsupported(&format!("{param}.role"), &role, &ROLES));
     }
     status_in(obj, param, &ITEM_STATUSES, false)?;
+    if obj.contains_key("id") {
+        // Given back as listed; replaced by a fresh one.
+        string(obj, param, "id")?;
+    }
     if role == "assistant" && obj.contains_key("id") {
         // An assistant message with an id is an output message passed back (the spec's
-        // `OutputMessage`): its id a string, its type, status and content list given.
+        // `OutputMessage`): its type and status given.
         // (One with a status and no id is taken: the Agents SDK sends them.)
-        string(obj, param, "id")?;
         string(obj, param, "type")?;
         status_in(obj, param, &ITEM_STATUSES, true)?;
+    }
+    if obj.contains_key("id") || obj.contains_key("status") {
+        // A message with an id or a status is a whole message item (`InputMessage`,
+        // `OutputMessage`), whose content is a list of parts; only the easy form takes a
+        // string.
         if let Some(content @ Value::String(_)) = obj.get("content") {
             return Err(wrong_type(&format!("{param}.content"), "an array", content));
         }
@@ -549,8 +557,12 @@ fn item(value: &Value, param: &str) -> Result<Value, ApiError> {
     let Value::Object(obj) = value else {
         return Err(wrong_type(param, "an object", value));
     };
+    // Only an item reference's `type` may be null (the spec's `ItemReferenceParam`).
     let kind = match obj.get("type") {
-        None | Some(Value::Null) if obj.contains_key("role") => "message".to_string(),
+        None if obj.contains_key("role") => "message".to_string(),
+        Some(v @ Value::Null) if obj.contains_key("role") => {
+            return Err(wrong_type(&format!("{param}.type"), "a string", v))
+        }
         None | Some(Value::Null) if obj.contains_key("id") => "item_reference".to_string(),
         None | Some(Value::Null) => return Err(missing(&format!("{param}.role"))),
         Some(Value::String(s)) => s.clone(),

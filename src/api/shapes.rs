@@ -23,7 +23,7 @@ const BOOLEAN: u8 = 32;
 const NULL: u8 = 64;
 
 /// The largest integer every JSON client represents exactly.
-const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// `(path, allowed types)` of every field of `operation`'s body the spec types. A path is
 /// dot-separated; `name[]` stands for the items of the array `name`.

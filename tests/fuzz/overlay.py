@@ -17,6 +17,7 @@ links. None turns a check off. (O14, which took out the `vector_stores` helper o
 `tool_resources.file_search` until the server had it, is gone.)
 """
 
+import copy
 import json
 import sys
 
@@ -735,7 +736,7 @@ def create_response_relations(spec):
     assert "allOf" in schema
     relations = [
         present("model"),
-        {"anyOf": [{"required": ["input"]}, present("previous_response_id"),
+        {"anyOf": [present("input"), present("previous_response_id"),
                    present("conversation")]},
         {"not": {"allOf": [present("previous_response_id"), present("conversation")]}},
         {"not": {"allOf": [present("background", {"const": True}),
@@ -839,6 +840,76 @@ def served_items(spec):
     return len(item["oneOf"]) + len(inputs["oneOf"])
 
 
+def assistant_message_without_id(spec):
+    """R20: an output message given back as input may leave out its `id`. The spec's input
+    item union takes a message with a `status` only as a whole `OutputMessage`, which
+    requires the id; the OpenAI Agents SDK (0.25.0) sends assistant messages with `status`
+    and no id: it deletes the placeholder id (`__fake_id__`) of items it made itself before
+    sending them (`models/openai_responses.py`, `_clean_item_for_openai`) and strips the ids
+    of items it keeps in a session (`run_internal/session_persistence.py`). The server takes
+    them (tests/sdk/python/test_agents.py). The input union (`Item`) gets a copy of `OutputMessage` without `id`
+    in `required`; the output schemas keep requiring it."""
+    schemas = spec["components"]["schemas"]
+    param = copy.deepcopy(schemas["OutputMessage"])
+    assert "id" in param["required"]
+    param["required"] = [f for f in param["required"] if f != "id"]
+    schemas["OutputMessageParam"] = mark(param, "R20-output-message-id")
+    item = schemas["Item"]
+    refs = [m.get("$ref") for m in item["oneOf"]]
+    at = refs.index("#/components/schemas/OutputMessage")
+    item["oneOf"][at] = {"$ref": "#/components/schemas/OutputMessageParam"}
+    mark(item, "R20-output-message-id")
+    return 1
+
+
+def output_text_logprobs_optional(spec):
+    """R21: the `output_text` parts of an output message given back as input may leave out
+    `logprobs` and `annotations`. The spec requires both (an output always has them). The
+    SDKs' input type (`ResponseOutputTextParam` of the Python SDK) leaves `logprobs` out,
+    and OpenAI's API takes parts without `annotations` too: its own Playground sends
+    assistant history as `{"type": "output_text", "text": ...}` (OpenAI community, "Responses
+    API endpoint - reference documentation errors and issues"), and clients found "OpenAI-
+    hosted Responses" tolerating it where stricter servers did not (aaif-goose/goose#11263).
+    Applications migrating from OpenAI send such parts, and the server takes them (reading
+    both as []). The input copy of the output message (R20) gets content parts whose
+    `output_text` has both optional; the output schemas keep requiring them."""
+    schemas = spec["components"]["schemas"]
+    text = copy.deepcopy(schemas["OutputTextContent"])
+    assert {"logprobs", "annotations"} <= set(text["required"])
+    text["required"] = [f for f in text["required"] if f not in ("logprobs", "annotations")]
+    schemas["OutputTextContentParam"] = mark(text, "R21-output-text-logprobs")
+    content = copy.deepcopy(schemas["OutputMessageContent"])
+    refs = [m.get("$ref") for m in content["oneOf"]]
+    at = refs.index("#/components/schemas/OutputTextContent")
+    content["oneOf"][at] = {"$ref": "#/components/schemas/OutputTextContentParam"}
+    mapping = content.get("discriminator", {}).get("mapping", {})
+    if mapping:
+        assert mapping["output_text"] == "#/components/schemas/OutputTextContent"
+        mapping["output_text"] = "#/components/schemas/OutputTextContentParam"
+    schemas["OutputMessageContentParam"] = mark(content, "R21-output-text-logprobs")
+    param = schemas["OutputMessageParam"]
+    assert param["properties"]["content"]["items"] == {
+        "$ref": "#/components/schemas/OutputMessageContent"}
+    param["properties"]["content"]["items"] = {
+        "$ref": "#/components/schemas/OutputMessageContentParam"}
+    mark(param, "R21-output-text-logprobs")
+    return 1
+
+
+def input_message_id(spec):
+    """R23: a whole input message (`InputMessage`: the user, system and developer roles) may
+    carry its `id`, a string. The spec lists none, but the items the API lists (a response's
+    input items, a conversation's items) carry one, and the protocol notes (section 3.3) take
+    a full message item as `{type, role, content, id?, status?}`, so that listed items can be
+    given back verbatim; the server takes the id (and gives the item a fresh one). Added
+    before O6 closes the object."""
+    message = spec["components"]["schemas"]["InputMessage"]
+    assert "id" not in message["properties"]
+    message["properties"]["id"] = {"type": "string"}
+    mark(message, "R23-input-message-id")
+    return 1
+
+
 def update_conversation_needs_a_body(spec):
     """R12: `POST /conversations/{id}` takes `{"metadata"}`, which its schema requires, yet
     the request body is marked optional; without a body there is no `metadata`, and the
@@ -921,11 +992,44 @@ def conversation_items(spec):
     return n
 
 
+def image_detail_optional(spec):
+    """R22: an `input_image` part of a message given as input may leave out `detail`. The
+    spec requires it in `InputImageContent` while its own description says "Defaults to
+    `auto`", and the same part elsewhere in requests (`InputImageContentParamAutoParam`, a
+    function call's output) has it optional; OpenAI's vision guide sends images without it,
+    and the server reads a missing one as `auto`. The request unions (`InputContent`, and
+    `FunctionAndCustomToolCallOutput`) get a copy of the part, made after every other change
+    so that it keeps them, with `detail` optional; `Message`, which only the server
+    writes, keeps requiring it."""
+    schemas = spec["components"]["schemas"]
+    old = "#/components/schemas/InputImageContent"
+    new = "#/components/schemas/InputImageContentParam"
+    part = copy.deepcopy(schemas["InputImageContent"])
+    assert "detail" in part["required"] and "Defaults to `auto`" in \
+        part["properties"]["detail"]["description"]
+    part["required"] = [f for f in part["required"] if f != "detail"]
+    schemas["InputImageContentParam"] = mark(part, "R22-image-detail")
+    n = 0
+    for name in ("InputContent", "FunctionAndCustomToolCallOutput"):
+        union = schemas[name]
+        union["oneOf"] = [{"$ref": new} if m.get("$ref") == old else m for m in union["oneOf"]]
+        mapping = union.get("discriminator", {}).get("mapping", {})
+        for kind, target in mapping.items():
+            if target == old:
+                mapping[kind] = new
+        mark(union, "R22-image-detail")
+        n += 1
+    return n
+
+
 RESPONSES_CHANGES = [
     discriminator_mappings,
     tool_call_count_not_negative,
     served_tools,
     served_items,
+    assistant_message_without_id,
+    output_text_logprobs_optional,
+    input_message_id,
     conversation_items,
     update_conversation_needs_a_body,
     function_tool_name_pattern,
@@ -946,6 +1050,8 @@ RESPONSES_CHANGES = [
     metadata_limits,
     interoperable_integers,
     response_events_on_the_wire,
+    # Last: it copies a part as the changes above left it.
+    image_detail_optional,
 ]
 
 

@@ -103,20 +103,26 @@ pub fn spawn_flusher(shutdown: &Shutdown, ctx: &Ctx, response_id: &str, log: Arc
     });
 }
 
-/// Checks the query of a resumed stream: `starting_after`, when given.
+/// Checks the query of a resumed stream: `starting_after`, when given. Any integer is a
+/// position: every event comes after a negative one, none after one beyond the largest.
 pub fn starting_after(query: &[(String, String)]) -> Result<Option<u64>, ApiError> {
-    match super::super::pagination::query_value(query, "starting_after") {
-        None => Ok(None),
-        Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::invalid_param(
-                "starting_after",
-                format!(
-                    "Invalid 'starting_after': expected an integer, but got '{}' instead.",
-                    crate::error::shown(v)
-                ),
-            )
-        }),
+    let Some(v) = super::super::pagination::query_value(query, "starting_after") else {
+        return Ok(None);
+    };
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid_param(
+            "starting_after",
+            format!(
+                "Invalid 'starting_after': expected an integer, but got '{}' instead.",
+                crate::error::shown(v)
+            ),
+        ));
     }
+    if v.starts_with('-') {
+        return Ok(None);
+    }
+    Ok(Some(v.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
 /// Streams the stored events of `record` after `after`, following the response live.
