@@ -112,15 +112,13 @@ playground_rc=0
 node --test tests/playground/ || playground_rc=$?
 
 # h. Spec fuzzing: schemathesis (pinned, in tests/fuzz/.venv) against the server with the
-#    official spec, all 44 operations; fails on any 5xx, response outside the spec, or
-#    accepted request the spec forbids (tests/fuzz/README.md lists the documented exceptions).
-#    The example count keeps it to a few minutes. The run over the Responses spec
-#    (`FUZZ_SUITES=responses tests/fuzz/run.sh`) still finds request checks the Responses and
-#    Conversations endpoints lack (issue #22 is open for it): it joins this step once it passes.
+#    official specs: the 44 Assistants operations, then the 14 Responses and Conversations
+#    ones; fails on any 5xx, response outside the spec, or accepted request the spec forbids
+#    (tests/fuzz/README.md lists the documented exceptions). The example count keeps it to a
+#    few minutes.
 step "spec fuzzing (tests/fuzz/run.sh)"
 fuzz_rc=0
-FUZZ_SKIP_BUILD=1 FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-15}" FUZZ_SUITES="${FUZZ_SUITES:-assistants}" \
-    tests/fuzz/run.sh || fuzz_rc=$?
+FUZZ_SKIP_BUILD=1 FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-15}" tests/fuzz/run.sh || fuzz_rc=$?
 
 # i. The deployable package (release build for glibc 2.28) and its layout tests.
 step "package (scripts/package.sh) and its tests"
