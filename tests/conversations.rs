@@ -479,7 +479,10 @@ async fn output_message_given_back_test(backend: Backend) {
     assert_eq!(content[0]["logprobs"], json!([]));
     assert_eq!(content[1]["annotations"], json!([]));
     assert_eq!(content[1]["logprobs"], json!([]));
-    let item_id = added["data"][0]["id"].as_str().unwrap_or_default().to_string();
+    let item_id = added["data"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     assert!(item_id.starts_with("msg_"), "{added}");
     let stored = app
         .get(&format!(

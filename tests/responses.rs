@@ -654,7 +654,11 @@ async fn resumed_streams_test(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(got.status(), 200);
-        assert_eq!(events_of(&got.text().await.unwrap())[..], *expected, "{after}");
+        assert_eq!(
+            events_of(&got.text().await.unwrap())[..],
+            *expected,
+            "{after}"
+        );
     }
 
     // A client that drops the stream early resumes it while the response still runs.
