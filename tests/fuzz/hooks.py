@@ -10,7 +10,8 @@ E2  Whole floats. JSON Schema counts `39.0` as an integer, and schemathesis spel
     integer literals. Whole floats in a body are written as integers (the same JSON Schema
     value).
 E3  Duplicates by key. A tools list with two functions of the same name is refused (the
-    model could not tell them apart), and so are two outputs for one tool_call_id; JSON
+    model could not tell them apart; Assistants tools and Responses function tools
+    alike), and so are two outputs for one tool_call_id; JSON
     Schema cannot say "unique by name". In positive cases a repeated name or id gets a
     suffix (`name_2`), which keeps it a valid value.
 E4  State conflicts (filter_failure below). Some requests are valid by the schema yet
@@ -114,7 +115,12 @@ def _distinct_function_names(body):
         return
     seen = set()
     for tool in tools:
-        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict):
+            continue
+        # An Assistants tool nests its function; a Responses function tool is flat.
+        function = tool.get("function") if "function" in tool else tool
+        if function is tool and tool.get("type") != "function":
+            continue
         name = function.get("name") if isinstance(function, dict) else None
         if not isinstance(name, str):
             continue
@@ -196,7 +202,7 @@ def before_call(context, case, kwargs):
     label = case.operation.label
     meta = getattr(case, "meta", None)
     positive = meta is not None and meta.generation.mode.is_positive
-    if positive and label in TOOL_OWNERS:
+    if positive and (label in TOOL_OWNERS or label in RESPONSE_CREATORS):
         _distinct_function_names(body)
     if positive and label == "POST /threads/{thread_id}/runs/{run_id}/submit_tool_outputs":
         _distinct_tool_call_ids(body)
