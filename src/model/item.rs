@@ -2,8 +2,8 @@
 //! assistant) are the thread's `Message` records, converted here on the way in and out; its
 //! other items (function calls and their outputs, tool calls, reasoning, system and developer
 //! messages, messages a `Message` cannot hold) are JSON values under `items/<item_id>`.
-//! Listing a conversation merges the two listings by the ids' time part, so items come in
-//! creation order whichever of the two holds them.
+//! Listing a conversation merges the two listings by the ids' time part (at the same time a
+//! message first), so items come in creation order whichever of the two holds them.
 
 use super::message::{Message, MessageStatus};
 use super::values::{Attachment, ContentPart, ImageFile, ImageUrl, TextContent};
@@ -262,9 +262,16 @@ pub fn shape_item(mut item: Value, include: &[String]) -> Value {
     item
 }
 
-/// The time part of an item id, for ordering across the two listings.
-fn order_key(id: &str) -> (u64, String) {
-    (ids::created_micros(id).unwrap_or(0), id.to_string())
+/// Where an item sorts across the two listings: by the time part of its id; at the same
+/// time a message (`msg_`) before other items (a turn's message and the call items of that
+/// turn share their time, and the message came first: a prompt replays them as one
+/// assistant message with its tool calls); then by id.
+fn order_key(id: &str) -> (u64, bool, String) {
+    (
+        ids::created_micros(id).unwrap_or(0),
+        !id.starts_with(Kind::Message.prefix()),
+        id.to_string(),
+    )
 }
 
 /// Where a listed item is stored.
@@ -740,5 +747,48 @@ mod tests {
         assert!(!delete(&store, "t1", &thread, sys).await.unwrap());
         assert_eq!(get(&store, "t1", &thread, m0).await.unwrap(), None);
         assert_eq!(list(&store, "t1", &thread).await.unwrap().len(), 9);
+    }
+
+    #[tokio::test]
+    async fn at_the_same_time_a_message_lists_before_other_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::open(dir.path()).unwrap();
+        let thread = ids::new_id(Kind::Conversation);
+        // A turn's message and its call share their time (`response::call_item_id`); the
+        // call's id sorts first as a string.
+        let micros = ids::created_micros(&ids::new_id(Kind::Message)).unwrap();
+        let call_id = ids::keyed_id(Kind::FunctionCall, micros, "call");
+        let message_id = ids::keyed_id(Kind::Message, micros, "message");
+        assert!(call_id < message_id);
+        let items = [
+            json!({"type": "function_call", "id": call_id, "status": "completed",
+                   "call_id": "call_1", "name": "f", "arguments": "{}"}),
+            json!({"type": "message", "id": message_id, "status": "completed",
+                   "role": "assistant", "content": [
+                       {"type": "output_text", "text": "Let me look.", "annotations": []}]}),
+        ];
+        put_items(&store, "t1", &thread, &items).await.unwrap();
+        let listed: Vec<Value> = list(&store, "t1", &thread)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        assert_eq!(listed, vec![json!(message_id), json!(call_id)]);
+        // Pages agree, both ways.
+        for (descending, after, want) in [
+            (false, &message_id, &call_id),
+            (true, &call_id, &message_id),
+        ] {
+            let q = PageQuery {
+                limit: 5,
+                descending,
+                after: Some(after.clone()),
+            };
+            let (page, more) = list_page(&store, "t1", &thread, &q).await.unwrap();
+            assert!(!more);
+            assert_eq!(page.len(), 1);
+            assert_eq!(page[0]["id"], want.as_str());
+        }
     }
 }
