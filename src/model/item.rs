@@ -305,12 +305,13 @@ async fn item_ids(
 }
 
 /// Reads the listed items in one `get_many`, as items (messages converted); items deleted
-/// meanwhile are left out.
+/// meanwhile, and the messages the run `excluded_run` wrote, are left out.
 async fn read_items(
     store: &dyn Store,
     tenant: &str,
     thread_id: &str,
     listed: &[(String, Source)],
+    excluded_run: Option<&str>,
 ) -> Result<Vec<Value>, StoreError> {
     let keys: Vec<String> = listed
         .iter()
@@ -324,7 +325,13 @@ async fn read_items(
     for ((key, (_, source)), object) in keys.iter().zip(listed).zip(found) {
         let Some((bytes, _)) = object else { continue };
         out.push(match source {
-            Source::Message => message_item(&store::parse_json::<Message>(key, &bytes)?),
+            Source::Message => {
+                let message = store::parse_json::<Message>(key, &bytes)?;
+                if excluded_run.is_some() && message.run_id.as_deref() == excluded_run {
+                    continue;
+                }
+                message_item(&message)
+            }
             Source::Item => store::parse_json::<Value>(key, &bytes)?,
         });
     }
@@ -339,7 +346,20 @@ pub async fn list(
     thread_id: &str,
 ) -> Result<Vec<Value>, StoreError> {
     let listed = item_ids(store, tenant, thread_id).await?;
-    read_items(store, tenant, thread_id, &listed).await
+    read_items(store, tenant, thread_id, &listed, None).await
+}
+
+/// Every item of a conversation but the messages the run `run_id` wrote, ascending by
+/// creation: the history a response's prompt starts from (its own answers are replayed from
+/// its rounds instead).
+pub async fn list_excluding_run(
+    store: &dyn Store,
+    tenant: &str,
+    thread_id: &str,
+    run_id: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let listed = item_ids(store, tenant, thread_id).await?;
+    read_items(store, tenant, thread_id, &listed, Some(run_id)).await
 }
 
 /// One page of a conversation's items.
@@ -378,7 +398,7 @@ pub async fn list_page(
     }
     let has_more = listed.len() > query.limit;
     listed.truncate(query.limit);
-    let items = read_items(store, tenant, thread_id, &listed).await?;
+    let items = read_items(store, tenant, thread_id, &listed, None).await?;
     Ok((items, has_more))
 }
 
@@ -747,6 +767,52 @@ mod tests {
         assert!(!delete(&store, "t1", &thread, sys).await.unwrap());
         assert_eq!(get(&store, "t1", &thread, m0).await.unwrap(), None);
         assert_eq!(list(&store, "t1", &thread).await.unwrap().len(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_runs_own_messages_can_be_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::open(dir.path()).unwrap();
+        let thread = ids::new_id(Kind::Conversation);
+        let question = message(
+            "user",
+            vec![super::super::values::text_part("q".into())],
+            vec![],
+        );
+        let mut answer = message("assistant", vec![], vec![]);
+        answer.run_id = Some("resp_own".into());
+        let mut earlier = message("assistant", vec![], vec![]);
+        earlier.run_id = Some("resp_earlier".into());
+        for m in [&question, &answer, &earlier] {
+            let key = keys::message("t1", &thread, &m.id);
+            store::put_json(&store, &key, m, PutMode::Create)
+                .await
+                .unwrap();
+        }
+        let call = json!({"type": "function_call", "id": ids::new_id(Kind::FunctionCall),
+                          "status": "completed", "call_id": "c", "name": "f", "arguments": "{}"});
+        put_items(&store, "t1", &thread, std::slice::from_ref(&call))
+            .await
+            .unwrap();
+        let ids_of = |items: Vec<Value>| -> Vec<Value> {
+            items.into_iter().map(|i| i["id"].clone()).collect()
+        };
+        assert_eq!(
+            ids_of(list(&store, "t1", &thread).await.unwrap()),
+            [&question.id, &answer.id, &earlier.id]
+                .iter()
+                .map(|id| json!(id))
+                .chain([call["id"].clone()])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids_of(
+                list_excluding_run(&store, "t1", &thread, "resp_own")
+                    .await
+                    .unwrap()
+            ),
+            vec![json!(question.id), json!(earlier.id), call["id"].clone()]
+        );
     }
 
     #[tokio::test]
