@@ -4,6 +4,7 @@
 //! in the turn's move; and when it ends, its input and output items join its conversation.
 //! Everything else (the model call, the tools, the moves, idempotence) is the run's.
 
+use super::prompt::chat_content;
 use super::turn::RunMove;
 use super::Stop;
 use crate::context::Ctx;
@@ -143,19 +144,7 @@ fn chat_message(item: &Value) -> Value {
         Value::Array(parts) => parts.iter().filter_map(chat_part).collect(),
         _ => Vec::new(),
     };
-    let only_text = parts.iter().all(|p| p["type"] == "text");
-    let content = if only_text || role != "user" {
-        Value::String(
-            parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    } else {
-        Value::Array(parts)
-    };
-    json!({"role": role, "content": content})
+    json!({"role": role, "content": chat_content(parts, role != "user")})
 }
 
 fn chat_part(part: &Value) -> Option<Value> {
