@@ -35,19 +35,6 @@ async fn app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[("CODE_INTERPRETER", "local")]).await
 }
 
-fn chat_requests(app: &TestApp) -> Vec<Value> {
-    app.llm
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["_path"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with("/chat/completions")
-        })
-        .collect()
-}
-
 fn code_args(code: &str) -> String {
     json!({ "code": code }).to_string()
 }
@@ -95,7 +82,7 @@ async fn csv_and_plot_test(backend: Backend) {
     let run_id = id(&run);
 
     // The model was offered the tool as a function and told about the file.
-    let requests = chat_requests(&app);
+    let requests = app.chat_requests();
     assert_eq!(requests.len(), 3, "{requests:?}");
     let tools = requests[0]["tools"].as_array().expect("tools offered");
     assert_eq!(tools.len(), 1);
@@ -274,7 +261,7 @@ async fn an_exception_is_an_output_not_a_failure() {
         .to_string();
     assert!(logs.starts_with("before\n"), "{logs}");
     assert!(logs.contains("ZeroDivisionError"), "{logs}");
-    let requests = chat_requests(&app);
+    let requests = app.chat_requests();
     let told = requests[1]["messages"]
         .as_array()
         .unwrap()
@@ -325,7 +312,7 @@ async fn without_a_sandbox_the_run_fails_with_the_reason() {
         "{message}"
     );
     // The model was never called.
-    assert!(chat_requests(&app).is_empty());
+    assert!(app.chat_requests().is_empty());
 }
 
 /// A sandbox that cannot start (here its Python exits at once) fails the self-test, and a

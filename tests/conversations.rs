@@ -812,3 +812,75 @@ both_backends!(
     conversation_with_responses,
     conversation_with_responses_test
 );
+
+/// A turn that answers with text and a function call: its message and its call item share
+/// their time, and the message comes first, in the conversation's items as in the
+/// response's output; the next response replays them as one assistant message with its tool
+/// call, then the call's output.
+async fn a_turns_text_and_calls_stay_together_test(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let conv = id(&app.post("/conversations", json!({})).await.ok());
+    app.llm.script(
+        None,
+        vec![
+            llm_standin::Response {
+                text: Some("Let me look.".into()),
+                ..call(&[("lookup", "{}")])
+            },
+            say("Found."),
+        ],
+    );
+    let tool = json!({"type": "function", "name": "lookup",
+        "parameters": {"type": "object", "properties": {}}});
+    let first = app
+        .post(
+            "/responses",
+            json!({"model": "m", "conversation": conv, "input": "Find it.", "tools": [tool]}),
+        )
+        .await
+        .ok();
+    assert_eq!(first["output"][0]["type"], "message", "{first}");
+    assert_eq!(first["output"][1]["type"], "function_call", "{first}");
+    let call_id = first["output"][1]["call_id"].as_str().unwrap().to_string();
+    let second = app
+        .post(
+            "/responses",
+            json!({"model": "m", "conversation": conv, "tools": [tool], "input": [
+                {"type": "function_call_output", "call_id": call_id, "output": "here"}]}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        second["output"][0]["content"][0]["text"], "Found.",
+        "{second}"
+    );
+    let sent = app.llm.requests()[1]["messages"].clone();
+    assert_eq!(sent.as_array().map(Vec::len), Some(3), "{sent}");
+    assert_eq!(sent[0], json!({"role": "user", "content": "Find it."}));
+    assert_eq!(sent[1]["role"], "assistant", "{sent}");
+    assert_eq!(sent[1]["content"], "Let me look.", "{sent}");
+    assert_eq!(sent[1]["tool_calls"][0]["id"], call_id.as_str(), "{sent}");
+    assert_eq!(sent[2]["role"], "tool", "{sent}");
+    assert_eq!(sent[2]["tool_call_id"], call_id.as_str(), "{sent}");
+
+    let items = app
+        .get(&format!("/conversations/{conv}/items?order=asc"))
+        .await
+        .ok();
+    let listed: Vec<String> = ids(&items);
+    let want = vec![
+        listed[0].clone(),
+        id(&first["output"][0]),
+        id(&first["output"][1]),
+        listed[3].clone(),
+        id(&second["output"][0]),
+    ];
+    assert_eq!(listed, want, "{items}");
+    assert_eq!(items["data"][0]["role"], "user");
+    assert_eq!(items["data"][3]["type"], "function_call_output");
+}
+
+both_backends!(
+    a_turns_text_and_calls_stay_together,
+    a_turns_text_and_calls_stay_together_test
+);

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::remote::{check_run, Api, ServerProcess, TERMINAL};
+use support::remote::{self, check_run, Api, ServerProcess, TERMINAL};
 use support::{azurite_connection_string, call, unique_name, KEY_A};
 
 const QUEUED: usize = 10;
@@ -105,24 +105,15 @@ async fn statuses(api: &Api, runs: &[(String, String)]) -> HashMap<String, Strin
     out
 }
 
+/// Waits until every run is one of `until`, watching them through list calls only.
 async fn wait_all(api: &Api, runs: &[(String, String)], until: &[&str], timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
+    let read = move || async move {
         let now = statuses(api, runs).await;
-        let pending: Vec<_> = runs
-            .iter()
-            .filter(|(_, rid)| !now.get(rid).is_some_and(|s| until.contains(&s.as_str())))
-            .map(|(_, rid)| (rid.clone(), now.get(rid).cloned()))
-            .collect();
-        if pending.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "runs not {until:?} after {timeout:?}: {pending:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        runs.iter()
+            .map(|(_, rid)| json!({"id": rid, "status": now.get(rid)}))
+            .collect()
+    };
+    remote::wait_all(until, timeout, Duration::from_millis(200), read).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

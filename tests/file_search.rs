@@ -21,44 +21,11 @@ fn id(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
-    let vs = id(&app
-        .post(
-            "/vector_stores",
-            json!({"name": "kb", "file_ids": file_ids}),
-        )
-        .await
-        .ok());
-    for _ in 0..400 {
-        let v = app.get(&format!("/vector_stores/{vs}")).await.ok();
-        if v["status"] == "completed" {
-            assert_eq!(v["file_counts"]["completed"], file_ids.len());
-            return vs;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("vector store {vs} never completed");
-}
-
-/// The chat requests the stand-in received, in order.
-fn chat_requests(app: &TestApp) -> Vec<Value> {
-    app.llm
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["_path"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with("/chat/completions")
-        })
-        .collect()
-}
-
 async fn run_with_citations_test(backend: Backend) {
     let app = spawn_app(backend).await;
     let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
     let soup = app.upload(SOUP.as_bytes(), "soup.md").await;
-    let vs = ready_store(&app, &[&oslo, &soup]).await;
+    let vs = app.ready_store(&[&oslo, &soup]).await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -98,7 +65,7 @@ async fn run_with_citations_test(backend: Backend) {
     assert!(run["usage"]["total_tokens"].as_u64().unwrap() > 0);
 
     // What the model was offered and told.
-    let requests = chat_requests(&app);
+    let requests = app.chat_requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     let tools = requests[0]["tools"].as_array().expect("tools offered");
     assert_eq!(tools.len(), 1);
@@ -397,7 +364,7 @@ async fn stream(app: &TestApp, path: &str, mut body: Value) -> Vec<(String, Valu
 async fn streamed_search_test(backend: Backend) {
     let app = spawn_app(backend).await;
     let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
-    let vs = ready_store(&app, &[&oslo]).await;
+    let vs = app.ready_store(&[&oslo]).await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -492,7 +459,7 @@ both_backends!(streamed_search, streamed_search_test);
 async fn search_with_a_client_function_test(backend: Backend) {
     let app = spawn_app(backend).await;
     let oslo = app.upload(OSLO.as_bytes(), "norway.txt").await;
-    let vs = ready_store(&app, &[&oslo]).await;
+    let vs = app.ready_store(&[&oslo]).await;
     let asst = id(&app
         .post(
             "/assistants",
@@ -566,7 +533,7 @@ async fn search_with_a_client_function_test(backend: Backend) {
         .wait_run(&thread, &run_id, &["completed", "failed"])
         .await;
     assert_eq!(run["status"], "completed", "{run}");
-    let requests = chat_requests(&app);
+    let requests = app.chat_requests();
     let last = requests.last().unwrap()["messages"]
         .as_array()
         .unwrap()

@@ -762,37 +762,6 @@ both_backends!(
     input_tokens_are_counted_without_a_model_call_test
 );
 
-async fn ready_store(app: &TestApp, file_ids: &[&str]) -> String {
-    let vs = id(&app
-        .post(
-            "/vector_stores",
-            json!({"name": "kb", "file_ids": file_ids}),
-        )
-        .await
-        .ok());
-    for _ in 0..400 {
-        let v = app.get(&format!("/vector_stores/{vs}")).await.ok();
-        if v["status"] == "completed" {
-            return vs;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("vector store {vs} never completed");
-}
-
-fn chat_requests(app: &TestApp) -> Vec<Value> {
-    app.llm
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r["_path"]
-                .as_str()
-                .unwrap_or("")
-                .ends_with("/chat/completions")
-        })
-        .collect()
-}
-
 async fn file_search_with_results_and_citations_test(backend: Backend) {
     let app = spawn_app(backend).await;
     let oslo = app
@@ -801,7 +770,7 @@ async fn file_search_with_results_and_citations_test(backend: Backend) {
             "norway.txt",
         )
         .await;
-    let vs = ready_store(&app, &[&oslo]).await;
+    let vs = app.ready_store(&[&oslo]).await;
     app.llm.script(
         None,
         vec![
@@ -834,7 +803,7 @@ async fn file_search_with_results_and_citations_test(backend: Backend) {
     let plain = app.get(&format!("/responses/{}", id(&r))).await.ok();
     assert_eq!(plain["output"][0]["results"], r["output"][0]["results"]);
     // max_tool_calls: 1: the second model call was not offered the search again.
-    let requests = chat_requests(&app);
+    let requests = app.chat_requests();
     assert_eq!(requests[0]["tools"][0]["function"]["name"], "file_search");
     assert!(requests[1].get("tools").is_none(), "{}", requests[1]);
     let tool_message = requests[1]["messages"]

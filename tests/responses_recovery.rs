@@ -9,8 +9,8 @@ mod support;
 use futures::StreamExt;
 use llm_standin::{Response, StandIn};
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
-use support::remote::{Api, ServerProcess};
+use std::time::Duration;
+use support::remote::{self, Api, ServerProcess};
 use support::{azurite_connection_string, say, unique_name, KEY_A};
 
 fn slow(text: &str) -> Response {
@@ -23,22 +23,14 @@ fn slow(text: &str) -> Response {
 
 /// Waits until every response is one of `until`; returns them.
 async fn wait_all(api: &Api, ids: &[String], until: &[&str], within: Duration) -> Vec<Value> {
-    let deadline = Instant::now() + within;
-    loop {
+    let read = move || async move {
         let mut all = Vec::new();
         for id in ids {
             all.push(api.get(&format!("/responses/{id}")).await.ok());
         }
-        if all
-            .iter()
-            .all(|r| until.contains(&r["status"].as_str().unwrap_or_default()))
-        {
-            return all;
-        }
-        let statuses: Vec<&Value> = all.iter().map(|r| &r["status"]).collect();
-        assert!(Instant::now() < deadline, "still {statuses:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        all
+    };
+    remote::wait_all(until, within, Duration::from_millis(300), read).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

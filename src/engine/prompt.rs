@@ -66,8 +66,15 @@ fn chat_message(m: &Message) -> Value {
             })),
         }
     }
+    json!({"role": m.role, "content": chat_content(parts, m.role == "assistant")})
+}
+
+/// A chat message's content from its parts (`text` and `image_url`): the text parts joined
+/// by newlines into one string when they are all text or the role takes only text
+/// (`text_only`), the parts as they are otherwise.
+pub(super) fn chat_content(parts: Vec<Value>, text_only: bool) -> Value {
     let only_text = parts.iter().all(|p| p["type"] == "text");
-    let content = if only_text || m.role == "assistant" {
+    if only_text || text_only {
         Value::String(
             parts
                 .iter()
@@ -77,8 +84,7 @@ fn chat_message(m: &Message) -> Value {
         )
     } else {
         Value::Array(parts)
-    };
-    json!({"role": m.role, "content": content})
+    }
 }
 
 pub struct Prompt {
@@ -331,6 +337,22 @@ fn fit_budget(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_parts_are_joined_and_images_kept_where_the_role_takes_them() {
+        let text = |t: &str| json!({"type": "text", "text": t});
+        let image = json!({"type": "image_url", "image_url": {"url": "https://x/y.png"}});
+        assert_eq!(
+            chat_content(vec![text("a"), text("b")], false),
+            json!("a\nb")
+        );
+        assert_eq!(
+            chat_content(vec![text("a"), image.clone()], false),
+            json!([text("a"), image])
+        );
+        assert_eq!(chat_content(vec![text("a"), image], true), json!("a"));
+        assert_eq!(chat_content(Vec::new(), false), json!(""));
+    }
 
     #[test]
     fn tokens_are_counted_with_a_real_tokenizer() {

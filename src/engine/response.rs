@@ -4,14 +4,14 @@
 //! in the turn's move; and when it ends, its input and output items join its conversation.
 //! Everything else (the model call, the tools, the moves, idempotence) is the run's.
 
+use super::prompt::chat_content;
 use super::turn::RunMove;
 use super::Stop;
 use crate::context::Ctx;
-use crate::ids;
+use crate::model::item;
 use crate::model::message::Message;
 use crate::model::response::{self, ResponseInput};
 use crate::model::run::RunRecord;
-use crate::store::{self, keys};
 use serde_json::{json, Value};
 
 /// The output items of a turn: its message (the answer, or the text that came with calls),
@@ -62,7 +62,7 @@ pub(super) async fn append_to_conversation(
         .chain(output.filter(|item| item["type"] != "message"))
         .cloned()
         .collect();
-    crate::model::item::put_items(ctx.store.as_ref(), &ctx.tenant, conversation, &items).await?;
+    item::put_items(ctx.store.as_ref(), &ctx.tenant, conversation, &items).await?;
     Ok(())
 }
 
@@ -79,67 +79,17 @@ pub(super) async fn history(ctx: &Ctx, record: &RunRecord) -> Result<Vec<Value>,
     };
     let mut items: Vec<Value> = Vec::new();
     if let Some(conversation) = &face.conversation {
-        items = conversation_items(ctx, conversation, &record.run.id).await?;
+        items = item::list_excluding_run(
+            ctx.store.as_ref(),
+            &ctx.tenant,
+            conversation,
+            &record.run.id,
+        )
+        .await?;
     }
     let input = load_input(ctx, &record.run.id).await?;
     items.extend(input.items);
     Ok(chat_messages(&items))
-}
-
-/// A conversation's items in order (messages and other items merged by creation time,
-/// messages first at the same time), without the messages `run_id` wrote.
-async fn conversation_items(ctx: &Ctx, thread_id: &str, run_id: &str) -> Result<Vec<Value>, Stop> {
-    let store = ctx.store.as_ref();
-    let names = |keys: Vec<String>| -> Vec<String> {
-        let mut ids: Vec<String> = keys
-            .iter()
-            .map(|k| keys::last_segment(k).to_string())
-            .collect();
-        ids.sort_unstable();
-        ids
-    };
-    let message_prefix = keys::messages(&ctx.tenant, thread_id);
-    let message_ids = names(store::list_all(store, &message_prefix).await?);
-    let messages: Vec<Message> = store::read_all(store, &message_prefix, &message_ids).await?;
-    let item_prefix = keys::items(&ctx.tenant, thread_id);
-    let item_ids = names(store::list_all(store, &item_prefix).await?);
-    let others: Vec<Value> = store::read_all(store, &item_prefix, &item_ids).await?;
-    let mut timed: Vec<(u64, u8, Value)> = messages
-        .iter()
-        .filter(|m| m.run_id.as_deref() != Some(run_id))
-        .map(|m| {
-            let time = ids::created_micros(&m.id).unwrap_or(0);
-            (time, 0, message_as_item(m))
-        })
-        .collect();
-    timed.extend(others.into_iter().map(|item| {
-        let time = ids::created_micros(item["id"].as_str().unwrap_or_default()).unwrap_or(0);
-        (time, 1, item)
-    }));
-    timed.sort_by_key(|(time, rank, _)| (*time, *rank));
-    Ok(timed.into_iter().map(|(_, _, item)| item).collect())
-}
-
-/// A thread message as a message item, in the form `chat_messages` reads.
-fn message_as_item(m: &Message) -> Value {
-    use crate::model::values::ContentPart;
-    let parts: Vec<Value> = m
-        .content
-        .iter()
-        .map(|part| match part {
-            ContentPart::Text { text } => json!({"type": "input_text", "text": text.value}),
-            ContentPart::Refusal { refusal } => json!({"type": "refusal", "refusal": refusal}),
-            ContentPart::ImageUrl { image_url } => json!({
-                "type": "input_image", "image_url": image_url.url,
-                "detail": image_url.detail.as_deref().unwrap_or("auto"),
-            }),
-            ContentPart::ImageFile { image_file } => json!({
-                "type": "input_image", "file_id": image_file.file_id,
-                "detail": image_file.detail.as_deref().unwrap_or("auto"),
-            }),
-        })
-        .collect();
-    json!({"type": "message", "id": m.id, "role": m.role, "content": parts})
 }
 
 /// Items in Chat Completions form. Consecutive function calls are one assistant message
@@ -194,19 +144,7 @@ fn chat_message(item: &Value) -> Value {
         Value::Array(parts) => parts.iter().filter_map(chat_part).collect(),
         _ => Vec::new(),
     };
-    let only_text = parts.iter().all(|p| p["type"] == "text");
-    let content = if only_text || role != "user" {
-        Value::String(
-            parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    } else {
-        Value::Array(parts)
-    };
-    json!({"role": role, "content": content})
+    json!({"role": role, "content": chat_content(parts, role != "user")})
 }
 
 fn chat_part(part: &Value) -> Option<Value> {

@@ -2,8 +2,8 @@
 //! assistant) are the thread's `Message` records, converted here on the way in and out; its
 //! other items (function calls and their outputs, tool calls, reasoning, system and developer
 //! messages, messages a `Message` cannot hold) are JSON values under `items/<item_id>`.
-//! Listing a conversation merges the two listings by the ids' time part, so items come in
-//! creation order whichever of the two holds them.
+//! Listing a conversation merges the two listings by the ids' time part (at the same time a
+//! message first), so items come in creation order whichever of the two holds them.
 
 use super::message::{Message, MessageStatus};
 use super::values::{Attachment, ContentPart, ImageFile, ImageUrl, TextContent};
@@ -262,9 +262,16 @@ pub fn shape_item(mut item: Value, include: &[String]) -> Value {
     item
 }
 
-/// The time part of an item id, for ordering across the two listings.
-fn order_key(id: &str) -> (u64, String) {
-    (ids::created_micros(id).unwrap_or(0), id.to_string())
+/// Where an item sorts across the two listings: by the time part of its id; at the same
+/// time a message (`msg_`) before other items (a turn's message and the call items of that
+/// turn share their time, and the message came first: a prompt replays them as one
+/// assistant message with its tool calls); then by id.
+fn order_key(id: &str) -> (u64, bool, String) {
+    (
+        ids::created_micros(id).unwrap_or(0),
+        !id.starts_with(Kind::Message.prefix()),
+        id.to_string(),
+    )
 }
 
 /// Where a listed item is stored.
@@ -298,12 +305,13 @@ async fn item_ids(
 }
 
 /// Reads the listed items in one `get_many`, as items (messages converted); items deleted
-/// meanwhile are left out.
+/// meanwhile, and the messages the run `excluded_run` wrote, are left out.
 async fn read_items(
     store: &dyn Store,
     tenant: &str,
     thread_id: &str,
     listed: &[(String, Source)],
+    excluded_run: Option<&str>,
 ) -> Result<Vec<Value>, StoreError> {
     let keys: Vec<String> = listed
         .iter()
@@ -317,7 +325,13 @@ async fn read_items(
     for ((key, (_, source)), object) in keys.iter().zip(listed).zip(found) {
         let Some((bytes, _)) = object else { continue };
         out.push(match source {
-            Source::Message => message_item(&store::parse_json::<Message>(key, &bytes)?),
+            Source::Message => {
+                let message = store::parse_json::<Message>(key, &bytes)?;
+                if excluded_run.is_some() && message.run_id.as_deref() == excluded_run {
+                    continue;
+                }
+                message_item(&message)
+            }
             Source::Item => store::parse_json::<Value>(key, &bytes)?,
         });
     }
@@ -332,7 +346,20 @@ pub async fn list(
     thread_id: &str,
 ) -> Result<Vec<Value>, StoreError> {
     let listed = item_ids(store, tenant, thread_id).await?;
-    read_items(store, tenant, thread_id, &listed).await
+    read_items(store, tenant, thread_id, &listed, None).await
+}
+
+/// Every item of a conversation but the messages the run `run_id` wrote, ascending by
+/// creation: the history a response's prompt starts from (its own answers are replayed from
+/// its rounds instead).
+pub async fn list_excluding_run(
+    store: &dyn Store,
+    tenant: &str,
+    thread_id: &str,
+    run_id: &str,
+) -> Result<Vec<Value>, StoreError> {
+    let listed = item_ids(store, tenant, thread_id).await?;
+    read_items(store, tenant, thread_id, &listed, Some(run_id)).await
 }
 
 /// One page of a conversation's items.
@@ -371,7 +398,7 @@ pub async fn list_page(
     }
     let has_more = listed.len() > query.limit;
     listed.truncate(query.limit);
-    let items = read_items(store, tenant, thread_id, &listed).await?;
+    let items = read_items(store, tenant, thread_id, &listed, None).await?;
     Ok((items, has_more))
 }
 
@@ -740,5 +767,94 @@ mod tests {
         assert!(!delete(&store, "t1", &thread, sys).await.unwrap());
         assert_eq!(get(&store, "t1", &thread, m0).await.unwrap(), None);
         assert_eq!(list(&store, "t1", &thread).await.unwrap().len(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_runs_own_messages_can_be_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::open(dir.path()).unwrap();
+        let thread = ids::new_id(Kind::Conversation);
+        let question = message(
+            "user",
+            vec![super::super::values::text_part("q".into())],
+            vec![],
+        );
+        let mut answer = message("assistant", vec![], vec![]);
+        answer.run_id = Some("resp_own".into());
+        let mut earlier = message("assistant", vec![], vec![]);
+        earlier.run_id = Some("resp_earlier".into());
+        for m in [&question, &answer, &earlier] {
+            let key = keys::message("t1", &thread, &m.id);
+            store::put_json(&store, &key, m, PutMode::Create)
+                .await
+                .unwrap();
+        }
+        let call = json!({"type": "function_call", "id": ids::new_id(Kind::FunctionCall),
+                          "status": "completed", "call_id": "c", "name": "f", "arguments": "{}"});
+        put_items(&store, "t1", &thread, std::slice::from_ref(&call))
+            .await
+            .unwrap();
+        let ids_of = |items: Vec<Value>| -> Vec<Value> {
+            items.into_iter().map(|i| i["id"].clone()).collect()
+        };
+        assert_eq!(
+            ids_of(list(&store, "t1", &thread).await.unwrap()),
+            [&question.id, &answer.id, &earlier.id]
+                .iter()
+                .map(|id| json!(id))
+                .chain([call["id"].clone()])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ids_of(
+                list_excluding_run(&store, "t1", &thread, "resp_own")
+                    .await
+                    .unwrap()
+            ),
+            vec![json!(question.id), json!(earlier.id), call["id"].clone()]
+        );
+    }
+
+    #[tokio::test]
+    async fn at_the_same_time_a_message_lists_before_other_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::open(dir.path()).unwrap();
+        let thread = ids::new_id(Kind::Conversation);
+        // A turn's message and its call share their time (`response::call_item_id`); the
+        // call's id sorts first as a string.
+        let micros = ids::created_micros(&ids::new_id(Kind::Message)).unwrap();
+        let call_id = ids::keyed_id(Kind::FunctionCall, micros, "call");
+        let message_id = ids::keyed_id(Kind::Message, micros, "message");
+        assert!(call_id < message_id);
+        let items = [
+            json!({"type": "function_call", "id": call_id, "status": "completed",
+                   "call_id": "call_1", "name": "f", "arguments": "{}"}),
+            json!({"type": "message", "id": message_id, "status": "completed",
+                   "role": "assistant", "content": [
+                       {"type": "output_text", "text": "Let me look.", "annotations": []}]}),
+        ];
+        put_items(&store, "t1", &thread, &items).await.unwrap();
+        let listed: Vec<Value> = list(&store, "t1", &thread)
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect();
+        assert_eq!(listed, vec![json!(message_id), json!(call_id)]);
+        // Pages agree, both ways.
+        for (descending, after, want) in [
+            (false, &message_id, &call_id),
+            (true, &call_id, &message_id),
+        ] {
+            let q = PageQuery {
+                limit: 5,
+                descending,
+                after: Some(after.clone()),
+            };
+            let (page, more) = list_page(&store, "t1", &thread, &q).await.unwrap();
+            assert!(!more);
+            assert_eq!(page.len(), 1);
+            assert_eq!(page[0]["id"], want.as_str());
+        }
     }
 }

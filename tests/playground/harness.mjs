@@ -2,22 +2,23 @@
 // key, the scripted Chat Completions stand-in (LLM_STANDIN_BIN), and Debian's Chromium
 // (/usr/bin/chromium, or CHROMIUM_BIN) driven by playwright-core, with every console error,
 // uncaught exception and Content-Security-Policy violation of a page recorded.
-// Missing binaries are failures, not skips.
+// Missing binaries are failures, not skips. Starting and stopping the processes is
+// tests/support/processes.mjs, shared with the SDK tests.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import {
+  delay, requiredBin, startLocalServer, startStandIn, stopProcess, tail,
+} from '../support/processes.mjs';
+
+export { delay } from '../support/processes.mjs';
 
 export const API_KEY = 'sk-playground-test-key';
 const TENANT = 'tenantplayground';
-const READY_TIMEOUT_MS = 20_000;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const SCREENSHOTS = path.join(ROOT, 'target', 'playground-screenshots');
 
@@ -28,113 +29,12 @@ const CHROMIUM_FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
 
-function requiredBin(name, fallback) {
-  const value = (process.env[name] || fallback || '').trim();
-  if (!value) throw new Error(`${name} is not set; run the suite through scripts/test.sh`);
-  try {
-    fs.accessSync(value, fs.constants.X_OK);
-  } catch {
-    throw new Error(`${name}=${value} is not an executable file (scripts/chromium-deps.sh installs chromium)`);
-  }
-  return value;
-}
-
-async function freePort() {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address();
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
-
-export function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export function tail(file, max = 4000) {
-  try {
-    return fs.readFileSync(file, 'utf8').slice(-max);
-  } catch (e) {
-    return `<cannot read ${file}: ${e.message}>`;
-  }
-}
-
-async function stopProcess(child, signal) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function startStandIn(logFile) {
-  const bin = requiredBin('LLM_STANDIN_BIN');
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(bin, ['0'], { stdio: ['ignore', 'pipe', log] });
-  fs.closeSync(log);
-  const lines = readline.createInterface({ input: child.stdout });
-  let timer;
-  const first = await Promise.race([
-    once(lines, 'line').then(([line]) => line),
-    once(child, 'exit').then(([code]) => {
-      throw new Error(`llm-standin exited with ${code}: ${tail(logFile)}`);
-    }),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`llm-standin did not start: ${tail(logFile)}`)), 10_000);
-    }),
-  ]).finally(() => clearTimeout(timer));
-  const m = /^listening on (http:\/\/\S+\/v1)$/.exec(first.trim());
-  if (!m) {
-    child.kill('SIGKILL');
-    throw new Error(`unexpected first line from llm-standin: ${JSON.stringify(first)}`);
-  }
-  lines.on('line', () => {});
-  return { child, baseURL: m[1], root: m[1].slice(0, -'/v1'.length) };
-}
-
+/** Starts the server (local store in `dir`, the local code interpreter) talking to `standin`. */
 async function startServer(dir, standin, logFile) {
-  const bin = requiredBin('ASSISTANTS_BIN');
-  const dataDir = path.join(dir, 'data');
-  fs.mkdirSync(dataDir, { recursive: true });
-  const port = await freePort();
-  const log = fs.openSync(logFile, 'a');
-  const child = spawn(bin, [], {
-    cwd: dir,
-    stdio: ['ignore', log, log],
-    env: {
-      ...process.env,
-      STORAGE: 'local',
-      DATA_DIR: dataDir,
-      ASSISTANTS_API_KEYS: `${API_KEY}=${TENANT}`,
-      OPENAI_BASE_URL: standin.baseURL,
-      OPENAI_API_KEY: 'sk-standin',
-      CODE_INTERPRETER: 'local',
-      RUST_LOG: 'info',
-      PORT: String(port),
-      BIND: '127.0.0.1',
-    },
+  const { child, baseURL } = await startLocalServer(dir, standin, logFile, {
+    key: API_KEY, tenant: TENANT, env: { CODE_INTERPRETER: 'local' },
   });
-  fs.closeSync(log);
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${tail(logFile)}`);
-    try {
-      await fetch(`${base}/v1/assistants`);
-      break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stopProcess(child, 'SIGKILL');
-      throw new Error(`server did not answer within ${READY_TIMEOUT_MS} ms:\n${tail(logFile)}`);
-    }
-    await delay(100);
-  }
-  return { child, base };
+  return { child, base: baseURL.slice(0, -'/v1'.length) };
 }
 
 /** Starts everything; `env.close()` stops it. */
@@ -145,7 +45,9 @@ export async function startEnvironment() {
   const serverLog = path.join(tmp, 'server.log');
   const server = await startServer(tmp, standin, serverLog);
   const browser = await chromium.launch({
-    executablePath: requiredBin('CHROMIUM_BIN', '/usr/bin/chromium'),
+    executablePath: requiredBin(
+      'CHROMIUM_BIN', '/usr/bin/chromium', 'scripts/chromium-deps.sh installs chromium',
+    ),
     args: CHROMIUM_FLAGS,
     headless: true,
   });

@@ -13,7 +13,7 @@ use assistants::queue::DynQueue;
 use assistants::store::DynStore;
 use llm_standin::StandIn;
 use reqwest::{Client, Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -315,6 +315,42 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Creates a vector store of `file_ids` and waits (10 s at most) until every file is
+    /// ingested: its id.
+    pub async fn ready_store(&self, file_ids: &[&str]) -> String {
+        let store = self
+            .post(
+                "/vector_stores",
+                json!({"name": "kb", "file_ids": file_ids}),
+            )
+            .await
+            .ok();
+        let vs = store["id"].as_str().expect("id").to_string();
+        for _ in 0..400 {
+            let v = self.get(&format!("/vector_stores/{vs}")).await.ok();
+            if v["status"] == "completed" {
+                assert_eq!(v["file_counts"]["completed"], file_ids.len());
+                return vs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("vector store {vs} never completed");
+    }
+
+    /// The chat requests the stand-in received, in order.
+    pub fn chat_requests(&self) -> Vec<Value> {
+        self.llm
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r["_path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("/chat/completions")
+            })
+            .collect()
+    }
+
     /// Polls a run until its status is one of `until` (20 s at most).
     pub async fn wait_run(&self, thread_id: &str, run_id: &str, until: &[&str]) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

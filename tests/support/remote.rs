@@ -170,6 +170,38 @@ impl Api {
 
 pub const TERMINAL: &[&str] = &["completed", "failed", "cancelled", "expired", "incomplete"];
 
+/// Reads objects with `read` every `every` until each one's `status` is one of `until`, and
+/// returns them; after `within` fails, naming those that are not. `read` answers one object
+/// per awaited id (`{"id": …}` without a status for one it could not see).
+pub async fn wait_all<F, Fut>(
+    until: &[&str],
+    within: Duration,
+    every: Duration,
+    mut read: F,
+) -> Vec<Value>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Vec<Value>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let all = read().await;
+        let pending: Vec<(&Value, &Value)> = all
+            .iter()
+            .filter(|o| !until.contains(&o["status"].as_str().unwrap_or_default()))
+            .map(|o| (&o["id"], &o["status"]))
+            .collect();
+        if pending.is_empty() {
+            return all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {until:?} after {within:?}: {pending:?}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// Checks that what a run stored agrees with its status, and returns its steps and
 /// messages (ascending):
 /// - no step is left `in_progress` unless the run waits for tool outputs (then exactly its

@@ -3,12 +3,16 @@
 //! inside the request (foreground, streamed or not) or through the work queue
 //! (`background`), exactly as a run's; reading one is one read of its record.
 //! - `request`: the request body, checked, in the engine's terms;
+//! - `tools`: its `tools` and `tool_choice`;
+//! - `fields`: the field checks both share;
 //! - `stream`: the translation of the engine's events into the Responses stream;
 //! - `replay`: the kept events of streamed background responses, and their replay.
 
+mod fields;
 pub mod replay;
 pub mod request;
 pub mod stream;
+mod tools;
 
 use super::events::ChannelSink;
 use super::items;
