@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
-fn valid_function_name(name: &str) -> bool {
+/// A function name as the model endpoints take it: `^[a-zA-Z0-9_-]{1,64}$` (also the
+/// rule of a `json_schema` format's name).
+pub(crate) fn valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()

@@ -68,7 +68,7 @@ pub(crate) fn wrong_type(param: &str, expected: &str, value: &Value) -> ApiError
 }
 
 /// Refuses fields other than `allowed`.
-pub(super) fn known_fields(
+pub(crate) fn known_fields(
     obj: &Map<String, Value>,
     param: &str,
     allowed: &[&str],

@@ -11,11 +11,11 @@ mod parts;
 use super::pagination::Query;
 use crate::error::{shown, ApiError};
 use crate::ids::{new_id, Kind};
-use fields::{known_fields, length, opt_string, present, status_in, string};
+use fields::{length, opt_string, present, status_in, string};
 use parts::{message, part, texts, INPUT_PARTS, ITEM_STATUSES};
 use serde_json::{json, Map, Value};
 
-pub(crate) use fields::{missing, unknown, unsupported, wrong_type};
+pub(crate) use fields::{known_fields, missing, unknown, unsupported, wrong_type};
 
 /// The values of `include` (the spec's `IncludeEnum`).
 pub const INCLUDE_VALUES: [&str; 8] = [

@@ -2,7 +2,7 @@
 //! error of a bad value (with its code where OpenAI gives one), and each JSON type read
 //! from an object with OpenAI's message for a wrong one.
 
-use crate::api::items::{unknown, unsupported, wrong_type};
+use crate::api::items::{unsupported, wrong_type};
 use crate::error::ApiError;
 use serde_json::{Map, Value};
 
@@ -103,12 +103,4 @@ pub(super) fn integer(
         ));
     }
     Ok(Some(n as u64))
-}
-
-/// Refuses fields of `o` other than `allowed` (`param` names `o`).
-pub(super) fn known(o: &Map<String, Value>, param: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(unknown(&format!("{param}.{k}"))),
-        None => Ok(()),
-    }
 }

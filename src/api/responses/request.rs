@@ -2,9 +2,10 @@
 //! comes to: the run the engine takes (its tools, tool choice and response format in the
 //! engine's terms) and the fields the response object echoes.
 
-use super::fields::{bad, boolean, coded, field, integer, known, number, one_of, string};
+use super::fields::{bad, boolean, coded, field, integer, number, one_of, string};
 use super::tools::{names, tool_choice, tools};
-use crate::api::items::{unknown, wrong_type, INCLUDE_VALUES};
+use crate::api::items::{known_fields, unknown, wrong_type, INCLUDE_VALUES};
+use crate::api::types::valid_function_name;
 use crate::error::ApiError;
 use crate::model::values::{Metadata, Tool};
 use serde_json::{json, Map, Value};
@@ -95,7 +96,7 @@ fn reasoning_fields(o: &Map<String, Value>) -> Result<(), ApiError> {
 /// The `text` object: `format` (each type with its own fields; `response_format` checks
 /// their values) and `verbosity`.
 fn text_fields(o: &Map<String, Value>) -> Result<(), ApiError> {
-    known(o, "text", &["format", "verbosity"])?;
+    known_fields(o, "text", &["format", "verbosity"])?;
     if let Some(Value::String(v)) = o.get("verbosity") {
         one_of("text.verbosity", v, &["low", "medium", "high"])?;
     }
@@ -116,7 +117,7 @@ fn text_fields(o: &Map<String, Value>) -> Result<(), ApiError> {
         // Any other type is refused (or taken) by `response_format`.
         Some(_) => &["type"],
     };
-    known(format, "text.format", fields)
+    known_fields(format, "text.format", fields)
 }
 
 /// Parses and checks the request body.
@@ -353,12 +354,7 @@ fn response_format(format: &Value) -> Result<Value, ApiError> {
         Some("json_object") => Ok(json!({"type": "json_object"})),
         Some("json_schema") => {
             let name = format["name"].as_str().unwrap_or_default();
-            let valid = !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !valid {
+            if !valid_function_name(name) {
                 return Err(coded(
                     Some("text.format.name"),
                     "Invalid 'text.format.name': expected a string matching \

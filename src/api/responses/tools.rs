@@ -3,8 +3,9 @@
 //! stores and filter, `code_interpreter` with its container's files), and the engine's tool
 //! choice.
 
-use super::fields::{bad, coded, known, one_of};
-use crate::api::items::{unsupported, wrong_type};
+use super::fields::{bad, coded, one_of};
+use crate::api::items::{known_fields, unsupported, wrong_type};
+use crate::api::types::valid_function_name;
 use crate::error::ApiError;
 use crate::model::values::{FileSearchOptions, FunctionDef, RankingOptions, Tool};
 use serde_json::{json, Map, Value};
@@ -69,7 +70,7 @@ fn ranking_fields(r: &Value, param: &str) -> Result<(), ApiError> {
     let Value::Object(r) = r else {
         return Err(wrong_type(param, "an object", r));
     };
-    known(r, param, &["ranker", "score_threshold", "hybrid_search"])?;
+    known_fields(r, param, &["ranker", "score_threshold", "hybrid_search"])?;
     if let Some(Value::String(ranker)) = r.get("ranker") {
         one_of(
             &format!("{param}.ranker"),
@@ -79,7 +80,7 @@ fn ranking_fields(r: &Value, param: &str) -> Result<(), ApiError> {
     }
     if let Some(Value::Object(h)) = r.get("hybrid_search") {
         let at = format!("{param}.hybrid_search");
-        known(h, &at, &["embedding_weight", "text_weight"])?;
+        known_fields(h, &at, &["embedding_weight", "text_weight"])?;
         required(h, &at, &["embedding_weight", "text_weight"])?;
     }
     Ok(())
@@ -104,7 +105,7 @@ fn required(o: &Map<String, Value>, param: &str, fields: &[&str]) -> Result<(), 
 /// limit, and a network policy of its type's fields (the container's network is the
 /// server's sandbox's, whatever the policy says).
 fn container_fields(c: &Map<String, Value>, param: &str) -> Result<(), ApiError> {
-    known(
+    known_fields(
         c,
         param,
         &["type", "file_ids", "memory_limit", "network_policy"],
@@ -131,9 +132,9 @@ fn container_fields(c: &Map<String, Value>, param: &str) -> Result<(), ApiError>
     let at = format!("{param}.network_policy");
     let kind = policy.get("type").and_then(Value::as_str);
     match kind {
-        Some("disabled") => known(policy, &at, &["type"]),
+        Some("disabled") => known_fields(policy, &at, &["type"]),
         Some("allowlist") => {
-            known(policy, &at, &["type", "allowed_domains", "domain_secrets"])?;
+            known_fields(policy, &at, &["type", "allowed_domains", "domain_secrets"])?;
             required(policy, &at, &["allowed_domains"])?;
             for field in ["allowed_domains", "domain_secrets"] {
                 if let Some(Value::Array(list)) = policy.get(field) {
@@ -153,7 +154,7 @@ fn container_fields(c: &Map<String, Value>, param: &str) -> Result<(), ApiError>
                     return Err(wrong_type(&p, "an object", secret));
                 };
                 let fields = ["domain", "name", "value"];
-                known(secret, &p, &fields)?;
+                known_fields(secret, &p, &fields)?;
                 required(secret, &p, &fields)?;
                 if let Some(f) = fields.iter().find(|f| secret[**f] == "") {
                     return Err(bad(
@@ -204,7 +205,7 @@ pub(super) fn tools(given: &[Value]) -> Result<Tools, ApiError> {
         };
         let kind = o.get("type").and_then(Value::as_str).unwrap_or_default();
         if let Some(fields) = TOOL_FIELDS.iter().find(|(k, _)| *k == kind).map(|(_, f)| f) {
-            known(o, &format!("tools[{i}]"), fields)?;
+            known_fields(o, &format!("tools[{i}]"), fields)?;
             callers(o, &format!("tools[{i}]"), kind == "code_interpreter")?;
         }
         match kind {
@@ -216,12 +217,7 @@ pub(super) fn tools(given: &[Value]) -> Result<Tools, ApiError> {
                         "missing_required_parameter",
                     )
                 })?;
-                let valid = !name.is_empty()
-                    && name.len() <= 64
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !valid {
+                if !valid_function_name(name) {
                     return Err(coded(
                         Some(&at("name")),
                         format!(
