@@ -847,8 +847,8 @@ def assistant_message_without_id(spec):
     and no id: it deletes the placeholder id (`__fake_id__`) of items it made itself before
     sending them (`models/openai_responses.py`, `_clean_item_for_openai`) and strips the ids
     of items it keeps in a session (`run_internal/session_persistence.py`). The server takes
-    them (tests/sdk/python/test_agents.py). The input union (`Item`) gets a copy of `OutputMessage` without `id`
-    in `required`; the output schemas keep requiring it."""
+    them (tests/sdk/python/test_agents.py). The input union (`Item`) gets a copy of
+    `OutputMessage` without `id` in `required`; the output schemas keep requiring it."""
     schemas = spec["components"]["schemas"]
     param = copy.deepcopy(schemas["OutputMessage"])
     assert "id" in param["required"]
@@ -862,7 +862,7 @@ def assistant_message_without_id(spec):
     return 1
 
 
-def output_text_logprobs_optional(spec):
+def output_text_lists_optional(spec):
     """R21: the `output_text` parts of an output message given back as input may leave out
     `logprobs` and `annotations`. The spec requires both (an output always has them). The
     SDKs' input type (`ResponseOutputTextParam` of the Python SDK) leaves `logprobs` out,
@@ -877,7 +877,7 @@ def output_text_logprobs_optional(spec):
     text = copy.deepcopy(schemas["OutputTextContent"])
     assert {"logprobs", "annotations"} <= set(text["required"])
     text["required"] = [f for f in text["required"] if f not in ("logprobs", "annotations")]
-    schemas["OutputTextContentParam"] = mark(text, "R21-output-text-logprobs")
+    schemas["OutputTextContentParam"] = mark(text, "R21-output-text-lists")
     content = copy.deepcopy(schemas["OutputMessageContent"])
     refs = [m.get("$ref") for m in content["oneOf"]]
     at = refs.index("#/components/schemas/OutputTextContent")
@@ -886,13 +886,13 @@ def output_text_logprobs_optional(spec):
     if mapping:
         assert mapping["output_text"] == "#/components/schemas/OutputTextContent"
         mapping["output_text"] = "#/components/schemas/OutputTextContentParam"
-    schemas["OutputMessageContentParam"] = mark(content, "R21-output-text-logprobs")
+    schemas["OutputMessageContentParam"] = mark(content, "R21-output-text-lists")
     param = schemas["OutputMessageParam"]
     assert param["properties"]["content"]["items"] == {
         "$ref": "#/components/schemas/OutputMessageContent"}
     param["properties"]["content"]["items"] = {
         "$ref": "#/components/schemas/OutputMessageContentParam"}
-    mark(param, "R21-output-text-logprobs")
+    mark(param, "R21-output-text-lists")
     return 1
 
 
@@ -1028,7 +1028,7 @@ RESPONSES_CHANGES = [
     served_tools,
     served_items,
     assistant_message_without_id,
-    output_text_logprobs_optional,
+    output_text_lists_optional,
     input_message_id,
     conversation_items,
     update_conversation_needs_a_body,
