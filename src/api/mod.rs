@@ -26,7 +26,6 @@ pub mod files;
 pub mod items;
 pub mod messages;
 pub mod operation;
-pub mod output_text;
 pub mod pagination;
 pub mod proxy;
 pub mod responses;

@@ -4,8 +4,11 @@
 //! made of, and the field checks every part uses, have files of their own:
 //! - `parts`: messages (easy and full form), their content parts, reasoning's text parts;
 //! - `fields`: OpenAI's errors of a field, and the reads and checks of fields that give them.
+//! - `output_text`: the annotations and log probabilities of an output message's text given
+//!   back, entry by entry.
 
 mod fields;
+mod output_text;
 mod parts;
 
 use super::pagination::Query;

@@ -5,7 +5,7 @@
 use super::fields::{
     known_fields, missing, opt_string, status_in, string, unsupported, wrong_type,
 };
-use crate::api::output_text;
+use super::output_text;
 use crate::error::{shown, ApiError};
 use crate::ids::{new_id, Kind};
 use serde_json::{json, Map, Value};

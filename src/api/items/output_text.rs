@@ -3,8 +3,8 @@
 //! and shown again as they came, so each entry is checked field by field as the spec
 //! types it (`Annotation`, `LogProb`, `TopLogProb`): no field missing, none unknown.
 
-use super::items::{missing, unknown, unsupported, wrong_type};
-use super::shapes::MAX_SAFE_INTEGER;
+use super::fields::{missing, unknown, unsupported, wrong_type};
+use crate::api::shapes::MAX_SAFE_INTEGER;
 use crate::error::ApiError;
 use serde_json::Value;
 
