@@ -23,7 +23,7 @@ const BOOLEAN: u8 = 32;
 const NULL: u8 = 64;
 
 /// The largest integer every JSON client represents exactly.
-pub(crate) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// `(path, allowed types)` of every field of `operation`'s body the spec types. A path is
 /// dot-separated; `name[]` stands for the items of the array `name`.
@@ -2004,16 +2004,22 @@ fn check_value(value: &Value, at: &str, allowed: u8) -> Result<(), ApiError> {
         });
     }
     if allowed & (INTEGER | NUMBER) == INTEGER {
-        let fits = value.as_i64().map(|n| n.unsigned_abs() <= MAX_SAFE_INTEGER);
-        if fits == Some(false) || (value.is_u64() && value.as_i64().is_none()) {
-            return Err(ApiError::invalid_param(
-                at,
-                format!(
-                    "Invalid '{at}': integers must lie between -{MAX_SAFE_INTEGER} and \
-                     {MAX_SAFE_INTEGER}."
-                ),
-            ));
-        }
+        safe_integer(value, at)?;
+    }
+    Ok(())
+}
+
+/// Refuses an integer beyond what every JSON client represents exactly (`at` names it).
+pub(crate) fn safe_integer(value: &Value, at: &str) -> Result<(), ApiError> {
+    let fits = value.as_i64().map(|n| n.unsigned_abs() <= MAX_SAFE_INTEGER);
+    if fits == Some(false) || (value.is_u64() && value.as_i64().is_none()) {
+        return Err(ApiError::invalid_param(
+            at,
+            format!(
+                "Invalid '{at}': integers must lie between -{MAX_SAFE_INTEGER} and \
+                 {MAX_SAFE_INTEGER}."
+            ),
+        ));
     }
     Ok(())
 }

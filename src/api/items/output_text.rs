@@ -4,7 +4,7 @@
 //! types it (`Annotation`, `LogProb`, `TopLogProb`): no field missing, none unknown.
 
 use super::fields::{missing, unknown, unsupported, wrong_type};
-use crate::api::shapes::MAX_SAFE_INTEGER;
+use crate::api::shapes::safe_integer;
 use crate::error::ApiError;
 use serde_json::Value;
 
@@ -148,14 +148,10 @@ fn entry_fields(
 }
 
 fn integer(value: &Value, at: &str) -> Result<(), ApiError> {
-    match value.as_i64() {
-        Some(n) if n.unsigned_abs() <= MAX_SAFE_INTEGER => Ok(()),
-        Some(_) => Err(invalid(
-            at,
-            &format!("integers must lie between -{MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}"),
-        )),
-        None => Err(wrong_type(at, "an integer", value)),
+    if !(value.is_i64() || value.is_u64()) {
+        return Err(wrong_type(at, "an integer", value));
     }
+    safe_integer(value, at)
 }
 
 /// RFC 3986's absolute URI, as JSON Schema's `uri` format reads it: the URL parser finds
